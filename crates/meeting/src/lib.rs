@@ -1,0 +1,129 @@
+//! The meeting domain: meetings, participants, roles and permissions, chat, reactions, hands, layout, spotlight,
+//! screen share, rate limits.
+//!
+//! The domain does no socket I/O. Each operation returns an [`Outcome`]: the reply for the requester and a list of
+//! [`Emit`]s addressed by [`Target`] (the whole meeting, the meeting but one participant, some participants, or the
+//! requester). The signaling edge turns targets into socket.io rooms, so the same outcome works on one node and,
+//! with the Redis adapter, on many.
+
+pub mod request;
+mod service;
+
+pub use request::{Recipient, Request};
+pub use service::{DomainConfig, Limits, MeetingService, NewMeeting};
+
+/// Limits the configuration validates against.
+pub mod service_limits {
+    pub const MAX_PARTICIPANTS: u32 = crate::service::MAX_PARTICIPANTS_LIMIT;
+}
+
+/// JSON views the REST edge returns.
+pub mod service_json {
+    pub use crate::service::meeting_json as meeting;
+    pub use crate::service::message_json as message;
+}
+
+use proto::{MeetingId, ParticipantId, UserId};
+use serde_json::Value;
+
+/// Who the caller is, from a verified JWT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: UserId,
+    pub user_name: String,
+    pub campus_id: String,
+    pub email: String,
+}
+
+/// A socket's place in a meeting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub meeting: MeetingId,
+    pub participant: ParticipantId,
+}
+
+/// What one socket carries between requests.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub identity: Identity,
+    pub membership: Option<Membership>,
+}
+
+impl Session {
+    pub fn new(identity: Identity) -> Self {
+        Self {
+            identity,
+            membership: None,
+        }
+    }
+}
+
+/// Addressees of an emitted event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    /// The socket that made the request.
+    Requester,
+    /// Every participant of a meeting.
+    Meeting(MeetingId),
+    /// Every participant of a meeting but one.
+    MeetingExcept(MeetingId, ParticipantId),
+    /// These participant sessions.
+    Participants(Vec<ParticipantId>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Emit {
+    pub target: Target,
+    pub event: &'static str,
+    pub payload: Value,
+}
+
+/// A change of the requesting socket's rooms, applied by the edge before the emits.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RoomChange {
+    Join(Membership),
+    Leave(Membership),
+}
+
+/// The result of a successful operation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// Extra fields for the `{ok: true, …}` ack.
+    pub reply: Value,
+    /// Room changes of the requesting socket, in order, before `emits`.
+    pub rooms: Vec<RoomChange>,
+    pub emits: Vec<Emit>,
+    /// Meetings whose every socket leaves its room after `emits` (the meeting ended).
+    pub close_rooms: Vec<MeetingId>,
+}
+
+impl Outcome {
+    fn reply(reply: Value) -> Self {
+        Self {
+            reply,
+            ..Self::default()
+        }
+    }
+
+    fn emit(mut self, target: Target, event: &'static str, payload: Value) -> Self {
+        self.emits.push(Emit {
+            target,
+            event,
+            payload,
+        });
+        self
+    }
+}
+
+/// Socket.io room names. One place, so the edge and the REST layer agree.
+pub mod rooms {
+    use proto::{MeetingId, ParticipantId};
+
+    pub fn meeting(id: &MeetingId) -> String {
+        format!("m:{id}")
+    }
+
+    pub fn participant(id: &ParticipantId) -> String {
+        format!("p:{id}")
+    }
+}

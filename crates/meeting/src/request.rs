@@ -1,0 +1,573 @@
+//! Parsing and validating client requests: a socket.io payload (untyped JSON) becomes a typed [`Request`] here,
+//! once; every failure is a VALIDATION_ERROR naming the field. The domain never sees raw JSON.
+
+use proto::{Layout, MeetingId, Role, UserId, WireError, MAX_CHAT_CHARS, REACTION_EMOJI};
+use serde_json::{Map, Value};
+use store::{RecipientType, StatsRecord};
+
+/// Every request event a client can send.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    // --- meeting
+    Join {
+        meeting: MeetingId,
+    },
+    Leave {
+        meeting: MeetingId,
+    },
+    ScreenStart {
+        meeting: MeetingId,
+    },
+    ScreenStop {
+        meeting: MeetingId,
+    },
+    HandRaise {
+        meeting: MeetingId,
+    },
+    HandLower {
+        meeting: MeetingId,
+    },
+    Mute {
+        meeting: MeetingId,
+        target: UserId,
+        kind: MuteType,
+    },
+    Reaction {
+        meeting: MeetingId,
+        emoji: String,
+    },
+    Layout {
+        meeting: MeetingId,
+        layout: Layout,
+    },
+    Pin {
+        meeting: MeetingId,
+        target: UserId,
+    },
+    Spotlight {
+        meeting: MeetingId,
+        target: Option<UserId>,
+    },
+    SetRole {
+        meeting: MeetingId,
+        target: UserId,
+        role: Role,
+    },
+    End {
+        meeting: MeetingId,
+    },
+    Stats {
+        meeting: MeetingId,
+        stats: StatsRecord,
+    },
+    Recording {
+        meeting: MeetingId,
+        action: RecordingAction,
+    },
+    // --- chat
+    SendMessage {
+        meeting: MeetingId,
+        message: String,
+        recipient: Recipient,
+    },
+    Typing {
+        meeting: MeetingId,
+        typing: bool,
+    },
+    // --- media plane (a later issue): recognised so the answer is NOT_SUPPORTED, not "unknown event"
+    Media {
+        event: &'static str,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MuteType {
+    Audio,
+    Video,
+}
+
+impl MuteType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MuteType::Audio => "audio",
+            MuteType::Video => "video",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordingAction {
+    Start,
+    Stop,
+    Pause,
+    Resume,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Recipient {
+    All,
+    Private(UserId),
+    Hosts,
+}
+
+impl Recipient {
+    pub fn kind(&self) -> RecipientType {
+        match self {
+            Recipient::All => RecipientType::All,
+            Recipient::Private(_) => RecipientType::Private,
+            Recipient::Hosts => RecipientType::Host,
+        }
+    }
+}
+
+/// The media-plane events of the guide and DESIGN.md §4.
+pub const MEDIA_EVENTS: [&str; 9] = [
+    "create-transport",
+    "connect-transport",
+    "produce",
+    "consume",
+    "resume-consumer",
+    "pause-consumer",
+    "producer:pause",
+    "producer:resume",
+    "quality:change",
+];
+
+/// Every event name the server answers (besides the media ones).
+pub const EVENTS: [&str; 20] = [
+    "join-meeting",
+    "leave-meeting",
+    "screen:start",
+    "screen:stop",
+    "hand:raise",
+    "hand:lower",
+    "participant:mute",
+    "reaction:send",
+    "layout:change",
+    "participant:pin",
+    "participant:spotlight",
+    "participant:role",
+    "meeting:end",
+    "stats:report",
+    "recording:start",
+    "recording:stop",
+    "recording:pause",
+    "recording:resume",
+    "send-message",
+    "typing",
+];
+
+const MAX_ID_LEN: usize = 128;
+
+impl Request {
+    /// Parses `payload` of `event`. Unknown events are NOT_SUPPORTED; malformed payloads VALIDATION_ERROR.
+    pub fn parse(event: &str, payload: Option<&Value>) -> Result<Request, WireError> {
+        if let Some(media) = MEDIA_EVENTS.iter().find(|e| **e == event) {
+            return Ok(Request::Media { event: media });
+        }
+        if !EVENTS.contains(&event) {
+            return Err(WireError::new(
+                proto::ErrorCode::NotSupported,
+                format!("unknown event '{}'", truncate(event, 64)),
+            ));
+        }
+        let obj = match payload {
+            Some(Value::Object(o)) => Fields(o),
+            _ => return Err(WireError::validation("payload must be an object")),
+        };
+        let meeting = obj.meeting_id()?;
+        Ok(match event {
+            "join-meeting" => Request::Join { meeting },
+            "leave-meeting" => Request::Leave { meeting },
+            "screen:start" => Request::ScreenStart { meeting },
+            "screen:stop" => Request::ScreenStop { meeting },
+            "hand:raise" => Request::HandRaise { meeting },
+            "hand:lower" => Request::HandLower { meeting },
+            "participant:mute" => Request::Mute {
+                meeting,
+                target: obj.user_id("targetUserId")?,
+                kind: match obj.choice("muteType", &["audio", "video"])? {
+                    "audio" => MuteType::Audio,
+                    _ => MuteType::Video,
+                },
+            },
+            "reaction:send" => {
+                let emoji = obj.string("emoji", 16)?;
+                if !REACTION_EMOJI.contains(&emoji.as_str()) {
+                    return Err(WireError::validation(format!(
+                        "emoji must be one of {}",
+                        REACTION_EMOJI.join(" ")
+                    )));
+                }
+                Request::Reaction { meeting, emoji }
+            }
+            "layout:change" => Request::Layout {
+                meeting,
+                layout: match obj.choice("layout", &["grid", "speaker", "presentation"])? {
+                    "grid" => Layout::Grid,
+                    "speaker" => Layout::Speaker,
+                    _ => Layout::Presentation,
+                },
+            },
+            "participant:pin" => Request::Pin {
+                meeting,
+                target: obj.user_id("targetUserId")?,
+            },
+            "participant:spotlight" => Request::Spotlight {
+                meeting,
+                target: match obj.0.get("targetUserId") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(obj.user_id("targetUserId")?),
+                },
+            },
+            "participant:role" => Request::SetRole {
+                meeting,
+                target: obj.user_id("targetUserId")?,
+                role: match obj.choice("role", &["moderator", "participant"])? {
+                    "moderator" => Role::Moderator,
+                    _ => Role::Participant,
+                },
+            },
+            "meeting:end" => Request::End { meeting },
+            "stats:report" => Request::Stats {
+                meeting,
+                stats: obj.stats()?,
+            },
+            "recording:start" | "recording:stop" | "recording:pause" | "recording:resume" => {
+                if let Some(o) = obj.0.get("options") {
+                    if !o.is_object() && !o.is_null() {
+                        return Err(WireError::validation("options must be an object"));
+                    }
+                }
+                Request::Recording {
+                    meeting,
+                    action: match event {
+                        "recording:start" => RecordingAction::Start,
+                        "recording:stop" => RecordingAction::Stop,
+                        "recording:pause" => RecordingAction::Pause,
+                        _ => RecordingAction::Resume,
+                    },
+                }
+            }
+            "send-message" => {
+                let message = obj.string("message", usize::MAX)?;
+                let chars = message.chars().count();
+                if chars > MAX_CHAT_CHARS {
+                    return Err(WireError::validation(format!(
+                        "message is {chars} characters; at most {MAX_CHAT_CHARS} are allowed"
+                    )));
+                }
+                if message.trim().is_empty() {
+                    return Err(WireError::validation("message must not be blank"));
+                }
+                let kind = match obj.0.get("recipientType") {
+                    None | Some(Value::Null) => "all",
+                    Some(_) => obj.choice("recipientType", &["all", "private", "host"])?,
+                };
+                let recipient = match kind {
+                    "private" => match obj.0.get("recipientId") {
+                        None | Some(Value::Null) => {
+                            return Err(WireError::validation(
+                                "recipientId is required for private messages",
+                            ))
+                        }
+                        Some(_) => Recipient::Private(obj.user_id("recipientId")?),
+                    },
+                    "host" => Recipient::Hosts,
+                    _ => Recipient::All,
+                };
+                Request::SendMessage {
+                    meeting,
+                    message,
+                    recipient,
+                }
+            }
+            "typing" => Request::Typing {
+                meeting,
+                typing: obj.boolean("typing")?,
+            },
+            _ => {
+                return Err(WireError::new(
+                    proto::ErrorCode::NotSupported,
+                    "unknown event",
+                ))
+            }
+        })
+    }
+
+    /// The meeting a request acts in (None for media events, which name transports instead).
+    pub fn meeting(&self) -> Option<&MeetingId> {
+        use Request::*;
+        match self {
+            Join { meeting }
+            | Leave { meeting }
+            | ScreenStart { meeting }
+            | ScreenStop { meeting }
+            | HandRaise { meeting }
+            | HandLower { meeting }
+            | Mute { meeting, .. }
+            | Reaction { meeting, .. }
+            | Layout { meeting, .. }
+            | Pin { meeting, .. }
+            | Spotlight { meeting, .. }
+            | SetRole { meeting, .. }
+            | End { meeting }
+            | Stats { meeting, .. }
+            | Recording { meeting, .. }
+            | SendMessage { meeting, .. }
+            | Typing { meeting, .. } => Some(meeting),
+            Media { .. } => None,
+        }
+    }
+}
+
+/// Validates a meeting id from anywhere (socket payloads and REST paths).
+pub fn parse_meeting_id(s: &str) -> Result<MeetingId, WireError> {
+    valid_id(s, "meetingId").map(MeetingId::new)
+}
+
+/// Validates a user id (`targetUserId`, `recipientId`, REST paths).
+pub fn parse_user_id(s: &str, field: &str) -> Result<UserId, WireError> {
+    if s.is_empty() || s.len() > MAX_ID_LEN || s.chars().any(char::is_control) {
+        return Err(WireError::validation(format!(
+            "{field} must be a non-empty string of at most {MAX_ID_LEN} bytes"
+        )));
+    }
+    Ok(UserId::new(s))
+}
+
+fn valid_id(s: &str, field: &str) -> Result<String, WireError> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_ID_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(WireError::validation(format!(
+            "{field} must be 1-{MAX_ID_LEN} characters of A-Z a-z 0-9 _ -"
+        )))
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl<'a> Fields<'a> {
+    fn meeting_id(&self) -> Result<MeetingId, WireError> {
+        match self.0.get("meetingId") {
+            Some(Value::String(s)) => parse_meeting_id(s),
+            None | Some(Value::Null) => Err(WireError::validation("meetingId is required")),
+            Some(_) => Err(WireError::validation("meetingId must be a string")),
+        }
+    }
+
+    fn string(&self, name: &str, max_bytes: usize) -> Result<String, WireError> {
+        match self.0.get(name) {
+            Some(Value::String(s)) if s.len() <= max_bytes => Ok(s.clone()),
+            Some(Value::String(_)) => Err(WireError::validation(format!("{name} is too long"))),
+            None | Some(Value::Null) => Err(WireError::validation(format!("{name} is required"))),
+            Some(_) => Err(WireError::validation(format!("{name} must be a string"))),
+        }
+    }
+
+    fn user_id(&self, name: &str) -> Result<UserId, WireError> {
+        let s = self.string(name, MAX_ID_LEN)?;
+        parse_user_id(&s, name)
+    }
+
+    fn choice(&self, name: &str, allowed: &[&'static str]) -> Result<&'static str, WireError> {
+        let s = self.string(name, 64).map_err(|_| {
+            WireError::validation(format!("{name} must be one of: {}", allowed.join(", ")))
+        })?;
+        allowed.iter().find(|a| **a == s).copied().ok_or_else(|| {
+            WireError::validation(format!("{name} must be one of: {}", allowed.join(", ")))
+        })
+    }
+
+    fn boolean(&self, name: &str) -> Result<bool, WireError> {
+        match self.0.get(name) {
+            Some(Value::Bool(b)) => Ok(*b),
+            None | Some(Value::Null) => Err(WireError::validation(format!("{name} is required"))),
+            Some(_) => Err(WireError::validation(format!("{name} must be a boolean"))),
+        }
+    }
+
+    fn stats(&self) -> Result<StatsRecord, WireError> {
+        let Some(Value::Object(s)) = self.0.get("stats") else {
+            return Err(WireError::validation("stats must be an object"));
+        };
+        let num = |name: &str| -> Result<Option<f64>, WireError> {
+            match s.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) => match n.as_f64() {
+                    Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+                    _ => Err(WireError::validation(format!(
+                        "stats.{name} must be a non-negative number"
+                    ))),
+                },
+                Some(_) => Err(WireError::validation(format!(
+                    "stats.{name} must be a non-negative number"
+                ))),
+            }
+        };
+        Ok(StatsRecord {
+            rtt: num("rtt")?,
+            packet_loss: num("packetLoss")?,
+            jitter: num("jitter")?,
+            bitrate: num("bitrate")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::ErrorCode;
+    use serde_json::json;
+
+    fn parse(event: &str, v: Value) -> Result<Request, WireError> {
+        Request::parse(event, Some(&v))
+    }
+
+    fn msg(r: Result<Request, WireError>) -> String {
+        match r {
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::ValidationError, "{e:?}");
+                e.message
+            }
+            Ok(r) => panic!("expected an error, got {r:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_the_guides_payloads() {
+        assert_eq!(
+            parse(
+                "join-meeting",
+                json!({"meetingId":"meeting_abc123","userId":"x","userName":"y"})
+            ),
+            Ok(Request::Join {
+                meeting: MeetingId::new("meeting_abc123")
+            })
+        );
+        assert_eq!(
+            parse(
+                "participant:mute",
+                json!({"meetingId":"m","targetUserId":"user_456","muteType":"video"})
+            ),
+            Ok(Request::Mute {
+                meeting: MeetingId::new("m"),
+                target: UserId::new("user_456"),
+                kind: MuteType::Video
+            })
+        );
+        assert_eq!(
+            parse(
+                "send-message",
+                json!({"meetingId":"m","message":"hi","recipientType":"private","recipientId":"u2"})
+            ),
+            Ok(Request::SendMessage {
+                meeting: MeetingId::new("m"),
+                message: "hi".into(),
+                recipient: Recipient::Private(UserId::new("u2"))
+            })
+        );
+        assert_eq!(
+            parse(
+                "stats:report",
+                json!({"meetingId":"m","stats":{"rtt":45,"packetLoss":0.5,"jitter":10,"bitrate":1500000}})
+            ),
+            Ok(Request::Stats {
+                meeting: MeetingId::new("m"),
+                stats: StatsRecord {
+                    rtt: Some(45.0),
+                    packet_loss: Some(0.5),
+                    jitter: Some(10.0),
+                    bitrate: Some(1.5e6)
+                }
+            })
+        );
+        assert_eq!(
+            parse(
+                "participant:spotlight",
+                json!({"meetingId":"m","targetUserId":null})
+            ),
+            Ok(Request::Spotlight {
+                meeting: MeetingId::new("m"),
+                target: None
+            })
+        );
+        for e in REACTION_EMOJI {
+            assert!(
+                parse("reaction:send", json!({"meetingId":"m","emoji":e})).is_ok(),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            parse("produce", json!({})),
+            Ok(Request::Media { event: "produce" })
+        );
+    }
+
+    #[test]
+    fn rejects_bad_payloads_with_a_reason() {
+        assert!(msg(Request::parse("join-meeting", None)).contains("object"));
+        assert!(msg(parse("join-meeting", json!([1, 2]))).contains("object"));
+        assert!(msg(parse("join-meeting", json!({}))).contains("meetingId is required"));
+        assert!(msg(parse("join-meeting", json!({"meetingId": 5}))).contains("string"));
+        assert!(msg(parse("join-meeting", json!({"meetingId": "a b"}))).contains("meetingId"));
+        assert!(
+            msg(parse("join-meeting", json!({"meetingId": "x".repeat(129)}))).contains("meetingId")
+        );
+        assert!(msg(parse(
+            "reaction:send",
+            json!({"meetingId":"m","emoji":"💩"})
+        ))
+        .contains("emoji"));
+        assert!(msg(parse(
+            "layout:change",
+            json!({"meetingId":"m","layout":"tiles"})
+        ))
+        .contains("grid"));
+        assert!(msg(parse("typing", json!({"meetingId":"m","typing":"yes"}))).contains("boolean"));
+        assert!(msg(parse(
+            "send-message",
+            json!({"meetingId":"m","message":"   "})
+        ))
+        .contains("blank"));
+        assert!(msg(parse(
+            "send-message",
+            json!({"meetingId":"m","message":"x","recipientType":"private"})
+        ))
+        .contains("recipientId"));
+        assert!(msg(parse(
+            "send-message",
+            json!({"meetingId":"m","message":"x","recipientType":"everyone"})
+        ))
+        .contains("recipientType"));
+        assert!(msg(parse(
+            "stats:report",
+            json!({"meetingId":"m","stats":{"rtt":-1}})
+        ))
+        .contains("rtt"));
+        assert!(msg(parse("participant:pin", json!({"meetingId":"m"}))).contains("targetUserId"));
+        let unknown = parse("does-not-exist", json!({}));
+        assert_eq!(unknown.map_err(|e| e.code), Err(ErrorCode::NotSupported));
+    }
+
+    #[test]
+    fn chat_length_counts_characters_not_bytes() {
+        let ok = "é".repeat(MAX_CHAT_CHARS);
+        assert!(parse("send-message", json!({"meetingId":"m","message":ok})).is_ok());
+        let long = "é".repeat(MAX_CHAT_CHARS + 1);
+        assert!(msg(parse(
+            "send-message",
+            json!({"meetingId":"m","message":long})
+        ))
+        .contains("2001"));
+    }
+}

@@ -1,0 +1,1187 @@
+//! The operations. Each validates, checks membership and permissions, applies the change to the runtime state
+//! and the store, and says what to emit. Nothing is changed when an operation fails.
+
+use crate::request::{MuteType, Recipient, RecordingAction, Request};
+use crate::{Emit, Identity, Membership, Outcome, RoomChange, Session, Target};
+use proto::time::{iso8601, now_ms};
+use proto::{ErrorCode, Layout, MeetingId, MessageId, ParticipantId, Role, UserId, WireError};
+use serde_json::{json, Value};
+use state::{Limit, MeetingRuntime, RateLimiter, RuntimeParticipant, RuntimeStore, ScreenShare};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{ChatRecord, MeetingRecord, MeetingStatus, Store, Viewer};
+
+/// The guide's rate limits (configurable for benchmarks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub send_message: Limit,
+    pub typing: Limit,
+    pub reaction: Limit,
+    pub stats: Limit,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let per = |count, secs| Limit {
+            count,
+            window: Duration::from_secs(secs),
+        };
+        Self {
+            send_message: per(10, 60),
+            typing: per(1, 1),
+            reaction: per(3, 1),
+            stats: per(1, 5),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DomainConfig {
+    /// Development mode: joining an unknown meeting creates it, with the joiner as host.
+    pub dev_mode: bool,
+    pub default_max_participants: u32,
+    pub limits: Limits,
+    /// Chat messages in the join snapshot.
+    pub recent_messages: u32,
+}
+
+impl Default for DomainConfig {
+    fn default() -> Self {
+        Self {
+            dev_mode: false,
+            default_max_participants: 100,
+            limits: Limits::default(),
+            recent_messages: 50,
+        }
+    }
+}
+
+/// `POST /api/meetings`, typed (the REST edge checks JSON types; ranges are checked here).
+#[derive(Clone, Debug, Default)]
+pub struct NewMeeting {
+    pub title: Option<String>,
+    pub max_participants: Option<u32>,
+    pub recording_enabled: Option<bool>,
+    pub allow_self_unmute: Option<bool>,
+    pub allowed_campuses: Vec<String>,
+    pub invited_user_ids: Vec<String>,
+}
+
+pub const MAX_PARTICIPANTS_LIMIT: u32 = 10_000;
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_LIST: usize = 1000;
+
+pub struct MeetingService {
+    store: Store,
+    runtime: Arc<dyn RuntimeStore>,
+    limiter: Arc<dyn RateLimiter>,
+    config: DomainConfig,
+}
+
+fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
+    WireError::new(code, message)
+}
+
+/// Logs an infrastructure failure and hides its details from the client.
+fn internal(what: &str, e: impl std::fmt::Display) -> WireError {
+    tracing::error!(error = %e, "{what} failed");
+    WireError::internal()
+}
+
+fn can_access(m: &MeetingRecord, who: &Identity) -> bool {
+    m.host_user_id == who.user_id
+        || m.campus_id == who.campus_id
+        || m.allowed_campuses.iter().any(|c| *c == who.campus_id)
+        || m.invited_user_ids.iter().any(|u| u == who.user_id.as_str())
+}
+
+fn who_json(who: &Identity) -> Value {
+    json!({"userId": who.user_id, "userName": who.user_name})
+}
+
+fn participant_json(p: &RuntimeParticipant) -> Value {
+    json!({
+        "participantId": p.participant_id,
+        "userId": p.user_id,
+        "userName": p.user_name,
+        "role": p.role,
+        "handRaised": p.hand_raised,
+        "joinedAt": iso8601(p.joined_at),
+        "producers": [],
+    })
+}
+
+/// The `new-message` shape (the guide's snake_case fields).
+pub fn message_json(m: &ChatRecord) -> Value {
+    json!({
+        "id": m.id,
+        "meeting_id": m.meeting_id,
+        "sender_id": m.sender_id,
+        "sender_name": m.sender_name,
+        "message": m.message,
+        "message_type": "text",
+        "recipient_type": m.recipient_type.as_str(),
+        "recipient_id": m.recipient_id,
+        "timestamp": iso8601(m.created_at),
+    })
+}
+
+/// The REST meeting object.
+pub fn meeting_json(m: &MeetingRecord) -> Value {
+    json!({
+        "meetingId": m.id,
+        "title": m.title,
+        "hostUserId": m.host_user_id,
+        "campusId": m.campus_id,
+        "maxParticipants": m.max_participants,
+        "recordingEnabled": m.recording_enabled,
+        "allowSelfUnmute": m.allow_self_unmute,
+        "allowedCampuses": m.allowed_campuses,
+        "invitedUserIds": m.invited_user_ids,
+        "status": match m.status { MeetingStatus::Active => "active", MeetingStatus::Ended => "ended" },
+        "createdAt": iso8601(m.created_at),
+        "endedAt": m.ended_at.map(iso8601),
+    })
+}
+
+impl MeetingService {
+    pub fn new(
+        store: Store,
+        runtime: Arc<dyn RuntimeStore>,
+        limiter: Arc<dyn RateLimiter>,
+        config: DomainConfig,
+    ) -> Self {
+        Self {
+            store,
+            runtime,
+            limiter,
+            config,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &DomainConfig {
+        &self.config
+    }
+
+    /// Handles one socket request.
+    pub async fn handle(&self, session: &mut Session, req: Request) -> Result<Outcome, WireError> {
+        if let Request::Media { event } = req {
+            return Err(err(
+                ErrorCode::NotSupported,
+                format!("{event}: the media plane is not available on this server yet"),
+            ));
+        }
+        if let Request::Join { meeting } = &req {
+            return self.join(session, meeting).await;
+        }
+        let Some(meeting) = req.meeting().cloned() else {
+            return Err(WireError::validation("meetingId is required"));
+        };
+        let me = self.member(session, &meeting).await?;
+        let who = &session.identity;
+        let now = now_ms();
+        let base = |extra: Value| {
+            let mut v = json!({
+                "meetingId": meeting,
+                "participantId": me.participant_id,
+                "userId": me.user_id,
+                "userName": me.user_name,
+                "timestamp": iso8601(now),
+            });
+            if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+                o.extend(e);
+            }
+            v
+        };
+        match req {
+            Request::Leave { .. } => {
+                let Some(m) = session.membership.take() else {
+                    return Err(self.not_in_meeting());
+                };
+                Ok(self.leave(&m, "left").await)
+            }
+            Request::ScreenStart { .. } => {
+                let mut res = Ok(false);
+                self.modify(&meeting, |rt| match &rt.screen_share {
+                    Some(s) if s.participant_id != me.participant_id => {
+                        res = Err(err(
+                            ErrorCode::ScreenShareActive,
+                            format!("{} is already sharing their screen", s.user_name),
+                        ));
+                        false
+                    }
+                    Some(_) => {
+                        res = Ok(false);
+                        false
+                    }
+                    None => {
+                        rt.screen_share = Some(ScreenShare {
+                            participant_id: me.participant_id.clone(),
+                            user_id: me.user_id.clone(),
+                            user_name: me.user_name.clone(),
+                            started_at: now,
+                        });
+                        res = Ok(true);
+                        true
+                    }
+                })
+                .await?;
+                let started = res?;
+                let out = Outcome::reply(json!({"sharing": true}));
+                Ok(if started {
+                    out.emit(
+                        Target::Meeting(meeting.clone()),
+                        "screen:started",
+                        base(json!({})),
+                    )
+                } else {
+                    out
+                })
+            }
+            Request::ScreenStop { .. } => {
+                let mut res = Err(err(ErrorCode::NotFound, "no screen share is active"));
+                self.modify(&meeting, |rt| match &rt.screen_share {
+                    None => false,
+                    Some(s) if s.participant_id != me.participant_id && !me.role.can_moderate() => {
+                        res = Err(err(
+                            ErrorCode::Forbidden,
+                            "only the sharer, a host or a moderator can stop this screen share",
+                        ));
+                        false
+                    }
+                    Some(_) => {
+                        res = Ok(rt.screen_share.take());
+                        true
+                    }
+                })
+                .await?;
+                let share = res?;
+                Ok(Outcome::reply(json!({})).emit(
+                    Target::Meeting(meeting.clone()),
+                    "screen:stopped",
+                    share
+                        .map(|s| screen_stopped_json(&meeting, &s, now))
+                        .unwrap_or_default(),
+                ))
+            }
+            Request::HandRaise { .. } | Request::HandLower { .. } => {
+                let raise = matches!(req, Request::HandRaise { .. });
+                let mut changed = false;
+                self.modify(&meeting, |rt| {
+                    match rt.participants.get_mut(&me.participant_id) {
+                        Some(p) if p.hand_raised != raise => {
+                            p.hand_raised = raise;
+                            changed = true;
+                            true
+                        }
+                        _ => false,
+                    }
+                })
+                .await?;
+                let out = Outcome::reply(json!({"handRaised": raise}));
+                Ok(if changed {
+                    let event = if raise { "hand:raised" } else { "hand:lowered" };
+                    out.emit(Target::Meeting(meeting.clone()), event, base(json!({})))
+                } else {
+                    out
+                })
+            }
+            Request::Mute { target, kind, .. } => {
+                if !me.role.can_moderate() {
+                    return Err(err(
+                        ErrorCode::Forbidden,
+                        "only hosts and moderators can mute participants",
+                    ));
+                }
+                self.require_present(&meeting, &target).await?;
+                self.audit(&meeting, &who.user_id, "mute", Some(&target), kind.as_str())
+                    .await;
+                let payload = json!({
+                    "meetingId": meeting,
+                    "targetUserId": target,
+                    "muteType": kind.as_str(),
+                    "moderatorId": who.user_id,
+                    "moderatorName": who.user_name,
+                    "timestamp": iso8601(now),
+                });
+                let _: MuteType = kind;
+                Ok(Outcome::reply(payload.clone()).emit(
+                    Target::Meeting(meeting),
+                    "participant:muted",
+                    payload,
+                ))
+            }
+            Request::Reaction { emoji, .. } => {
+                self.rate_limit(
+                    &meeting,
+                    &who.user_id,
+                    "reaction:send",
+                    self.config.limits.reaction,
+                )
+                .await?;
+                let payload = base(json!({"emoji": emoji}));
+                Ok(Outcome::reply(json!({})).emit(
+                    Target::Meeting(meeting),
+                    "reaction:received",
+                    payload,
+                ))
+            }
+            Request::Layout { layout, .. } => {
+                if !me.role.can_moderate() {
+                    return Err(err(
+                        ErrorCode::Forbidden,
+                        "only hosts and moderators can change the layout",
+                    ));
+                }
+                self.modify(&meeting, |rt| {
+                    rt.layout = layout;
+                    true
+                })
+                .await?;
+                let name = layout_str(layout);
+                self.audit(&meeting, &who.user_id, "layout", None, name)
+                    .await;
+                let payload = json!({
+                    "meetingId": meeting, "layout": name, "changedBy": who_json(who), "timestamp": iso8601(now),
+                });
+                Ok(Outcome::reply(payload.clone()).emit(
+                    Target::Meeting(meeting),
+                    "layout:changed",
+                    payload,
+                ))
+            }
+            Request::Pin { target, .. } => {
+                self.require_present(&meeting, &target).await?;
+                let payload = json!({"meetingId": meeting, "targetUserId": target, "timestamp": iso8601(now)});
+                Ok(Outcome::reply(payload.clone()).emit(
+                    Target::Requester,
+                    "participant:pinned",
+                    payload,
+                ))
+            }
+            Request::Spotlight { target, .. } => {
+                if !me.role.can_moderate() {
+                    return Err(err(
+                        ErrorCode::Forbidden,
+                        "only hosts and moderators can spotlight participants",
+                    ));
+                }
+                let target_name = match &target {
+                    Some(t) => Some(self.require_present(&meeting, t).await?),
+                    None => None,
+                };
+                let t = target.clone();
+                self.modify(&meeting, |rt| {
+                    rt.spotlight = t.clone();
+                    true
+                })
+                .await?;
+                self.audit(&meeting, &who.user_id, "spotlight", target.as_ref(), "")
+                    .await;
+                let payload = json!({
+                    "meetingId": meeting, "targetUserId": target, "userName": target_name,
+                    "changedBy": who_json(who), "timestamp": iso8601(now),
+                });
+                Ok(Outcome::reply(payload.clone()).emit(
+                    Target::Meeting(meeting),
+                    "participant:spotlighted",
+                    payload,
+                ))
+            }
+            Request::SetRole { target, role, .. } => {
+                let who = who.clone();
+                self.change_role(&who, &meeting, &target, role).await
+            }
+            Request::End { .. } => {
+                let who = who.clone();
+                self.end_meeting(&who, &meeting).await
+            }
+            Request::Stats { stats, .. } => {
+                self.rate_limit(
+                    &meeting,
+                    &who.user_id,
+                    "stats:report",
+                    self.config.limits.stats,
+                )
+                .await?;
+                self.store
+                    .insert_stats(&meeting, &me.participant_id, &who.user_id, &stats, now)
+                    .await
+                    .map_err(|e| internal("storing stats", e))?;
+                Ok(Outcome::reply(json!({})))
+            }
+            Request::Recording { action, .. } => {
+                let rec = self.meeting_record(&meeting).await?;
+                if !rec.recording_enabled {
+                    return Err(err(
+                        ErrorCode::RecordingDisabled,
+                        "recording is disabled for this meeting",
+                    ));
+                }
+                if !me.role.can_moderate() {
+                    return Err(err(
+                        ErrorCode::UnauthorizedRecording,
+                        "only hosts and moderators can control recording",
+                    ));
+                }
+                let _: RecordingAction = action;
+                Err(err(
+                    ErrorCode::NotSupported,
+                    "recording is not available on this server yet",
+                ))
+            }
+            Request::SendMessage {
+                message, recipient, ..
+            } => {
+                self.rate_limit(
+                    &meeting,
+                    &who.user_id,
+                    "send-message",
+                    self.config.limits.send_message,
+                )
+                .await?;
+                self.send_message(&meeting, &me, who, message, recipient, now)
+                    .await
+            }
+            Request::Typing { typing, .. } => {
+                self.rate_limit(&meeting, &who.user_id, "typing", self.config.limits.typing)
+                    .await?;
+                let payload = json!({
+                    "meetingId": meeting, "participantId": me.participant_id, "userId": me.user_id,
+                    "userName": me.user_name, "typing": typing,
+                });
+                Ok(Outcome::reply(json!({})).emit(
+                    Target::MeetingExcept(meeting, me.participant_id.clone()),
+                    "user-typing",
+                    payload,
+                ))
+            }
+            Request::Join { .. } | Request::Media { .. } => Err(WireError::internal()),
+        }
+    }
+
+    /// The socket went away: leave its meeting, if it is still in one.
+    pub async fn disconnect(&self, session: &mut Session) -> Outcome {
+        match session.membership.take() {
+            Some(m) if self.is_present(&m).await => self.leave(&m, "disconnected").await,
+            _ => Outcome::default(),
+        }
+    }
+
+    // ---- join / leave
+
+    async fn join(&self, session: &mut Session, meeting: &MeetingId) -> Result<Outcome, WireError> {
+        let who = session.identity.clone();
+        let rec = match self
+            .store
+            .get_meeting(meeting)
+            .await
+            .map_err(|e| internal("loading meeting", e))?
+        {
+            Some(rec) => rec,
+            None if self.config.dev_mode => self.auto_create(meeting, &who).await?,
+            None => {
+                return Err(err(
+                    ErrorCode::MeetingNotFound,
+                    format!("meeting {meeting} not found"),
+                ))
+            }
+        };
+        if rec.status == MeetingStatus::Ended {
+            return Err(err(ErrorCode::MeetingEnded, "this meeting has ended"));
+        }
+        if !can_access(&rec, &who) {
+            return Err(err(
+                ErrorCode::AccessDenied,
+                "you do not have access to this meeting",
+            ));
+        }
+        if let Some(m) = &session.membership {
+            if &m.meeting == meeting && self.is_present(m).await {
+                return Err(WireError::validation(
+                    "you have already joined this meeting",
+                ));
+            }
+        }
+        let role = if rec.host_user_id == who.user_id {
+            Role::Host
+        } else {
+            self.store
+                .granted_role(meeting, &who.user_id)
+                .await
+                .map_err(|e| internal("loading role", e))?
+                .unwrap_or(Role::Participant)
+        };
+        let now = now_ms();
+        let pid = ParticipantId::generate();
+        let max = rec.max_participants as usize;
+        let mut res: Result<(MeetingRuntime, bool), WireError> = Err(WireError::internal());
+        self.modify(meeting, |rt| {
+            if rt.ended {
+                res = Err(err(ErrorCode::MeetingEnded, "this meeting has ended"));
+                return false;
+            }
+            if rt.participants.len() >= max {
+                res = Err(err(
+                    ErrorCode::MeetingFull,
+                    format!("meeting is full ({max} participants)"),
+                ));
+                return false;
+            }
+            let first = rt.participants.is_empty();
+            rt.next_seq += 1;
+            rt.participants.insert(
+                pid.clone(),
+                RuntimeParticipant {
+                    participant_id: pid.clone(),
+                    user_id: who.user_id.clone(),
+                    user_name: who.user_name.clone(),
+                    role,
+                    hand_raised: false,
+                    joined_at: now,
+                    joined_seq: rt.next_seq,
+                },
+            );
+            res = Ok((rt.clone(), first));
+            true
+        })
+        .await?;
+        let (snapshot, first) = res?;
+        metrics::gauge!("meet_participants").increment(1.0);
+        if first {
+            metrics::gauge!("meet_meetings_active").increment(1.0);
+        }
+        let membership = Membership {
+            meeting: meeting.clone(),
+            participant: pid.clone(),
+        };
+        // Leaving a previous meeting only once the new join is certain, so a refused join changes nothing.
+        let mut out = match session.membership.take() {
+            Some(old) if self.is_present(&old).await => self.leave(&old, "left").await,
+            _ => Outcome::default(),
+        };
+        if let Err(e) = self
+            .store
+            .open_session(&pid, meeting, &who.user_id, &who.user_name, role, now)
+            .await
+        {
+            tracing::error!(error = %e, "recording participant session failed");
+        }
+        let recent = self
+            .store
+            .messages_visible(
+                meeting,
+                &Viewer {
+                    user_id: &who.user_id,
+                    sees_host_messages: role.can_moderate(),
+                },
+                None,
+                self.config.recent_messages,
+            )
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "loading recent chat failed");
+                Vec::new()
+            });
+        let state = json!({
+            "meetingId": meeting,
+            "title": rec.title,
+            "you": {"participantId": pid, "userId": who.user_id, "role": role},
+            "participants": snapshot.in_join_order().into_iter().map(participant_json).collect::<Vec<_>>(),
+            "layout": layout_str(snapshot.layout),
+            "spotlight": snapshot.spotlight.as_ref().map(|u| json!({"userId": u})),
+            "screenShare": snapshot.screen_share.as_ref().map(|s| json!({
+                "participantId": s.participant_id, "userId": s.user_id, "userName": s.user_name,
+            })),
+            "recording": {"state": "idle"},
+            "settings": {
+                "maxParticipants": rec.max_participants,
+                "recordingEnabled": rec.recording_enabled,
+                "allowSelfUnmute": rec.allow_self_unmute,
+            },
+            "recentMessages": recent.iter().map(message_json).collect::<Vec<_>>(),
+        });
+        session.membership = Some(membership.clone());
+        out.rooms.push(RoomChange::Join(membership));
+        out.reply = state.clone();
+        out.emits.push(Emit {
+            target: Target::Requester,
+            event: "meeting-state",
+            payload: state,
+        });
+        out.emits.push(Emit {
+            target: Target::Meeting(meeting.clone()),
+            event: "participant-joined",
+            payload: json!({
+                "meetingId": meeting,
+                "participantId": pid,
+                "userId": who.user_id,
+                "userName": who.user_name,
+                "role": role,
+                "participantCount": snapshot.participants.len(),
+            }),
+        });
+        Ok(out)
+    }
+
+    async fn auto_create(
+        &self,
+        meeting: &MeetingId,
+        who: &Identity,
+    ) -> Result<MeetingRecord, WireError> {
+        let rec = MeetingRecord {
+            id: meeting.clone(),
+            title: meeting.to_string(),
+            host_user_id: who.user_id.clone(),
+            campus_id: who.campus_id.clone(),
+            max_participants: self.config.default_max_participants,
+            recording_enabled: true,
+            allow_self_unmute: true,
+            allowed_campuses: Vec::new(),
+            invited_user_ids: Vec::new(),
+            status: MeetingStatus::Active,
+            created_at: now_ms(),
+            ended_at: None,
+        };
+        if let Err(e) = self.store.insert_meeting(&rec).await {
+            // Two first joiners raced: the other one created it.
+            return match self.store.get_meeting(meeting).await {
+                Ok(Some(existing)) => Ok(existing),
+                _ => Err(internal("creating meeting", e)),
+            };
+        }
+        tracing::info!(%meeting, host = %who.user_id, "development mode: meeting created on first join");
+        Ok(rec)
+    }
+
+    async fn leave(&self, m: &Membership, reason: &str) -> Outcome {
+        let mut removed: Option<(RuntimeParticipant, Option<ScreenShare>, usize)> = None;
+        let res = self
+            .runtime
+            .modify(&m.meeting, &mut |rt| {
+                let Some(p) = rt.participants.remove(&m.participant) else {
+                    return false;
+                };
+                let share = match &rt.screen_share {
+                    Some(s) if s.participant_id == m.participant => rt.screen_share.take(),
+                    _ => None,
+                };
+                removed = Some((p, share, rt.participants.len()));
+                true
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "leaving meeting failed");
+        }
+        let mut out = Outcome::reply(json!({}));
+        out.rooms.push(RoomChange::Leave(m.clone()));
+        let Some((p, share, count)) = removed else {
+            return out;
+        };
+        metrics::gauge!("meet_participants").decrement(1.0);
+        if count == 0 {
+            metrics::gauge!("meet_meetings_active").decrement(1.0);
+            if let Err(e) = self.runtime.remove_if_empty(&m.meeting).await {
+                tracing::error!(error = %e, "dropping empty meeting state failed");
+            }
+        }
+        if let Err(e) = self.store.close_session(&m.participant, now_ms()).await {
+            tracing::error!(error = %e, "closing participant session failed");
+        }
+        let now = now_ms();
+        if let Some(s) = share {
+            out = out.emit(
+                Target::Meeting(m.meeting.clone()),
+                "screen:stopped",
+                screen_stopped_json(&m.meeting, &s, now),
+            );
+        }
+        out.emit(
+            Target::Meeting(m.meeting.clone()),
+            "participant-left",
+            json!({
+                "meetingId": m.meeting,
+                "participantId": p.participant_id,
+                "userId": p.user_id,
+                "userName": p.user_name,
+                "participantCount": count,
+                "reason": reason,
+            }),
+        )
+    }
+
+    // ---- chat
+
+    async fn send_message(
+        &self,
+        meeting: &MeetingId,
+        me: &RuntimeParticipant,
+        who: &Identity,
+        message: String,
+        recipient: Recipient,
+        now: i64,
+    ) -> Result<Outcome, WireError> {
+        let rt = self.snapshot(meeting).await?;
+        let own: Vec<ParticipantId> = rt
+            .sessions_of(&who.user_id)
+            .map(|p| p.participant_id.clone())
+            .collect();
+        let (target, recipient_id) = match &recipient {
+            Recipient::All => (Target::Meeting(meeting.clone()), None),
+            Recipient::Private(to) => {
+                if *to == who.user_id {
+                    return Err(WireError::validation(
+                        "you cannot send a private message to yourself",
+                    ));
+                }
+                let theirs: Vec<ParticipantId> = rt
+                    .sessions_of(to)
+                    .map(|p| p.participant_id.clone())
+                    .collect();
+                if theirs.is_empty() {
+                    return Err(err(
+                        ErrorCode::NotFound,
+                        format!("user {to} is not in this meeting"),
+                    ));
+                }
+                (
+                    Target::Participants(own.into_iter().chain(theirs).collect()),
+                    Some(to.clone()),
+                )
+            }
+            Recipient::Hosts => {
+                let hosts = rt
+                    .participants
+                    .values()
+                    .filter(|p| p.role.can_moderate() && p.user_id != who.user_id)
+                    .map(|p| p.participant_id.clone());
+                (
+                    Target::Participants(own.into_iter().chain(hosts).collect()),
+                    None,
+                )
+            }
+        };
+        let record = ChatRecord {
+            id: MessageId::generate(),
+            meeting_id: meeting.clone(),
+            sender_id: who.user_id.clone(),
+            sender_name: me.user_name.clone(),
+            message,
+            recipient_type: recipient.kind(),
+            recipient_id,
+            created_at: now,
+        };
+        // Stored before it is broadcast: a message others saw is never lost.
+        self.store
+            .insert_message(&record)
+            .await
+            .map_err(|e| internal("storing chat message", e))?;
+        let payload = message_json(&record);
+        Ok(Outcome::reply(payload.clone()).emit(target, "new-message", payload))
+    }
+
+    // ---- operations shared with REST
+
+    /// `POST /api/meetings`: the caller becomes the host; the campus comes from the token.
+    pub async fn create_meeting(
+        &self,
+        who: &Identity,
+        new: NewMeeting,
+    ) -> Result<MeetingRecord, WireError> {
+        let title = new.title.unwrap_or_else(|| "Meeting".to_owned());
+        let title = title.trim().to_owned();
+        if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+            return Err(WireError::validation(format!(
+                "title must be 1-{MAX_TITLE_CHARS} characters"
+            )));
+        }
+        let max = new
+            .max_participants
+            .unwrap_or(self.config.default_max_participants);
+        if !(1..=MAX_PARTICIPANTS_LIMIT).contains(&max) {
+            return Err(WireError::validation(format!(
+                "maxParticipants must be between 1 and {MAX_PARTICIPANTS_LIMIT}"
+            )));
+        }
+        for (name, list) in [
+            ("allowedCampuses", &new.allowed_campuses),
+            ("invitedUserIds", &new.invited_user_ids),
+        ] {
+            if list.len() > MAX_LIST || list.iter().any(|s| s.is_empty() || s.len() > 128) {
+                return Err(WireError::validation(format!(
+                    "{name} must hold at most {MAX_LIST} non-empty strings of at most 128 bytes"
+                )));
+            }
+        }
+        let rec = MeetingRecord {
+            id: MeetingId::generate(),
+            title,
+            host_user_id: who.user_id.clone(),
+            campus_id: who.campus_id.clone(),
+            max_participants: max,
+            recording_enabled: new.recording_enabled.unwrap_or(false),
+            allow_self_unmute: new.allow_self_unmute.unwrap_or(true),
+            allowed_campuses: new.allowed_campuses,
+            invited_user_ids: new.invited_user_ids,
+            status: MeetingStatus::Active,
+            created_at: now_ms(),
+            ended_at: None,
+        };
+        self.store
+            .insert_meeting(&rec)
+            .await
+            .map_err(|e| internal("creating meeting", e))?;
+        tracing::info!(meeting = %rec.id, host = %who.user_id, "meeting created");
+        Ok(rec)
+    }
+
+    /// A meeting the caller may see, with its live participant count.
+    pub async fn meeting_view(&self, who: &Identity, id: &MeetingId) -> Result<Value, WireError> {
+        let rec = self.accessible(who, id).await?;
+        let mut count = 0;
+        self.read(id, |rt| count = rt.map_or(0, |r| r.participants.len()))
+            .await?;
+        let mut v = meeting_json(&rec);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("participantCount".into(), json!(count));
+        }
+        Ok(v)
+    }
+
+    /// Current participants, in join order.
+    pub async fn participants(&self, who: &Identity, id: &MeetingId) -> Result<Value, WireError> {
+        self.accessible(who, id).await?;
+        let mut list = Vec::new();
+        self.read(id, |rt| {
+            list = rt.map_or_else(Vec::new, |r| {
+                r.in_join_order()
+                    .into_iter()
+                    .map(|p| {
+                        let mut v = participant_json(p);
+                        if let Some(o) = v.as_object_mut() {
+                            o.remove("producers");
+                        }
+                        v
+                    })
+                    .collect()
+            })
+        })
+        .await?;
+        Ok(json!({"participants": list}))
+    }
+
+    /// Chat history the caller may see, `limit` messages before message `before`, oldest first.
+    pub async fn history(
+        &self,
+        who: &Identity,
+        id: &MeetingId,
+        before: Option<&MessageId>,
+        limit: u32,
+    ) -> Result<Value, WireError> {
+        let rec = self.accessible(who, id).await?;
+        let sees_host = rec.host_user_id == who.user_id
+            || self
+                .store
+                .granted_role(id, &who.user_id)
+                .await
+                .map_err(|e| internal("loading role", e))?
+                .is_some_and(Role::can_moderate);
+        let msgs = self
+            .store
+            .messages_visible(
+                id,
+                &Viewer {
+                    user_id: &who.user_id,
+                    sees_host_messages: sees_host,
+                },
+                before,
+                limit,
+            )
+            .await
+            .map_err(|e| internal("loading chat history", e))?;
+        let next = if msgs.len() == limit as usize {
+            msgs.first().map(|m| m.id.clone())
+        } else {
+            None
+        };
+        Ok(
+            json!({"messages": msgs.iter().map(message_json).collect::<Vec<_>>(), "nextBefore": next}),
+        )
+    }
+
+    /// Ends a meeting (host only): everyone gets `meeting:ended` and is removed; sockets stay connected.
+    pub async fn end_meeting(&self, who: &Identity, id: &MeetingId) -> Result<Outcome, WireError> {
+        let rec = self.meeting_record(id).await?;
+        if rec.host_user_id != who.user_id {
+            return Err(err(
+                ErrorCode::Forbidden,
+                "only the host can end the meeting",
+            ));
+        }
+        if rec.status == MeetingStatus::Ended {
+            return Err(err(
+                ErrorCode::MeetingEnded,
+                "this meeting has already ended",
+            ));
+        }
+        let now = now_ms();
+        if !self
+            .store
+            .end_meeting(id, now)
+            .await
+            .map_err(|e| internal("ending meeting", e))?
+        {
+            return Err(err(
+                ErrorCode::MeetingEnded,
+                "this meeting has already ended",
+            ));
+        }
+        let mut gone = Vec::new();
+        self.modify(id, |rt| {
+            rt.ended = true;
+            gone = std::mem::take(&mut rt.participants).into_keys().collect();
+            rt.screen_share = None;
+            true
+        })
+        .await?;
+        if !gone.is_empty() {
+            metrics::gauge!("meet_participants").decrement(gone.len() as f64);
+            metrics::gauge!("meet_meetings_active").decrement(1.0);
+        }
+        for p in &gone {
+            if let Err(e) = self.store.close_session(p, now).await {
+                tracing::error!(error = %e, "closing participant session failed");
+            }
+        }
+        self.audit(id, &who.user_id, "end", None, "").await;
+        tracing::info!(meeting = %id, by = %who.user_id, removed = gone.len(), "meeting ended");
+        let mut out = Outcome::reply(json!({})).emit(
+            Target::Meeting(id.clone()),
+            "meeting:ended",
+            json!({"meetingId": id, "endedBy": who_json(who), "timestamp": iso8601(now)}),
+        );
+        out.close_rooms.push(id.clone());
+        Ok(out)
+    }
+
+    /// Grants or removes the moderator role (host only; the host's own role cannot change).
+    pub async fn change_role(
+        &self,
+        who: &Identity,
+        id: &MeetingId,
+        target: &UserId,
+        role: Role,
+    ) -> Result<Outcome, WireError> {
+        let rec = self.meeting_record(id).await?;
+        if rec.status == MeetingStatus::Ended {
+            return Err(err(ErrorCode::MeetingEnded, "this meeting has ended"));
+        }
+        if rec.host_user_id != who.user_id {
+            return Err(err(ErrorCode::Forbidden, "only the host can change roles"));
+        }
+        if *target == rec.host_user_id || role == Role::Host {
+            return Err(err(
+                ErrorCode::Forbidden,
+                "the host's role cannot be given or changed",
+            ));
+        }
+        self.store
+            .set_role(id, target, role)
+            .await
+            .map_err(|e| internal("storing role", e))?;
+        self.modify(id, |rt| {
+            let mut changed = false;
+            for p in rt
+                .participants
+                .values_mut()
+                .filter(|p| &p.user_id == target)
+            {
+                p.role = role;
+                changed = true;
+            }
+            changed
+        })
+        .await?;
+        self.audit(id, &who.user_id, "role", Some(target), role.as_str())
+            .await;
+        let payload = json!({"meetingId": id, "targetUserId": target, "role": role, "changedBy": who_json(who)});
+        Ok(Outcome::reply(payload.clone()).emit(
+            Target::Meeting(id.clone()),
+            "participant:role-changed",
+            payload,
+        ))
+    }
+
+    // ---- helpers
+
+    fn not_in_meeting(&self) -> WireError {
+        err(ErrorCode::NotInMeeting, "join the meeting first")
+    }
+
+    /// The requester's participant record, if the socket is (still) in `meeting`.
+    async fn member(
+        &self,
+        session: &Session,
+        meeting: &MeetingId,
+    ) -> Result<RuntimeParticipant, WireError> {
+        let Some(m) = session
+            .membership
+            .as_ref()
+            .filter(|m| &m.meeting == meeting)
+        else {
+            return Err(self.not_in_meeting());
+        };
+        let mut found = None;
+        self.read(meeting, |rt| {
+            found = rt.and_then(|r| r.participants.get(&m.participant).cloned())
+        })
+        .await?;
+        found.ok_or_else(|| self.not_in_meeting())
+    }
+
+    async fn is_present(&self, m: &Membership) -> bool {
+        let mut present = false;
+        let _ = self
+            .read(&m.meeting, |rt| {
+                present = rt.is_some_and(|r| r.participants.contains_key(&m.participant))
+            })
+            .await;
+        present
+    }
+
+    /// The user's name when they are in the meeting; NOT_FOUND otherwise.
+    async fn require_present(
+        &self,
+        meeting: &MeetingId,
+        user: &UserId,
+    ) -> Result<String, WireError> {
+        let mut name = None;
+        self.read(meeting, |rt| {
+            name = rt.and_then(|r| r.sessions_of(user).next().map(|p| p.user_name.clone()))
+        })
+        .await?;
+        name.ok_or_else(|| {
+            err(
+                ErrorCode::NotFound,
+                format!("user {user} is not in this meeting"),
+            )
+        })
+    }
+
+    async fn meeting_record(&self, id: &MeetingId) -> Result<MeetingRecord, WireError> {
+        self.store
+            .get_meeting(id)
+            .await
+            .map_err(|e| internal("loading meeting", e))?
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::MeetingNotFound,
+                    format!("meeting {id} not found"),
+                )
+            })
+    }
+
+    async fn accessible(&self, who: &Identity, id: &MeetingId) -> Result<MeetingRecord, WireError> {
+        let rec = self.meeting_record(id).await?;
+        if !can_access(&rec, who) {
+            return Err(err(
+                ErrorCode::AccessDenied,
+                "you do not have access to this meeting",
+            ));
+        }
+        Ok(rec)
+    }
+
+    async fn snapshot(&self, meeting: &MeetingId) -> Result<MeetingRuntime, WireError> {
+        let mut snap = None;
+        self.read(meeting, |rt| snap = rt.cloned()).await?;
+        snap.ok_or_else(|| self.not_in_meeting())
+    }
+
+    async fn modify(
+        &self,
+        meeting: &MeetingId,
+        mut f: impl FnMut(&mut MeetingRuntime) -> bool + Send,
+    ) -> Result<(), WireError> {
+        self.runtime
+            .modify(meeting, &mut f)
+            .await
+            .map_err(|e| internal("updating meeting state", e))
+    }
+
+    async fn read(
+        &self,
+        meeting: &MeetingId,
+        mut f: impl FnMut(Option<&MeetingRuntime>) + Send,
+    ) -> Result<(), WireError> {
+        self.runtime
+            .read(meeting, &mut f)
+            .await
+            .map_err(|e| internal("reading meeting state", e))
+    }
+
+    async fn rate_limit(
+        &self,
+        meeting: &MeetingId,
+        user: &UserId,
+        event: &str,
+        limit: Limit,
+    ) -> Result<(), WireError> {
+        let key = format!("{meeting}/{user}/{event}");
+        match self.limiter.check(&key, limit).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(wait)) => {
+                let mut e = err(
+                    ErrorCode::RateLimitExceeded,
+                    format!(
+                        "rate limit exceeded for {event}: at most {} per {} s",
+                        limit.count,
+                        limit.window.as_secs_f64()
+                    ),
+                );
+                e.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1));
+                Err(e)
+            }
+            Err(e) => Err(internal("rate limiter", e)),
+        }
+    }
+
+    async fn audit(
+        &self,
+        meeting: &MeetingId,
+        actor: &UserId,
+        action: &str,
+        target: Option<&UserId>,
+        detail: &str,
+    ) {
+        if let Err(e) = self
+            .store
+            .audit(meeting, actor, action, target, detail, now_ms())
+            .await
+        {
+            tracing::error!(error = %e, "writing audit log failed");
+        }
+    }
+}
+
+fn layout_str(l: Layout) -> &'static str {
+    match l {
+        Layout::Grid => "grid",
+        Layout::Speaker => "speaker",
+        Layout::Presentation => "presentation",
+    }
+}
+
+fn screen_stopped_json(meeting: &MeetingId, s: &ScreenShare, now: i64) -> Value {
+    json!({
+        "meetingId": meeting,
+        "participantId": s.participant_id,
+        "userId": s.user_id,
+        "userName": s.user_name,
+        "timestamp": iso8601(now),
+    })
+}

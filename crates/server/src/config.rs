@@ -1,0 +1,289 @@
+//! Configuration: one tree, layered defaults → optional TOML file (`--config`) → environment (`MEET_…`, nested
+//! keys joined by `__`, e.g. `MEET_HTTP__PORT=8080`, `MEET_AUTH__SECRET=…`), validated at start-up. Secrets never
+//! reach the logs (`Debug` redacts them).
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub http: Http,
+    pub database: Database,
+    pub auth: Auth,
+    /// Development mode: meetings are created on first join and `/dev/token` mints tokens (loopback only).
+    pub dev_mode: bool,
+    pub metrics: Metrics,
+    pub meetings: Meetings,
+    pub limits: RateLimits,
+    pub socket: Socket,
+    pub shutdown: Shutdown,
+    pub web: Web,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// `sqlite://path/file.db?mode=rwc` (default) or `postgres://user:pass@host:5432/db`.
+    pub url: String,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &store::redact_url(&self.url))
+            .finish()
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// HS256 (shared secret), RS256 or ES256 (public key).
+    pub algorithm: String,
+    pub secret: Option<String>,
+    pub public_key_pem: Option<String>,
+    /// Read the public key from this file instead of `public_key_pem`.
+    pub public_key_file: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("algorithm", &self.algorithm)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "public_key_pem",
+                &self.public_key_pem.as_ref().map(|_| "<set>"),
+            )
+            .field("public_key_file", &self.public_key_file)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meetings {
+    pub default_max_participants: u32,
+    pub recent_messages: u32,
+}
+
+/// One limit: at most `count` per `window_ms` (sliding window).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    pub count: u32,
+    pub window_ms: u64,
+}
+
+/// The guide's limits. Change them only for benchmarks.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    pub send_message: LimitConfig,
+    pub typing: LimitConfig,
+    pub reaction: LimitConfig,
+    pub stats: LimitConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Socket {
+    pub max_payload_bytes: u64,
+    pub ping_interval_ms: u64,
+    pub ping_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shutdown {
+    /// How long to wait for sockets to finish their last writes.
+    pub grace_ms: u64,
+    /// Told to clients in `server:shutdown`.
+    pub reconnect_after_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Web {
+    /// The built web client (served at `/`).
+    pub dir: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let limit = |count, window_ms| LimitConfig { count, window_ms };
+        Self {
+            http: Http {
+                host: "127.0.0.1".into(),
+                port: 3000,
+            },
+            database: Database {
+                url: "sqlite://data/meet.db?mode=rwc".into(),
+            },
+            auth: Auth {
+                algorithm: "HS256".into(),
+                secret: None,
+                public_key_pem: None,
+                public_key_file: None,
+                issuer: None,
+                audience: None,
+            },
+            dev_mode: false,
+            metrics: Metrics { token: None },
+            meetings: Meetings {
+                default_max_participants: 100,
+                recent_messages: 50,
+            },
+            limits: RateLimits {
+                send_message: limit(10, 60_000),
+                typing: limit(1, 1_000),
+                reaction: limit(3, 1_000),
+                stats: limit(1, 5_000),
+            },
+            socket: Socket {
+                max_payload_bytes: 64 * 1024,
+                ping_interval_ms: 25_000,
+                ping_timeout_ms: 20_000,
+            },
+            shutdown: Shutdown {
+                grace_ms: 5_000,
+                reconnect_after_ms: 5_000,
+            },
+            web: Web {
+                dir: "web/dist".into(),
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(format!("config file {} does not exist", f.display()));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("MEET_").split("__"));
+        fig.extract().map_err(|e| format!("configuration: {e}"))
+    }
+
+    /// Checks what serde cannot; fills the public key from its file.
+    pub fn validate(&mut self) -> Result<(), String> {
+        if self.http.host.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!(
+                "http.host must be an IP address, got {:?}",
+                self.http.host
+            ));
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
+        {
+            return Err("database.url must start with sqlite: or postgres://".into());
+        }
+        if let Some(file) = &self.auth.public_key_file {
+            let pem = std::fs::read_to_string(file)
+                .map_err(|e| format!("auth.public_key_file {file}: {e}"))?;
+            self.auth.public_key_pem = Some(pem);
+        }
+        if !matches!(self.auth.algorithm.as_str(), "HS256" | "RS256" | "ES256") {
+            return Err(format!(
+                "auth.algorithm must be HS256, RS256 or ES256, got {:?}",
+                self.auth.algorithm
+            ));
+        }
+        if !(1..=meeting::service_limits::MAX_PARTICIPANTS)
+            .contains(&self.meetings.default_max_participants)
+        {
+            return Err("meetings.default_max_participants must be 1-10000".into());
+        }
+        for (name, l) in [
+            ("send_message", self.limits.send_message),
+            ("typing", self.limits.typing),
+            ("reaction", self.limits.reaction),
+            ("stats", self.limits.stats),
+        ] {
+            if l.count == 0 || l.window_ms == 0 {
+                return Err(format!(
+                    "limits.{name}: count and window_ms must be positive"
+                ));
+            }
+        }
+        if self.socket.max_payload_bytes < 1024 {
+            return Err("socket.max_payload_bytes must be at least 1024".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_env_overrides() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MEET_HTTP__PORT", "0");
+            jail.set_env("MEET_AUTH__SECRET", "s3cret-s3cret-s3cret-s3cret-s3cret");
+            jail.set_env("MEET_LIMITS__SEND_MESSAGE__COUNT", "1000");
+            jail.create_file(
+                "meet.toml",
+                "dev_mode = true\n[database]\nurl = \"postgres://u:pw@h/db\"\n",
+            )?;
+            let mut c = Config::load(Some(Path::new("meet.toml"))).map_err(|e| e.to_string())?;
+            c.validate().map_err(|e| e.to_string())?;
+            assert_eq!(c.http.port, 0);
+            assert!(c.dev_mode);
+            assert_eq!(c.limits.send_message.count, 1000);
+            let dbg = format!("{c:?}");
+            assert!(!dbg.contains("s3cret"), "{dbg}");
+            assert!(!dbg.contains(":pw@"), "{dbg}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rejects_bad_values_clearly() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MEET_HTTP__PORT", "not-a-port");
+            assert!(Config::load(None).is_err());
+            jail.set_env("MEET_HTTP__PORT", "1");
+            jail.set_env("MEET_NOPE", "x");
+            assert!(Config::load(None).unwrap_err().contains("nope"));
+            Ok(())
+        });
+        let mut c = Config::default();
+        c.auth.algorithm = "none".into();
+        assert!(c.validate().is_err());
+    }
+}

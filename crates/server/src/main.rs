@@ -1,0 +1,267 @@
+//! `meet-server`: the video-meeting backend. Thin main: configuration, tracing, wiring, graceful shutdown.
+
+mod config;
+
+use anyhow::Context;
+use axum::Router;
+use clap::Parser;
+use config::Config;
+use meeting::{DomainConfig, Limits, MeetingService};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use signaling::auth::{AuthConfig, DevSigner, JwtAlgorithm, Verifier};
+use state::{Limit, LocalRateLimiter, LocalRuntimeStore};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::services::{ServeDir, ServeFile};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "meet-server",
+    version,
+    about = "Video-meeting backend: Socket.IO signaling + REST"
+)]
+struct Cli {
+    /// TOML configuration file (layered over the defaults; the environment overrides it).
+    #[arg(long, env = "MEET_CONFIG")]
+    config: Option<PathBuf>,
+    /// Development mode: meetings are created on first join and the bundled web client gets tokens from
+    /// `/dev/token` (loopback only). Uses a random JWT secret when none is configured.
+    #[arg(long)]
+    dev: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,socketioxide=warn,engineioxide=warn".into()),
+        )
+        .init();
+    let mut cfg = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("meet-server: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if cli.dev {
+        cfg.dev_mode = true;
+    }
+    if cfg.dev_mode && cfg.auth.algorithm == "HS256" && cfg.auth.secret.is_none() {
+        // Tokens are minted by this process only, so a per-run random secret is enough in development.
+        cfg.auth.secret = Some(proto::ids::random_base62(48));
+    }
+    if let Err(e) = cfg.validate() {
+        eprintln!("meet-server: invalid configuration: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("meet-server: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cfg)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("meet-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn limit(l: config::LimitConfig) -> Limit {
+    Limit {
+        count: l.count,
+        window: Duration::from_millis(l.window_ms),
+    }
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    tracing::info!(config = ?cfg, "starting");
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    describe_metrics();
+
+    let verifier = Arc::new(
+        Verifier::new(&AuthConfig {
+            algorithm: match cfg.auth.algorithm.as_str() {
+                "RS256" => JwtAlgorithm::RS256,
+                "ES256" => JwtAlgorithm::ES256,
+                _ => JwtAlgorithm::HS256,
+            },
+            secret: cfg.auth.secret.clone(),
+            public_key_pem: cfg.auth.public_key_pem.clone(),
+            issuer: cfg.auth.issuer.clone(),
+            audience: cfg.auth.audience.clone(),
+        })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "invalid auth configuration: {e} (set MEET_AUTH__SECRET, or run with --dev)"
+            )
+        })?,
+    );
+    let dev_signer = match (&cfg.dev_mode, cfg.auth.algorithm.as_str(), &cfg.auth.secret) {
+        (true, "HS256", Some(secret)) => Some(Arc::new(DevSigner::new(secret))),
+        (true, _, _) => {
+            tracing::warn!(
+                "development mode with {}: /dev/token needs HS256 and is off",
+                cfg.auth.algorithm
+            );
+            None
+        }
+        _ => None,
+    };
+
+    let store = store::Store::connect(&cfg.database.url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database {}",
+                store::redact_url(&cfg.database.url)
+            )
+        })?;
+    tracing::info!(backend = ?store.backend(), "database ready (migrations applied)");
+
+    let service = Arc::new(MeetingService::new(
+        store.clone(),
+        Arc::new(LocalRuntimeStore::new()),
+        Arc::new(LocalRateLimiter::new()),
+        DomainConfig {
+            dev_mode: cfg.dev_mode,
+            default_max_participants: cfg.meetings.default_max_participants,
+            limits: Limits {
+                send_message: limit(cfg.limits.send_message),
+                typing: limit(cfg.limits.typing),
+                reaction: limit(cfg.limits.reaction),
+                stats: limit(cfg.limits.stats),
+            },
+            recent_messages: cfg.meetings.recent_messages,
+        },
+    ));
+    let (io_layer, io, shared) = signaling::build(
+        service.clone(),
+        verifier.clone(),
+        &signaling::SocketLimits {
+            max_payload_bytes: cfg.socket.max_payload_bytes,
+            ping_interval: Duration::from_millis(cfg.socket.ping_interval_ms),
+            ping_timeout: Duration::from_millis(cfg.socket.ping_timeout_ms),
+        },
+    );
+    let ready = Arc::new(AtomicBool::new(true));
+    let api = api::router(api::ApiState {
+        service,
+        verifier,
+        io: io.clone(),
+        prometheus,
+        metrics_token: cfg.metrics.token.clone(),
+        dev_signer,
+        ready: ready.clone(),
+    });
+    let app: Router = api
+        .fallback_service(web_client(&cfg.web.dir))
+        .layer(io_layer);
+
+    let listener = tokio::net::TcpListener::bind((cfg.http.host.as_str(), cfg.http.port))
+        .await
+        .with_context(|| format!("binding {}:{}", cfg.http.host, cfg.http.port))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    // Tests and scripts read this line to learn the port (bind to port 0 for a free one).
+    println!("meet-server listening on http://{addr}");
+    if cfg.dev_mode {
+        println!("development mode: open http://{addr}/ in two browser tabs to meet");
+    }
+    tracing::info!(%addr, dev_mode = cfg.dev_mode, "listening");
+
+    let grace = Duration::from_millis(cfg.shutdown.grace_ms);
+    let reconnect_after = Duration::from_millis(cfg.shutdown.reconnect_after_ms);
+    let shutdown = {
+        let io = io.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested: notifying clients");
+            ready.store(false, Ordering::Release);
+            // Watchdog: whatever hangs, the process ends.
+            tokio::spawn(async move {
+                tokio::time::sleep(grace * 3).await;
+                tracing::error!("graceful shutdown took too long; exiting");
+                std::process::exit(1);
+            });
+            signaling::shutdown(&io, &shared, reconnect_after, grace).await;
+        }
+    };
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The built web client when present; otherwise a short page saying how to build it.
+fn web_client(dir: &str) -> Router {
+    let index = std::path::Path::new(dir).join("index.html");
+    if index.exists() {
+        Router::new().fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+    } else {
+        Router::new().fallback(|| async {
+            axum::response::Html(
+                "<!doctype html><title>meet-server</title><h1>meet-server is running</h1>\
+                 <p>The web client is not built in this checkout (web/dist is missing). The signaling API is \
+                 available over Socket.IO at this address; see README.md and docs/protocol.md.</p>",
+            )
+        })
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn describe_metrics() {
+    metrics::describe_gauge!("meet_connections", "Connected Socket.IO clients");
+    metrics::describe_gauge!(
+        "meet_meetings_active",
+        "Meetings with at least one participant"
+    );
+    metrics::describe_gauge!("meet_participants", "Participants in meetings");
+    metrics::describe_counter!("meet_events_total", "Socket.IO requests received, by event");
+    metrics::describe_counter!("meet_errors_total", "Coded errors returned, by code");
+    metrics::describe_counter!("meet_auth_failures_total", "Refused socket handshakes");
+    metrics::gauge!("meet_connections").set(0.0);
+    metrics::gauge!("meet_meetings_active").set(0.0);
+    metrics::gauge!("meet_participants").set(0.0);
+    metrics::counter!("meet_events_total", "event" => "join-meeting").absolute(0);
+    metrics::counter!("meet_errors_total", "code" => "INTERNAL_ERROR").absolute(0);
+    metrics::counter!("meet_auth_failures_total").absolute(0);
+}

@@ -1,0 +1,320 @@
+//! The Socket.IO edge: JWT handshake, one ordered request queue per socket, payload parsing, and delivery of the
+//! domain's outcomes to socket.io rooms.
+//!
+//! Why a queue: socketioxide runs every event handler in its own task, so two requests of one socket could finish
+//! out of order, while the guide's client matches replies to requests by order (`socket.once`). Handlers here do
+//! no work: a plain (non-async) closure puts the request on the socket's queue while socketioxide is still reading
+//! the packet (extractors and the closure run before its `tokio::spawn`), and one task per socket works through it.
+
+pub mod auth;
+
+use auth::{AuthError, Verifier};
+use meeting::{rooms, Identity, MeetingService, Outcome, Request, RoomChange, Session, Target};
+use proto::{ErrorCode, WireError};
+use serde_json::{json, Value};
+use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::{SocketIo, SocketIoConfig};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Requests a socket may have waiting before further ones are refused.
+const MAX_PENDING: usize = 256;
+
+/// What every socket handler shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub service: Arc<MeetingService>,
+    pub verifier: Arc<Verifier>,
+    /// Live per-socket worker tasks (graceful shutdown waits for them to finish their writes).
+    workers: Arc<AtomicUsize>,
+}
+
+/// Socket.io limits, set explicitly (socketioxide's defaults differ between polling and websocket).
+#[derive(Clone, Debug)]
+pub struct SocketLimits {
+    pub max_payload_bytes: u64,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+}
+
+impl Default for SocketLimits {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 64 * 1024,
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Builds the socket.io layer and registers the `/` namespace.
+pub fn build(
+    service: Arc<MeetingService>,
+    verifier: Arc<Verifier>,
+    limits: &SocketLimits,
+) -> (socketioxide::layer::SocketIoLayer, SocketIo, Shared) {
+    let shared = Shared {
+        service,
+        verifier,
+        workers: Arc::new(AtomicUsize::new(0)),
+    };
+    let mut config = SocketIoConfig::default();
+    config.engine_config.max_payload = limits.max_payload_bytes;
+    config.engine_config.ws_max_message_size = limits.max_payload_bytes as usize;
+    config.engine_config.ws_max_frame_size = limits.max_payload_bytes as usize;
+    config.engine_config.ping_interval = limits.ping_interval;
+    config.engine_config.ping_timeout = limits.ping_timeout;
+    let (layer, io) = SocketIo::builder()
+        .with_config(config)
+        .with_state(shared.clone())
+        .build_layer();
+    io.ns("/", on_connect.with(authenticate));
+    (layer, io, shared)
+}
+
+/// Connect middleware: a valid JWT in `auth.token`, or `connect_error` with the reason.
+async fn authenticate(
+    s: SocketRef,
+    State(shared): State<Shared>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), AuthError> {
+    let token = match &auth {
+        Ok(Value::Object(o)) => o.get("token").and_then(Value::as_str),
+        _ => None,
+    };
+    let result = match token {
+        None => Err(AuthError::Missing),
+        Some(t) => shared.verifier.verify(t),
+    };
+    match result {
+        Ok(identity) => {
+            s.extensions.insert(identity);
+            Ok(())
+        }
+        Err(e) => {
+            metrics::counter!("meet_auth_failures_total").increment(1);
+            tracing::debug!(reason = %e, "socket refused");
+            Err(e)
+        }
+    }
+}
+
+enum Job {
+    Request {
+        event: String,
+        payload: Option<Value>,
+        ack: AckSender,
+    },
+    Disconnect,
+}
+
+async fn on_connect(s: SocketRef, io: SocketIo, State(shared): State<Shared>) {
+    let Some(identity) = s.extensions.get::<Identity>() else {
+        // Unreachable: the middleware refuses sockets without an identity.
+        let _ = s.disconnect();
+        return;
+    };
+    metrics::gauge!("meet_connections").increment(1.0);
+    let (tx, rx) = mpsc::unbounded_channel::<Job>();
+    let pending = Arc::new(AtomicUsize::new(0));
+    {
+        let tx = tx.clone();
+        let pending = pending.clone();
+        s.on_fallback(
+            move |s: SocketRef,
+                  Event(event): Event,
+                  TryData(payload): TryData<Value>,
+                  ack: AckSender| {
+                if pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING {
+                    pending.fetch_sub(1, Ordering::AcqRel);
+                    let e = WireError::new(
+                        ErrorCode::RateLimitExceeded,
+                        "too many requests waiting; slow down",
+                    )
+                    .for_event(&event);
+                    reply_error(&s, ack, &e, false);
+                } else {
+                    let _ = tx.send(Job::Request {
+                        event,
+                        payload: payload.ok(),
+                        ack,
+                    });
+                }
+                std::future::ready(())
+            },
+        );
+    }
+    s.on_disconnect(move || {
+        let _ = tx.send(Job::Disconnect);
+        std::future::ready(())
+    });
+    shared.workers.fetch_add(1, Ordering::AcqRel);
+    tokio::spawn(worker(s, io, shared, Session::new(identity), rx, pending));
+}
+
+/// Works through one socket's requests in order, until it disconnects.
+async fn worker(
+    s: SocketRef,
+    io: SocketIo,
+    shared: Shared,
+    mut session: Session,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    pending: Arc<AtomicUsize>,
+) {
+    while let Some(job) = rx.recv().await {
+        match job {
+            Job::Request {
+                event,
+                payload,
+                ack,
+            } => {
+                pending.fetch_sub(1, Ordering::AcqRel);
+                handle(
+                    &s,
+                    &io,
+                    &shared.service,
+                    &mut session,
+                    &event,
+                    payload.as_ref(),
+                    ack,
+                )
+                .await;
+            }
+            Job::Disconnect => {
+                let out = shared.service.disconnect(&mut session).await;
+                deliver(&io, None, &out).await;
+                break;
+            }
+        }
+    }
+    metrics::gauge!("meet_connections").decrement(1.0);
+    shared.workers.fetch_sub(1, Ordering::AcqRel);
+}
+
+async fn handle(
+    s: &SocketRef,
+    io: &SocketIo,
+    service: &MeetingService,
+    session: &mut Session,
+    event: &str,
+    payload: Option<&Value>,
+    ack: AckSender,
+) {
+    let label = if meeting::request::EVENTS.contains(&event)
+        || meeting::request::MEDIA_EVENTS.contains(&event)
+    {
+        event.to_owned()
+    } else {
+        "unknown".to_owned()
+    };
+    metrics::counter!("meet_events_total", "event" => label).increment(1);
+    let result = match Request::parse(event, payload) {
+        Ok(req) => service.handle(session, req).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(out) => {
+            deliver(io, Some(s), &out).await;
+            let mut reply = json!({"ok": true});
+            if let (Some(r), Value::Object(extra)) = (reply.as_object_mut(), &out.reply) {
+                for (k, v) in extra {
+                    r.insert(k.clone(), v.clone());
+                }
+            }
+            let _ = ack.send(&reply);
+        }
+        Err(e) => {
+            let e = e.for_event(event);
+            // Periodic events are dropped silently when over their limit (DESIGN.md §4): an `error` event would
+            // abort the guide's client while it sets up media. Their ack still says why.
+            let silent = e.code == ErrorCode::RateLimitExceeded
+                && matches!(event, "typing" | "stats:report");
+            reply_error(s, ack, &e, silent);
+        }
+    }
+}
+
+fn reply_error(s: &SocketRef, ack: AckSender, e: &WireError, silent: bool) {
+    metrics::counter!("meet_errors_total", "code" => e.code.as_str()).increment(1);
+    if !silent {
+        let _ = s.emit("error", e);
+    }
+    let _ = ack.send(&json!({"ok": false, "error": e}));
+}
+
+/// Applies an outcome: the requesting socket's room changes, then the emits, then closed meetings' rooms.
+/// `socket` is None when there is no requesting socket (REST, or a socket that is gone).
+pub async fn deliver(io: &SocketIo, socket: Option<&SocketRef>, out: &Outcome) {
+    if let Some(s) = socket {
+        for change in &out.rooms {
+            match change {
+                RoomChange::Join(m) => s.join([
+                    rooms::meeting(&m.meeting),
+                    rooms::participant(&m.participant),
+                ]),
+                RoomChange::Leave(m) => s.leave([
+                    rooms::meeting(&m.meeting),
+                    rooms::participant(&m.participant),
+                ]),
+            }
+        }
+    }
+    for e in &out.emits {
+        let sent = match &e.target {
+            Target::Requester => match socket {
+                Some(s) => s.emit(e.event, &e.payload).map_err(|err| err.to_string()),
+                None => Ok(()),
+            },
+            Target::Meeting(m) => io
+                .to(rooms::meeting(m))
+                .emit(e.event, &e.payload)
+                .await
+                .map_err(|err| err.to_string()),
+            Target::MeetingExcept(m, p) => io
+                .to(rooms::meeting(m))
+                .except(rooms::participant(p))
+                .emit(e.event, &e.payload)
+                .await
+                .map_err(|err| err.to_string()),
+            Target::Participants(ps) if ps.is_empty() => Ok(()),
+            Target::Participants(ps) => io
+                .to(ps.iter().map(rooms::participant).collect::<Vec<_>>())
+                .emit(e.event, &e.payload)
+                .await
+                .map_err(|err| err.to_string()),
+        };
+        if let Err(err) = sent {
+            tracing::warn!(event = e.event, error = %err, "emit failed");
+        }
+    }
+    for m in &out.close_rooms {
+        let room = rooms::meeting(m);
+        if let Err(err) = io.to(room.clone()).leave(room).await {
+            tracing::warn!(error = %err, "closing meeting room failed");
+        }
+    }
+}
+
+/// Graceful stop of the socket layer: tell every client, disconnect them, and wait (up to `grace`) until every
+/// socket's worker has finished (leaves written to the store).
+pub async fn shutdown(io: &SocketIo, shared: &Shared, reconnect_after: Duration, grace: Duration) {
+    let ms = u64::try_from(reconnect_after.as_millis()).unwrap_or(u64::MAX);
+    if let Err(e) = io
+        .emit("server:shutdown", &json!({"reconnectAfterMs": ms}))
+        .await
+    {
+        tracing::warn!(error = %e, "shutdown notice failed");
+    }
+    // Give the notice a moment to leave the socket buffers before the disconnect packets.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Err(e) = io.disconnect().await {
+        tracing::warn!(error = %e, "disconnecting sockets failed");
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while shared.workers.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

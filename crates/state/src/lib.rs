@@ -1,0 +1,68 @@
+//! What must be shared between server nodes: each meeting's runtime state (who is in it, hands, layout, spotlight,
+//! screen share) and rate-limit counters.
+//!
+//! Two traits, each with an in-process implementation (the default, one node). A Redis implementation of the same
+//! traits is what a cluster uses (a later issue); the traits are async and keyed by meeting for that reason, and
+//! `modify` takes an `FnMut` so a Redis implementation can retry it under optimistic locking (WATCH/MULTI).
+
+pub mod local;
+pub mod runtime;
+
+pub use local::{LocalRateLimiter, LocalRuntimeStore};
+pub use runtime::{MeetingRuntime, RuntimeParticipant, ScreenShare};
+
+use proto::MeetingId;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("shared state backend unavailable: {0}")]
+    Backend(String),
+}
+
+/// The runtime state of every live meeting.
+#[async_trait::async_trait]
+pub trait RuntimeStore: Send + Sync + 'static {
+    /// Runs `f` on the meeting's runtime state (created empty when missing) with exclusive access. `f` returns
+    /// whether it changed anything (and must not change anything when it returns false): a store that writes back
+    /// skips the write then. `f` may run more than once (optimistic retry); it must only compute, never do I/O.
+    async fn modify(
+        &self,
+        meeting: &MeetingId,
+        f: &mut (dyn for<'r> FnMut(&'r mut MeetingRuntime) -> bool + Send),
+    ) -> Result<(), StateError>;
+
+    /// Runs `f` on the meeting's runtime state (or `None`) without copying it.
+    async fn read(
+        &self,
+        meeting: &MeetingId,
+        f: &mut (dyn for<'r> FnMut(Option<&'r MeetingRuntime>) + Send),
+    ) -> Result<(), StateError>;
+
+    /// A copy of the meeting's runtime state, if it has one.
+    async fn get(&self, meeting: &MeetingId) -> Result<Option<MeetingRuntime>, StateError>;
+
+    /// Forgets a meeting.
+    async fn remove(&self, meeting: &MeetingId) -> Result<(), StateError>;
+
+    /// Forgets a meeting only if nobody is in it and it has not ended (ended meetings stay as tombstones so a join
+    /// racing the end cannot recreate them). Atomic with respect to `modify`.
+    async fn remove_if_empty(&self, meeting: &MeetingId) -> Result<(), StateError>;
+
+    /// How many meetings have runtime state (live meetings), and how many participants they hold.
+    async fn totals(&self) -> Result<(usize, usize), StateError>;
+}
+
+/// A limit: at most `count` events in any window of length `window` (sliding window, as the guide means it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit {
+    pub count: u32,
+    pub window: Duration,
+}
+
+/// Rate-limit counters keyed by a string (the domain uses `meeting/user/event`).
+#[async_trait::async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Counts one event under `key` if the limit allows it; otherwise returns how long until it would.
+    async fn check(&self, key: &str, limit: Limit) -> Result<Result<(), Duration>, StateError>;
+}

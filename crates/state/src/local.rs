@@ -1,0 +1,302 @@
+//! In-process implementations: one node, no network.
+
+use crate::{Limit, MeetingRuntime, RateLimiter, RuntimeStore, StateError};
+use proto::MeetingId;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it (the data is plain state; a panic in one
+/// request must not take every later request down with it).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Default)]
+pub struct LocalRuntimeStore {
+    meetings: Mutex<HashMap<MeetingId, Arc<Mutex<Slot>>>>,
+}
+
+/// One meeting's state. `removed` tells a `modify` that fetched the slot just before `remove_if_empty` dropped it
+/// from the map to fetch a fresh one instead of writing into an orphan.
+#[derive(Default)]
+struct Slot {
+    rt: MeetingRuntime,
+    removed: bool,
+}
+
+impl LocalRuntimeStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn entry(&self, meeting: &MeetingId) -> Arc<Mutex<Slot>> {
+        lock(&self.meetings)
+            .entry(meeting.clone())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Slot {
+                    rt: MeetingRuntime {
+                        meeting_id: Some(meeting.clone()),
+                        ..MeetingRuntime::default()
+                    },
+                    removed: false,
+                }))
+            })
+            .clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl RuntimeStore for LocalRuntimeStore {
+    async fn modify(
+        &self,
+        meeting: &MeetingId,
+        f: &mut (dyn for<'r> FnMut(&'r mut MeetingRuntime) -> bool + Send),
+    ) -> Result<(), StateError> {
+        loop {
+            let entry = self.entry(meeting);
+            let mut slot = lock(&entry);
+            if slot.removed {
+                continue;
+            }
+            // In process the state is changed in place; the returned flag only matters to stores that write back.
+            f(&mut slot.rt);
+            return Ok(());
+        }
+    }
+
+    async fn read(
+        &self,
+        meeting: &MeetingId,
+        f: &mut (dyn for<'r> FnMut(Option<&'r MeetingRuntime>) + Send),
+    ) -> Result<(), StateError> {
+        let entry = lock(&self.meetings).get(meeting).cloned();
+        match entry {
+            Some(e) => {
+                let slot = lock(&e);
+                f(Some(&slot.rt));
+            }
+            None => f(None),
+        }
+        Ok(())
+    }
+
+    async fn get(&self, meeting: &MeetingId) -> Result<Option<MeetingRuntime>, StateError> {
+        let entry = lock(&self.meetings).get(meeting).cloned();
+        Ok(entry.map(|e| lock(&e).rt.clone()))
+    }
+
+    async fn remove(&self, meeting: &MeetingId) -> Result<(), StateError> {
+        lock(&self.meetings).remove(meeting);
+        Ok(())
+    }
+
+    async fn remove_if_empty(&self, meeting: &MeetingId) -> Result<(), StateError> {
+        let mut map = lock(&self.meetings);
+        let empty = map.get(meeting).is_some_and(|e| {
+            let mut slot = lock(e);
+            let empty = slot.rt.participants.is_empty() && !slot.rt.ended;
+            slot.removed |= empty;
+            empty
+        });
+        if empty {
+            map.remove(meeting);
+        }
+        Ok(())
+    }
+
+    async fn totals(&self) -> Result<(usize, usize), StateError> {
+        let map = lock(&self.meetings);
+        let counts: Vec<usize> = map
+            .values()
+            .map(|m| lock(m).rt.participants.len())
+            .collect();
+        Ok((
+            counts.iter().filter(|n| **n > 0).count(),
+            counts.iter().sum(),
+        ))
+    }
+}
+
+/// A sliding-log limiter: per key, the instants of the last `count` accepted events. An event is accepted when
+/// fewer than `count` accepted events lie within the last `window`. This is exact ("no more than N in any window
+/// of that length"), which a GCRA/token bucket (e.g. `governor`) is not: with burst N it admits almost 2N in the
+/// first window. Memory is bounded by `count` instants per active key; idle keys are swept.
+pub struct LocalRateLimiter {
+    inner: Mutex<LimiterInner>,
+    clock: Box<dyn Fn() -> Instant + Send + Sync>,
+}
+
+struct LimiterInner {
+    logs: HashMap<String, VecDeque<Instant>>,
+    last_sweep: Option<Instant>,
+}
+
+impl Default for LocalRateLimiter {
+    fn default() -> Self {
+        Self::with_clock(Box::new(Instant::now))
+    }
+}
+
+impl LocalRateLimiter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A limiter reading time from `clock` (tests drive it by hand).
+    pub fn with_clock(clock: Box<dyn Fn() -> Instant + Send + Sync>) -> Self {
+        Self {
+            inner: Mutex::new(LimiterInner {
+                logs: HashMap::new(),
+                last_sweep: None,
+            }),
+            clock,
+        }
+    }
+
+    /// Accepts or refuses one event at `now`.
+    pub fn check_at(&self, key: &str, limit: Limit, now: Instant) -> Result<(), Duration> {
+        let mut inner = lock(&self.inner);
+        inner.sweep(now);
+        let log = inner.logs.entry(key.to_owned()).or_default();
+        while log
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= limit.window)
+        {
+            log.pop_front();
+        }
+        if log.len() < limit.count as usize {
+            log.push_back(now);
+            return Ok(());
+        }
+        // Full: the oldest accepted event leaves the window at `oldest + window`.
+        let oldest = log.front().copied().unwrap_or(now);
+        Err((oldest + limit.window)
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1)))
+    }
+}
+
+impl LimiterInner {
+    /// Drops logs whose newest entry is older than any window we use (at most once a minute).
+    fn sweep(&mut self, now: Instant) {
+        const EVERY: Duration = Duration::from_secs(60);
+        const MAX_WINDOW: Duration = Duration::from_secs(3600);
+        if self
+            .last_sweep
+            .is_some_and(|t| now.saturating_duration_since(t) < EVERY)
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        self.logs.retain(|_, log| {
+            log.back()
+                .is_some_and(|t| now.saturating_duration_since(*t) < MAX_WINDOW)
+        });
+    }
+}
+
+#[async_trait::async_trait]
+impl RateLimiter for LocalRateLimiter {
+    async fn check(&self, key: &str, limit: Limit) -> Result<Result<(), Duration>, StateError> {
+        Ok(self.check_at(key, limit, (self.clock)()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEN_PER_MIN: Limit = Limit {
+        count: 10,
+        window: Duration::from_secs(60),
+    };
+
+    #[test]
+    fn tenth_passes_eleventh_fails_then_window_slides() {
+        let l = LocalRateLimiter::new();
+        let t0 = Instant::now();
+        for i in 0..10 {
+            assert_eq!(
+                l.check_at("k", TEN_PER_MIN, t0 + Duration::from_secs(i)),
+                Ok(()),
+                "message {i}"
+            );
+        }
+        let retry = l.check_at("k", TEN_PER_MIN, t0 + Duration::from_secs(10));
+        assert_eq!(retry, Err(Duration::from_secs(50)));
+        // refused events are not counted: at t0+60 the first one has left the window
+        assert_eq!(
+            l.check_at("k", TEN_PER_MIN, t0 + Duration::from_secs(60)),
+            Ok(())
+        );
+        assert!(l
+            .check_at("k", TEN_PER_MIN, t0 + Duration::from_secs(60))
+            .is_err());
+        assert_eq!(
+            l.check_at("k", TEN_PER_MIN, t0 + Duration::from_secs(61)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn never_more_than_n_in_any_window() {
+        // Hammer one key every 7 ms for 10 s with 3/s and check every 1 s window of accepted events.
+        let l = LocalRateLimiter::new();
+        let lim = Limit {
+            count: 3,
+            window: Duration::from_secs(1),
+        };
+        let t0 = Instant::now();
+        let accepted: Vec<Duration> = (0..1430u64)
+            .map(|i| Duration::from_millis(i * 7))
+            .filter(|d| l.check_at("k", lim, t0 + *d).is_ok())
+            .collect();
+        for (i, t) in accepted.iter().enumerate() {
+            let in_window = accepted[i..]
+                .iter()
+                .take_while(|u| **u < *t + lim.window)
+                .count();
+            assert!(
+                in_window <= 3,
+                "{in_window} events in the window starting at {t:?}"
+            );
+        }
+        // and the limit is reached: 3 per second over 10 s
+        assert!(accepted.len() >= 29, "{}", accepted.len());
+    }
+
+    #[test]
+    fn keys_are_independent() {
+        let l = LocalRateLimiter::new();
+        let lim = Limit {
+            count: 1,
+            window: Duration::from_secs(5),
+        };
+        let t0 = Instant::now();
+        assert!(l.check_at("a", lim, t0).is_ok());
+        assert!(l.check_at("a", lim, t0).is_err());
+        assert!(l.check_at("b", lim, t0).is_ok());
+    }
+
+    #[tokio::test]
+    async fn runtime_modify_read_remove() {
+        let s = LocalRuntimeStore::new();
+        let m = MeetingId::new("m");
+        let mut seen = None;
+        s.read(&m, &mut |rt| seen = Some(rt.is_some()))
+            .await
+            .expect("read");
+        assert_eq!(seen, Some(false));
+        s.modify(&m, &mut |rt| {
+            rt.next_seq = 7;
+            true
+        })
+        .await
+        .expect("modify");
+        assert_eq!(s.get(&m).await.expect("get").map(|r| r.next_seq), Some(7));
+        assert_eq!(s.totals().await.expect("totals"), (0, 0));
+        s.remove_if_empty(&m).await.expect("remove");
+        assert_eq!(s.get(&m).await.expect("get"), None);
+    }
+}

@@ -1,0 +1,250 @@
+//! The same scenarios against SQLite (a fresh file) and PostgreSQL (a fresh database on the local server, named
+//! by `MEET_TEST_PG_ADMIN_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
+
+use super::*;
+
+async fn sqlite_store() -> (Store, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("meet-store-{}", proto::ids::random_base62(10)));
+    let url = format!("sqlite://{}/meet.db?mode=rwc", dir.display());
+    let store = Store::connect(&url).await.expect("sqlite store");
+    (store, dir)
+}
+
+async fn postgres_store() -> (Store, String) {
+    let admin = std::env::var("MEET_TEST_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new().max_connections(1).connect(&admin).await.expect(
+        "PostgreSQL must be reachable for the store tests (scripts/test installs and starts it)",
+    );
+    let name = format!(
+        "meet_store_test_{}",
+        proto::ids::random_base62(10).to_lowercase()
+    );
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .expect("create database");
+    pool.close().await;
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(admin.clone());
+    let url = format!("{base}/{name}");
+    (Store::connect(&url).await.expect("postgres store"), name)
+}
+
+async fn drop_pg(name: &str) {
+    let admin = std::env::var("MEET_TEST_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    if let Ok(pool) = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin)
+        .await
+    {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&pool)
+            .await;
+    }
+}
+
+fn meeting(id: &str) -> MeetingRecord {
+    MeetingRecord {
+        id: MeetingId::new(id),
+        title: "Standup".into(),
+        host_user_id: UserId::new("u_host"),
+        campus_id: "campus_1".into(),
+        max_participants: 100,
+        recording_enabled: true,
+        allow_self_unmute: false,
+        allowed_campuses: vec!["campus_2".into()],
+        invited_user_ids: vec!["u_guest".into()],
+        status: MeetingStatus::Active,
+        created_at: 1_700_000_000_000,
+        ended_at: None,
+    }
+}
+
+fn chat(id: &str, sender: &str, rt: RecipientType, to: Option<&str>, at: i64) -> ChatRecord {
+    ChatRecord {
+        id: MessageId::new(id),
+        meeting_id: MeetingId::new("m1"),
+        sender_id: UserId::new(sender),
+        sender_name: sender.to_uppercase(),
+        message: format!("hello from {sender}"),
+        recipient_type: rt,
+        recipient_id: to.map(UserId::new),
+        created_at: at,
+    }
+}
+
+async fn scenario(store: &Store) {
+    let m = meeting("m1");
+    store.insert_meeting(&m).await.expect("insert meeting");
+    assert_eq!(
+        store.get_meeting(&m.id).await.expect("get"),
+        Some(m.clone())
+    );
+    assert_eq!(
+        store
+            .get_meeting(&MeetingId::new("nope"))
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(store.count_active_meetings().await.expect("count"), 1);
+
+    // roles
+    let alice = UserId::new("alice");
+    assert_eq!(store.granted_role(&m.id, &alice).await.expect("role"), None);
+    store
+        .set_role(&m.id, &alice, Role::Moderator)
+        .await
+        .expect("grant");
+    assert_eq!(
+        store.granted_role(&m.id, &alice).await.expect("role"),
+        Some(Role::Moderator)
+    );
+    store
+        .set_role(&m.id, &alice, Role::Participant)
+        .await
+        .expect("revoke");
+    assert_eq!(store.granted_role(&m.id, &alice).await.expect("role"), None);
+
+    // chat visibility and paging
+    let msgs = [
+        chat("msg_1", "alice", RecipientType::All, None, 1),
+        chat("msg_2", "bob", RecipientType::Private, Some("alice"), 2),
+        chat("msg_3", "bob", RecipientType::Host, None, 3),
+        chat("msg_4", "carol", RecipientType::Private, Some("bob"), 4),
+        chat("msg_5", "carol", RecipientType::All, None, 5),
+    ];
+    for c in &msgs {
+        store.insert_message(c).await.expect("insert message");
+    }
+    let ids = |v: Vec<ChatRecord>| v.into_iter().map(|c| c.id.to_string()).collect::<Vec<_>>();
+    let alice_view = Viewer {
+        user_id: &alice,
+        sees_host_messages: false,
+    };
+    let all = store
+        .messages_visible(&m.id, &alice_view, None, 50)
+        .await
+        .expect("history");
+    assert_eq!(all[1], msgs[1]);
+    assert_eq!(ids(all), ["msg_1", "msg_2", "msg_5"]);
+    let host = UserId::new("u_host");
+    let host_view = Viewer {
+        user_id: &host,
+        sees_host_messages: true,
+    };
+    assert_eq!(
+        ids(store
+            .messages_visible(&m.id, &host_view, None, 50)
+            .await
+            .expect("history")),
+        ["msg_1", "msg_3", "msg_5"]
+    );
+    let bob = UserId::new("bob");
+    let bob_view = Viewer {
+        user_id: &bob,
+        sees_host_messages: false,
+    };
+    assert_eq!(
+        ids(store
+            .messages_visible(&m.id, &bob_view, None, 2)
+            .await
+            .expect("page 1")),
+        ["msg_4", "msg_5"]
+    );
+    assert_eq!(
+        ids(store
+            .messages_visible(&m.id, &bob_view, Some(&MessageId::new("msg_4")), 2)
+            .await
+            .expect("page 2")),
+        ["msg_2", "msg_3"]
+    );
+    assert!(store
+        .messages_visible(&m.id, &bob_view, Some(&MessageId::new("msg_unknown")), 2)
+        .await
+        .expect("unknown cursor")
+        .is_empty());
+
+    // sessions, stats, audit, end
+    let p = ParticipantId::new("participant_1");
+    store
+        .open_session(&p, &m.id, &alice, "Alice", Role::Participant, 10)
+        .await
+        .expect("session");
+    store.close_session(&p, 20).await.expect("close session");
+    let s = StatsRecord {
+        rtt: Some(45.0),
+        packet_loss: Some(0.5),
+        jitter: None,
+        bitrate: Some(1.5e6),
+    };
+    store
+        .insert_stats(&m.id, &p, &alice, &s, 30)
+        .await
+        .expect("stats");
+    assert_eq!(store.stats_of(&p).await.expect("stats_of"), vec![s]);
+    store
+        .audit(&m.id, &host, "mute", Some(&alice), "audio", 40)
+        .await
+        .expect("audit");
+    assert_eq!(
+        store.audit_of(&m.id).await.expect("audit_of"),
+        vec![(
+            "u_host".to_owned(),
+            "mute".to_owned(),
+            Some("alice".to_owned())
+        )]
+    );
+    assert!(store.end_meeting(&m.id, 50).await.expect("end"));
+    assert!(!store.end_meeting(&m.id, 60).await.expect("end twice"));
+    let ended = store
+        .get_meeting(&m.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (ended.status, ended.ended_at),
+        (MeetingStatus::Ended, Some(50))
+    );
+}
+
+#[tokio::test]
+async fn sqlite_scenario_and_reopen() {
+    let (store, dir) = sqlite_store().await;
+    scenario(&store).await;
+    store.close().await;
+    // survives a reopen (migrations are idempotent)
+    let url = format!("sqlite://{}/meet.db?mode=rwc", dir.display());
+    let again = Store::connect(&url).await.expect("reopen");
+    assert!(again
+        .get_meeting(&MeetingId::new("m1"))
+        .await
+        .expect("get")
+        .is_some());
+    again.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_scenario() {
+    let (store, name) = postgres_store().await;
+    assert_eq!(store.backend(), Backend::Postgres);
+    scenario(&store).await;
+    store.close().await;
+    drop_pg(&name).await;
+}
+
+#[test]
+fn redacts_passwords() {
+    assert_eq!(
+        redact_url("postgres://u:secret@h:5432/db"),
+        "postgres://u:***@h:5432/db"
+    );
+    assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+}
