@@ -47,6 +47,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/dev/token", post(dev_token))
+        .route("/api/{*rest}", axum::routing::any(api_not_found))
         .with_state(state)
 }
 
@@ -123,7 +124,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct CreateBody {
     title: Option<String>,
     max_participants: Option<u32>,
@@ -233,7 +234,6 @@ async fn messages(
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RoleBody {
     role: String,
 }
@@ -259,6 +259,10 @@ async fn set_role(
     let out = st.service.change_role(&who, &id, &user, role).await?;
     signaling::deliver(&st.io, None, &out).await;
     Ok(Json(json!({"ok": true, "userId": user, "role": role})))
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"))
 }
 
 /// The guide's path. Router capabilities come with the media plane (a later issue); until then a clear 503,

@@ -890,7 +890,8 @@ impl MeetingService {
                 .await
                 .map_err(|e| internal("loading role", e))?
                 .is_some_and(Role::can_moderate);
-        let msgs = self
+        // One more than asked tells whether an older page exists.
+        let mut msgs = self
             .store
             .messages_visible(
                 id,
@@ -899,11 +900,12 @@ impl MeetingService {
                     sees_host_messages: sees_host,
                 },
                 before,
-                limit,
+                limit + 1,
             )
             .await
             .map_err(|e| internal("loading chat history", e))?;
-        let next = if msgs.len() == limit as usize {
+        let next = if msgs.len() > limit as usize {
+            msgs.remove(0);
             msgs.first().map(|m| m.id.clone())
         } else {
             None

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tower_http::services::{ServeDir, ServeFile};
+use tower_http::services::ServeDir;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -212,19 +212,21 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The built web client when present; otherwise a short page saying how to build it.
+/// The built web client when present (unknown paths 404); otherwise a short page at `/` saying how to build it.
 fn web_client(dir: &str) -> Router {
-    let index = std::path::Path::new(dir).join("index.html");
-    if index.exists() {
-        Router::new().fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+    if std::path::Path::new(dir).join("index.html").exists() {
+        Router::new().fallback_service(ServeDir::new(dir))
     } else {
-        Router::new().fallback(|| async {
+        let page = || async {
             axum::response::Html(
                 "<!doctype html><title>meet-server</title><h1>meet-server is running</h1>\
                  <p>The web client is not built in this checkout (web/dist is missing). The signaling API is \
                  available over Socket.IO at this address; see README.md and docs/protocol.md.</p>",
             )
-        })
+        };
+        Router::new()
+            .route("/", axum::routing::get(page))
+            .route("/index.html", axum::routing::get(page))
     }
 }
 

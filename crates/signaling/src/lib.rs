@@ -75,9 +75,13 @@ pub fn build(
     (layer, io, shared)
 }
 
-/// Connect middleware: a valid JWT in `auth.token`, or `connect_error` with the reason.
+/// Connect middleware: a valid JWT in `auth.token`, or `connect_error` with the reason. On success the socket's
+/// queue and handlers are set up here, not in the connect handler: socketioxide sends the CONNECT packet before it
+/// runs the (spawned) connect handler, so a client that emits right after `connect` would race handlers registered
+/// there and its first event could find none. The middleware finishes before CONNECT is sent.
 async fn authenticate(
     s: SocketRef,
+    io: SocketIo,
     State(shared): State<Shared>,
     TryData(auth): TryData<Value>,
 ) -> Result<(), AuthError> {
@@ -91,7 +95,7 @@ async fn authenticate(
     };
     match result {
         Ok(identity) => {
-            s.extensions.insert(identity);
+            start_session(s, io, shared, identity);
             Ok(())
         }
         Err(e) => {
@@ -111,12 +115,10 @@ enum Job {
     Disconnect,
 }
 
-async fn on_connect(s: SocketRef, io: SocketIo, State(shared): State<Shared>) {
-    let Some(identity) = s.extensions.get::<Identity>() else {
-        // Unreachable: the middleware refuses sockets without an identity.
-        let _ = s.disconnect();
-        return;
-    };
+/// Everything happens in [`authenticate`]; the namespace still needs a connect handler.
+async fn on_connect() {}
+
+fn start_session(s: SocketRef, io: SocketIo, shared: Shared, identity: Identity) {
     metrics::gauge!("meet_connections").increment(1.0);
     let (tx, rx) = mpsc::unbounded_channel::<Job>();
     let pending = Arc::new(AtomicUsize::new(0));
