@@ -91,7 +91,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> WireError {
 fn can_access(m: &MeetingRecord, who: &Identity) -> bool {
     m.host_user_id == who.user_id
         || m.campus_id == who.campus_id
-        || m.allowed_campuses.iter().any(|c| *c == who.campus_id)
+        || m.allowed_campuses.contains(&who.campus_id)
         || m.invited_user_ids.iter().any(|u| u == who.user_id.as_str())
 }
 

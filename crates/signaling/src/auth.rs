@@ -190,6 +190,40 @@ impl Verifier {
     }
 }
 
+/// Mints tokens for the bundled web client in development mode (HS256 only: the server must hold the secret).
+pub struct DevSigner {
+    key: jsonwebtoken::EncodingKey,
+}
+
+impl DevSigner {
+    pub fn new(secret: &str) -> Self {
+        Self {
+            key: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        }
+    }
+
+    /// A token valid for 12 hours.
+    pub fn mint(
+        &self,
+        user_id: &str,
+        user_name: &str,
+        campus_id: &str,
+        email: &str,
+    ) -> Result<String, String> {
+        let now = proto::time::now_ms() / 1000;
+        let claims = serde_json::json!({
+            "user_id": user_id, "campus_id": campus_id, "userName": user_name, "email": email,
+            "iat": now, "exp": now + 12 * 3600,
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &self.key,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,36 +326,3 @@ mod tests {
     }
 }
 
-/// Mints tokens for the bundled web client in development mode (HS256 only: the server must hold the secret).
-pub struct DevSigner {
-    key: jsonwebtoken::EncodingKey,
-}
-
-impl DevSigner {
-    pub fn new(secret: &str) -> Self {
-        Self {
-            key: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-        }
-    }
-
-    /// A token valid for 12 hours.
-    pub fn mint(
-        &self,
-        user_id: &str,
-        user_name: &str,
-        campus_id: &str,
-        email: &str,
-    ) -> Result<String, String> {
-        let now = proto::time::now_ms() / 1000;
-        let claims = serde_json::json!({
-            "user_id": user_id, "campus_id": campus_id, "userName": user_name, "email": email,
-            "iat": now, "exp": now + 12 * 3600,
-        });
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(Algorithm::HS256),
-            &claims,
-            &self.key,
-        )
-        .map_err(|e| e.to_string())
-    }
-}
