@@ -325,4 +325,3 @@ mod tests {
         assert!(!format!("{:?}", cfg(Some(SECRET))).contains(SECRET));
     }
 }
-
