@@ -1,0 +1,159 @@
+//! The media plane's I/O shell. N worker threads (default one per core), each a single-threaded tokio loop that
+//! owns one UDP socket (one port, shared by all of its transports) and one [`sfu::Core`]. The domain reaches a
+//! worker through [`MediaEngine::call`], which runs a closure on the worker's core and returns its result; a
+//! meeting's router lives on one worker, chosen by hashing the meeting id.
+
+use sfu::Core;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    /// The address the UDP sockets bind to (and the ICE candidate str0m checks against): a concrete address.
+    pub listen_ip: IpAddr,
+    /// What clients are told to send to (a public address when behind NAT); the listen address when None.
+    pub announced_ip: Option<IpAddr>,
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Worker threads; 0 = one per core.
+    pub workers: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            listen_ip: IpAddr::from([127, 0, 0, 1]),
+            announced_ip: None,
+            port_min: 40_000,
+            port_max: 49_999,
+            workers: 0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("no free UDP port in {0}-{1} on {2}")]
+    NoPort(u16, u16, IpAddr),
+    #[error("media worker stopped")]
+    WorkerGone,
+    #[error("starting media worker: {0}")]
+    Start(String),
+}
+
+type Job = Box<dyn FnOnce(&mut Core, Instant) + Send>;
+
+struct Worker {
+    tx: mpsc::UnboundedSender<Job>,
+    addr: SocketAddr,
+}
+
+/// Cloneable handle to every media worker.
+#[derive(Clone)]
+pub struct MediaEngine {
+    workers: std::sync::Arc<Vec<Worker>>,
+}
+
+impl MediaEngine {
+    pub fn start(cfg: &MediaConfig) -> Result<Self, MediaError> {
+        let n = if cfg.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            cfg.workers
+        };
+        let mut workers = Vec::with_capacity(n);
+        let mut next_port = cfg.port_min;
+        for i in 0..n {
+            let (socket, port) = bind_in_range(cfg.listen_ip, next_port, cfg.port_max)
+                .ok_or(MediaError::NoPort(cfg.port_min, cfg.port_max, cfg.listen_ip))?;
+            next_port = port.saturating_add(1);
+            let local = SocketAddr::new(cfg.listen_ip, port);
+            let announced = SocketAddr::new(cfg.announced_ip.unwrap_or(cfg.listen_ip), port);
+            let (tx, rx) = mpsc::unbounded_channel::<Job>();
+            std::thread::Builder::new()
+                .name(format!("media-{i}"))
+                .spawn(move || run_worker(socket, local, announced, rx))
+                .map_err(|e| MediaError::Start(e.to_string()))?;
+            tracing::info!(worker = i, %local, %announced, "media worker started");
+            workers.push(Worker { tx, addr: local });
+        }
+        Ok(Self {
+            workers: std::sync::Arc::new(workers),
+        })
+    }
+
+    /// The UDP addresses of the workers.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.workers.iter().map(|w| w.addr).collect()
+    }
+
+    fn worker_for(&self, router: &str) -> &Worker {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        router.hash(&mut h);
+        let i = (h.finish() % self.workers.len().max(1) as u64) as usize;
+        &self.workers[i.min(self.workers.len() - 1)]
+    }
+
+    /// Runs `f` on the core of the worker that owns `router`, and returns its result.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        router: &str,
+        f: impl FnOnce(&mut Core, Instant) -> R + Send + 'static,
+    ) -> Result<R, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |core, now| {
+            let _ = reply.send(f(core, now));
+        });
+        self.worker_for(router).tx.send(job).map_err(|_| MediaError::WorkerGone)?;
+        rx.await.map_err(|_| MediaError::WorkerGone)
+    }
+}
+
+fn bind_in_range(ip: IpAddr, from: u16, to: u16) -> Option<(std::net::UdpSocket, u16)> {
+    (from..=to).find_map(|port| std::net::UdpSocket::bind((ip, port)).ok().map(|s| (s, port)))
+}
+
+fn run_worker(socket: std::net::UdpSocket, local: SocketAddr, announced: SocketAddr, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "media worker runtime");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        if socket.set_nonblocking(true).is_err() {
+            return;
+        }
+        let Ok(socket) = tokio::net::UdpSocket::from_std(socket) else { return };
+        let mut core = Core::new(local, announced);
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let now = Instant::now();
+            // Cap the wait: str0m deadlines are often a few ms, and a cap keeps timers honest.
+            let deadline = core.next_deadline().unwrap_or(now + Duration::from_millis(100)).min(now + Duration::from_millis(100));
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
+            tokio::select! {
+                job = rx.recv() => match job {
+                    Some(job) => job(&mut core, Instant::now()),
+                    None => break,
+                },
+                r = socket.recv_from(&mut buf) => match r {
+                    Ok((n, source)) => core.handle_receive(Instant::now(), source, &buf[..n]),
+                    Err(e) => tracing::debug!(error = %e, "udp receive"),
+                },
+                _ = sleep => {}
+            }
+            let now = Instant::now();
+            core.handle_timeout(now);
+            core.drain_dirty(now);
+            while let Some((dest, data)) = core.poll_transmit() {
+                if let Err(e) = socket.try_send_to(&data, dest) {
+                    tracing::debug!(error = %e, %dest, "udp send");
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,915 @@
+//! The worker core: every WebRtcTransport, producer and consumer of one worker thread, and the forwarding between
+//! them. Sans-IO: datagrams and `now` go in; datagrams to send, and the next deadline, come out. It never reads the
+//! clock, never blocks and never panics on network input.
+//!
+//! Demultiplexing one UDP port among many transports (like mediasoup's WebRtcServer): STUN by the local ufrag in
+//! its USERNAME, everything else by the source address a STUN request came from.
+
+use crate::ortc::{self, Kind, ProducerMapping, RtpCapabilities, RtpParameters};
+use crate::sdp::{self, Section, PLACEHOLDER_ICE_PWD};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use str0m::format::{Codec, FormatParams};
+use str0m::ice::StunMessage;
+use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, SeqNo, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
+
+/// Keyframe requests to one producer stream are at most this frequent.
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SfuError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    CannotConsume(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl From<ortc::OrtcError> for SfuError {
+    fn from(e: ortc::OrtcError) -> Self {
+        match e {
+            ortc::OrtcError::Invalid(m) => SfuError::Invalid(format!("invalid rtpParameters: {m}")),
+            ortc::OrtcError::Unsupported(m) => SfuError::Unsupported(m),
+            ortc::OrtcError::CannotConsume(m) => SfuError::CannotConsume(m),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Send,
+    Recv,
+}
+
+fn random_token(len: usize) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len).map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())])).collect()
+}
+
+fn random_ssrc() -> u32 {
+    use rand::Rng;
+    rand::rng().random_range(100_000_000..=4_000_000_000)
+}
+
+struct Transport {
+    router: String,
+    direction: Direction,
+    rtc: Rtc,
+    /// Our ICE username fragment (STUN routing key).
+    ufrag: String,
+    /// The browser's, learned from its first binding request.
+    remote_ufrag: Option<String>,
+    /// The browser's DTLS fingerprint (`sha-256 AB:…`), from `connect`.
+    remote_fingerprint: Option<String>,
+    /// Send transports: the m-lines of the rebuilt offer, and whether it must be (re)applied.
+    sections: Vec<Section>,
+    offer_dirty: bool,
+    offer_version: u64,
+    mid_to_producer: HashMap<String, String>,
+    /// Send transports: incoming SSRC → (producer, spatial layer), learned from str0m's streams.
+    ssrc_cache: HashMap<u32, (String, usize)>,
+    /// Recv transports: the next consumer mid, and mid → consumer.
+    next_mid: u32,
+    mid_to_consumer: HashMap<String, String>,
+    sources: HashSet<SocketAddr>,
+    deadline: Option<Instant>,
+    connected: bool,
+}
+
+struct Producer {
+    router: String,
+    transport: String,
+    mapping: ProducerMapping,
+    paused: bool,
+    consumers: Vec<String>,
+    /// The SSRC seen for each spatial layer, and when a keyframe was last asked of it.
+    layer_ssrcs: Vec<Option<u32>>,
+    last_keyframe_request: Vec<Option<Instant>>,
+}
+
+struct Consumer {
+    transport: String,
+    producer: String,
+    mid: String,
+    kind: Kind,
+    ssrc: u32,
+    payload_type: u8,
+    paused: bool,
+    /// Highest spatial layer wanted (`quality:change` later; the highest by default).
+    target_layer: usize,
+    /// The layer being forwarded; None until a (key)frame starts the stream, and after a pause.
+    current_layer: Option<usize>,
+    /// out_seq = in_seq − seq_delta; out_ts = in_ts − ts_delta.
+    seq_delta: i64,
+    ts_delta: u32,
+    /// Packets older than the switch point are dropped.
+    floor_seq: u64,
+    last_out_seq: u64,
+    last_out_ts: u32,
+    sent_any: bool,
+    packets: u64,
+}
+
+/// What `create_transport` returns: mediasoup's WebRtcTransport shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransportInfo {
+    pub id: String,
+    pub params: Value,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsumerInfo {
+    pub id: String,
+    pub kind: Kind,
+    pub rtp_parameters: RtpParameters,
+    pub consumer_type: &'static str,
+    pub producer_paused: bool,
+}
+
+/// Counters for operators and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    pub transports: usize,
+    pub producers: usize,
+    pub consumers: usize,
+    pub rtp_in: u64,
+    pub rtp_out: u64,
+    pub dropped_datagrams: u64,
+    pub keyframe_requests: u64,
+}
+
+pub struct Core {
+    local_addr: SocketAddr,
+    announced: SocketAddr,
+    transports: HashMap<String, Transport>,
+    by_ufrag: HashMap<String, String>,
+    by_source: HashMap<SocketAddr, String>,
+    producers: HashMap<String, Producer>,
+    consumers: HashMap<String, Consumer>,
+    outgoing: VecDeque<(SocketAddr, Vec<u8>)>,
+    dirty: Vec<String>,
+    stats: CoreStats,
+}
+
+fn str0m_codec(mime: &str) -> Option<Codec> {
+    match mime.to_ascii_lowercase().as_str() {
+        "audio/opus" => Some(Codec::Opus),
+        "video/vp8" => Some(Codec::Vp8),
+        "video/vp9" => Some(Codec::Vp9),
+        "video/h264" => Some(Codec::H264),
+        "video/av1" => Some(Codec::Av1),
+        _ => None,
+    }
+}
+
+/// str0m's configuration for every transport: ICE-lite, RTP mode, the router's codecs and header extensions in
+/// router numbering (a send transport learns the browser's numbering from the rebuilt offer).
+fn rtc_config(ufrag: &str, pwd: &str) -> RtcConfig {
+    let mut exts = ExtensionMap::empty();
+    exts.set(1, Extension::RtpMid);
+    exts.set(2, Extension::RtpStreamId);
+    exts.set(3, Extension::RepairedRtpStreamId);
+    exts.set(4, Extension::AbsoluteSendTime);
+    exts.set(5, Extension::TransportSequenceNumber);
+    exts.set(10, Extension::AudioLevel);
+    exts.set(11, Extension::VideoOrientation);
+    exts.set(12, Extension::TransmissionTimeOffset);
+    let mut cfg = RtcConfig::new()
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .set_local_ice_credentials(IceCreds {
+            ufrag: ufrag.to_owned(),
+            pass: pwd.to_owned(),
+        })
+        .clear_codecs()
+        .set_extension_map(exts);
+    for c in ortc::router_codecs() {
+        let Some(codec) = str0m_codec(c.mime_type) else { continue };
+        let mut format = FormatParams::default();
+        match codec {
+            Codec::Opus => {
+                format.min_p_time = Some(10);
+                format.use_inband_fec = Some(true);
+            }
+            Codec::H264 => {
+                format.level_asymmetry_allowed = Some(true);
+                format.packetization_mode = Some(1);
+                format.profile_level_id = Some(0x42e01f);
+            }
+            Codec::Vp9 => format.profile_id = Some(0),
+            _ => {}
+        }
+        cfg.codec_config().add_config(
+            Pt::from(c.payload_type),
+            c.rtx_payload_type.map(Pt::from),
+            codec,
+            Frequency::new(c.clock_rate).unwrap_or(Frequency::NINETY_KHZ),
+            c.channels,
+            format,
+        );
+    }
+    cfg
+}
+
+fn is_keyframe(codec: Codec, payload: &[u8]) -> bool {
+    match codec {
+        Codec::Vp8 => str0m::format::detect_vp8_keyframe(payload),
+        Codec::Vp9 => str0m::format::detect_vp9_keyframe(payload),
+        Codec::H264 => str0m::format::detect_h264_keyframe(payload),
+        Codec::Av1 => str0m::format::detect_av1_keyframe(payload),
+        _ => true,
+    }
+}
+
+impl Core {
+    /// `local_addr` is the socket's address (what str0m's candidate must equal); `announced` is what clients are
+    /// told (a public address for servers behind NAT).
+    pub fn new(local_addr: SocketAddr, announced: SocketAddr) -> Self {
+        Self {
+            local_addr,
+            announced,
+            transports: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_source: HashMap::new(),
+            producers: HashMap::new(),
+            consumers: HashMap::new(),
+            outgoing: VecDeque::new(),
+            dirty: Vec::new(),
+            stats: CoreStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> CoreStats {
+        CoreStats {
+            transports: self.transports.len(),
+            producers: self.producers.len(),
+            consumers: self.consumers.len(),
+            ..self.stats.clone()
+        }
+    }
+
+    // ---- control
+
+    pub fn create_transport(&mut self, router: &str, direction: Direction, now: Instant) -> Result<TransportInfo, SfuError> {
+        let ufrag = random_token(16);
+        let pwd = random_token(32);
+        let mut rtc = rtc_config(&ufrag, &pwd).build(now);
+        let candidate = Candidate::host(self.local_addr, "udp").map_err(|e| SfuError::Invalid(format!("candidate: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let fp = rtc.direct_api().local_dtls_fingerprint().to_string();
+        let (algorithm, value) = fp.split_once(' ').unwrap_or(("sha-256", fp.as_str()));
+        let id = format!("tr_{}", random_token(16));
+        let params = json!({
+            "id": id,
+            "iceParameters": {"usernameFragment": ufrag, "password": pwd, "iceLite": true},
+            "iceCandidates": [{
+                "foundation": "udpcandidate",
+                "priority": 1_076_302_079u32,
+                "ip": self.announced.ip().to_string(),
+                "address": self.announced.ip().to_string(),
+                "protocol": "udp",
+                "port": self.announced.port(),
+                "type": "host",
+            }],
+            "dtlsParameters": {"role": "auto", "fingerprints": [{"algorithm": algorithm, "value": value}]},
+        });
+        self.by_ufrag.insert(ufrag.clone(), id.clone());
+        self.transports.insert(
+            id.clone(),
+            Transport {
+                router: router.to_owned(),
+                direction,
+                rtc,
+                ufrag,
+                remote_ufrag: None,
+                remote_fingerprint: None,
+                sections: Vec::new(),
+                offer_dirty: false,
+                offer_version: 1,
+                mid_to_producer: HashMap::new(),
+                ssrc_cache: HashMap::new(),
+                next_mid: 0,
+                mid_to_consumer: HashMap::new(),
+                sources: HashSet::new(),
+                deadline: Some(now),
+                connected: false,
+            },
+        );
+        self.dirty.push(id.clone());
+        Ok(TransportInfo { id, params })
+    }
+
+    /// The transport's router, if it exists (callers check ownership with it).
+    pub fn transport_router(&self, id: &str) -> Option<&str> {
+        self.transports.get(id).map(|t| t.router.as_str())
+    }
+
+    /// `connect-transport`: the client's DTLS fingerprint and role.
+    pub fn connect_transport(&mut self, id: &str, dtls: &Value) -> Result<(), SfuError> {
+        let invalid = |m: &str| SfuError::Invalid(format!("invalid dtlsParameters: {m}"));
+        let fps = dtls.get("fingerprints").and_then(Value::as_array).ok_or_else(|| invalid("fingerprints missing"))?;
+        let pick = fps
+            .iter()
+            .rev()
+            .find(|f| f.get("algorithm").and_then(Value::as_str) == Some("sha-256"))
+            .or_else(|| fps.last())
+            .ok_or_else(|| invalid("no fingerprint"))?;
+        let algorithm = pick.get("algorithm").and_then(Value::as_str).ok_or_else(|| invalid("algorithm missing"))?;
+        let value = pick.get("value").and_then(Value::as_str).ok_or_else(|| invalid("value missing"))?;
+        if algorithm.len() > 16 || value.len() > 200 || algorithm.contains(char::is_whitespace) || value.contains(char::is_whitespace) {
+            return Err(invalid("malformed fingerprint"));
+        }
+        let text = format!("{algorithm} {value}");
+        let fingerprint: str0m::config::Fingerprint = text.parse().map_err(|_| invalid("malformed fingerprint"))?;
+        let role = dtls.get("role").and_then(Value::as_str).unwrap_or("client");
+        if !matches!(role, "client" | "server" | "auto") {
+            return Err(invalid("role must be client, server or auto"));
+        }
+        let t = self.transports.get_mut(id).ok_or(SfuError::NotFound("transport"))?;
+        if t.remote_fingerprint.is_some() {
+            return Err(SfuError::Invalid("transport already connected".into()));
+        }
+        let mut api = t.rtc.direct_api();
+        api.set_remote_fingerprint(fingerprint);
+        // mediasoup's rule: a client-role peer makes us the DTLS server; server or auto makes us the client.
+        api.start_dtls(role != "client").map_err(|e| SfuError::Invalid(format!("dtls: {e}")))?;
+        t.remote_fingerprint = Some(text);
+        if t.direction == Direction::Send && !t.sections.is_empty() {
+            t.offer_dirty = true;
+        }
+        self.apply_offer(id)?;
+        self.dirty.push(id.to_owned());
+        Ok(())
+    }
+
+    /// `produce` on a send transport. Returns the producer id.
+    pub fn produce(&mut self, transport_id: &str, kind: Kind, rtp: &RtpParameters) -> Result<String, SfuError> {
+        let mapping = ortc::map_producer(kind, rtp)?;
+        let t = self.transports.get_mut(transport_id).ok_or(SfuError::NotFound("transport"))?;
+        if t.direction != Direction::Send {
+            return Err(SfuError::Invalid("produce needs a send transport".into()));
+        }
+        let mid = mapping.mid.clone().ok_or_else(|| SfuError::Invalid("invalid rtpParameters: mid is required".into()))?;
+        if t.sections.iter().any(|s| s.mid == mid) {
+            return Err(SfuError::Invalid(format!("invalid rtpParameters: mid {mid} is already used")));
+        }
+        if t.sections.len() >= 32 {
+            return Err(SfuError::Invalid("too many producers on this transport".into()));
+        }
+        let id = format!("pr_{}", random_token(16));
+        let layers = mapping.encodings.len();
+        t.sections.push(Section {
+            mid: mid.clone(),
+            mapping: mapping.clone(),
+            closed: false,
+        });
+        t.mid_to_producer.insert(mid.clone(), id.clone());
+        t.offer_dirty = true;
+        let router = t.router.clone();
+        self.producers.insert(
+            id.clone(),
+            Producer {
+                router,
+                transport: transport_id.to_owned(),
+                mapping,
+                paused: false,
+                consumers: Vec::new(),
+                layer_ssrcs: vec![None; layers],
+                last_keyframe_request: vec![None; layers],
+            },
+        );
+        if let Err(e) = self.apply_offer(transport_id) {
+            self.close_producer(&id);
+            return Err(e);
+        }
+        self.dirty.push(transport_id.to_owned());
+        Ok(id)
+    }
+
+    /// Applies the rebuilt offer once the browser's ufrag and fingerprint are known.
+    fn apply_offer(&mut self, transport_id: &str) -> Result<(), SfuError> {
+        let Some(t) = self.transports.get_mut(transport_id) else { return Ok(()) };
+        if !t.offer_dirty {
+            return Ok(());
+        }
+        let (Some(ufrag), Some(fp)) = (t.remote_ufrag.clone(), t.remote_fingerprint.clone()) else {
+            return Ok(()); // applied when both are known
+        };
+        t.offer_version += 1;
+        let Some(text) = sdp::build_offer(&t.sections, &ufrag, &fp, t.offer_version) else { return Ok(()) };
+        t.offer_dirty = false;
+        let offer = str0m::change::SdpOffer::from_sdp_string(&text).map_err(|e| {
+            tracing::warn!(error = %e, "rebuilt offer does not parse");
+            SfuError::Invalid(format!("rtpParameters produce an unusable offer: {e}"))
+        })?;
+        t.rtc.sdp_api().accept_offer(offer).map_err(|e| {
+            tracing::warn!(error = %e, "rebuilt offer refused");
+            SfuError::Invalid(format!("rtpParameters refused: {e}"))
+        })?;
+        Ok(())
+    }
+
+    pub fn producer_kind(&self, id: &str) -> Option<Kind> {
+        self.producers.get(id).map(|p| p.mapping.kind)
+    }
+
+    pub fn producer_router(&self, id: &str) -> Option<&str> {
+        self.producers.get(id).map(|p| p.router.as_str())
+    }
+
+    pub fn set_producer_paused(&mut self, id: &str, paused: bool, now: Instant) -> Result<(), SfuError> {
+        let p = self.producers.get_mut(id).ok_or(SfuError::NotFound("producer"))?;
+        let was = p.paused;
+        p.paused = paused;
+        if was && !paused {
+            // Consumers restart on a keyframe.
+            let consumers = p.consumers.clone();
+            for c in consumers {
+                if let Some(c) = self.consumers.get_mut(&c) {
+                    c.current_layer = None;
+                }
+            }
+            for layer in 0..self.producers.get(id).map_or(0, |p| p.layer_ssrcs.len()) {
+                self.request_keyframe(id, layer, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes a producer and its consumers; returns the closed consumer ids.
+    pub fn close_producer(&mut self, id: &str) -> Vec<String> {
+        let Some(p) = self.producers.remove(id) else { return Vec::new() };
+        if let Some(t) = self.transports.get_mut(&p.transport) {
+            let mid = t.mid_to_producer.iter().find(|(_, v)| v.as_str() == id).map(|(k, _)| k.clone());
+            if let Some(mid) = mid {
+                t.mid_to_producer.remove(&mid);
+                if let Some(s) = t.sections.iter_mut().find(|s| s.mid == mid) {
+                    s.closed = true;
+                    t.offer_dirty = true;
+                }
+            }
+            t.ssrc_cache.retain(|_, (pid, _)| pid != id);
+        }
+        let _ = self.apply_offer(&p.transport);
+        for c in &p.consumers {
+            self.close_consumer(c);
+        }
+        p.consumers
+    }
+
+    /// `consume`: a consumer on a recv transport, created paused.
+    pub fn consume(&mut self, transport_id: &str, producer_id: &str, caps: &RtpCapabilities) -> Result<ConsumerInfo, SfuError> {
+        let p = self.producers.get(producer_id).ok_or(SfuError::NotFound("producer"))?;
+        let t = self.transports.get_mut(transport_id).ok_or(SfuError::NotFound("transport"))?;
+        if t.direction != Direction::Recv {
+            return Err(SfuError::Invalid("consume needs a recv transport".into()));
+        }
+        if t.router != p.router {
+            return Err(SfuError::NotFound("producer"));
+        }
+        if t.mid_to_consumer.len() >= 512 {
+            return Err(SfuError::Invalid("too many consumers on this transport".into()));
+        }
+        let mid = t.next_mid.to_string();
+        let ssrc = random_ssrc();
+        let rtx = (p.mapping.kind == Kind::Video).then(|| ssrc.wrapping_add(1));
+        let (params, consumer_type) = ortc::consumer_parameters(&p.mapping, caps, &mid, ssrc, rtx)?;
+        let rtx = params.encodings.first().and_then(|e| e.rtx.as_ref()).map(|r| r.ssrc);
+        t.next_mid += 1;
+        let kind = p.mapping.kind;
+        let mut api = t.rtc.direct_api();
+        api.declare_media(
+            Mid::from(mid.as_str()),
+            if kind == Kind::Audio { MediaKind::Audio } else { MediaKind::Video },
+        );
+        api.declare_stream_tx(Ssrc::from(ssrc), rtx.map(Ssrc::from), Mid::from(mid.as_str()), None);
+        let id = format!("co_{}", random_token(16));
+        t.mid_to_consumer.insert(mid.clone(), id.clone());
+        let layers = p.mapping.encodings.len();
+        let producer_paused = p.paused;
+        self.consumers.insert(
+            id.clone(),
+            Consumer {
+                transport: transport_id.to_owned(),
+                producer: producer_id.to_owned(),
+                mid,
+                kind,
+                ssrc,
+                payload_type: p.mapping.router_codec.payload_type,
+                paused: true,
+                target_layer: layers.saturating_sub(1),
+                current_layer: None,
+                seq_delta: 0,
+                ts_delta: 0,
+                floor_seq: 0,
+                last_out_seq: 0,
+                last_out_ts: 0,
+                sent_any: false,
+                packets: 0,
+            },
+        );
+        if let Some(p) = self.producers.get_mut(producer_id) {
+            p.consumers.push(id.clone());
+        }
+        Ok(ConsumerInfo {
+            id,
+            kind,
+            rtp_parameters: params,
+            consumer_type,
+            producer_paused,
+        })
+    }
+
+    pub fn consumer_transport(&self, id: &str) -> Option<&str> {
+        self.consumers.get(id).map(|c| c.transport.as_str())
+    }
+
+    pub fn consumer_producer(&self, id: &str) -> Option<&str> {
+        self.consumers.get(id).map(|c| c.producer.as_str())
+    }
+
+    /// Packets forwarded by a consumer so far.
+    pub fn consumer_packets(&self, id: &str) -> Option<u64> {
+        self.consumers.get(id).map(|c| c.packets)
+    }
+
+    pub fn set_consumer_paused(&mut self, id: &str, paused: bool, now: Instant) -> Result<(), SfuError> {
+        let c = self.consumers.get_mut(id).ok_or(SfuError::NotFound("consumer"))?;
+        if c.paused == paused {
+            return Ok(());
+        }
+        c.paused = paused;
+        c.current_layer = None;
+        if !paused {
+            // Fast start: ask every layer up to the target for a keyframe and start on the first that comes.
+            let (producer, target) = (c.producer.clone(), c.target_layer);
+            for layer in 0..=target {
+                self.request_keyframe(&producer, layer, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// The highest spatial layer this consumer should receive (clamped to the producer's layers).
+    pub fn set_consumer_preferred_layer(&mut self, id: &str, layer: usize, now: Instant) -> Result<(), SfuError> {
+        let c = self.consumers.get_mut(id).ok_or(SfuError::NotFound("consumer"))?;
+        let layers = self.producers.get(&c.producer).map_or(1, |p| p.layer_ssrcs.len());
+        c.target_layer = layer.min(layers.saturating_sub(1));
+        let (producer, target) = (c.producer.clone(), c.target_layer);
+        self.request_keyframe(&producer, target, now);
+        Ok(())
+    }
+
+    pub fn close_consumer(&mut self, id: &str) {
+        let Some(c) = self.consumers.remove(id) else { return };
+        if let Some(p) = self.producers.get_mut(&c.producer) {
+            p.consumers.retain(|x| x != id);
+        }
+        if let Some(t) = self.transports.get_mut(&c.transport) {
+            t.mid_to_consumer.remove(&c.mid);
+            let mut api = t.rtc.direct_api();
+            api.remove_stream_tx(Ssrc::from(c.ssrc));
+            api.remove_media(Mid::from(c.mid.as_str()));
+        }
+    }
+
+    /// Closes a transport with its producers and consumers; returns `(closed producers, closed consumers)`,
+    /// consumers of other transports included.
+    pub fn close_transport(&mut self, id: &str) -> (Vec<String>, Vec<String>) {
+        let producers: Vec<String> = self.producers.iter().filter(|(_, p)| p.transport == id).map(|(k, _)| k.clone()).collect();
+        let mut consumers: Vec<String> = Vec::new();
+        for p in &producers {
+            consumers.extend(self.close_producer(p));
+        }
+        let own: Vec<String> = self.consumers.iter().filter(|(_, c)| c.transport == id).map(|(k, _)| k.clone()).collect();
+        for c in &own {
+            self.close_consumer(c);
+        }
+        consumers.extend(own);
+        if let Some(mut t) = self.transports.remove(id) {
+            t.rtc.disconnect();
+            self.by_ufrag.remove(&t.ufrag);
+            for s in &t.sources {
+                self.by_source.remove(s);
+            }
+        }
+        (producers, consumers)
+    }
+
+    // ---- network
+
+    /// One datagram from the UDP socket.
+    pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, buf: &[u8]) {
+        let Some(&first) = buf.first() else { return };
+        let tid = if first < 2 {
+            match self.route_stun(source, buf) {
+                Some(t) => t,
+                None => {
+                    self.stats.dropped_datagrams += 1;
+                    return;
+                }
+            }
+        } else {
+            match self.by_source.get(&source) {
+                Some(t) => t.clone(),
+                None => {
+                    self.stats.dropped_datagrams += 1;
+                    return;
+                }
+            }
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local_addr, buf) else {
+            self.stats.dropped_datagrams += 1;
+            return;
+        };
+        let Some(t) = self.transports.get_mut(&tid) else { return };
+        let input = Input::Receive(now, receive);
+        if !t.rtc.accepts(&input) {
+            self.stats.dropped_datagrams += 1;
+            return;
+        }
+        if let Err(e) = t.rtc.handle_input(input) {
+            tracing::debug!(transport = %tid, error = %e, "input refused");
+            self.stats.dropped_datagrams += 1;
+        }
+        self.drain(&tid, now);
+    }
+
+    /// STUN: find the transport by our ufrag, learn the browser's ufrag (ICE-lite: mediasoup-client never signals
+    /// it, and str0m answers no binding request until remote credentials are set) and the source address.
+    fn route_stun(&mut self, source: SocketAddr, buf: &[u8]) -> Option<String> {
+        let msg = StunMessage::parse(buf).ok()?;
+        let (local, remote) = msg.split_username()?;
+        let tid = self.by_ufrag.get(local)?.clone();
+        let t = self.transports.get_mut(&tid)?;
+        if t.remote_ufrag.as_deref() != Some(remote) {
+            if remote.is_empty() || remote.len() > 256 {
+                return None;
+            }
+            t.rtc.direct_api().set_remote_ice_credentials(IceCreds {
+                ufrag: remote.to_owned(),
+                pass: PLACEHOLDER_ICE_PWD.to_owned(),
+            });
+            t.remote_ufrag = Some(remote.to_owned());
+            if !t.sections.is_empty() {
+                t.offer_dirty = true;
+            }
+            let _ = self.apply_offer(&tid);
+        }
+        let t = self.transports.get_mut(&tid)?;
+        if t.sources.insert(source) {
+            if t.sources.len() > 8 {
+                // A browser tries a handful of local addresses; more is someone else's noise.
+                t.sources.remove(&source);
+                return None;
+            }
+            self.by_source.insert(source, tid.clone());
+        }
+        Some(tid)
+    }
+
+    /// Advances every transport whose deadline passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .transports
+            .iter()
+            .filter(|(_, t)| t.deadline.is_none_or(|d| d <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for tid in due {
+            if let Some(t) = self.transports.get_mut(&tid) {
+                if let Err(e) = t.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(transport = %tid, error = %e, "timeout refused");
+                }
+            }
+            self.drain(&tid, now);
+        }
+        self.drain_dirty(now);
+    }
+
+    /// The earliest deadline of any transport.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.transports.values().filter_map(|t| t.deadline).min()
+    }
+
+    /// The next datagram to send: `(destination, bytes)`.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.outgoing.pop_front()
+    }
+
+    /// Drains transports written to by forwarding or control calls.
+    pub fn drain_dirty(&mut self, now: Instant) {
+        let mut rounds = 0;
+        while !self.dirty.is_empty() && rounds < 8 {
+            rounds += 1;
+            let mut dirty = std::mem::take(&mut self.dirty);
+            dirty.sort();
+            dirty.dedup();
+            for tid in dirty {
+                self.drain(&tid, now);
+            }
+        }
+    }
+
+    /// Polls one transport until it only has a deadline left; forwards its media.
+    fn drain(&mut self, tid: &str, now: Instant) {
+        loop {
+            let out = match self.transports.get_mut(tid) {
+                Some(t) => t.rtc.poll_output(),
+                None => return,
+            };
+            match out {
+                Ok(Output::Transmit(tx)) => {
+                    self.outgoing.push_back((tx.destination, tx.contents.to_vec()));
+                }
+                Ok(Output::Timeout(at)) => {
+                    if let Some(t) = self.transports.get_mut(tid) {
+                        t.deadline = Some(at);
+                    }
+                    return;
+                }
+                Ok(Output::Event(e)) => self.on_event(tid, e, now),
+                Err(e) => {
+                    tracing::debug!(transport = %tid, error = %e, "transport failed");
+                    if let Some(t) = self.transports.get_mut(tid) {
+                        t.deadline = Some(now + Duration::from_millis(100));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, tid: &str, e: Event, now: Instant) {
+        match e {
+            Event::RtpPacket(pkt) => self.on_rtp(tid, pkt, now),
+            Event::KeyframeRequest(req) => {
+                let Some(t) = self.transports.get(tid) else { return };
+                let Some(cid) = t.mid_to_consumer.get(&req.mid.to_string()) else { return };
+                let Some(c) = self.consumers.get(cid) else { return };
+                let (producer, layer) = (c.producer.clone(), c.current_layer.unwrap_or(c.target_layer));
+                self.request_keyframe(&producer, layer, now);
+            }
+            Event::Connected => {
+                if let Some(t) = self.transports.get_mut(tid) {
+                    t.connected = true;
+                }
+                tracing::debug!(transport = %tid, "connected");
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                tracing::debug!(transport = %tid, "ice disconnected");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_rtp(&mut self, tid: &str, pkt: RtpPacket, now: Instant) {
+        self.stats.rtp_in += 1;
+        let ssrc = *pkt.header.ssrc;
+        let Some(t) = self.transports.get_mut(tid) else { return };
+        let mapped = match t.ssrc_cache.get(&ssrc) {
+            Some(m) => Some(m.clone()),
+            None => {
+                let found = t.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| (s.mid(), s.rid()));
+                let resolved = found.and_then(|(mid, rid)| {
+                    let pid = t.mid_to_producer.get(&mid.to_string())?.clone();
+                    let p = self.producers.get(&pid)?;
+                    let layer = match rid {
+                        Some(rid) => p.mapping.encodings.iter().position(|e| e.rid.as_deref() == Some(&*rid.to_string()))?,
+                        None => p.mapping.encodings.iter().position(|e| e.ssrc == Some(ssrc)).unwrap_or(0),
+                    };
+                    Some((pid, layer))
+                });
+                if let Some(r) = &resolved {
+                    t.ssrc_cache.insert(ssrc, r.clone());
+                }
+                resolved
+            }
+        };
+        let Some((pid, layer)) = mapped else { return };
+        let Some(p) = self.producers.get_mut(&pid) else { return };
+        if let Some(slot) = p.layer_ssrcs.get_mut(layer) {
+            *slot = Some(ssrc);
+        }
+        if p.paused {
+            return;
+        }
+        let consumers = p.consumers.clone();
+        let codec = str0m_codec(p.mapping.router_codec.mime_type).unwrap_or(Codec::Vp8);
+        let keyframe = p.mapping.kind == Kind::Video && is_keyframe(codec, &pkt.payload);
+        for cid in consumers {
+            self.forward(&cid, &pid, layer, keyframe, &pkt, now);
+        }
+    }
+
+    /// mediasoup's SimulcastConsumer, reduced: start on a keyframe of any layer up to the target, climb (or drop)
+    /// to the target on its keyframe, rewrite sequence numbers and timestamps so the stream stays continuous.
+    fn forward(&mut self, cid: &str, pid: &str, layer: usize, keyframe: bool, pkt: &RtpPacket, now: Instant) {
+        let Some(c) = self.consumers.get_mut(cid) else { return };
+        if c.paused {
+            return;
+        }
+        let video = c.kind == Kind::Video;
+        let in_seq = *pkt.seq_no;
+        let switch = match c.current_layer {
+            None => {
+                if video && !(keyframe && layer <= c.target_layer) {
+                    let target = c.target_layer;
+                    self.request_keyframe(pid, target.min(layer), now);
+                    return;
+                }
+                true
+            }
+            Some(cur) if cur != layer => {
+                let towards = (cur < c.target_layer && layer > cur && layer <= c.target_layer)
+                    || (cur > c.target_layer && layer == c.target_layer);
+                if !(towards && keyframe) {
+                    if towards || cur > c.target_layer {
+                        let target = c.target_layer;
+                        self.request_keyframe(pid, target, now);
+                    }
+                    return;
+                }
+                true
+            }
+            Some(_) => false,
+        };
+        let Some(c) = self.consumers.get_mut(cid) else { return };
+        if switch {
+            let step: u32 = if video { 3000 } else { 960 };
+            if c.sent_any {
+                c.seq_delta = in_seq as i64 - (c.last_out_seq as i64 + 1);
+                c.ts_delta = pkt.header.timestamp.wrapping_sub(c.last_out_ts.wrapping_add(step));
+            } else {
+                c.seq_delta = in_seq as i64 - 1;
+                c.ts_delta = 0;
+            }
+            c.floor_seq = in_seq;
+            c.current_layer = Some(layer);
+        }
+        if in_seq < c.floor_seq {
+            return;
+        }
+        let out_seq = in_seq as i64 - c.seq_delta;
+        if out_seq <= 0 {
+            return;
+        }
+        let out_seq = out_seq as u64;
+        let out_ts = pkt.header.timestamp.wrapping_sub(c.ts_delta);
+        if out_seq > c.last_out_seq || !c.sent_any {
+            c.last_out_seq = out_seq;
+            c.last_out_ts = out_ts;
+        }
+        c.sent_any = true;
+        c.packets += 1;
+        let (ssrc, pt, transport) = (c.ssrc, c.payload_type, c.transport.clone());
+        let mut ext = ExtensionValues::default();
+        ext.audio_level = pkt.header.ext_vals.audio_level;
+        ext.voice_activity = pkt.header.ext_vals.voice_activity;
+        ext.video_orientation = pkt.header.ext_vals.video_orientation;
+        let Some(t) = self.transports.get_mut(&transport) else { return };
+        if !t.connected {
+            return;
+        }
+        let mut api = t.rtc.direct_api();
+        let Some(tx) = api.stream_tx(&Ssrc::from(ssrc)) else { return };
+        tx.write_rtp(
+            str0m::rtp::RtpWrite::new(Pt::from(pt), SeqNo::from(out_seq), out_ts, pkt.timestamp, pkt.payload.clone())
+                .marker(pkt.header.marker)
+                .nackable(video)
+                .ext_vals(ext),
+        );
+        self.stats.rtp_out += 1;
+        self.dirty.push(transport);
+    }
+
+    fn request_keyframe(&mut self, pid: &str, layer: usize, now: Instant) {
+        let Some(p) = self.producers.get_mut(pid) else { return };
+        if p.mapping.kind != Kind::Video {
+            return;
+        }
+        let Some(Some(ssrc)) = p.layer_ssrcs.get(layer).copied() else { return };
+        let Some(last) = p.last_keyframe_request.get_mut(layer) else { return };
+        if last.is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
+            return;
+        }
+        *last = Some(now);
+        let transport = p.transport.clone();
+        let Some(t) = self.transports.get_mut(&transport) else { return };
+        if let Some(rx) = t.rtc.direct_api().stream_rx(&Ssrc::from(ssrc)) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+            self.stats.keyframe_requests += 1;
+            self.dirty.push(transport);
+        }
+    }
+}

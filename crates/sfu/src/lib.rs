@@ -1,0 +1,10 @@
+//! The media core: a sans-IO SFU on str0m that speaks mediasoup's server-side shapes (router RTP capabilities,
+//! WebRtcTransport parameters, producer/consumer RTP parameters) so the official mediasoup-client works against it
+//! unchanged. No tokio, no clock, no sockets: see `media` for the I/O shell.
+
+pub mod core;
+pub mod ortc;
+pub mod sdp;
+
+pub use crate::core::{ConsumerInfo, Core, CoreStats, Direction, SfuError, TransportInfo};
+pub use ortc::{Kind, RtpCapabilities, RtpParameters};
