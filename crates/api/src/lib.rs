@@ -265,13 +265,10 @@ async fn api_not_found() -> ApiError {
     ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"))
 }
 
-/// The guide's path. Router capabilities come with the media plane (a later issue); until then a clear 503,
-/// never made-up capabilities.
-async fn webrtc_config(Path(_id): Path<String>) -> ApiError {
-    ApiError(WireError::new(
-        ErrorCode::NotSupported,
-        "the media plane is not available on this server yet; no RTP capabilities to offer",
-    ))
+/// The guide's path, fetched by its example client without a token: router capabilities are not secret, and
+/// every id gets the same answer so the endpoint reveals nothing about which meetings exist.
+async fn webrtc_config(Path(_id): Path<String>) -> Json<Value> {
+    Json(json!({"rtpCapabilities": sfu::ortc::router_capabilities()}))
 }
 
 async fn readyz(State(st): State<ApiState>) -> Response {

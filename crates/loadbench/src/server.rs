@@ -55,8 +55,11 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-fn drain<R>(reader: R, log: Arc<Mutex<LogStats>>, ready: Option<tokio::sync::oneshot::Sender<String>>)
-where
+fn drain<R>(
+    reader: R,
+    log: Arc<Mutex<LogStats>>,
+    ready: Option<tokio::sync::oneshot::Sender<String>>,
+) where
     R: AsyncRead + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
@@ -105,7 +108,8 @@ impl Server {
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         let tmpdir = std::env::temp_dir().join(format!("meet-load-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&tmpdir).map_err(|e| format!("creating {}: {e}", tmpdir.display()))?;
+        std::fs::create_dir_all(&tmpdir)
+            .map_err(|e| format!("creating {}: {e}", tmpdir.display()))?;
         let mut cmd = Command::new(o.bin);
         for (k, _) in std::env::vars() {
             if k.starts_with("MEET_") {
@@ -181,10 +185,14 @@ impl Server {
             .trim_end_matches('/')
             .to_owned();
         if addr.contains('/') || !addr.contains(':') {
-            return Err(format!("--url must look like http://127.0.0.1:3000, got {url}"));
+            return Err(format!(
+                "--url must look like http://127.0.0.1:3000, got {url}"
+            ));
         }
         if rss_kb(pid).is_none() {
-            return Err(format!("cannot read /proc/{pid}/status (is --server-pid right?)"));
+            return Err(format!(
+                "cannot read /proc/{pid}/status (is --server-pid right?)"
+            ));
         }
         Ok(Server {
             child: None,
@@ -222,6 +230,17 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// User + system CPU time of a process (all threads), in seconds. Assumes the usual USER_HZ of 100.
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 #[derive(Serialize)]
@@ -264,7 +283,8 @@ impl Minter {
             email: format!("{user_id}@loadbench.invalid"),
             exp: self.exp,
         };
-        jsonwebtoken::encode(&self.header, &claims, &self.key).map_err(|e| format!("minting a token: {e}"))
+        jsonwebtoken::encode(&self.header, &claims, &self.key)
+            .map_err(|e| format!("minting a token: {e}"))
     }
 }
 
@@ -277,10 +297,16 @@ pub async fn create_meeting(addr: &str, token: &str, max: u32) -> Result<String,
         body.len()
     );
     let exchange = async {
-        let mut s = TcpStream::connect(addr).await.map_err(|e| format!("REST connect: {e}"))?;
-        s.write_all(req.as_bytes()).await.map_err(|e| format!("REST write: {e}"))?;
+        let mut s = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("REST connect: {e}"))?;
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| format!("REST write: {e}"))?;
         let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.map_err(|e| format!("REST read: {e}"))?;
+        s.read_to_end(&mut buf)
+            .await
+            .map_err(|e| format!("REST read: {e}"))?;
         Ok::<_, String>(String::from_utf8_lossy(&buf).into_owned())
     };
     let resp = tokio::time::timeout(Duration::from_secs(15), exchange)

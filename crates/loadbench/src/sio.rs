@@ -145,7 +145,10 @@ impl Conn {
     /// `participant-joined`) is dropped.
     pub async fn join(&mut self, meeting_id: &str) -> Result<(), String> {
         let id = self
-            .emit_with_ack("join-meeting", &serde_json::json!({ "meetingId": meeting_id }))
+            .emit_with_ack(
+                "join-meeting",
+                &serde_json::json!({ "meetingId": meeting_id }),
+            )
             .await?;
         loop {
             let text = self
@@ -188,14 +191,25 @@ mod tests {
     #[test]
     fn classifies_packets() {
         assert!(matches!(classify("40{\"sid\":\"x\"}"), Packet::Connected));
-        assert!(matches!(classify("44{\"message\":\"m\"}"), Packet::ConnectError(_)));
-        assert!(matches!(classify("4312[{\"ok\":true}]"), Packet::Ack(12, "[{\"ok\":true}]")));
-        assert!(matches!(classify("42[\"a\",{}]"), Packet::Event("[\"a\",{}]")));
+        assert!(matches!(
+            classify("44{\"message\":\"m\"}"),
+            Packet::ConnectError(_)
+        ));
+        assert!(matches!(
+            classify("4312[{\"ok\":true}]"),
+            Packet::Ack(12, "[{\"ok\":true}]")
+        ));
+        assert!(matches!(
+            classify("42[\"a\",{}]"),
+            Packet::Event("[\"a\",{}]")
+        ));
         assert!(matches!(classify("41"), Packet::Disconnect));
         assert_eq!(event_name("[\"new-message\",{}]"), Some("new-message"));
         assert!(ack_result("[{\"a\":1,\"ok\":true}]").is_ok());
         assert_eq!(
-            ack_result("[{\"error\":{\"code\":\"MEETING_FULL\",\"message\":\"full\"},\"ok\":false}]"),
+            ack_result(
+                "[{\"error\":{\"code\":\"MEETING_FULL\",\"message\":\"full\"},\"ok\":false}]"
+            ),
             Err("MEETING_FULL: full".to_owned())
         );
     }

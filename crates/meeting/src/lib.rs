@@ -7,6 +7,7 @@
 //! with the Redis adapter, on many.
 
 pub mod request;
+mod media_ops;
 mod service;
 
 pub use request::{Recipient, Request};

@@ -74,10 +74,28 @@ pub enum Request {
         meeting: MeetingId,
         typing: bool,
     },
-    // --- media plane (a later issue): recognised so the answer is NOT_SUPPORTED, not "unknown event"
-    Media {
-        event: &'static str,
-    },
+    // --- media plane; `meeting` is None when the payload names none (the guide's connect-transport,
+    // resume-consumer …): the socket's meeting is meant.
+    Media { meeting: Option<MeetingId>, op: MediaOp },
+}
+
+/// The WebRTC requests, parsed (RTP parameters and capabilities into mediasoup's typed shapes).
+#[derive(Clone, Debug, PartialEq)]
+pub enum MediaOp {
+    CreateTransport { send: bool },
+    ConnectTransport { transport: String, dtls: Value },
+    Produce { kind: sfu::Kind, rtp: Box<sfu::RtpParameters>, source: Option<String> },
+    Consume { target: ConsumeTarget, caps: Box<sfu::RtpCapabilities> },
+    ConsumerPaused { consumer: String, paused: bool },
+    ProducerPaused { producer: String, paused: bool },
+    CloseProducer { producer: String },
+    Quality { participant: String, layer: usize, quality: &'static str },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConsumeTarget {
+    Producer(String),
+    Participant { participant: String, kind: sfu::Kind, source: Option<String> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +139,7 @@ impl Recipient {
 }
 
 /// The media-plane events of the guide and DESIGN.md §4.
-pub const MEDIA_EVENTS: [&str; 9] = [
+pub const MEDIA_EVENTS: [&str; 10] = [
     "create-transport",
     "connect-transport",
     "produce",
@@ -130,6 +148,7 @@ pub const MEDIA_EVENTS: [&str; 9] = [
     "pause-consumer",
     "producer:pause",
     "producer:resume",
+    "producer:close",
     "quality:change",
 ];
 
@@ -162,8 +181,16 @@ const MAX_ID_LEN: usize = 128;
 impl Request {
     /// Parses `payload` of `event`. Unknown events are NOT_SUPPORTED; malformed payloads VALIDATION_ERROR.
     pub fn parse(event: &str, payload: Option<&Value>) -> Result<Request, WireError> {
-        if let Some(media) = MEDIA_EVENTS.iter().find(|e| **e == event) {
-            return Ok(Request::Media { event: media });
+        if MEDIA_EVENTS.contains(&event) {
+            let obj = match payload {
+                Some(Value::Object(o)) => Fields(o),
+                _ => return Err(WireError::validation("payload must be an object")),
+            };
+            let meeting = match obj.0.get("meetingId") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(obj.meeting_id()?),
+            };
+            return Ok(Request::Media { meeting, op: obj.media(event)? });
         }
         if !EVENTS.contains(&event) {
             return Err(WireError::new(
@@ -316,7 +343,7 @@ impl Request {
             | Recording { meeting, .. }
             | SendMessage { meeting, .. }
             | Typing { meeting, .. } => Some(meeting),
-            Media { .. } => None,
+            Media { meeting, .. } => meeting.as_ref(),
         }
     }
 }
@@ -394,6 +421,90 @@ impl<'a> Fields<'a> {
             None | Some(Value::Null) => Err(WireError::validation(format!("{name} is required"))),
             Some(_) => Err(WireError::validation(format!("{name} must be a boolean"))),
         }
+    }
+
+    fn opaque_id(&self, name: &str) -> Result<String, WireError> {
+        let s = self.string(name, MAX_ID_LEN)?;
+        valid_id(&s, name)
+    }
+
+    fn kind(&self) -> Result<sfu::Kind, WireError> {
+        Ok(match self.choice("kind", &["audio", "video"])? {
+            "audio" => sfu::Kind::Audio,
+            _ => sfu::Kind::Video,
+        })
+    }
+
+    fn typed<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, WireError> {
+        match self.0.get(name) {
+            Some(v @ Value::Object(_)) => serde_json::from_value(v.clone())
+                .map_err(|e| WireError::validation(format!("{name} is malformed: {e}"))),
+            None | Some(Value::Null) => Err(WireError::validation(format!("{name} is required"))),
+            Some(_) => Err(WireError::validation(format!("{name} must be an object"))),
+        }
+    }
+
+    fn media(&self, event: &str) -> Result<MediaOp, WireError> {
+        Ok(match event {
+            "create-transport" => MediaOp::CreateTransport {
+                send: self.choice("direction", &["send", "recv"])? == "send",
+            },
+            "connect-transport" => {
+                let dtls = match self.0.get("dtlsParameters") {
+                    Some(v @ Value::Object(_)) => v.clone(),
+                    _ => return Err(WireError::validation("dtlsParameters must be an object")),
+                };
+                MediaOp::ConnectTransport { transport: self.opaque_id("transportId")?, dtls }
+            }
+            "produce" => {
+                let source = match self.0.get("appData").and_then(|a| a.get("source")) {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) if ["mic", "camera", "screen"].contains(&s.as_str()) => Some(s.clone()),
+                    Some(_) => return Err(WireError::validation("appData.source must be one of: mic, camera, screen")),
+                };
+                MediaOp::Produce { kind: self.kind()?, rtp: Box::new(self.typed("rtpParameters")?), source }
+            }
+            "consume" => {
+                let target = match self.0.get("producerId") {
+                    Some(Value::String(_)) => ConsumeTarget::Producer(self.opaque_id("producerId")?),
+                    _ => {
+                        let source = match self.0.get("source") {
+                            None | Some(Value::Null) => None,
+                            Some(_) => Some(self.choice("source", &["mic", "camera", "screen"])?.to_owned()),
+                        };
+                        ConsumeTarget::Participant {
+                            participant: self
+                                .opaque_id("producerParticipantId")
+                                .map_err(|_| WireError::validation("consume needs producerId, or producerParticipantId and kind"))?,
+                            kind: self.kind()?,
+                            source,
+                        }
+                    }
+                };
+                MediaOp::Consume { target, caps: Box::new(self.typed("rtpCapabilities")?) }
+            }
+            "resume-consumer" | "pause-consumer" => MediaOp::ConsumerPaused {
+                consumer: self.opaque_id("consumerId")?,
+                paused: event == "pause-consumer",
+            },
+            "producer:pause" | "producer:resume" => MediaOp::ProducerPaused {
+                producer: self.opaque_id("producerId")?,
+                paused: event == "producer:pause",
+            },
+            "producer:close" => MediaOp::CloseProducer { producer: self.opaque_id("producerId")? },
+            _ => {
+                let quality = self.choice("quality", &["low", "medium", "high"])?;
+                MediaOp::Quality {
+                    participant: self.opaque_id("participantId")?,
+                    layer: match quality {
+                        "low" => 0,
+                        "medium" => 1,
+                        _ => 2,
+                    },
+                    quality,
+                }
+            }
+        })
     }
 
     fn stats(&self) -> Result<StatsRecord, WireError> {
@@ -508,9 +619,15 @@ mod tests {
             );
         }
         assert_eq!(
-            parse("produce", json!({})),
-            Ok(Request::Media { event: "produce" })
+            parse("resume-consumer", json!({"consumerId": "co_1"})),
+            Ok(Request::Media {
+                meeting: None,
+                op: MediaOp::ConsumerPaused { consumer: "co_1".into(), paused: false }
+            })
         );
+        assert!(msg(parse("produce", json!({"kind":"video","rtpParameters":{"codecs":5}}))).contains("rtpParameters"));
+        assert!(msg(parse("consume", json!({"kind":"video","rtpCapabilities":{}}))).contains("producerParticipantId"));
+        assert!(msg(parse("create-transport", json!({"direction":"both"}))).contains("direction"));
     }
 
     #[test]

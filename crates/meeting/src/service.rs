@@ -1,7 +1,7 @@
 //! The operations. Each validates, checks membership and permissions, applies the change to the runtime state
 //! and the store, and says what to emit. Nothing is changed when an operation fails.
 
-use crate::request::{MuteType, Recipient, RecordingAction, Request};
+use crate::request::{Recipient, RecordingAction, Request};
 use crate::{Emit, Identity, Membership, Outcome, RoomChange, Session, Target};
 use proto::time::{iso8601, now_ms};
 use proto::{ErrorCode, Layout, MeetingId, MessageId, ParticipantId, Role, UserId, WireError};
@@ -72,10 +72,16 @@ const MAX_TITLE_CHARS: usize = 200;
 const MAX_LIST: usize = 1000;
 
 pub struct MeetingService {
-    store: Store,
-    runtime: Arc<dyn RuntimeStore>,
+    pub(crate) store: Store,
+    pub(crate) runtime: Arc<dyn RuntimeStore>,
     limiter: Arc<dyn RateLimiter>,
     config: DomainConfig,
+    pub(crate) media: media::MediaEngine,
+    /// Outcomes not caused by a request (paced `new-producer` announcements), delivered by the edge.
+    pub(crate) background: tokio::sync::mpsc::UnboundedSender<Outcome>,
+    background_rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Outcome>>>,
+    /// Meetings with announcements waiting for their 2 s fallback.
+    pub(crate) pacing: std::sync::Mutex<std::collections::HashSet<MeetingId>>,
 }
 
 fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
@@ -107,7 +113,9 @@ fn participant_json(p: &RuntimeParticipant) -> Value {
         "role": p.role,
         "handRaised": p.hand_raised,
         "joinedAt": iso8601(p.joined_at),
-        "producers": [],
+        "producers": p.producers.iter().map(|x| json!({
+            "producerId": x.producer_id, "kind": x.kind, "source": x.source, "paused": x.paused,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -149,14 +157,25 @@ impl MeetingService {
         store: Store,
         runtime: Arc<dyn RuntimeStore>,
         limiter: Arc<dyn RateLimiter>,
+        media: media::MediaEngine,
         config: DomainConfig,
     ) -> Self {
+        let (background, rx) = tokio::sync::mpsc::unbounded_channel();
         Self {
             store,
             runtime,
             limiter,
             config,
+            media,
+            background,
+            background_rx: std::sync::Mutex::new(Some(rx)),
+            pacing: Default::default(),
         }
+    }
+
+    /// The stream of outcomes not caused by a request; the edge takes it once and delivers them.
+    pub fn take_background(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Outcome>> {
+        self.background_rx.lock().ok().and_then(|mut g| g.take())
     }
 
     pub fn store(&self) -> &Store {
@@ -169,14 +188,15 @@ impl MeetingService {
 
     /// Handles one socket request.
     pub async fn handle(&self, session: &mut Session, req: Request) -> Result<Outcome, WireError> {
-        if let Request::Media { event } = req {
-            return Err(err(
-                ErrorCode::NotSupported,
-                format!("{event}: the media plane is not available on this server yet"),
-            ));
-        }
         if let Request::Join { meeting } = &req {
             return self.join(session, meeting).await;
+        }
+        if let Request::Media { meeting, op } = req {
+            let Some(meeting) = meeting.or_else(|| session.membership.as_ref().map(|m| m.meeting.clone())) else {
+                return Err(self.not_in_meeting());
+            };
+            let me = self.member(session, &meeting).await?;
+            return self.handle_media(&meeting, &me, op).await;
         }
         let Some(meeting) = req.meeting().cloned() else {
             return Err(WireError::validation("meetingId is required"));
@@ -298,6 +318,7 @@ impl MeetingService {
                     ));
                 }
                 self.require_present(&meeting, &target).await?;
+                let paused = self.pause_for_moderator(&meeting, &target, kind).await?;
                 self.audit(&meeting, &who.user_id, "mute", Some(&target), kind.as_str())
                     .await;
                 let payload = json!({
@@ -308,12 +329,13 @@ impl MeetingService {
                     "moderatorName": who.user_name,
                     "timestamp": iso8601(now),
                 });
-                let _: MuteType = kind;
-                Ok(Outcome::reply(payload.clone()).emit(
-                    Target::Meeting(meeting),
+                let mut out = Outcome::reply(payload.clone()).emit(
+                    Target::Meeting(meeting.clone()),
                     "participant:muted",
                     payload,
-                ))
+                );
+                out.emits.extend(paused);
+                Ok(out)
             }
             Request::Reaction { emoji, .. } => {
                 self.rate_limit(
@@ -544,6 +566,12 @@ impl MeetingService {
                     hand_raised: false,
                     joined_at: now,
                     joined_seq: rt.next_seq,
+                    send_transport: None,
+                    recv_transport: None,
+                    producers: Vec::new(),
+                    consumers: Vec::new(),
+                    announce_queue: Default::default(),
+                    announced_at: None,
                 },
             );
             res = Ok((rt.clone(), first));
@@ -598,6 +626,7 @@ impl MeetingService {
                 "participantId": s.participant_id, "userId": s.user_id, "userName": s.user_name,
             })),
             "recording": {"state": "idle"},
+            "rtpCapabilities": sfu::ortc::router_capabilities(),
             "settings": {
                 "maxParticipants": rec.max_participants,
                 "recordingEnabled": rec.recording_enabled,
@@ -683,6 +712,7 @@ impl MeetingService {
             return out;
         };
         metrics::gauge!("meet_participants").decrement(1.0);
+        out.emits.extend(self.release_media(&m.meeting, &p, "participant-left").await);
         if count == 0 {
             metrics::gauge!("meet_meetings_active").decrement(1.0);
             if let Err(e) = self.runtime.remove_if_empty(&m.meeting).await {
@@ -942,10 +972,10 @@ impl MeetingService {
                 "this meeting has already ended",
             ));
         }
-        let mut gone = Vec::new();
+        let mut gone: Vec<RuntimeParticipant> = Vec::new();
         self.modify(id, |rt| {
             rt.ended = true;
-            gone = std::mem::take(&mut rt.participants).into_keys().collect();
+            gone = std::mem::take(&mut rt.participants).into_values().collect();
             rt.screen_share = None;
             true
         })
@@ -955,7 +985,8 @@ impl MeetingService {
             metrics::gauge!("meet_meetings_active").decrement(1.0);
         }
         for p in &gone {
-            if let Err(e) = self.store.close_session(p, now).await {
+            self.release_media(id, p, "participant-left").await;
+            if let Err(e) = self.store.close_session(&p.participant_id, now).await {
                 tracing::error!(error = %e, "closing participant session failed");
             }
         }
@@ -1020,7 +1051,7 @@ impl MeetingService {
 
     // ---- helpers
 
-    fn not_in_meeting(&self) -> WireError {
+    pub(crate) fn not_in_meeting(&self) -> WireError {
         err(ErrorCode::NotInMeeting, "join the meeting first")
     }
 
@@ -1104,7 +1135,7 @@ impl MeetingService {
         snap.ok_or_else(|| self.not_in_meeting())
     }
 
-    async fn modify(
+    pub(crate) async fn modify(
         &self,
         meeting: &MeetingId,
         mut f: impl FnMut(&mut MeetingRuntime) -> bool + Send,
@@ -1115,7 +1146,7 @@ impl MeetingService {
             .map_err(|e| internal("updating meeting state", e))
     }
 
-    async fn read(
+    pub(crate) async fn read(
         &self,
         meeting: &MeetingId,
         mut f: impl FnMut(Option<&MeetingRuntime>) + Send,

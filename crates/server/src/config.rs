@@ -21,6 +21,20 @@ pub struct Config {
     pub socket: Socket,
     pub shutdown: Shutdown,
     pub web: Web,
+    pub media: Media,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Media {
+    /// The address the media UDP sockets bind to (a concrete address; it is also the ICE candidate).
+    pub listen_ip: String,
+    /// The address announced to clients (a public address when behind NAT); `listen_ip` when unset.
+    pub announced_ip: Option<String>,
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Media worker threads; 0 = one per core.
+    pub workers: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -181,6 +195,13 @@ impl Default for Config {
             web: Web {
                 dir: "web/dist".into(),
             },
+            media: Media {
+                listen_ip: "127.0.0.1".into(),
+                announced_ip: None,
+                port_min: 40_000,
+                port_max: 49_999,
+                workers: 0,
+            },
         }
     }
 }
@@ -238,6 +259,17 @@ impl Config {
                     "limits.{name}: count and window_ms must be positive"
                 ));
             }
+        }
+        let ip: std::net::IpAddr =
+            self.media.listen_ip.parse().map_err(|_| format!("media.listen_ip must be an IP address, got {:?}", self.media.listen_ip))?;
+        if ip.is_unspecified() {
+            return Err("media.listen_ip must be a concrete address (not 0.0.0.0): it is the ICE candidate".into());
+        }
+        if let Some(a) = &self.media.announced_ip {
+            a.parse::<std::net::IpAddr>().map_err(|_| format!("media.announced_ip must be an IP address, got {a:?}"))?;
+        }
+        if self.media.port_min == 0 || self.media.port_min > self.media.port_max {
+            return Err("media.port_min must be 1..=media.port_max".into());
         }
         if self.socket.max_payload_bytes < 1024 {
             return Err("socket.max_payload_bytes must be at least 1024".into());

@@ -133,10 +133,20 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         })?;
     tracing::info!(backend = ?store.backend(), "database ready (migrations applied)");
 
+    let media = media::MediaEngine::start(&media::MediaConfig {
+        listen_ip: cfg.media.listen_ip.parse().context("media.listen_ip")?,
+        announced_ip: cfg.media.announced_ip.as_deref().map(str::parse).transpose().context("media.announced_ip")?,
+        port_min: cfg.media.port_min,
+        port_max: cfg.media.port_max,
+        workers: cfg.media.workers,
+    })
+    .context("starting the media workers")?;
+    tracing::info!(addresses = ?media.addresses(), "media plane ready");
     let service = Arc::new(MeetingService::new(
         store.clone(),
         Arc::new(LocalRuntimeStore::new()),
         Arc::new(LocalRateLimiter::new()),
+        media,
         DomainConfig {
             dev_mode: cfg.dev_mode,
             default_max_participants: cfg.meetings.default_max_participants,

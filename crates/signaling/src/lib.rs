@@ -72,6 +72,16 @@ pub fn build(
         .with_state(shared.clone())
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
+    // Outcomes no request caused (paced new-producer announcements) are delivered here.
+    if let Some(mut rx) = shared.service.take_background() {
+        let io = io.clone();
+        tokio::spawn(async move {
+            while let Some(out) = rx.recv().await {
+                deliver(&io, None, &out).await;
+            }
+        });
+    }
+    shared.service.spawn_pacer();
     (layer, io, shared)
 }
 

@@ -26,6 +26,37 @@ pub struct RuntimeParticipant {
     pub hand_raised: bool,
     pub joined_at: i64,
     pub joined_seq: u64,
+    /// Media plane: this participant's transports, producers and consumers.
+    #[serde(default)]
+    pub send_transport: Option<String>,
+    #[serde(default)]
+    pub recv_transport: Option<String>,
+    #[serde(default)]
+    pub producers: Vec<RuntimeProducer>,
+    #[serde(default)]
+    pub consumers: Vec<RuntimeConsumer>,
+    /// Producers still to announce with `new-producer`, one at a time (the guide's client tells concurrent
+    /// `subscribed` replies apart only by order), and when the outstanding one was sent.
+    #[serde(default)]
+    pub announce_queue: std::collections::VecDeque<String>,
+    #[serde(default)]
+    pub announced_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeProducer {
+    pub producer_id: String,
+    pub kind: String,
+    /// mic | camera | screen
+    pub source: String,
+    pub paused: bool,
+    pub by_moderator: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeConsumer {
+    pub consumer_id: String,
+    pub producer_id: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,5 +87,15 @@ impl MeetingRuntime {
 
     pub fn has_user(&self, user: &UserId) -> bool {
         self.sessions_of(user).next().is_some()
+    }
+
+    /// The participant producing `producer_id`.
+    pub fn producer_owner(&self, producer_id: &str) -> Option<&RuntimeParticipant> {
+        self.participants.values().find(|p| p.producers.iter().any(|x| x.producer_id == producer_id))
+    }
+
+    /// The participant consuming through `consumer_id`.
+    pub fn consumer_owner(&self, consumer_id: &str) -> Option<&RuntimeParticipant> {
+        self.participants.values().find(|p| p.consumers.iter().any(|x| x.consumer_id == consumer_id))
     }
 }

@@ -1,0 +1,569 @@
+//! The WebRTC requests of the guide on top of the media engine: transports, producers, consumers, pause/resume,
+//! moderator mute, paced `new-producer` announcements, and cleanup when participants leave.
+//!
+//! Ownership: every transport, producer and consumer id is recorded on its participant in the runtime state, and
+//! a request may name only its own (else NOT_FOUND, never another participant's). The media worker keys routers
+//! by meeting id, so a consumer can only ever attach to a producer of the same meeting.
+
+use crate::request::{ConsumeTarget, MediaOp, MuteType};
+use crate::service::MeetingService;
+use crate::{Emit, Outcome, Target};
+use proto::{ErrorCode, MeetingId, ParticipantId, UserId, WireError};
+use serde_json::{json, Value};
+use sfu::{Direction, Kind, SfuError};
+use state::{MeetingRuntime, RuntimeConsumer, RuntimeParticipant, RuntimeProducer};
+use std::time::Duration;
+
+/// A participant is told about the next producer after its `consume` for the previous one, or after this long.
+pub const ANNOUNCE_FALLBACK_MS: i64 = 2_000;
+const MAX_PRODUCERS_PER_PARTICIPANT: usize = 8;
+
+fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
+    WireError::new(code, message)
+}
+
+fn sfu_error(e: SfuError) -> WireError {
+    match e {
+        SfuError::NotFound(what) => err(ErrorCode::NotFound, format!("{what} not found")),
+        SfuError::Invalid(m) => WireError::validation(m),
+        SfuError::CannotConsume(m) => err(ErrorCode::CannotConsume, m),
+        SfuError::Unsupported(m) => err(ErrorCode::CannotConsume, m),
+    }
+}
+
+fn media_gone(e: media::MediaError) -> WireError {
+    tracing::error!(error = %e, "media engine");
+    WireError::internal()
+}
+
+fn producer_json(owner: &RuntimeParticipant, p: &RuntimeProducer) -> Value {
+    json!({
+        "participantId": owner.participant_id,
+        "userId": owner.user_id,
+        "userName": owner.user_name,
+        "producerId": p.producer_id,
+        "kind": p.kind,
+        "source": p.source,
+    })
+}
+
+/// The next `new-producer` for `pid`, if it may have one now (it has a recv transport, and nothing is outstanding
+/// or the outstanding one is older than the fallback).
+fn pump(rt: &mut MeetingRuntime, pid: &ParticipantId, now: i64) -> Option<Emit> {
+    let p = rt.participants.get(pid)?;
+    p.recv_transport.as_ref()?;
+    if p.announced_at.is_some_and(|t| now - t < ANNOUNCE_FALLBACK_MS) {
+        return None;
+    }
+    let queue: Vec<String> = p.announce_queue.iter().cloned().collect();
+    let mut skipped = 0;
+    let mut found = None;
+    for producer in &queue {
+        skipped += 1;
+        if let Some(owner) = rt.producer_owner(producer) {
+            if let Some(prod) = owner.producers.iter().find(|x| &x.producer_id == producer) {
+                found = Some(producer_json(owner, prod));
+                break;
+            }
+        }
+    }
+    let p = rt.participants.get_mut(pid)?;
+    for _ in 0..skipped {
+        p.announce_queue.pop_front();
+    }
+    match found {
+        Some(payload) => {
+            p.announced_at = Some(now);
+            Some(Emit { target: Target::Participants(vec![pid.clone()]), event: "new-producer", payload })
+        }
+        None => {
+            p.announced_at = None;
+            None
+        }
+    }
+}
+
+impl MeetingService {
+    pub(crate) async fn handle_media(
+        &self,
+        meeting: &MeetingId,
+        me: &RuntimeParticipant,
+        op: MediaOp,
+    ) -> Result<Outcome, WireError> {
+        let router = meeting.to_string();
+        let now = proto::time::now_ms();
+        match op {
+            MediaOp::CreateTransport { send } => {
+                let mut out = Outcome::reply(json!({}));
+                let old = if send { me.send_transport.clone() } else { me.recv_transport.clone() };
+                if let Some(old) = old {
+                    out.emits.extend(self.close_transport(meeting, &me.participant_id, &old).await);
+                }
+                let r = router.clone();
+                let info = self
+                    .media
+                    .call(&router, move |core, now| {
+                        core.create_transport(&r, if send { Direction::Send } else { Direction::Recv }, now)
+                    })
+                    .await
+                    .map_err(media_gone)?
+                    .map_err(sfu_error)?;
+                let pid = me.participant_id.clone();
+                let mut pumped = None;
+                self.modify(meeting, |rt| {
+                    let others: Vec<String> = rt
+                        .in_join_order()
+                        .into_iter()
+                        .filter(|p| p.participant_id != pid)
+                        .flat_map(|p| p.producers.iter().map(|x| x.producer_id.clone()))
+                        .collect();
+                    let Some(p) = rt.participants.get_mut(&pid) else { return false };
+                    if send {
+                        p.send_transport = Some(info.id.clone());
+                    } else {
+                        // Late joiners: every producer already in the meeting, announced one at a time.
+                        p.recv_transport = Some(info.id.clone());
+                        p.announce_queue = others.into();
+                        p.announced_at = None;
+                        pumped = pump(rt, &pid, now);
+                    }
+                    true
+                })
+                .await?;
+                let payload = json!({"direction": if send { "send" } else { "recv" }, "params": info.params});
+                out.reply = payload.clone();
+                out = out.emit(Target::Requester, "transport-created", payload);
+                out.emits.extend(pumped);
+                self.schedule_pacing(meeting);
+                Ok(out)
+            }
+            MediaOp::ConnectTransport { transport, dtls } => {
+                if me.send_transport.as_ref() != Some(&transport) && me.recv_transport.as_ref() != Some(&transport) {
+                    return Err(err(ErrorCode::NotFound, "transport not found"));
+                }
+                let t = transport.clone();
+                self.media
+                    .call(&router, move |core, _| core.connect_transport(&t, &dtls))
+                    .await
+                    .map_err(media_gone)?
+                    .map_err(sfu_error)?;
+                let payload = json!({"transportId": transport});
+                Ok(Outcome::reply(payload.clone()).emit(Target::Requester, "transport-connected", payload))
+            }
+            MediaOp::Produce { kind, rtp, source } => {
+                let transport = me
+                    .send_transport
+                    .clone()
+                    .ok_or_else(|| err(ErrorCode::NotFound, "create a send transport first"))?;
+                let source = source.unwrap_or_else(|| if kind == Kind::Audio { "mic" } else { "camera" }.to_owned());
+                if source == "screen" && kind != Kind::Video || source == "mic" && kind != Kind::Audio || source == "camera" && kind != Kind::Video {
+                    return Err(WireError::validation(format!("appData.source {source} does not fit kind {}", kind.as_str())));
+                }
+                if me.producers.len() >= MAX_PRODUCERS_PER_PARTICIPANT {
+                    return Err(WireError::validation("too many producers"));
+                }
+                if source == "screen" {
+                    let mut busy = None;
+                    self.read(meeting, |rt| {
+                        busy = rt.and_then(|r| r.screen_share.as_ref())
+                            .filter(|s| s.participant_id != me.participant_id)
+                            .map(|s| s.user_name.clone())
+                    })
+                    .await?;
+                    if let Some(name) = busy {
+                        return Err(err(ErrorCode::ScreenShareActive, format!("{name} is already sharing their screen")));
+                    }
+                }
+                let producer = self
+                    .media
+                    .call(&router, move |core, _| core.produce(&transport, kind, &rtp))
+                    .await
+                    .map_err(media_gone)?
+                    .map_err(sfu_error)?;
+                let pid = me.participant_id.clone();
+                let mut emits = Vec::new();
+                let mut started_share = false;
+                let rec = RuntimeProducer {
+                    producer_id: producer.clone(),
+                    kind: kind.as_str().to_owned(),
+                    source: source.clone(),
+                    paused: false,
+                    by_moderator: false,
+                };
+                self.modify(meeting, |rt| {
+                    let Some(p) = rt.participants.get_mut(&pid) else { return false };
+                    p.producers.push(rec.clone());
+                    if source == "screen" && rt.screen_share.is_none() {
+                        rt.screen_share = Some(state::ScreenShare {
+                            participant_id: pid.clone(),
+                            user_id: me.user_id.clone(),
+                            user_name: me.user_name.clone(),
+                            started_at: now,
+                        });
+                        started_share = true;
+                    }
+                    let others: Vec<ParticipantId> = rt.participants.keys().filter(|k| **k != pid).cloned().collect();
+                    for o in others {
+                        if let Some(p) = rt.participants.get_mut(&o) {
+                            p.announce_queue.push_back(producer.clone());
+                        }
+                        emits.extend(pump(rt, &o, now));
+                    }
+                    true
+                })
+                .await?;
+                self.schedule_pacing(meeting);
+                let payload = json!({"producerId": producer, "kind": kind.as_str(), "source": source});
+                let mut out = Outcome::reply(payload.clone()).emit(Target::Requester, "produced", payload);
+                if started_share {
+                    out = out.emit(
+                        Target::Meeting(meeting.clone()),
+                        "screen:started",
+                        json!({"meetingId": meeting, "participantId": pid, "userId": me.user_id,
+                               "userName": me.user_name, "timestamp": proto::time::iso8601(now)}),
+                    );
+                }
+                out.emits.extend(emits);
+                Ok(out)
+            }
+            MediaOp::Consume { target, caps } => {
+                let recv = me
+                    .recv_transport
+                    .clone()
+                    .ok_or_else(|| err(ErrorCode::NotFound, "create a recv transport first"))?;
+                let mut found: Option<(RuntimeParticipant, RuntimeProducer)> = None;
+                self.read(meeting, |rt| {
+                    let Some(rt) = rt else { return };
+                    found = match &target {
+                        ConsumeTarget::Producer(id) => rt.producer_owner(id).and_then(|o| {
+                            o.producers.iter().find(|x| &x.producer_id == id).map(|x| (o.clone(), x.clone()))
+                        }),
+                        ConsumeTarget::Participant { participant, kind, source } => rt
+                            .participants
+                            .get(&ParticipantId::new(participant.as_str()))
+                            .and_then(|o| {
+                                let mut candidates: Vec<&RuntimeProducer> = o
+                                    .producers
+                                    .iter()
+                                    .filter(|x| x.kind == kind.as_str())
+                                    .filter(|x| source.as_ref().is_none_or(|s| &x.source == s))
+                                    .collect();
+                                // Without a source, the camera/mic before a screen share.
+                                candidates.sort_by_key(|x| x.source == "screen");
+                                candidates.first().map(|x| (o.clone(), (*x).clone()))
+                            }),
+                    };
+                })
+                .await?;
+                let (owner, producer) = found.ok_or_else(|| err(ErrorCode::NotFound, "producer not found in this meeting"))?;
+                let pid_str = producer.producer_id.clone();
+                let info = self
+                    .media
+                    .call(&router, move |core, _| core.consume(&recv, &pid_str, &caps))
+                    .await
+                    .map_err(media_gone)?
+                    .map_err(sfu_error)?;
+                let me_id = me.participant_id.clone();
+                let mut next = None;
+                let consumer = info.id.clone();
+                self.modify(meeting, |rt| {
+                    let Some(p) = rt.participants.get_mut(&me_id) else { return false };
+                    p.consumers.push(RuntimeConsumer {
+                        consumer_id: consumer.clone(),
+                        producer_id: producer.producer_id.clone(),
+                    });
+                    p.announced_at = None;
+                    next = pump(rt, &me_id, now);
+                    true
+                })
+                .await?;
+                let payload = json!({
+                    "id": info.id,
+                    "producerId": producer.producer_id,
+                    "kind": info.kind.as_str(),
+                    "rtpParameters": info.rtp_parameters,
+                    "type": info.consumer_type,
+                    "producerPaused": producer.paused || info.producer_paused,
+                    "participantId": owner.participant_id,
+                    "userId": owner.user_id,
+                    "source": producer.source,
+                });
+                let mut out = Outcome::reply(payload.clone()).emit(Target::Requester, "subscribed", payload);
+                out.emits.extend(next);
+                Ok(out)
+            }
+            MediaOp::ConsumerPaused { consumer, paused } => {
+                if !me.consumers.iter().any(|c| c.consumer_id == consumer) {
+                    return Err(err(ErrorCode::NotFound, "consumer not found"));
+                }
+                let c = consumer.clone();
+                self.media
+                    .call(&router, move |core, now| core.set_consumer_paused(&c, paused, now))
+                    .await
+                    .map_err(media_gone)?
+                    .map_err(sfu_error)?;
+                Ok(Outcome::reply(json!({"consumerId": consumer, "paused": paused})))
+            }
+            MediaOp::ProducerPaused { producer, paused } => {
+                let Some(rec) = me.producers.iter().find(|p| p.producer_id == producer).cloned() else {
+                    return Err(err(ErrorCode::NotFound, "producer not found"));
+                };
+                if !paused && rec.by_moderator {
+                    let settings = self.store.get_meeting(meeting).await.ok().flatten();
+                    if settings.is_some_and(|m| !m.allow_self_unmute) {
+                        return Err(err(ErrorCode::Forbidden, "a moderator muted you; this meeting does not allow unmuting yourself"));
+                    }
+                }
+                self.set_paused(meeting, me, &rec, paused, false).await
+            }
+            MediaOp::CloseProducer { producer } => {
+                if !me.producers.iter().any(|p| p.producer_id == producer) {
+                    return Err(err(ErrorCode::NotFound, "producer not found"));
+                }
+                let emits = self.close_producers(meeting, &me.participant_id, vec![producer.clone()], "producer-closed").await;
+                let mut out = Outcome::reply(json!({"producerId": producer}));
+                out.emits.extend(emits);
+                Ok(out)
+            }
+            MediaOp::Quality { participant, layer, quality } => {
+                let mut targets: Vec<String> = Vec::new();
+                self.read(meeting, |rt| {
+                    let Some(rt) = rt else { return };
+                    let Some(o) = rt.participants.get(&ParticipantId::new(participant.as_str())) else { return };
+                    let video: Vec<&str> = o.producers.iter().filter(|p| p.kind == "video").map(|p| p.producer_id.as_str()).collect();
+                    targets = me.consumers.iter().filter(|c| video.contains(&c.producer_id.as_str())).map(|c| c.consumer_id.clone()).collect();
+                })
+                .await?;
+                if targets.is_empty() {
+                    return Err(err(ErrorCode::NotFound, "you consume no video of that participant"));
+                }
+                self.media
+                    .call(&router, move |core, now| {
+                        for c in &targets {
+                            let _ = core.set_consumer_preferred_layer(c, layer, now);
+                        }
+                    })
+                    .await
+                    .map_err(media_gone)?;
+                let payload = json!({"participantId": participant, "quality": quality});
+                Ok(Outcome::reply(payload.clone()).emit(Target::Requester, "quality:changed", payload))
+            }
+        }
+    }
+
+    /// Pauses or resumes one producer on the server and tells everyone.
+    async fn set_paused(
+        &self,
+        meeting: &MeetingId,
+        owner: &RuntimeParticipant,
+        rec: &RuntimeProducer,
+        paused: bool,
+        by_moderator: bool,
+    ) -> Result<Outcome, WireError> {
+        let id = rec.producer_id.clone();
+        self.media
+            .call(meeting.as_str(), move |core, now| core.set_producer_paused(&id, paused, now))
+            .await
+            .map_err(media_gone)?
+            .map_err(sfu_error)?;
+        let pid = owner.participant_id.clone();
+        self.modify(meeting, |rt| {
+            let Some(p) = rt.participants.get_mut(&pid) else { return false };
+            for x in p.producers.iter_mut().filter(|x| x.producer_id == rec.producer_id) {
+                x.paused = paused;
+                x.by_moderator = paused && by_moderator;
+            }
+            true
+        })
+        .await?;
+        let mut payload = producer_json(owner, rec);
+        if let Some(o) = payload.as_object_mut() {
+            o.insert("byModerator".into(), json!(by_moderator));
+            o.insert("meetingId".into(), json!(meeting));
+        }
+        let event = if paused { "producer:paused" } else { "producer:resumed" };
+        Ok(Outcome::reply(payload.clone()).emit(Target::Meeting(meeting.clone()), event, payload))
+    }
+
+    /// Moderator mute: pauses the target user's producers of that kind on the server.
+    pub(crate) async fn pause_for_moderator(
+        &self,
+        meeting: &MeetingId,
+        target: &UserId,
+        kind: MuteType,
+    ) -> Result<Vec<Emit>, WireError> {
+        let mut sessions = Vec::new();
+        self.read(meeting, |rt| {
+            sessions = rt.map(|r| r.sessions_of(target).cloned().collect()).unwrap_or_default();
+        })
+        .await?;
+        let mut emits = Vec::new();
+        for s in &sessions {
+            for p in s.producers.iter().filter(|p| p.kind == kind.as_str() && !p.paused) {
+                emits.extend(self.set_paused(meeting, s, p, true, true).await?.emits);
+            }
+        }
+        Ok(emits)
+    }
+
+    /// Closes producers of `owner` and tells the consumers' owners (`consumer-closed`).
+    async fn close_producers(&self, meeting: &MeetingId, owner: &ParticipantId, producers: Vec<String>, reason: &str) -> Vec<Emit> {
+        let ids = producers.clone();
+        let closed = self
+            .media
+            .call(meeting.as_str(), move |core, _| {
+                ids.iter().flat_map(|p| core.close_producer(p)).collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+        self.forget_media(meeting, Some(owner), &producers, &closed, reason).await
+    }
+
+    /// Closes one of `owner`'s transports.
+    async fn close_transport(&self, meeting: &MeetingId, owner: &ParticipantId, transport: &str) -> Vec<Emit> {
+        let t = transport.to_owned();
+        let (producers, consumers) = self
+            .media
+            .call(meeting.as_str(), move |core, _| core.close_transport(&t))
+            .await
+            .unwrap_or_default();
+        let tid = transport.to_owned();
+        let pid = owner.clone();
+        let _ = self
+            .modify(meeting, |rt| {
+                let Some(p) = rt.participants.get_mut(&pid) else { return false };
+                if p.send_transport.as_deref() == Some(tid.as_str()) {
+                    p.send_transport = None;
+                }
+                if p.recv_transport.as_deref() == Some(tid.as_str()) {
+                    p.recv_transport = None;
+                    p.announce_queue.clear();
+                    p.announced_at = None;
+                }
+                true
+            })
+            .await;
+        self.forget_media(meeting, Some(owner), &producers, &consumers, "producer-closed").await
+    }
+
+    /// A participant left (or the meeting ended): close its transports; tell the others whose consumers closed.
+    pub(crate) async fn release_media(&self, meeting: &MeetingId, p: &RuntimeParticipant, reason: &str) -> Vec<Emit> {
+        let transports: Vec<String> = p.send_transport.iter().chain(p.recv_transport.iter()).cloned().collect();
+        if transports.is_empty() {
+            return Vec::new();
+        }
+        let (producers, consumers) = self
+            .media
+            .call(meeting.as_str(), move |core, _| {
+                let mut all = (Vec::new(), Vec::new());
+                for t in &transports {
+                    let (p, c) = core.close_transport(t);
+                    all.0.extend(p);
+                    all.1.extend(c);
+                }
+                all
+            })
+            .await
+            .unwrap_or_default();
+        self.forget_media(meeting, None, &producers, &consumers, reason).await
+    }
+
+    /// Removes closed producers and consumers from the runtime state; `consumer-closed` to each consumer's owner
+    /// (other than `skip_owner`'s own consumers, which it closed itself); `screen:stopped` if a screen producer went.
+    async fn forget_media(
+        &self,
+        meeting: &MeetingId,
+        closer: Option<&ParticipantId>,
+        producers: &[String],
+        consumers: &[String],
+        reason: &str,
+    ) -> Vec<Emit> {
+        let mut emits = Vec::new();
+        let now = proto::time::now_ms();
+        let _ = self
+            .modify(meeting, |rt| {
+                emits.clear();
+                let mut share_stopped = None;
+                for p in rt.participants.values_mut() {
+                    let own = Some(&p.participant_id) == closer;
+                    let before = p.producers.len();
+                    p.producers.retain(|x| !producers.contains(&x.producer_id));
+                    if own && before != p.producers.len() {
+                        if let Some(s) = &rt.screen_share {
+                            if s.participant_id == p.participant_id && !p.producers.iter().any(|x| x.source == "screen") {
+                                share_stopped = Some(s.clone());
+                            }
+                        }
+                    }
+                    p.announce_queue.retain(|x| !producers.contains(x));
+                    let (gone, kept): (Vec<_>, Vec<_>) =
+                        p.consumers.drain(..).partition(|c| consumers.contains(&c.consumer_id));
+                    p.consumers = kept;
+                    if own {
+                        continue;
+                    }
+                    for c in gone {
+                        emits.push(Emit {
+                            target: Target::Participants(vec![p.participant_id.clone()]),
+                            event: "consumer-closed",
+                            payload: json!({"consumerId": c.consumer_id, "producerId": c.producer_id, "reason": reason}),
+                        });
+                    }
+                }
+                if let Some(s) = share_stopped {
+                    rt.screen_share = None;
+                    emits.push(Emit {
+                        target: Target::Meeting(meeting.clone()),
+                        event: "screen:stopped",
+                        payload: json!({"meetingId": meeting, "participantId": s.participant_id, "userId": s.user_id,
+                                        "userName": s.user_name, "timestamp": proto::time::iso8601(now)}),
+                    });
+                }
+                true
+            })
+            .await;
+        emits
+    }
+
+    fn schedule_pacing(&self, meeting: &MeetingId) {
+        if let Ok(mut set) = self.pacing.lock() {
+            set.insert(meeting.clone());
+        }
+    }
+
+    /// Every 250 ms: announcements whose 2 s fallback passed. Runs until the service is dropped.
+    pub fn spawn_pacer(self: &std::sync::Arc<Self>) {
+        let weak = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let Some(svc) = weak.upgrade() else { return };
+                let meetings: Vec<MeetingId> = svc.pacing.lock().map(|s| s.iter().cloned().collect()).unwrap_or_default();
+                for m in meetings {
+                    let now = proto::time::now_ms();
+                    let mut emits = Vec::new();
+                    let mut pending = false;
+                    let _ = svc
+                        .modify(&m, |rt| {
+                            let ids: Vec<ParticipantId> = rt.participants.keys().cloned().collect();
+                            for id in ids {
+                                emits.extend(pump(rt, &id, now));
+                            }
+                            pending = rt.participants.values().any(|p| !p.announce_queue.is_empty() || p.announced_at.is_some());
+                            !emits.is_empty()
+                        })
+                        .await;
+                    if !pending {
+                        if let Ok(mut set) = svc.pacing.lock() {
+                            set.remove(&m);
+                        }
+                    }
+                    if !emits.is_empty() {
+                        let _ = svc.background.send(Outcome { emits, ..Outcome::default() });
+                    }
+                }
+            }
+        });
+    }
+}
