@@ -84,6 +84,10 @@ struct Transport {
     sources: HashSet<SocketAddr>,
     deadline: Option<Instant>,
     connected: bool,
+    /// One CNAME for every producer of a send transport (mediasoup's `cnameForProducers`): the first one a client
+    /// gives, else a random one. mediasoup-client sends an empty CNAME for simulcast video, and a consumer with an
+    /// empty CNAME gets an SDP `a=msid` Chrome refuses; one shared CNAME also keeps audio and video in sync.
+    cname: Option<String>,
 }
 
 struct Producer {
@@ -303,6 +307,7 @@ impl Core {
                 sources: HashSet::new(),
                 deadline: Some(now),
                 connected: false,
+                cname: None,
             },
         );
         self.dirty.push(id.clone());
@@ -354,10 +359,18 @@ impl Core {
 
     /// `produce` on a send transport. Returns the producer id.
     pub fn produce(&mut self, transport_id: &str, kind: Kind, rtp: &RtpParameters) -> Result<String, SfuError> {
-        let mapping = ortc::map_producer(kind, rtp)?;
+        let mut mapping = ortc::map_producer(kind, rtp)?;
         let t = self.transports.get_mut(transport_id).ok_or(SfuError::NotFound("transport"))?;
         if t.direction != Direction::Send {
             return Err(SfuError::Invalid("produce needs a send transport".into()));
+        }
+        let valid_cname = !mapping.cname.is_empty() && !mapping.cname.contains(char::is_whitespace);
+        let cname = t
+            .cname
+            .get_or_insert_with(|| if valid_cname { mapping.cname.clone() } else { random_token(16) })
+            .clone();
+        if !valid_cname {
+            mapping.cname = cname;
         }
         let mid = mapping.mid.clone().ok_or_else(|| SfuError::Invalid("invalid rtpParameters: mid is required".into()))?;
         if t.sections.iter().any(|s| s.mid == mid) {
