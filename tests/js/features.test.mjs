@@ -258,36 +258,18 @@ describe('meeting features', () => {
     }
   });
 
-  ctx.test('media events answer NOT_SUPPORTED (and the socket stays usable)', async () => {
-    const { meetingId, members: [a, b] } = await ctx.meeting({ participants: 1 });
-    const media = [
-      ['create-transport', { meetingId, direction: 'send' }],
-      ['create-transport', { meetingId, direction: 'recv' }],
-      ['connect-transport', { transportId: 't1', dtlsParameters: { role: 'client', fingerprints: [] } }],
-      ['produce', { meetingId, kind: 'audio', rtpParameters: { codecs: [], encodings: [] } }],
-      ['consume', { meetingId, producerParticipantId: a.participantId, kind: 'video', rtpCapabilities: { codecs: [] } }],
-      ['resume-consumer', { consumerId: 'c1' }],
-      ['pause-consumer', { consumerId: 'c1' }],
-      ['producer:pause', { producerId: 'p1' }],
-      ['producer:resume', { producerId: 'p1' }],
-      ['quality:change', { meetingId, participantId: a.participantId, quality: 'high' }],
-    ];
-    for (const [event, payload] of media) {
-      await expectError(b.socket, event, payload, 'NOT_SUPPORTED');
-    }
-    for (const n of ['transport-created', 'transport-connected', 'produced', 'subscribed', 'new-producer']) {
-      assert.equal(b.socket.rec.count(n), 0, `no fake ${n}`);
-    }
-    assertConnected(b.socket);
-    await ok(b.socket, 'hand:raise', { meetingId });
-  });
-
-  ctx.test('GET /meeting/{id}/webrtc-config needs no token and answers 503 NOT_SUPPORTED for now', async () => {
+  ctx.test('GET /meeting/{id}/webrtc-config needs no token and answers the router capabilities, the same for every id', async () => {
     const res = await ctx.api('GET', '/meeting/meeting_abc123/webrtc-config');
-    assert.equal(res.status, 503, res.text);
-    assert.equal(res.body?.error?.code, 'NOT_SUPPORTED');
+    assert.equal(res.status, 200, res.text);
+    const caps = res.body.rtpCapabilities;
+    const mimes = caps.codecs.map((c) => c.mimeType);
+    for (const m of ['audio/opus', 'video/VP8', 'video/VP9', 'video/H264', 'video/AV1']) assert.ok(mimes.includes(m), m);
+    const vp8 = caps.codecs.find((c) => c.mimeType === 'video/VP8');
+    const rtx = caps.codecs.find((c) => c.mimeType === 'video/rtx' && c.parameters.apt === vp8.preferredPayloadType);
+    assert.ok(rtx, 'VP8 has RTX');
+    assert.ok(caps.headerExtensions.some((h) => h.uri.endsWith('transport-wide-cc-extensions-01') && h.kind === 'audio'));
     const res2 = await ctx.api('GET', '/meeting/anything-else/webrtc-config');
-    assert.equal(res2.status, 503);
+    assert.equal(res2.status, 200);
     assert.deepEqual(res2.body, res.body, 'same answer for every id');
   });
 });

@@ -27,7 +27,7 @@ fn sfu_error(e: SfuError) -> WireError {
         SfuError::NotFound(what) => err(ErrorCode::NotFound, format!("{what} not found")),
         SfuError::Invalid(m) => WireError::validation(m),
         SfuError::CannotConsume(m) => err(ErrorCode::CannotConsume, m),
-        SfuError::Unsupported(m) => err(ErrorCode::CannotConsume, m),
+        SfuError::Unsupported(m) => WireError::validation(format!("unsupported: {m}")),
     }
 }
 

@@ -1,0 +1,159 @@
+// The WebRTC events at the signaling level (no browser): shapes, validation, ownership, pacing, cleanup.
+// Media itself is proven in tests/browser (real Chromium + mediasoup-client).
+import assert from 'node:assert/strict';
+import { describe } from 'node:test';
+import { useServer } from './lib/harness.mjs';
+import { ok, expectError, sleep } from './lib/client.mjs';
+
+// What mediasoup-client 3.24 sends for Chrome's microphone and a non-simulcast camera.
+const opus = (mid) => ({
+  mid,
+  codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2,
+    parameters: { minptime: 10, useinbandfec: 1 }, rtcpFeedback: [{ type: 'transport-cc', parameter: '' }] }],
+  headerExtensions: [
+    { uri: 'urn:ietf:params:rtp-hdrext:ssrc-audio-level', id: 1, encrypt: false, parameters: {} },
+    { uri: 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01', id: 3, encrypt: false, parameters: {} },
+    { uri: 'urn:ietf:params:rtp-hdrext:sdes:mid', id: 4, encrypt: false, parameters: {} },
+  ],
+  encodings: [{ ssrc: 11111111, dtx: false }],
+  rtcp: { cname: 'abcd', reducedSize: true },
+});
+const vp8 = (mid) => ({
+  mid,
+  codecs: [
+    { mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, parameters: {},
+      rtcpFeedback: [{ type: 'nack', parameter: '' }, { type: 'nack', parameter: 'pli' }, { type: 'transport-cc', parameter: '' }] },
+    { mimeType: 'video/rtx', payloadType: 97, clockRate: 90000, parameters: { apt: 96 }, rtcpFeedback: [] },
+  ],
+  headerExtensions: [
+    { uri: 'urn:ietf:params:rtp-hdrext:sdes:mid', id: 4, encrypt: false, parameters: {} },
+    { uri: 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01', id: 3, encrypt: false, parameters: {} },
+  ],
+  encodings: [{ ssrc: 22222222, rtx: { ssrc: 22222223 } }],
+  rtcp: { cname: 'abcd', reducedSize: true },
+});
+
+describe('media signaling', () => {
+  const ctx = useServer();
+
+  async function caps() {
+    return (await ctx.api('GET', '/meeting/x/webrtc-config')).body.rtpCapabilities;
+  }
+
+  ctx.test('transports: mediasoup shapes; only your own can be connected; bad input is VALIDATION_ERROR', async () => {
+    const { meetingId, members: [a, b] } = await ctx.meeting({ participants: 1 });
+    const created = await ok(a.socket, 'create-transport', { meetingId, direction: 'send' });
+    const ev = await a.socket.rec.waitFor('transport-created');
+    assert.equal(ev.direction, 'send');
+    const p = ev.params;
+    assert.deepEqual(created.params, p);
+    assert.match(p.id, /^tr_/);
+    assert.equal(p.iceParameters.iceLite, true);
+    assert.ok(p.iceParameters.password.length >= 22);
+    assert.equal(p.iceCandidates[0].protocol, 'udp');
+    assert.equal(p.iceCandidates[0].type, 'host');
+    assert.ok(p.iceCandidates[0].port > 0);
+    assert.equal(p.dtlsParameters.fingerprints.at(-1).algorithm, 'sha-256');
+
+    await expectError(a.socket, 'create-transport', { meetingId, direction: 'both' }, 'VALIDATION_ERROR');
+    const fp = { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: 'AA:BB:CC' }] };
+    await expectError(b.socket, 'connect-transport', { transportId: p.id, dtlsParameters: fp }, 'NOT_FOUND');
+    await expectError(a.socket, 'connect-transport', { transportId: p.id, dtlsParameters: { fingerprints: [] } }, 'VALIDATION_ERROR');
+    await expectError(a.socket, 'connect-transport', { transportId: p.id, dtlsParameters: 'x' }, 'VALIDATION_ERROR');
+    await ok(a.socket, 'connect-transport', { transportId: p.id, dtlsParameters: fp });
+    await a.socket.rec.waitFor('transport-connected');
+    await expectError(a.socket, 'connect-transport', { transportId: p.id, dtlsParameters: fp }, 'VALIDATION_ERROR');
+  });
+
+  ctx.test('produce/consume: validation, CANNOT_CONSUME, ownership, pacing of new-producer, cleanup on leave', async () => {
+    const { meetingId, members: [a, b] } = await ctx.meeting({ participants: 1 });
+    await expectError(a.socket, 'produce', { meetingId, kind: 'audio', rtpParameters: opus('0') }, 'NOT_FOUND');
+    await ok(a.socket, 'create-transport', { meetingId, direction: 'send' });
+    await ok(b.socket, 'create-transport', { meetingId, direction: 'recv' });
+    await expectError(a.socket, 'produce', { meetingId, kind: 'audio', rtpParameters: { codecs: [] } }, 'VALIDATION_ERROR');
+    await expectError(a.socket, 'produce', { meetingId, kind: 'audio', rtpParameters: { ...opus('0'), codecs: [{ ...opus('0').codecs[0], mimeType: 'audio/G729' }] } }, 'VALIDATION_ERROR');
+    await expectError(a.socket, 'produce', { meetingId, kind: 'video', rtpParameters: opus('0') }, 'VALIDATION_ERROR');
+
+    const pa = await ok(a.socket, 'produce', { meetingId, kind: 'audio', rtpParameters: opus('0'), appData: {} });
+    assert.match(pa.producerId, /^pr_/);
+    assert.equal((await a.socket.rec.waitFor('produced')).producerId, pa.producerId);
+    const pv = await ok(a.socket, 'produce', { meetingId, kind: 'video', rtpParameters: vp8('1') });
+
+    // b is told about one producer at a time: the next only after its consume (or 2 s)
+    const first = await b.socket.rec.waitFor('new-producer');
+    assert.equal(first.producerId, pa.producerId);
+    assert.equal(first.participantId, a.participantId);
+    assert.equal(first.userId, a.user.userId);
+    assert.equal(first.kind, 'audio');
+    assert.equal(first.source, 'mic');
+    await sleep(400);
+    assert.equal(b.socket.rec.count('new-producer'), 1, 'second announcement waits for the consume');
+
+    const noOpus = (await caps());
+    const videoOnly = { ...noOpus, codecs: noOpus.codecs.filter((c) => c.kind === 'video') };
+    await expectError(b.socket, 'consume', { meetingId, producerId: pa.producerId, rtpCapabilities: videoOnly }, 'CANNOT_CONSUME');
+    const sub = await ok(b.socket, 'consume', {
+      meetingId, producerParticipantId: a.participantId, kind: 'audio', rtpCapabilities: await caps(),
+    });
+    assert.equal(sub.producerId, pa.producerId);
+    assert.equal(sub.kind, 'audio');
+    assert.equal(sub.type, 'simple');
+    assert.equal(sub.producerPaused, false);
+    assert.equal(sub.rtpParameters.codecs[0].payloadType, 100, 'router numbering');
+    assert.ok(sub.rtpParameters.encodings[0].ssrc > 0);
+    assert.equal(sub.rtpParameters.rtcp.cname, 'abcd');
+    const subscribed = await b.socket.rec.waitFor('subscribed');
+    assert.equal(subscribed.id, sub.id);
+    const second = await b.socket.rec.waitFor('new-producer', { where: (d) => d.producerId === pv.producerId });
+    assert.equal(second.kind, 'video');
+
+    const subV = await ok(b.socket, 'consume', { meetingId, producerId: pv.producerId, rtpCapabilities: await caps() });
+    assert.equal(subV.rtpParameters.codecs[1].mimeType, 'video/rtx');
+    assert.equal(subV.rtpParameters.encodings[0].rtx.ssrc > 0, true);
+    assert.notEqual(subV.rtpParameters.mid, sub.rtpParameters.mid, 'per-transport mids');
+
+    // ownership: a cannot touch b's consumer, b cannot touch a's producer
+    await expectError(a.socket, 'resume-consumer', { consumerId: sub.id }, 'NOT_FOUND');
+    await expectError(b.socket, 'producer:pause', { producerId: pa.producerId }, 'NOT_FOUND');
+    await ok(b.socket, 'resume-consumer', { consumerId: sub.id });
+    await ok(b.socket, 'pause-consumer', { consumerId: sub.id });
+
+    // owner pause/resume is told to everyone
+    await ok(a.socket, 'producer:pause', { producerId: pa.producerId });
+    const paused = await b.socket.rec.waitFor('producer:paused');
+    assert.equal(paused.producerId, pa.producerId);
+    assert.equal(paused.byModerator, false);
+    await ok(a.socket, 'producer:resume', { producerId: pa.producerId });
+    await b.socket.rec.waitFor('producer:resumed');
+
+    // moderator mute pauses on the server and is told as byModerator
+    await ok(a.socket, 'participant:role', { meetingId, targetUserId: b.user.userId, role: 'moderator' });
+    await ok(b.socket, 'participant:mute', { meetingId, targetUserId: a.user.userId, muteType: 'audio' });
+    const muted = await a.socket.rec.waitFor('producer:paused', { where: (d) => d.byModerator });
+    assert.equal(muted.producerId, pa.producerId);
+
+    // leaving closes a's producers: b's consumers close
+    await ok(a.socket, 'leave-meeting', { meetingId });
+    const closed = [await b.socket.rec.waitFor('consumer-closed', { where: (d) => d.consumerId === sub.id }),
+      await b.socket.rec.waitFor('consumer-closed', { where: (d) => d.consumerId === subV.id })];
+    for (const c of closed) assert.equal(c.reason, 'participant-left');
+    await b.socket.rec.waitFor('participant-left');
+    await expectError(b.socket, 'resume-consumer', { consumerId: sub.id }, 'NOT_FOUND');
+  });
+
+  ctx.test('late joiner gets new-producer for existing producers when it creates its recv transport; media events need a meeting', async () => {
+    const { meetingId, members: [a] } = await ctx.meeting({ participants: 0 });
+    await ok(a.socket, 'create-transport', { meetingId, direction: 'send' });
+    const pa = await ok(a.socket, 'produce', { meetingId, kind: 'audio', rtpParameters: opus('0') });
+    const late = await ctx.addMember(meetingId, ctx.user({ name: 'late' }), [a]);
+    await sleep(300);
+    assert.equal(late.socket.rec.count('new-producer'), 0, 'not before a recv transport');
+    await ok(late.socket, 'create-transport', { meetingId, direction: 'recv' });
+    const np = await late.socket.rec.waitFor('new-producer');
+    assert.equal(np.producerId, pa.producerId);
+
+    const stranger = await ctx.connect(ctx.user({ name: 'stranger' }));
+    await expectError(stranger, 'create-transport', { meetingId, direction: 'send' }, 'NOT_IN_MEETING');
+    await expectError(stranger, 'resume-consumer', { consumerId: 'co_x' }, 'NOT_IN_MEETING');
+  });
+});
