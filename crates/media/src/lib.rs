@@ -66,8 +66,9 @@ impl MediaEngine {
         let mut workers = Vec::with_capacity(n);
         let mut next_port = cfg.port_min;
         for i in 0..n {
-            let (socket, port) = bind_in_range(cfg.listen_ip, next_port, cfg.port_max)
-                .ok_or(MediaError::NoPort(cfg.port_min, cfg.port_max, cfg.listen_ip))?;
+            let (socket, port) = bind_in_range(cfg.listen_ip, next_port, cfg.port_max).ok_or(
+                MediaError::NoPort(cfg.port_min, cfg.port_max, cfg.listen_ip),
+            )?;
             next_port = port.saturating_add(1);
             let local = SocketAddr::new(cfg.listen_ip, port);
             let announced = SocketAddr::new(cfg.announced_ip.unwrap_or(cfg.listen_ip), port);
@@ -106,17 +107,32 @@ impl MediaEngine {
         let job: Job = Box::new(move |core, now| {
             let _ = reply.send(f(core, now));
         });
-        self.worker_for(router).tx.send(job).map_err(|_| MediaError::WorkerGone)?;
+        self.worker_for(router)
+            .tx
+            .send(job)
+            .map_err(|_| MediaError::WorkerGone)?;
         rx.await.map_err(|_| MediaError::WorkerGone)
     }
 }
 
 fn bind_in_range(ip: IpAddr, from: u16, to: u16) -> Option<(std::net::UdpSocket, u16)> {
-    (from..=to).find_map(|port| std::net::UdpSocket::bind((ip, port)).ok().map(|s| (s, port)))
+    (from..=to).find_map(|port| {
+        std::net::UdpSocket::bind((ip, port))
+            .ok()
+            .map(|s| (s, port))
+    })
 }
 
-fn run_worker(socket: std::net::UdpSocket, local: SocketAddr, announced: SocketAddr, mut rx: mpsc::UnboundedReceiver<Job>) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+fn run_worker(
+    socket: std::net::UdpSocket,
+    local: SocketAddr,
+    announced: SocketAddr,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "media worker runtime");
@@ -127,13 +143,18 @@ fn run_worker(socket: std::net::UdpSocket, local: SocketAddr, announced: SocketA
         if socket.set_nonblocking(true).is_err() {
             return;
         }
-        let Ok(socket) = tokio::net::UdpSocket::from_std(socket) else { return };
+        let Ok(socket) = tokio::net::UdpSocket::from_std(socket) else {
+            return;
+        };
         let mut core = Core::new(local, announced);
         let mut buf = vec![0u8; 2048];
         loop {
             let now = Instant::now();
             // Cap the wait: str0m deadlines are often a few ms, and a cap keeps timers honest.
-            let deadline = core.next_deadline().unwrap_or(now + Duration::from_millis(100)).min(now + Duration::from_millis(100));
+            let deadline = core
+                .next_deadline()
+                .unwrap_or(now + Duration::from_millis(100))
+                .min(now + Duration::from_millis(100));
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
             tokio::select! {
                 job = rx.recv() => match job {

@@ -6,8 +6,8 @@
 //! requester). The signaling edge turns targets into socket.io rooms, so the same outcome works on one node and,
 //! with the Redis adapter, on many.
 
-pub mod request;
 mod media_ops;
+pub mod request;
 mod service;
 
 pub use request::{Recipient, Request};

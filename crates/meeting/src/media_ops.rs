@@ -52,7 +52,9 @@ fn producer_json(owner: &RuntimeParticipant, p: &RuntimeProducer) -> Value {
 fn pump(rt: &mut MeetingRuntime, pid: &ParticipantId, now: i64) -> Option<Emit> {
     let p = rt.participants.get(pid)?;
     p.recv_transport.as_ref()?;
-    if p.announced_at.is_some_and(|t| now - t < ANNOUNCE_FALLBACK_MS) {
+    if p.announced_at
+        .is_some_and(|t| now - t < ANNOUNCE_FALLBACK_MS)
+    {
         return None;
     }
     let queue: Vec<String> = p.announce_queue.iter().cloned().collect();
@@ -74,7 +76,11 @@ fn pump(rt: &mut MeetingRuntime, pid: &ParticipantId, now: i64) -> Option<Emit> 
     match found {
         Some(payload) => {
             p.announced_at = Some(now);
-            Some(Emit { target: Target::Participants(vec![pid.clone()]), event: "new-producer", payload })
+            Some(Emit {
+                target: Target::Participants(vec![pid.clone()]),
+                event: "new-producer",
+                payload,
+            })
         }
         None => {
             p.announced_at = None;
@@ -95,15 +101,30 @@ impl MeetingService {
         match op {
             MediaOp::CreateTransport { send } => {
                 let mut out = Outcome::reply(json!({}));
-                let old = if send { me.send_transport.clone() } else { me.recv_transport.clone() };
+                let old = if send {
+                    me.send_transport.clone()
+                } else {
+                    me.recv_transport.clone()
+                };
                 if let Some(old) = old {
-                    out.emits.extend(self.close_transport(meeting, &me.participant_id, &old).await);
+                    out.emits.extend(
+                        self.close_transport(meeting, &me.participant_id, &old)
+                            .await,
+                    );
                 }
                 let r = router.clone();
                 let info = self
                     .media
                     .call(&router, move |core, now| {
-                        core.create_transport(&r, if send { Direction::Send } else { Direction::Recv }, now)
+                        core.create_transport(
+                            &r,
+                            if send {
+                                Direction::Send
+                            } else {
+                                Direction::Recv
+                            },
+                            now,
+                        )
                     })
                     .await
                     .map_err(media_gone)?
@@ -117,7 +138,9 @@ impl MeetingService {
                         .filter(|p| p.participant_id != pid)
                         .flat_map(|p| p.producers.iter().map(|x| x.producer_id.clone()))
                         .collect();
-                    let Some(p) = rt.participants.get_mut(&pid) else { return false };
+                    let Some(p) = rt.participants.get_mut(&pid) else {
+                        return false;
+                    };
                     if send {
                         p.send_transport = Some(info.id.clone());
                     } else {
@@ -130,7 +153,8 @@ impl MeetingService {
                     true
                 })
                 .await?;
-                let payload = json!({"direction": if send { "send" } else { "recv" }, "params": info.params});
+                let payload =
+                    json!({"direction": if send { "send" } else { "recv" }, "params": info.params});
                 out.reply = payload.clone();
                 out = out.emit(Target::Requester, "transport-created", payload);
                 out.emits.extend(pumped);
@@ -138,7 +162,9 @@ impl MeetingService {
                 Ok(out)
             }
             MediaOp::ConnectTransport { transport, dtls } => {
-                if me.send_transport.as_ref() != Some(&transport) && me.recv_transport.as_ref() != Some(&transport) {
+                if me.send_transport.as_ref() != Some(&transport)
+                    && me.recv_transport.as_ref() != Some(&transport)
+                {
                     return Err(err(ErrorCode::NotFound, "transport not found"));
                 }
                 let t = transport.clone();
@@ -148,16 +174,28 @@ impl MeetingService {
                     .map_err(media_gone)?
                     .map_err(sfu_error)?;
                 let payload = json!({"transportId": transport});
-                Ok(Outcome::reply(payload.clone()).emit(Target::Requester, "transport-connected", payload))
+                Ok(Outcome::reply(payload.clone()).emit(
+                    Target::Requester,
+                    "transport-connected",
+                    payload,
+                ))
             }
             MediaOp::Produce { kind, rtp, source } => {
                 let transport = me
                     .send_transport
                     .clone()
                     .ok_or_else(|| err(ErrorCode::NotFound, "create a send transport first"))?;
-                let source = source.unwrap_or_else(|| if kind == Kind::Audio { "mic" } else { "camera" }.to_owned());
-                if source == "screen" && kind != Kind::Video || source == "mic" && kind != Kind::Audio || source == "camera" && kind != Kind::Video {
-                    return Err(WireError::validation(format!("appData.source {source} does not fit kind {}", kind.as_str())));
+                let source = source.unwrap_or_else(|| {
+                    if kind == Kind::Audio { "mic" } else { "camera" }.to_owned()
+                });
+                if source == "screen" && kind != Kind::Video
+                    || source == "mic" && kind != Kind::Audio
+                    || source == "camera" && kind != Kind::Video
+                {
+                    return Err(WireError::validation(format!(
+                        "appData.source {source} does not fit kind {}",
+                        kind.as_str()
+                    )));
                 }
                 if me.producers.len() >= MAX_PRODUCERS_PER_PARTICIPANT {
                     return Err(WireError::validation("too many producers"));
@@ -165,13 +203,17 @@ impl MeetingService {
                 if source == "screen" {
                     let mut busy = None;
                     self.read(meeting, |rt| {
-                        busy = rt.and_then(|r| r.screen_share.as_ref())
+                        busy = rt
+                            .and_then(|r| r.screen_share.as_ref())
                             .filter(|s| s.participant_id != me.participant_id)
                             .map(|s| s.user_name.clone())
                     })
                     .await?;
                     if let Some(name) = busy {
-                        return Err(err(ErrorCode::ScreenShareActive, format!("{name} is already sharing their screen")));
+                        return Err(err(
+                            ErrorCode::ScreenShareActive,
+                            format!("{name} is already sharing their screen"),
+                        ));
                     }
                 }
                 let producer = self
@@ -191,7 +233,9 @@ impl MeetingService {
                     by_moderator: false,
                 };
                 self.modify(meeting, |rt| {
-                    let Some(p) = rt.participants.get_mut(&pid) else { return false };
+                    let Some(p) = rt.participants.get_mut(&pid) else {
+                        return false;
+                    };
                     p.producers.push(rec.clone());
                     if source == "screen" && rt.screen_share.is_none() {
                         rt.screen_share = Some(state::ScreenShare {
@@ -202,7 +246,12 @@ impl MeetingService {
                         });
                         started_share = true;
                     }
-                    let others: Vec<ParticipantId> = rt.participants.keys().filter(|k| **k != pid).cloned().collect();
+                    let others: Vec<ParticipantId> = rt
+                        .participants
+                        .keys()
+                        .filter(|k| **k != pid)
+                        .cloned()
+                        .collect();
                     for o in others {
                         if let Some(p) = rt.participants.get_mut(&o) {
                             p.announce_queue.push_back(producer.clone());
@@ -213,8 +262,10 @@ impl MeetingService {
                 })
                 .await?;
                 self.schedule_pacing(meeting);
-                let payload = json!({"producerId": producer, "kind": kind.as_str(), "source": source});
-                let mut out = Outcome::reply(payload.clone()).emit(Target::Requester, "produced", payload);
+                let payload =
+                    json!({"producerId": producer, "kind": kind.as_str(), "source": source});
+                let mut out =
+                    Outcome::reply(payload.clone()).emit(Target::Requester, "produced", payload);
                 if started_share {
                     out = out.emit(
                         Target::Meeting(meeting.clone()),
@@ -236,9 +287,16 @@ impl MeetingService {
                     let Some(rt) = rt else { return };
                     found = match &target {
                         ConsumeTarget::Producer(id) => rt.producer_owner(id).and_then(|o| {
-                            o.producers.iter().find(|x| &x.producer_id == id).map(|x| (o.clone(), x.clone()))
+                            o.producers
+                                .iter()
+                                .find(|x| &x.producer_id == id)
+                                .map(|x| (o.clone(), x.clone()))
                         }),
-                        ConsumeTarget::Participant { participant, kind, source } => rt
+                        ConsumeTarget::Participant {
+                            participant,
+                            kind,
+                            source,
+                        } => rt
                             .participants
                             .get(&ParticipantId::new(participant.as_str()))
                             .and_then(|o| {
@@ -255,7 +313,9 @@ impl MeetingService {
                     };
                 })
                 .await?;
-                let (owner, producer) = found.ok_or_else(|| err(ErrorCode::NotFound, "producer not found in this meeting"))?;
+                let (owner, producer) = found.ok_or_else(|| {
+                    err(ErrorCode::NotFound, "producer not found in this meeting")
+                })?;
                 let pid_str = producer.producer_id.clone();
                 let info = self
                     .media
@@ -267,7 +327,9 @@ impl MeetingService {
                 let mut next = None;
                 let consumer = info.id.clone();
                 self.modify(meeting, |rt| {
-                    let Some(p) = rt.participants.get_mut(&me_id) else { return false };
+                    let Some(p) = rt.participants.get_mut(&me_id) else {
+                        return false;
+                    };
                     p.consumers.push(RuntimeConsumer {
                         consumer_id: consumer.clone(),
                         producer_id: producer.producer_id.clone(),
@@ -288,7 +350,8 @@ impl MeetingService {
                     "userId": owner.user_id,
                     "source": producer.source,
                 });
-                let mut out = Outcome::reply(payload.clone()).emit(Target::Requester, "subscribed", payload);
+                let mut out =
+                    Outcome::reply(payload.clone()).emit(Target::Requester, "subscribed", payload);
                 out.emits.extend(next);
                 Ok(out)
             }
@@ -298,20 +361,32 @@ impl MeetingService {
                 }
                 let c = consumer.clone();
                 self.media
-                    .call(&router, move |core, now| core.set_consumer_paused(&c, paused, now))
+                    .call(&router, move |core, now| {
+                        core.set_consumer_paused(&c, paused, now)
+                    })
                     .await
                     .map_err(media_gone)?
                     .map_err(sfu_error)?;
-                Ok(Outcome::reply(json!({"consumerId": consumer, "paused": paused})))
+                Ok(Outcome::reply(
+                    json!({"consumerId": consumer, "paused": paused}),
+                ))
             }
             MediaOp::ProducerPaused { producer, paused } => {
-                let Some(rec) = me.producers.iter().find(|p| p.producer_id == producer).cloned() else {
+                let Some(rec) = me
+                    .producers
+                    .iter()
+                    .find(|p| p.producer_id == producer)
+                    .cloned()
+                else {
                     return Err(err(ErrorCode::NotFound, "producer not found"));
                 };
                 if !paused && rec.by_moderator {
                     let settings = self.store.get_meeting(meeting).await.ok().flatten();
                     if settings.is_some_and(|m| !m.allow_self_unmute) {
-                        return Err(err(ErrorCode::Forbidden, "a moderator muted you; this meeting does not allow unmuting yourself"));
+                        return Err(err(
+                            ErrorCode::Forbidden,
+                            "a moderator muted you; this meeting does not allow unmuting yourself",
+                        ));
                     }
                 }
                 self.set_paused(meeting, me, &rec, paused, false).await
@@ -320,22 +395,51 @@ impl MeetingService {
                 if !me.producers.iter().any(|p| p.producer_id == producer) {
                     return Err(err(ErrorCode::NotFound, "producer not found"));
                 }
-                let emits = self.close_producers(meeting, &me.participant_id, vec![producer.clone()], "producer-closed").await;
+                let emits = self
+                    .close_producers(
+                        meeting,
+                        &me.participant_id,
+                        vec![producer.clone()],
+                        "producer-closed",
+                    )
+                    .await;
                 let mut out = Outcome::reply(json!({"producerId": producer}));
                 out.emits.extend(emits);
                 Ok(out)
             }
-            MediaOp::Quality { participant, layer, quality } => {
+            MediaOp::Quality {
+                participant,
+                layer,
+                quality,
+            } => {
                 let mut targets: Vec<String> = Vec::new();
                 self.read(meeting, |rt| {
                     let Some(rt) = rt else { return };
-                    let Some(o) = rt.participants.get(&ParticipantId::new(participant.as_str())) else { return };
-                    let video: Vec<&str> = o.producers.iter().filter(|p| p.kind == "video").map(|p| p.producer_id.as_str()).collect();
-                    targets = me.consumers.iter().filter(|c| video.contains(&c.producer_id.as_str())).map(|c| c.consumer_id.clone()).collect();
+                    let Some(o) = rt
+                        .participants
+                        .get(&ParticipantId::new(participant.as_str()))
+                    else {
+                        return;
+                    };
+                    let video: Vec<&str> = o
+                        .producers
+                        .iter()
+                        .filter(|p| p.kind == "video")
+                        .map(|p| p.producer_id.as_str())
+                        .collect();
+                    targets = me
+                        .consumers
+                        .iter()
+                        .filter(|c| video.contains(&c.producer_id.as_str()))
+                        .map(|c| c.consumer_id.clone())
+                        .collect();
                 })
                 .await?;
                 if targets.is_empty() {
-                    return Err(err(ErrorCode::NotFound, "you consume no video of that participant"));
+                    return Err(err(
+                        ErrorCode::NotFound,
+                        "you consume no video of that participant",
+                    ));
                 }
                 self.media
                     .call(&router, move |core, now| {
@@ -346,7 +450,11 @@ impl MeetingService {
                     .await
                     .map_err(media_gone)?;
                 let payload = json!({"participantId": participant, "quality": quality});
-                Ok(Outcome::reply(payload.clone()).emit(Target::Requester, "quality:changed", payload))
+                Ok(Outcome::reply(payload.clone()).emit(
+                    Target::Requester,
+                    "quality:changed",
+                    payload,
+                ))
             }
         }
     }
@@ -362,14 +470,22 @@ impl MeetingService {
     ) -> Result<Outcome, WireError> {
         let id = rec.producer_id.clone();
         self.media
-            .call(meeting.as_str(), move |core, now| core.set_producer_paused(&id, paused, now))
+            .call(meeting.as_str(), move |core, now| {
+                core.set_producer_paused(&id, paused, now)
+            })
             .await
             .map_err(media_gone)?
             .map_err(sfu_error)?;
         let pid = owner.participant_id.clone();
         self.modify(meeting, |rt| {
-            let Some(p) = rt.participants.get_mut(&pid) else { return false };
-            for x in p.producers.iter_mut().filter(|x| x.producer_id == rec.producer_id) {
+            let Some(p) = rt.participants.get_mut(&pid) else {
+                return false;
+            };
+            for x in p
+                .producers
+                .iter_mut()
+                .filter(|x| x.producer_id == rec.producer_id)
+            {
                 x.paused = paused;
                 x.by_moderator = paused && by_moderator;
             }
@@ -381,7 +497,11 @@ impl MeetingService {
             o.insert("byModerator".into(), json!(by_moderator));
             o.insert("meetingId".into(), json!(meeting));
         }
-        let event = if paused { "producer:paused" } else { "producer:resumed" };
+        let event = if paused {
+            "producer:paused"
+        } else {
+            "producer:resumed"
+        };
         Ok(Outcome::reply(payload.clone()).emit(Target::Meeting(meeting.clone()), event, payload))
     }
 
@@ -394,12 +514,18 @@ impl MeetingService {
     ) -> Result<Vec<Emit>, WireError> {
         let mut sessions = Vec::new();
         self.read(meeting, |rt| {
-            sessions = rt.map(|r| r.sessions_of(target).cloned().collect()).unwrap_or_default();
+            sessions = rt
+                .map(|r| r.sessions_of(target).cloned().collect())
+                .unwrap_or_default();
         })
         .await?;
         let mut emits = Vec::new();
         for s in &sessions {
-            for p in s.producers.iter().filter(|p| p.kind == kind.as_str() && !p.paused) {
+            for p in s
+                .producers
+                .iter()
+                .filter(|p| p.kind == kind.as_str() && !p.paused)
+            {
                 emits.extend(self.set_paused(meeting, s, p, true, true).await?.emits);
             }
         }
@@ -407,20 +533,34 @@ impl MeetingService {
     }
 
     /// Closes producers of `owner` and tells the consumers' owners (`consumer-closed`).
-    async fn close_producers(&self, meeting: &MeetingId, owner: &ParticipantId, producers: Vec<String>, reason: &str) -> Vec<Emit> {
+    async fn close_producers(
+        &self,
+        meeting: &MeetingId,
+        owner: &ParticipantId,
+        producers: Vec<String>,
+        reason: &str,
+    ) -> Vec<Emit> {
         let ids = producers.clone();
         let closed = self
             .media
             .call(meeting.as_str(), move |core, _| {
-                ids.iter().flat_map(|p| core.close_producer(p)).collect::<Vec<_>>()
+                ids.iter()
+                    .flat_map(|p| core.close_producer(p))
+                    .collect::<Vec<_>>()
             })
             .await
             .unwrap_or_default();
-        self.forget_media(meeting, Some(owner), &producers, &closed, reason).await
+        self.forget_media(meeting, Some(owner), &producers, &closed, reason)
+            .await
     }
 
     /// Closes one of `owner`'s transports.
-    async fn close_transport(&self, meeting: &MeetingId, owner: &ParticipantId, transport: &str) -> Vec<Emit> {
+    async fn close_transport(
+        &self,
+        meeting: &MeetingId,
+        owner: &ParticipantId,
+        transport: &str,
+    ) -> Vec<Emit> {
         let t = transport.to_owned();
         let (producers, consumers) = self
             .media
@@ -431,7 +571,9 @@ impl MeetingService {
         let pid = owner.clone();
         let _ = self
             .modify(meeting, |rt| {
-                let Some(p) = rt.participants.get_mut(&pid) else { return false };
+                let Some(p) = rt.participants.get_mut(&pid) else {
+                    return false;
+                };
                 if p.send_transport.as_deref() == Some(tid.as_str()) {
                     p.send_transport = None;
                 }
@@ -443,12 +585,29 @@ impl MeetingService {
                 true
             })
             .await;
-        self.forget_media(meeting, Some(owner), &producers, &consumers, "producer-closed").await
+        self.forget_media(
+            meeting,
+            Some(owner),
+            &producers,
+            &consumers,
+            "producer-closed",
+        )
+        .await
     }
 
     /// A participant left (or the meeting ended): close its transports; tell the others whose consumers closed.
-    pub(crate) async fn release_media(&self, meeting: &MeetingId, p: &RuntimeParticipant, reason: &str) -> Vec<Emit> {
-        let transports: Vec<String> = p.send_transport.iter().chain(p.recv_transport.iter()).cloned().collect();
+    pub(crate) async fn release_media(
+        &self,
+        meeting: &MeetingId,
+        p: &RuntimeParticipant,
+        reason: &str,
+    ) -> Vec<Emit> {
+        let transports: Vec<String> = p
+            .send_transport
+            .iter()
+            .chain(p.recv_transport.iter())
+            .cloned()
+            .collect();
         if transports.is_empty() {
             return Vec::new();
         }
@@ -465,7 +624,8 @@ impl MeetingService {
             })
             .await
             .unwrap_or_default();
-        self.forget_media(meeting, None, &producers, &consumers, reason).await
+        self.forget_media(meeting, None, &producers, &consumers, reason)
+            .await
     }
 
     /// Removes closed producers and consumers from the runtime state; `consumer-closed` to each consumer's owner
@@ -539,7 +699,11 @@ impl MeetingService {
             loop {
                 tick.tick().await;
                 let Some(svc) = weak.upgrade() else { return };
-                let meetings: Vec<MeetingId> = svc.pacing.lock().map(|s| s.iter().cloned().collect()).unwrap_or_default();
+                let meetings: Vec<MeetingId> = svc
+                    .pacing
+                    .lock()
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default();
                 for m in meetings {
                     let now = proto::time::now_ms();
                     let mut emits = Vec::new();
@@ -550,7 +714,10 @@ impl MeetingService {
                             for id in ids {
                                 emits.extend(pump(rt, &id, now));
                             }
-                            pending = rt.participants.values().any(|p| !p.announce_queue.is_empty() || p.announced_at.is_some());
+                            pending = rt
+                                .participants
+                                .values()
+                                .any(|p| !p.announce_queue.is_empty() || p.announced_at.is_some());
                             !emits.is_empty()
                         })
                         .await;
@@ -560,7 +727,10 @@ impl MeetingService {
                         }
                     }
                     if !emits.is_empty() {
-                        let _ = svc.background.send(Outcome { emits, ..Outcome::default() });
+                        let _ = svc.background.send(Outcome {
+                            emits,
+                            ..Outcome::default()
+                        });
                     }
                 }
             }

@@ -76,26 +76,57 @@ pub enum Request {
     },
     // --- media plane; `meeting` is None when the payload names none (the guide's connect-transport,
     // resume-consumer …): the socket's meeting is meant.
-    Media { meeting: Option<MeetingId>, op: MediaOp },
+    Media {
+        meeting: Option<MeetingId>,
+        op: MediaOp,
+    },
 }
 
 /// The WebRTC requests, parsed (RTP parameters and capabilities into mediasoup's typed shapes).
 #[derive(Clone, Debug, PartialEq)]
 pub enum MediaOp {
-    CreateTransport { send: bool },
-    ConnectTransport { transport: String, dtls: Value },
-    Produce { kind: sfu::Kind, rtp: Box<sfu::RtpParameters>, source: Option<String> },
-    Consume { target: ConsumeTarget, caps: Box<sfu::RtpCapabilities> },
-    ConsumerPaused { consumer: String, paused: bool },
-    ProducerPaused { producer: String, paused: bool },
-    CloseProducer { producer: String },
-    Quality { participant: String, layer: usize, quality: &'static str },
+    CreateTransport {
+        send: bool,
+    },
+    ConnectTransport {
+        transport: String,
+        dtls: Value,
+    },
+    Produce {
+        kind: sfu::Kind,
+        rtp: Box<sfu::RtpParameters>,
+        source: Option<String>,
+    },
+    Consume {
+        target: ConsumeTarget,
+        caps: Box<sfu::RtpCapabilities>,
+    },
+    ConsumerPaused {
+        consumer: String,
+        paused: bool,
+    },
+    ProducerPaused {
+        producer: String,
+        paused: bool,
+    },
+    CloseProducer {
+        producer: String,
+    },
+    Quality {
+        participant: String,
+        layer: usize,
+        quality: &'static str,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConsumeTarget {
     Producer(String),
-    Participant { participant: String, kind: sfu::Kind, source: Option<String> },
+    Participant {
+        participant: String,
+        kind: sfu::Kind,
+        source: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,7 +221,10 @@ impl Request {
                 None | Some(Value::Null) => None,
                 Some(_) => Some(obj.meeting_id()?),
             };
-            return Ok(Request::Media { meeting, op: obj.media(event)? });
+            return Ok(Request::Media {
+                meeting,
+                op: obj.media(event)?,
+            });
         }
         if !EVENTS.contains(&event) {
             return Err(WireError::new(
@@ -454,34 +488,57 @@ impl<'a> Fields<'a> {
                     Some(v @ Value::Object(_)) => v.clone(),
                     _ => return Err(WireError::validation("dtlsParameters must be an object")),
                 };
-                MediaOp::ConnectTransport { transport: self.opaque_id("transportId")?, dtls }
+                MediaOp::ConnectTransport {
+                    transport: self.opaque_id("transportId")?,
+                    dtls,
+                }
             }
             "produce" => {
                 let source = match self.0.get("appData").and_then(|a| a.get("source")) {
                     None | Some(Value::Null) => None,
-                    Some(Value::String(s)) if ["mic", "camera", "screen"].contains(&s.as_str()) => Some(s.clone()),
-                    Some(_) => return Err(WireError::validation("appData.source must be one of: mic, camera, screen")),
+                    Some(Value::String(s)) if ["mic", "camera", "screen"].contains(&s.as_str()) => {
+                        Some(s.clone())
+                    }
+                    Some(_) => {
+                        return Err(WireError::validation(
+                            "appData.source must be one of: mic, camera, screen",
+                        ))
+                    }
                 };
-                MediaOp::Produce { kind: self.kind()?, rtp: Box::new(self.typed("rtpParameters")?), source }
+                MediaOp::Produce {
+                    kind: self.kind()?,
+                    rtp: Box::new(self.typed("rtpParameters")?),
+                    source,
+                }
             }
             "consume" => {
                 let target = match self.0.get("producerId") {
-                    Some(Value::String(_)) => ConsumeTarget::Producer(self.opaque_id("producerId")?),
+                    Some(Value::String(_)) => {
+                        ConsumeTarget::Producer(self.opaque_id("producerId")?)
+                    }
                     _ => {
                         let source = match self.0.get("source") {
                             None | Some(Value::Null) => None,
-                            Some(_) => Some(self.choice("source", &["mic", "camera", "screen"])?.to_owned()),
+                            Some(_) => Some(
+                                self.choice("source", &["mic", "camera", "screen"])?
+                                    .to_owned(),
+                            ),
                         };
                         ConsumeTarget::Participant {
-                            participant: self
-                                .opaque_id("producerParticipantId")
-                                .map_err(|_| WireError::validation("consume needs producerId, or producerParticipantId and kind"))?,
+                            participant: self.opaque_id("producerParticipantId").map_err(|_| {
+                                WireError::validation(
+                                    "consume needs producerId, or producerParticipantId and kind",
+                                )
+                            })?,
                             kind: self.kind()?,
                             source,
                         }
                     }
                 };
-                MediaOp::Consume { target, caps: Box::new(self.typed("rtpCapabilities")?) }
+                MediaOp::Consume {
+                    target,
+                    caps: Box::new(self.typed("rtpCapabilities")?),
+                }
             }
             "resume-consumer" | "pause-consumer" => MediaOp::ConsumerPaused {
                 consumer: self.opaque_id("consumerId")?,
@@ -491,7 +548,9 @@ impl<'a> Fields<'a> {
                 producer: self.opaque_id("producerId")?,
                 paused: event == "producer:pause",
             },
-            "producer:close" => MediaOp::CloseProducer { producer: self.opaque_id("producerId")? },
+            "producer:close" => MediaOp::CloseProducer {
+                producer: self.opaque_id("producerId")?,
+            },
             _ => {
                 let quality = self.choice("quality", &["low", "medium", "high"])?;
                 MediaOp::Quality {
@@ -622,11 +681,22 @@ mod tests {
             parse("resume-consumer", json!({"consumerId": "co_1"})),
             Ok(Request::Media {
                 meeting: None,
-                op: MediaOp::ConsumerPaused { consumer: "co_1".into(), paused: false }
+                op: MediaOp::ConsumerPaused {
+                    consumer: "co_1".into(),
+                    paused: false
+                }
             })
         );
-        assert!(msg(parse("produce", json!({"kind":"video","rtpParameters":{"codecs":5}}))).contains("rtpParameters"));
-        assert!(msg(parse("consume", json!({"kind":"video","rtpCapabilities":{}}))).contains("producerParticipantId"));
+        assert!(msg(parse(
+            "produce",
+            json!({"kind":"video","rtpParameters":{"codecs":5}})
+        ))
+        .contains("rtpParameters"));
+        assert!(msg(parse(
+            "consume",
+            json!({"kind":"video","rtpCapabilities":{}})
+        ))
+        .contains("producerParticipantId"));
         assert!(msg(parse("create-transport", json!({"direction":"both"}))).contains("direction"));
     }
 

@@ -192,7 +192,9 @@ impl MeetingService {
             return self.join(session, meeting).await;
         }
         if let Request::Media { meeting, op } = req {
-            let Some(meeting) = meeting.or_else(|| session.membership.as_ref().map(|m| m.meeting.clone())) else {
+            let Some(meeting) =
+                meeting.or_else(|| session.membership.as_ref().map(|m| m.meeting.clone()))
+            else {
                 return Err(self.not_in_meeting());
             };
             let me = self.member(session, &meeting).await?;
@@ -712,7 +714,8 @@ impl MeetingService {
             return out;
         };
         metrics::gauge!("meet_participants").decrement(1.0);
-        out.emits.extend(self.release_media(&m.meeting, &p, "participant-left").await);
+        out.emits
+            .extend(self.release_media(&m.meeting, &p, "participant-left").await);
         if count == 0 {
             metrics::gauge!("meet_meetings_active").decrement(1.0);
             if let Err(e) = self.runtime.remove_if_empty(&m.meeting).await {
@@ -755,12 +758,43 @@ impl MeetingService {
         recipient: Recipient,
         now: i64,
     ) -> Result<Outcome, WireError> {
+        let (target, recipient_id) = match &recipient {
+            // The common case needs no copy of the meeting's state (big meetings: 10,000 participants).
+            Recipient::All => (Target::Meeting(meeting.clone()), None),
+            _ => self.chat_target(meeting, who, &recipient).await?,
+        };
+        let record = ChatRecord {
+            id: MessageId::generate(),
+            meeting_id: meeting.clone(),
+            sender_id: who.user_id.clone(),
+            sender_name: me.user_name.clone(),
+            message,
+            recipient_type: recipient.kind(),
+            recipient_id,
+            created_at: now,
+        };
+        // Stored before it is broadcast: a message others saw is never lost.
+        self.store
+            .insert_message(&record)
+            .await
+            .map_err(|e| internal("storing chat message", e))?;
+        let payload = message_json(&record);
+        Ok(Outcome::reply(payload.clone()).emit(target, "new-message", payload))
+    }
+
+    /// Who a private or host-only chat message reaches (the sender's own sessions too).
+    async fn chat_target(
+        &self,
+        meeting: &MeetingId,
+        who: &Identity,
+        recipient: &Recipient,
+    ) -> Result<(Target, Option<UserId>), WireError> {
         let rt = self.snapshot(meeting).await?;
         let own: Vec<ParticipantId> = rt
             .sessions_of(&who.user_id)
             .map(|p| p.participant_id.clone())
             .collect();
-        let (target, recipient_id) = match &recipient {
+        Ok(match recipient {
             Recipient::All => (Target::Meeting(meeting.clone()), None),
             Recipient::Private(to) => {
                 if *to == who.user_id {
@@ -794,24 +828,7 @@ impl MeetingService {
                     None,
                 )
             }
-        };
-        let record = ChatRecord {
-            id: MessageId::generate(),
-            meeting_id: meeting.clone(),
-            sender_id: who.user_id.clone(),
-            sender_name: me.user_name.clone(),
-            message,
-            recipient_type: recipient.kind(),
-            recipient_id,
-            created_at: now,
-        };
-        // Stored before it is broadcast: a message others saw is never lost.
-        self.store
-            .insert_message(&record)
-            .await
-            .map_err(|e| internal("storing chat message", e))?;
-        let payload = message_json(&record);
-        Ok(Outcome::reply(payload.clone()).emit(target, "new-message", payload))
+        })
     }
 
     // ---- operations shared with REST

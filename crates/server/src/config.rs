@@ -260,13 +260,21 @@ impl Config {
                 ));
             }
         }
-        let ip: std::net::IpAddr =
-            self.media.listen_ip.parse().map_err(|_| format!("media.listen_ip must be an IP address, got {:?}", self.media.listen_ip))?;
+        let ip: std::net::IpAddr = self.media.listen_ip.parse().map_err(|_| {
+            format!(
+                "media.listen_ip must be an IP address, got {:?}",
+                self.media.listen_ip
+            )
+        })?;
         if ip.is_unspecified() {
-            return Err("media.listen_ip must be a concrete address (not 0.0.0.0): it is the ICE candidate".into());
+            return Err(
+                "media.listen_ip must be a concrete address (not 0.0.0.0): it is the ICE candidate"
+                    .into(),
+            );
         }
         if let Some(a) = &self.media.announced_ip {
-            a.parse::<std::net::IpAddr>().map_err(|_| format!("media.announced_ip must be an IP address, got {a:?}"))?;
+            a.parse::<std::net::IpAddr>()
+                .map_err(|_| format!("media.announced_ip must be an IP address, got {a:?}"))?;
         }
         if self.media.port_min == 0 || self.media.port_min > self.media.port_max {
             return Err("media.port_min must be 1..=media.port_max".into());

@@ -135,7 +135,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let media = media::MediaEngine::start(&media::MediaConfig {
         listen_ip: cfg.media.listen_ip.parse().context("media.listen_ip")?,
-        announced_ip: cfg.media.announced_ip.as_deref().map(str::parse).transpose().context("media.announced_ip")?,
+        announced_ip: cfg
+            .media
+            .announced_ip
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("media.announced_ip")?,
         port_min: cfg.media.port_min,
         port_max: cfg.media.port_max,
         workers: cfg.media.workers,

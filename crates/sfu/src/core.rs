@@ -53,7 +53,9 @@ fn random_token(len: usize) -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..len).map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())])).collect()
+    (0..len)
+        .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
+        .collect()
 }
 
 fn random_ssrc() -> u32 {
@@ -198,7 +200,9 @@ fn rtc_config(ufrag: &str, pwd: &str) -> RtcConfig {
         .clear_codecs()
         .set_extension_map(exts);
     for c in ortc::router_codecs() {
-        let Some(codec) = str0m_codec(c.mime_type) else { continue };
+        let Some(codec) = str0m_codec(c.mime_type) else {
+            continue;
+        };
         let mut format = FormatParams::default();
         match codec {
             Codec::Opus => {
@@ -264,11 +268,17 @@ impl Core {
 
     // ---- control
 
-    pub fn create_transport(&mut self, router: &str, direction: Direction, now: Instant) -> Result<TransportInfo, SfuError> {
+    pub fn create_transport(
+        &mut self,
+        router: &str,
+        direction: Direction,
+        now: Instant,
+    ) -> Result<TransportInfo, SfuError> {
         let ufrag = random_token(16);
         let pwd = random_token(32);
         let mut rtc = rtc_config(&ufrag, &pwd).build(now);
-        let candidate = Candidate::host(self.local_addr, "udp").map_err(|e| SfuError::Invalid(format!("candidate: {e}")))?;
+        let candidate = Candidate::host(self.local_addr, "udp")
+            .map_err(|e| SfuError::Invalid(format!("candidate: {e}")))?;
         rtc.add_local_candidate(candidate);
         let fp = rtc.direct_api().local_dtls_fingerprint().to_string();
         let (algorithm, value) = fp.split_once(' ').unwrap_or(("sha-256", fp.as_str()));
@@ -322,32 +332,50 @@ impl Core {
     /// `connect-transport`: the client's DTLS fingerprint and role.
     pub fn connect_transport(&mut self, id: &str, dtls: &Value) -> Result<(), SfuError> {
         let invalid = |m: &str| SfuError::Invalid(format!("invalid dtlsParameters: {m}"));
-        let fps = dtls.get("fingerprints").and_then(Value::as_array).ok_or_else(|| invalid("fingerprints missing"))?;
+        let fps = dtls
+            .get("fingerprints")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid("fingerprints missing"))?;
         let pick = fps
             .iter()
             .rev()
             .find(|f| f.get("algorithm").and_then(Value::as_str) == Some("sha-256"))
             .or_else(|| fps.last())
             .ok_or_else(|| invalid("no fingerprint"))?;
-        let algorithm = pick.get("algorithm").and_then(Value::as_str).ok_or_else(|| invalid("algorithm missing"))?;
-        let value = pick.get("value").and_then(Value::as_str).ok_or_else(|| invalid("value missing"))?;
-        if algorithm.len() > 16 || value.len() > 200 || algorithm.contains(char::is_whitespace) || value.contains(char::is_whitespace) {
+        let algorithm = pick
+            .get("algorithm")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("algorithm missing"))?;
+        let value = pick
+            .get("value")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("value missing"))?;
+        if algorithm.len() > 16
+            || value.len() > 200
+            || algorithm.contains(char::is_whitespace)
+            || value.contains(char::is_whitespace)
+        {
             return Err(invalid("malformed fingerprint"));
         }
         let text = format!("{algorithm} {value}");
-        let fingerprint: str0m::config::Fingerprint = text.parse().map_err(|_| invalid("malformed fingerprint"))?;
+        let fingerprint: str0m::config::Fingerprint =
+            text.parse().map_err(|_| invalid("malformed fingerprint"))?;
         let role = dtls.get("role").and_then(Value::as_str).unwrap_or("client");
         if !matches!(role, "client" | "server" | "auto") {
             return Err(invalid("role must be client, server or auto"));
         }
-        let t = self.transports.get_mut(id).ok_or(SfuError::NotFound("transport"))?;
+        let t = self
+            .transports
+            .get_mut(id)
+            .ok_or(SfuError::NotFound("transport"))?;
         if t.remote_fingerprint.is_some() {
             return Err(SfuError::Invalid("transport already connected".into()));
         }
         let mut api = t.rtc.direct_api();
         api.set_remote_fingerprint(fingerprint);
         // mediasoup's rule: a client-role peer makes us the DTLS server; server or auto makes us the client.
-        api.start_dtls(role != "client").map_err(|e| SfuError::Invalid(format!("dtls: {e}")))?;
+        api.start_dtls(role != "client")
+            .map_err(|e| SfuError::Invalid(format!("dtls: {e}")))?;
         t.remote_fingerprint = Some(text);
         if t.direction == Direction::Send && !t.sections.is_empty() {
             t.offer_dirty = true;
@@ -358,26 +386,47 @@ impl Core {
     }
 
     /// `produce` on a send transport. Returns the producer id.
-    pub fn produce(&mut self, transport_id: &str, kind: Kind, rtp: &RtpParameters) -> Result<String, SfuError> {
+    pub fn produce(
+        &mut self,
+        transport_id: &str,
+        kind: Kind,
+        rtp: &RtpParameters,
+    ) -> Result<String, SfuError> {
         let mut mapping = ortc::map_producer(kind, rtp)?;
-        let t = self.transports.get_mut(transport_id).ok_or(SfuError::NotFound("transport"))?;
+        let t = self
+            .transports
+            .get_mut(transport_id)
+            .ok_or(SfuError::NotFound("transport"))?;
         if t.direction != Direction::Send {
             return Err(SfuError::Invalid("produce needs a send transport".into()));
         }
         let valid_cname = !mapping.cname.is_empty() && !mapping.cname.contains(char::is_whitespace);
         let cname = t
             .cname
-            .get_or_insert_with(|| if valid_cname { mapping.cname.clone() } else { random_token(16) })
+            .get_or_insert_with(|| {
+                if valid_cname {
+                    mapping.cname.clone()
+                } else {
+                    random_token(16)
+                }
+            })
             .clone();
         if !valid_cname {
             mapping.cname = cname;
         }
-        let mid = mapping.mid.clone().ok_or_else(|| SfuError::Invalid("invalid rtpParameters: mid is required".into()))?;
+        let mid = mapping
+            .mid
+            .clone()
+            .ok_or_else(|| SfuError::Invalid("invalid rtpParameters: mid is required".into()))?;
         if t.sections.iter().any(|s| s.mid == mid) {
-            return Err(SfuError::Invalid(format!("invalid rtpParameters: mid {mid} is already used")));
+            return Err(SfuError::Invalid(format!(
+                "invalid rtpParameters: mid {mid} is already used"
+            )));
         }
         if t.sections.len() >= 32 {
-            return Err(SfuError::Invalid("too many producers on this transport".into()));
+            return Err(SfuError::Invalid(
+                "too many producers on this transport".into(),
+            ));
         }
         let id = format!("pr_{}", random_token(16));
         let layers = mapping.encodings.len();
@@ -411,7 +460,9 @@ impl Core {
 
     /// Applies the rebuilt offer once the browser's ufrag and fingerprint are known.
     fn apply_offer(&mut self, transport_id: &str) -> Result<(), SfuError> {
-        let Some(t) = self.transports.get_mut(transport_id) else { return Ok(()) };
+        let Some(t) = self.transports.get_mut(transport_id) else {
+            return Ok(());
+        };
         if !t.offer_dirty {
             return Ok(());
         }
@@ -419,7 +470,9 @@ impl Core {
             return Ok(()); // applied when both are known
         };
         t.offer_version += 1;
-        let Some(text) = sdp::build_offer(&t.sections, &ufrag, &fp, t.offer_version) else { return Ok(()) };
+        let Some(text) = sdp::build_offer(&t.sections, &ufrag, &fp, t.offer_version) else {
+            return Ok(());
+        };
         t.offer_dirty = false;
         let offer = str0m::change::SdpOffer::from_sdp_string(&text).map_err(|e| {
             tracing::warn!(error = %e, "rebuilt offer does not parse");
@@ -440,8 +493,16 @@ impl Core {
         self.producers.get(id).map(|p| p.router.as_str())
     }
 
-    pub fn set_producer_paused(&mut self, id: &str, paused: bool, now: Instant) -> Result<(), SfuError> {
-        let p = self.producers.get_mut(id).ok_or(SfuError::NotFound("producer"))?;
+    pub fn set_producer_paused(
+        &mut self,
+        id: &str,
+        paused: bool,
+        now: Instant,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .producers
+            .get_mut(id)
+            .ok_or(SfuError::NotFound("producer"))?;
         let was = p.paused;
         p.paused = paused;
         if was && !paused {
@@ -461,9 +522,15 @@ impl Core {
 
     /// Closes a producer and its consumers; returns the closed consumer ids.
     pub fn close_producer(&mut self, id: &str) -> Vec<String> {
-        let Some(p) = self.producers.remove(id) else { return Vec::new() };
+        let Some(p) = self.producers.remove(id) else {
+            return Vec::new();
+        };
         if let Some(t) = self.transports.get_mut(&p.transport) {
-            let mid = t.mid_to_producer.iter().find(|(_, v)| v.as_str() == id).map(|(k, _)| k.clone());
+            let mid = t
+                .mid_to_producer
+                .iter()
+                .find(|(_, v)| v.as_str() == id)
+                .map(|(k, _)| k.clone());
             if let Some(mid) = mid {
                 t.mid_to_producer.remove(&mid);
                 if let Some(s) = t.sections.iter_mut().find(|s| s.mid == mid) {
@@ -481,9 +548,20 @@ impl Core {
     }
 
     /// `consume`: a consumer on a recv transport, created paused.
-    pub fn consume(&mut self, transport_id: &str, producer_id: &str, caps: &RtpCapabilities) -> Result<ConsumerInfo, SfuError> {
-        let p = self.producers.get(producer_id).ok_or(SfuError::NotFound("producer"))?;
-        let t = self.transports.get_mut(transport_id).ok_or(SfuError::NotFound("transport"))?;
+    pub fn consume(
+        &mut self,
+        transport_id: &str,
+        producer_id: &str,
+        caps: &RtpCapabilities,
+    ) -> Result<ConsumerInfo, SfuError> {
+        let p = self
+            .producers
+            .get(producer_id)
+            .ok_or(SfuError::NotFound("producer"))?;
+        let t = self
+            .transports
+            .get_mut(transport_id)
+            .ok_or(SfuError::NotFound("transport"))?;
         if t.direction != Direction::Recv {
             return Err(SfuError::Invalid("consume needs a recv transport".into()));
         }
@@ -491,21 +569,36 @@ impl Core {
             return Err(SfuError::NotFound("producer"));
         }
         if t.mid_to_consumer.len() >= 512 {
-            return Err(SfuError::Invalid("too many consumers on this transport".into()));
+            return Err(SfuError::Invalid(
+                "too many consumers on this transport".into(),
+            ));
         }
         let mid = t.next_mid.to_string();
         let ssrc = random_ssrc();
         let rtx = (p.mapping.kind == Kind::Video).then(|| ssrc.wrapping_add(1));
         let (params, consumer_type) = ortc::consumer_parameters(&p.mapping, caps, &mid, ssrc, rtx)?;
-        let rtx = params.encodings.first().and_then(|e| e.rtx.as_ref()).map(|r| r.ssrc);
+        let rtx = params
+            .encodings
+            .first()
+            .and_then(|e| e.rtx.as_ref())
+            .map(|r| r.ssrc);
         t.next_mid += 1;
         let kind = p.mapping.kind;
         let mut api = t.rtc.direct_api();
         api.declare_media(
             Mid::from(mid.as_str()),
-            if kind == Kind::Audio { MediaKind::Audio } else { MediaKind::Video },
+            if kind == Kind::Audio {
+                MediaKind::Audio
+            } else {
+                MediaKind::Video
+            },
         );
-        api.declare_stream_tx(Ssrc::from(ssrc), rtx.map(Ssrc::from), Mid::from(mid.as_str()), None);
+        api.declare_stream_tx(
+            Ssrc::from(ssrc),
+            rtx.map(Ssrc::from),
+            Mid::from(mid.as_str()),
+            None,
+        );
         let id = format!("co_{}", random_token(16));
         t.mid_to_consumer.insert(mid.clone(), id.clone());
         let layers = p.mapping.encodings.len();
@@ -556,8 +649,16 @@ impl Core {
         self.consumers.get(id).map(|c| c.packets)
     }
 
-    pub fn set_consumer_paused(&mut self, id: &str, paused: bool, now: Instant) -> Result<(), SfuError> {
-        let c = self.consumers.get_mut(id).ok_or(SfuError::NotFound("consumer"))?;
+    pub fn set_consumer_paused(
+        &mut self,
+        id: &str,
+        paused: bool,
+        now: Instant,
+    ) -> Result<(), SfuError> {
+        let c = self
+            .consumers
+            .get_mut(id)
+            .ok_or(SfuError::NotFound("consumer"))?;
         if c.paused == paused {
             return Ok(());
         }
@@ -574,9 +675,20 @@ impl Core {
     }
 
     /// The highest spatial layer this consumer should receive (clamped to the producer's layers).
-    pub fn set_consumer_preferred_layer(&mut self, id: &str, layer: usize, now: Instant) -> Result<(), SfuError> {
-        let c = self.consumers.get_mut(id).ok_or(SfuError::NotFound("consumer"))?;
-        let layers = self.producers.get(&c.producer).map_or(1, |p| p.layer_ssrcs.len());
+    pub fn set_consumer_preferred_layer(
+        &mut self,
+        id: &str,
+        layer: usize,
+        now: Instant,
+    ) -> Result<(), SfuError> {
+        let c = self
+            .consumers
+            .get_mut(id)
+            .ok_or(SfuError::NotFound("consumer"))?;
+        let layers = self
+            .producers
+            .get(&c.producer)
+            .map_or(1, |p| p.layer_ssrcs.len());
         c.target_layer = layer.min(layers.saturating_sub(1));
         let (producer, target) = (c.producer.clone(), c.target_layer);
         self.request_keyframe(&producer, target, now);
@@ -584,7 +696,9 @@ impl Core {
     }
 
     pub fn close_consumer(&mut self, id: &str) {
-        let Some(c) = self.consumers.remove(id) else { return };
+        let Some(c) = self.consumers.remove(id) else {
+            return;
+        };
         if let Some(p) = self.producers.get_mut(&c.producer) {
             p.consumers.retain(|x| x != id);
         }
@@ -599,12 +713,22 @@ impl Core {
     /// Closes a transport with its producers and consumers; returns `(closed producers, closed consumers)`,
     /// consumers of other transports included.
     pub fn close_transport(&mut self, id: &str) -> (Vec<String>, Vec<String>) {
-        let producers: Vec<String> = self.producers.iter().filter(|(_, p)| p.transport == id).map(|(k, _)| k.clone()).collect();
+        let producers: Vec<String> = self
+            .producers
+            .iter()
+            .filter(|(_, p)| p.transport == id)
+            .map(|(k, _)| k.clone())
+            .collect();
         let mut consumers: Vec<String> = Vec::new();
         for p in &producers {
             consumers.extend(self.close_producer(p));
         }
-        let own: Vec<String> = self.consumers.iter().filter(|(_, c)| c.transport == id).map(|(k, _)| k.clone()).collect();
+        let own: Vec<String> = self
+            .consumers
+            .iter()
+            .filter(|(_, c)| c.transport == id)
+            .map(|(k, _)| k.clone())
+            .collect();
         for c in &own {
             self.close_consumer(c);
         }
@@ -645,7 +769,9 @@ impl Core {
             self.stats.dropped_datagrams += 1;
             return;
         };
-        let Some(t) = self.transports.get_mut(&tid) else { return };
+        let Some(t) = self.transports.get_mut(&tid) else {
+            return;
+        };
         let input = Input::Receive(now, receive);
         if !t.rtc.accepts(&input) {
             self.stats.dropped_datagrams += 1;
@@ -743,7 +869,8 @@ impl Core {
             };
             match out {
                 Ok(Output::Transmit(tx)) => {
-                    self.outgoing.push_back((tx.destination, tx.contents.to_vec()));
+                    self.outgoing
+                        .push_back((tx.destination, tx.contents.to_vec()));
                 }
                 Ok(Output::Timeout(at)) => {
                     if let Some(t) = self.transports.get_mut(tid) {
@@ -767,10 +894,19 @@ impl Core {
         match e {
             Event::RtpPacket(pkt) => self.on_rtp(tid, pkt, now),
             Event::KeyframeRequest(req) => {
-                let Some(t) = self.transports.get(tid) else { return };
-                let Some(cid) = t.mid_to_consumer.get(&req.mid.to_string()) else { return };
-                let Some(c) = self.consumers.get(cid) else { return };
-                let (producer, layer) = (c.producer.clone(), c.current_layer.unwrap_or(c.target_layer));
+                let Some(t) = self.transports.get(tid) else {
+                    return;
+                };
+                let Some(cid) = t.mid_to_consumer.get(&req.mid.to_string()) else {
+                    return;
+                };
+                let Some(c) = self.consumers.get(cid) else {
+                    return;
+                };
+                let (producer, layer) = (
+                    c.producer.clone(),
+                    c.current_layer.unwrap_or(c.target_layer),
+                );
                 self.request_keyframe(&producer, layer, now);
             }
             Event::Connected => {
@@ -789,17 +925,32 @@ impl Core {
     fn on_rtp(&mut self, tid: &str, pkt: RtpPacket, now: Instant) {
         self.stats.rtp_in += 1;
         let ssrc = *pkt.header.ssrc;
-        let Some(t) = self.transports.get_mut(tid) else { return };
+        let Some(t) = self.transports.get_mut(tid) else {
+            return;
+        };
         let mapped = match t.ssrc_cache.get(&ssrc) {
             Some(m) => Some(m.clone()),
             None => {
-                let found = t.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| (s.mid(), s.rid()));
+                let found = t
+                    .rtc
+                    .direct_api()
+                    .stream_rx(&pkt.header.ssrc)
+                    .map(|s| (s.mid(), s.rid()));
                 let resolved = found.and_then(|(mid, rid)| {
                     let pid = t.mid_to_producer.get(&mid.to_string())?.clone();
                     let p = self.producers.get(&pid)?;
                     let layer = match rid {
-                        Some(rid) => p.mapping.encodings.iter().position(|e| e.rid.as_deref() == Some(&*rid.to_string()))?,
-                        None => p.mapping.encodings.iter().position(|e| e.ssrc == Some(ssrc)).unwrap_or(0),
+                        Some(rid) => p
+                            .mapping
+                            .encodings
+                            .iter()
+                            .position(|e| e.rid.as_deref() == Some(&*rid.to_string()))?,
+                        None => p
+                            .mapping
+                            .encodings
+                            .iter()
+                            .position(|e| e.ssrc == Some(ssrc))
+                            .unwrap_or(0),
                     };
                     Some((pid, layer))
                 });
@@ -810,7 +961,9 @@ impl Core {
             }
         };
         let Some((pid, layer)) = mapped else { return };
-        let Some(p) = self.producers.get_mut(&pid) else { return };
+        let Some(p) = self.producers.get_mut(&pid) else {
+            return;
+        };
         if let Some(slot) = p.layer_ssrcs.get_mut(layer) {
             *slot = Some(ssrc);
         }
@@ -827,8 +980,18 @@ impl Core {
 
     /// mediasoup's SimulcastConsumer, reduced: start on a keyframe of any layer up to the target, climb (or drop)
     /// to the target on its keyframe, rewrite sequence numbers and timestamps so the stream stays continuous.
-    fn forward(&mut self, cid: &str, pid: &str, layer: usize, keyframe: bool, pkt: &RtpPacket, now: Instant) {
-        let Some(c) = self.consumers.get_mut(cid) else { return };
+    fn forward(
+        &mut self,
+        cid: &str,
+        pid: &str,
+        layer: usize,
+        keyframe: bool,
+        pkt: &RtpPacket,
+        now: Instant,
+    ) {
+        let Some(c) = self.consumers.get_mut(cid) else {
+            return;
+        };
         if c.paused {
             return;
         }
@@ -857,12 +1020,17 @@ impl Core {
             }
             Some(_) => false,
         };
-        let Some(c) = self.consumers.get_mut(cid) else { return };
+        let Some(c) = self.consumers.get_mut(cid) else {
+            return;
+        };
         if switch {
             let step: u32 = if video { 3000 } else { 960 };
             if c.sent_any {
                 c.seq_delta = in_seq as i64 - (c.last_out_seq as i64 + 1);
-                c.ts_delta = pkt.header.timestamp.wrapping_sub(c.last_out_ts.wrapping_add(step));
+                c.ts_delta = pkt
+                    .header
+                    .timestamp
+                    .wrapping_sub(c.last_out_ts.wrapping_add(step));
             } else {
                 c.seq_delta = in_seq as i64 - 1;
                 c.ts_delta = 0;
@@ -890,35 +1058,53 @@ impl Core {
         ext.audio_level = pkt.header.ext_vals.audio_level;
         ext.voice_activity = pkt.header.ext_vals.voice_activity;
         ext.video_orientation = pkt.header.ext_vals.video_orientation;
-        let Some(t) = self.transports.get_mut(&transport) else { return };
+        let Some(t) = self.transports.get_mut(&transport) else {
+            return;
+        };
         if !t.connected {
             return;
         }
         let mut api = t.rtc.direct_api();
-        let Some(tx) = api.stream_tx(&Ssrc::from(ssrc)) else { return };
+        let Some(tx) = api.stream_tx(&Ssrc::from(ssrc)) else {
+            return;
+        };
         tx.write_rtp(
-            str0m::rtp::RtpWrite::new(Pt::from(pt), SeqNo::from(out_seq), out_ts, pkt.timestamp, pkt.payload.clone())
-                .marker(pkt.header.marker)
-                .nackable(video)
-                .ext_vals(ext),
+            str0m::rtp::RtpWrite::new(
+                Pt::from(pt),
+                SeqNo::from(out_seq),
+                out_ts,
+                pkt.timestamp,
+                pkt.payload.clone(),
+            )
+            .marker(pkt.header.marker)
+            .nackable(video)
+            .ext_vals(ext),
         );
         self.stats.rtp_out += 1;
         self.dirty.push(transport);
     }
 
     fn request_keyframe(&mut self, pid: &str, layer: usize, now: Instant) {
-        let Some(p) = self.producers.get_mut(pid) else { return };
+        let Some(p) = self.producers.get_mut(pid) else {
+            return;
+        };
         if p.mapping.kind != Kind::Video {
             return;
         }
-        let Some(Some(ssrc)) = p.layer_ssrcs.get(layer).copied() else { return };
-        let Some(last) = p.last_keyframe_request.get_mut(layer) else { return };
+        let Some(Some(ssrc)) = p.layer_ssrcs.get(layer).copied() else {
+            return;
+        };
+        let Some(last) = p.last_keyframe_request.get_mut(layer) else {
+            return;
+        };
         if last.is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
             return;
         }
         *last = Some(now);
         let transport = p.transport.clone();
-        let Some(t) = self.transports.get_mut(&transport) else { return };
+        let Some(t) = self.transports.get_mut(&transport) else {
+            return;
+        };
         if let Some(rx) = t.rtc.direct_api().stream_rx(&Ssrc::from(ssrc)) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
             self.stats.keyframe_requests += 1;

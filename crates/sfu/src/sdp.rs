@@ -23,13 +23,25 @@ fn codec_name(mime: &str) -> &str {
 }
 
 /// The whole offer for `sections`, or None when there is nothing to offer.
-pub fn build_offer(sections: &[Section], remote_ufrag: &str, remote_fingerprint: &str, version: u64) -> Option<String> {
+pub fn build_offer(
+    sections: &[Section],
+    remote_ufrag: &str,
+    remote_fingerprint: &str,
+    version: u64,
+) -> Option<String> {
     if sections.is_empty() {
         return None;
     }
     let mut s = String::with_capacity(1024 * sections.len());
-    let open: Vec<&str> = sections.iter().filter(|x| !x.closed).map(|x| x.mid.as_str()).collect();
-    let _ = write!(s, "v=0\r\no=- 4611731400430051336 {version} IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
+    let open: Vec<&str> = sections
+        .iter()
+        .filter(|x| !x.closed)
+        .map(|x| x.mid.as_str())
+        .collect();
+    let _ = write!(
+        s,
+        "v=0\r\no=- 4611731400430051336 {version} IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    );
     if !open.is_empty() {
         let _ = write!(s, "a=group:BUNDLE {}\r\n", open.join(" "));
     }
@@ -58,15 +70,31 @@ pub fn build_offer(sections: &[Section], remote_ufrag: &str, remote_fingerprint:
         for h in &m.header_extensions {
             let _ = write!(s, "a=extmap:{} {}\r\n", h.id, h.uri);
         }
-        s.push_str(if sec.closed { "a=inactive\r\n" } else { "a=sendonly\r\n" });
+        s.push_str(if sec.closed {
+            "a=inactive\r\n"
+        } else {
+            "a=sendonly\r\n"
+        });
         s.push_str("a=rtcp-mux\r\na=rtcp-rsize\r\n");
         for c in &codecs {
             match c.channels {
                 Some(ch) if m.kind == Kind::Audio && ch > 1 => {
-                    let _ = write!(s, "a=rtpmap:{} {}/{}/{ch}\r\n", c.payload_type, codec_name(&c.mime_type), c.clock_rate);
+                    let _ = write!(
+                        s,
+                        "a=rtpmap:{} {}/{}/{ch}\r\n",
+                        c.payload_type,
+                        codec_name(&c.mime_type),
+                        c.clock_rate
+                    );
                 }
                 _ => {
-                    let _ = write!(s, "a=rtpmap:{} {}/{}\r\n", c.payload_type, codec_name(&c.mime_type), c.clock_rate);
+                    let _ = write!(
+                        s,
+                        "a=rtpmap:{} {}/{}\r\n",
+                        c.payload_type,
+                        codec_name(&c.mime_type),
+                        c.clock_rate
+                    );
                 }
             }
             for fb in &c.rtcp_feedback {
@@ -94,8 +122,16 @@ pub fn build_offer(sections: &[Section], remote_ufrag: &str, remote_fingerprint:
         if sec.closed {
             continue;
         }
-        let cname = if m.cname.is_empty() { "meet" } else { m.cname.as_str() };
-        let rids: Vec<&str> = m.encodings.iter().filter_map(|e| e.rid.as_deref()).collect();
+        let cname = if m.cname.is_empty() {
+            "meet"
+        } else {
+            m.cname.as_str()
+        };
+        let rids: Vec<&str> = m
+            .encodings
+            .iter()
+            .filter_map(|e| e.rid.as_deref())
+            .collect();
         if !rids.is_empty() {
             for r in &rids {
                 let _ = write!(s, "a=rid:{r} send\r\n");
@@ -106,7 +142,11 @@ pub fn build_offer(sections: &[Section], remote_ufrag: &str, remote_fingerprint:
                 let Some(ssrc) = e.ssrc else { continue };
                 if let Some(rtx) = &e.rtx {
                     let _ = write!(s, "a=ssrc-group:FID {ssrc} {}\r\n", rtx.ssrc);
-                    let _ = write!(s, "a=ssrc:{ssrc} cname:{cname}\r\na=ssrc:{} cname:{cname}\r\n", rtx.ssrc);
+                    let _ = write!(
+                        s,
+                        "a=ssrc:{ssrc} cname:{cname}\r\na=ssrc:{} cname:{cname}\r\n",
+                        rtx.ssrc
+                    );
                 } else {
                     let _ = write!(s, "a=ssrc:{ssrc} cname:{cname}\r\n");
                 }

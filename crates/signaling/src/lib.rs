@@ -184,7 +184,8 @@ async fn worker(
                 ack,
             } => {
                 pending.fetch_sub(1, Ordering::AcqRel);
-                handle(
+                // Boxed: the request future is large, and an idle socket should not carry its space around.
+                Box::pin(handle(
                     &s,
                     &io,
                     &shared.service,
@@ -192,11 +193,11 @@ async fn worker(
                     &event,
                     payload.as_ref(),
                     ack,
-                )
+                ))
                 .await;
             }
             Job::Disconnect => {
-                let out = shared.service.disconnect(&mut session).await;
+                let out = Box::pin(shared.service.disconnect(&mut session)).await;
                 deliver(&io, None, &out).await;
                 break;
             }

@@ -9,7 +9,9 @@ pub mod local;
 pub mod runtime;
 
 pub use local::{LocalRateLimiter, LocalRuntimeStore};
-pub use runtime::{MeetingRuntime, RuntimeConsumer, RuntimeParticipant, RuntimeProducer, ScreenShare};
+pub use runtime::{
+    MeetingRuntime, RuntimeConsumer, RuntimeParticipant, RuntimeProducer, ScreenShare,
+};
 
 use proto::MeetingId;
 use std::time::Duration;

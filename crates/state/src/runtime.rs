@@ -91,11 +91,15 @@ impl MeetingRuntime {
 
     /// The participant producing `producer_id`.
     pub fn producer_owner(&self, producer_id: &str) -> Option<&RuntimeParticipant> {
-        self.participants.values().find(|p| p.producers.iter().any(|x| x.producer_id == producer_id))
+        self.participants
+            .values()
+            .find(|p| p.producers.iter().any(|x| x.producer_id == producer_id))
     }
 
     /// The participant consuming through `consumer_id`.
     pub fn consumer_owner(&self, consumer_id: &str) -> Option<&RuntimeParticipant> {
-        self.participants.values().find(|p| p.consumers.iter().any(|x| x.consumer_id == consumer_id))
+        self.participants
+            .values()
+            .find(|p| p.consumers.iter().any(|x| x.consumer_id == consumer_id))
     }
 }

@@ -145,6 +145,11 @@ impl Store {
                     sqlx::query("PRAGMA foreign_keys = ON")
                         .execute(&mut *conn)
                         .await?;
+                    // In WAL mode NORMAL survives application crashes (only an OS crash or power loss can lose
+                    // the last commits) and saves an fsync per write; chat is written per message.
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
                     sqlx::query("PRAGMA busy_timeout = 5000")
                         .execute(&mut *conn)
                         .await?;

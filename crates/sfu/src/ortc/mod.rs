@@ -163,7 +163,8 @@ pub const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const URI_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 pub const URI_RRID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 pub const URI_ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
-pub const URI_TWCC: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+pub const URI_TWCC: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 pub const URI_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const URI_VIDEO_ORIENTATION: &str = "urn:3gpp:video-orientation";
 pub const URI_TOFFSET: &str = "urn:ietf:params:rtp-hdrext:toffset";
@@ -346,7 +347,8 @@ fn codecs_match(
             mode(a_params) == mode(b_params) && pa.get(..4) == pb.get(..4)
         }
         "video/vp9" => {
-            param_u64(a_params, "profile-id").unwrap_or(0) == param_u64(b_params, "profile-id").unwrap_or(0)
+            param_u64(a_params, "profile-id").unwrap_or(0)
+                == param_u64(b_params, "profile-id").unwrap_or(0)
         }
         _ => true,
     }
@@ -401,8 +403,14 @@ pub fn map_producer(kind: Kind, rtp: &RtpParameters) -> Result<ProducerMapping, 
     if is_rtx(&first.mime_type) {
         return Err(invalid("the first codec must be a media codec, not RTX"));
     }
-    if !first.mime_type.to_ascii_lowercase().starts_with(kind.as_str()) {
-        return Err(invalid("the first codec's kind does not match the producer's kind"));
+    if !first
+        .mime_type
+        .to_ascii_lowercase()
+        .starts_with(kind.as_str())
+    {
+        return Err(invalid(
+            "the first codec's kind does not match the producer's kind",
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for c in &rtp.codecs {
@@ -411,9 +419,12 @@ pub fn map_producer(kind: Kind, rtp: &RtpParameters) -> Result<ProducerMapping, 
         }
     }
     let codecs = router_codecs();
-    let router_codec = router_match(&codecs, first)
-        .cloned()
-        .ok_or_else(|| OrtcError::Unsupported(format!("{} is not supported by the router", first.mime_type)))?;
+    let router_codec = router_match(&codecs, first).cloned().ok_or_else(|| {
+        OrtcError::Unsupported(format!(
+            "{} is not supported by the router",
+            first.mime_type
+        ))
+    })?;
     let rtx_payload_type = rtp
         .codecs
         .iter()
@@ -430,7 +441,11 @@ pub fn map_producer(kind: Kind, rtp: &RtpParameters) -> Result<ProducerMapping, 
     for e in &rtp.encodings {
         match (&e.rid, e.ssrc) {
             (None, None) => return Err(invalid("each encoding needs an ssrc or a rid")),
-            (Some(rid), _) if rid.is_empty() || rid.len() > 16 || !rid.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            (Some(rid), _)
+                if rid.is_empty()
+                    || rid.len() > 16
+                    || !rid.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
                 return Err(invalid("rid must be 1-16 alphanumeric characters"))
             }
             _ => {}
@@ -444,7 +459,11 @@ pub fn map_producer(kind: Kind, rtp: &RtpParameters) -> Result<ProducerMapping, 
         .first()
         .and_then(|e| e.scalability_mode.as_deref())
         .and_then(|m| m.split('T').nth(1))
-        .and_then(|t| t.trim_end_matches(|c: char| !c.is_ascii_digit()).parse::<u8>().ok())
+        .and_then(|t| {
+            t.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse::<u8>()
+                .ok()
+        })
         .filter(|t| (1..=4).contains(t))
         .unwrap_or(1);
     for h in &rtp.header_extensions {
@@ -453,7 +472,12 @@ pub fn map_producer(kind: Kind, rtp: &RtpParameters) -> Result<ProducerMapping, 
         }
     }
     if let Some(mid) = &rtp.mid {
-        if mid.is_empty() || mid.len() > 32 || !mid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if mid.is_empty()
+            || mid.len() > 32
+            || !mid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(invalid("mid must be 1-32 characters of A-Z a-z 0-9 - _"));
         }
     }
@@ -480,7 +504,10 @@ pub fn can_consume(producer: &ProducerMapping, caps: &RtpCapabilities) -> bool {
     matching_cap(producer, caps).is_some()
 }
 
-fn matching_cap<'a>(producer: &ProducerMapping, caps: &'a RtpCapabilities) -> Option<&'a RtpCodecCapability> {
+fn matching_cap<'a>(
+    producer: &ProducerMapping,
+    caps: &'a RtpCapabilities,
+) -> Option<&'a RtpCodecCapability> {
     let r = &producer.router_codec;
     caps.codecs.iter().find(|c| {
         !is_rtx(&c.mime_type)
@@ -506,16 +533,20 @@ pub fn consumer_parameters(
     ssrc: u32,
     rtx_ssrc: Option<u32>,
 ) -> Result<(RtpParameters, &'static str), OrtcError> {
-    let cap = matching_cap(producer, caps)
-        .ok_or_else(|| OrtcError::CannotConsume(format!("the client cannot decode {}", producer.router_codec.mime_type)))?;
+    let cap = matching_cap(producer, caps).ok_or_else(|| {
+        OrtcError::CannotConsume(format!(
+            "the client cannot decode {}",
+            producer.router_codec.mime_type
+        ))
+    })?;
     let r = &producer.router_codec;
     let exts: Vec<RtpHeaderExtensionParameters> = ROUTER_EXTENSIONS
         .iter()
         .filter(|(k, _, _, dir)| *k == producer.kind && (*dir == "sendrecv" || *dir == "sendonly"))
         .filter(|(_, uri, id, _)| {
-            caps.header_extensions
-                .iter()
-                .any(|h| h.uri == *uri && h.preferred_id == *id && h.kind.is_none_or(|k| k == producer.kind))
+            caps.header_extensions.iter().any(|h| {
+                h.uri == *uri && h.preferred_id == *id && h.kind.is_none_or(|k| k == producer.kind)
+            })
         })
         .map(|(_, uri, id, _)| RtpHeaderExtensionParameters {
             uri: (*uri).to_owned(),
@@ -529,7 +560,8 @@ pub fn consumer_parameters(
     let with_rtx = producer.kind == Kind::Video
         && rtx_ssrc.is_some()
         && caps.codecs.iter().any(|c| {
-            is_rtx(&c.mime_type) && param_u64(&c.parameters, "apt") == cap.preferred_payload_type.map(u64::from)
+            is_rtx(&c.mime_type)
+                && param_u64(&c.parameters, "apt") == cap.preferred_payload_type.map(u64::from)
         });
     let rtcp_feedback: Vec<RtcpFeedback> = cap
         .rtcp_feedback
@@ -561,10 +593,18 @@ pub fn consumer_parameters(
         });
     }
     let layers = producer.encodings.len();
-    let max_bitrate = producer.encodings.iter().filter_map(|e| e.max_bitrate).max();
+    let max_bitrate = producer
+        .encodings
+        .iter()
+        .filter_map(|e| e.max_bitrate)
+        .max();
     let encoding = RtpEncodingParameters {
         ssrc: Some(ssrc),
-        rtx: if with_rtx { rtx_ssrc.map(|s| RtxSsrc { ssrc: s }) } else { None },
+        rtx: if with_rtx {
+            rtx_ssrc.map(|s| RtxSsrc { ssrc: s })
+        } else {
+            None
+        },
         scalability_mode: Some(format!("L{}T{}", layers, producer.temporal_layers)),
         max_bitrate,
         ..RtpEncodingParameters::default()
