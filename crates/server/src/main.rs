@@ -188,6 +188,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .fallback_service(web_client(&cfg.web.dir))
         .layer(io_layer);
 
+    let signal = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind((cfg.http.host.as_str(), cfg.http.port))
         .await
         .with_context(|| format!("binding {}:{}", cfg.http.host, cfg.http.port))?;
@@ -204,7 +205,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let shutdown = {
         let io = io.clone();
         async move {
-            wait_for_signal().await;
+            signal.await;
             tracing::info!("shutdown requested: notifying clients");
             ready.store(false, Ordering::Release);
             // Watchdog: whatever hangs, the process ends.
@@ -246,24 +247,24 @@ fn web_client(dir: &str) -> Router {
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Registers the SIGTERM/SIGINT handlers now (before the "listening" line, so a signal sent right after it is
+/// never lost to the default action) and resolves when one arrives.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        Ok(async move {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }
 
 fn describe_metrics() {
