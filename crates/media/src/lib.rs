@@ -147,6 +147,7 @@ fn run_worker(
             return;
         };
         let mut core = Core::new(local, announced);
+        core.set_clock_base(Instant::now(), std::time::SystemTime::now());
         let mut buf = vec![0u8; 2048];
         loop {
             let now = Instant::now();

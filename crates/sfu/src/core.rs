@@ -165,6 +165,9 @@ pub struct Core {
     outgoing: VecDeque<(SocketAddr, Vec<u8>)>,
     dirty: Vec<String>,
     stats: CoreStats,
+    /// The shell's `(Instant, SystemTime)` at one moment, to turn a producer's RTCP sender-report NTP time into the
+    /// `Instant` str0m takes as a packet's wallclock.
+    clock_base: Option<(Instant, std::time::SystemTime)>,
 }
 
 fn str0m_codec(mime: &str) -> Option<Codec> {
@@ -254,6 +257,45 @@ impl Core {
             outgoing: VecDeque::new(),
             dirty: Vec::new(),
             stats: CoreStats::default(),
+            clock_base: None,
+        }
+    }
+
+    /// Lets the core map sender-report NTP times to `Instant`s (the shell reads both clocks once at start-up).
+    /// Without it, forwarded packets carry their arrival time as wallclock.
+    pub fn set_clock_base(&mut self, instant: Instant, system: std::time::SystemTime) {
+        self.clock_base = Some((instant, system));
+    }
+
+    /// The wallclock of a forwarded packet: from the producer's latest sender report when there is one, so the
+    /// consumer's own sender reports keep the publisher's audio/video timing (lip sync); else its arrival time.
+    fn wallclock(&self, pkt: &RtpPacket, clock_rate: u32) -> Instant {
+        let (Some((base_i, base_s)), Some(sr)) = (self.clock_base, pkt.last_sender_info.as_ref())
+        else {
+            return pkt.timestamp;
+        };
+        let sr_rtp = sr.rtp_time.numer() as u32;
+        let diff = pkt.header.timestamp.wrapping_sub(sr_rtp) as i32;
+        let offset_us = i64::from(diff) * 1_000_000 / i64::from(clock_rate.max(1));
+        let at = match sr.ntp_time.duration_since(base_s) {
+            Ok(d) => base_i.checked_add(d),
+            Err(e) => base_i.checked_sub(e.duration()),
+        };
+        let at = if offset_us >= 0 {
+            at.and_then(|t| t.checked_add(Duration::from_micros(offset_us as u64)))
+        } else {
+            at.and_then(|t| t.checked_sub(Duration::from_micros(offset_us.unsigned_abs())))
+        };
+        // A sender report far from the arrival time is a foreign clock; arrival time is safer than a wild jump.
+        match at {
+            Some(t)
+                if t.max(pkt.timestamp)
+                    .saturating_duration_since(t.min(pkt.timestamp))
+                    < Duration::from_secs(5) =>
+            {
+                t
+            }
+            _ => pkt.timestamp,
         }
     }
 
@@ -1054,6 +1096,7 @@ impl Core {
         c.sent_any = true;
         c.packets += 1;
         let (ssrc, pt, transport) = (c.ssrc, c.payload_type, c.transport.clone());
+        let wallclock = self.wallclock(pkt, if video { 90_000 } else { 48_000 });
         let mut ext = ExtensionValues::default();
         ext.audio_level = pkt.header.ext_vals.audio_level;
         ext.voice_activity = pkt.header.ext_vals.voice_activity;
@@ -1073,7 +1116,7 @@ impl Core {
                 Pt::from(pt),
                 SeqNo::from(out_seq),
                 out_ts,
-                pkt.timestamp,
+                wallclock,
                 pkt.payload.clone(),
             )
             .marker(pkt.header.marker)

@@ -1,0 +1,1227 @@
+//! Test support: a fake mediasoup-client built on str0m, and an in-memory network on simulated time.
+//!
+//! - [`Publisher`]: one client send transport (one str0m `Rtc`, not ICE-lite, ICE-controlling, DTLS client). For each
+//!   produce it adds a sendonly m-line with its own SDP API, reads from its own offer what mediasoup-client signals
+//!   (`rtpParameters`: mid, the first codec + its RTX with the client's PTs, header extensions with the client's ids,
+//!   `[{ssrc, rtx}]` or `[{rid}]` encodings, `rtcp.cname`) and accepts the answer mediasoup-client's `RemoteSdp`
+//!   would build from the transport parameters (ice-lite, the server's ufrag/pwd/candidate/fingerprint,
+//!   `setup:passive`, the router's codecs under the client's PTs).
+//! - [`Subscriber`]: one client recv transport. For each consumer it rebuilds the remote offer mediasoup-client
+//!   builds from the consumers' `rtpParameters` (router PTs and ids, ssrc + rtx ssrc, mid) and answers it.
+//! - [`World`]: the [`sfu::Core`] plus the fake clients; datagrams move in memory, time is a virtual `Instant`.
+//!
+//! The clients use Chrome's numbering (opus 111, VP8 96/97, H264 102/103, audio-level=1, abs-send-time=2,
+//! transport-cc=3, mid=4, rid=10, repaired-rid=11, video-orientation=13, toffset=14), so the Core has to map it.
+//! Both clients run str0m in RTP mode: the publisher writes exact RTP payloads, the subscriber sees exact RTP.
+#![allow(dead_code)]
+
+use serde_json::{json, Map, Value};
+use sfu::ortc::{self, RtpCapabilities, RtpParameters};
+use sfu::{ConsumerInfo, Core, Direction, Kind, SfuError, TransportInfo};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::{Codec, FormatParams};
+use str0m::media::{
+    Direction as MediaDirection, Frequency, KeyframeRequest, MediaKind, Mid, Pt, Rid, Simulcast,
+    SimulcastLayer,
+};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{Extension, ExtensionMap, RtpPacket, RtpWrite, SeqNo};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+
+pub const ROUTER: &str = "router-1";
+
+/// The Core's UDP address (local = announced).
+pub fn server_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 40_000)
+}
+
+/// A distinct address per fake client.
+pub fn client_addr(n: usize) -> SocketAddr {
+    let n = n as u32 + 1;
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8)),
+        50_000,
+    )
+}
+
+// ---- str0m configuration of a "browser"
+
+fn chrome_extensions() -> ExtensionMap {
+    let mut e = ExtensionMap::empty();
+    e.set(1, Extension::AudioLevel);
+    e.set(2, Extension::AbsoluteSendTime);
+    e.set(3, Extension::TransportSequenceNumber);
+    e.set(4, Extension::RtpMid);
+    e.set(10, Extension::RtpStreamId);
+    e.set(11, Extension::RepairedRtpStreamId);
+    e.set(13, Extension::VideoOrientation);
+    e.set(14, Extension::TransmissionTimeOffset);
+    e
+}
+
+fn browser_config() -> RtcConfig {
+    let mut cfg = RtcConfig::new()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .set_extension_map(chrome_extensions());
+    let opus = FormatParams {
+        min_p_time: Some(10),
+        use_inband_fec: Some(true),
+        ..FormatParams::default()
+    };
+    let h264 = FormatParams {
+        level_asymmetry_allowed: Some(true),
+        packetization_mode: Some(1),
+        profile_level_id: Some(0x42e01f),
+        ..FormatParams::default()
+    };
+    let codecs = cfg.codec_config();
+    codecs.add_config(
+        Pt::from(111),
+        None,
+        Codec::Opus,
+        Frequency::FORTY_EIGHT_KHZ,
+        Some(2),
+        opus,
+    );
+    codecs.add_config(
+        Pt::from(96),
+        Some(Pt::from(97)),
+        Codec::Vp8,
+        Frequency::NINETY_KHZ,
+        None,
+        FormatParams::default(),
+    );
+    codecs.add_config(
+        Pt::from(102),
+        Some(Pt::from(103)),
+        Codec::H264,
+        Frequency::NINETY_KHZ,
+        None,
+        h264,
+    );
+    cfg
+}
+
+/// What `device.rtpCapabilities` of this fake browser looks like: the router's capabilities (router numbering)
+/// reduced to the codecs the browser decodes (opus, VP8, H264 and their RTX).
+pub fn device_caps() -> RtpCapabilities {
+    let mut caps = ortc::router_capabilities();
+    let media: Vec<u8> = caps
+        .codecs
+        .iter()
+        .filter(|c| {
+            let m = c.mime_type.to_ascii_lowercase();
+            m == "audio/opus" || m == "video/vp8" || m == "video/h264"
+        })
+        .filter_map(|c| c.preferred_payload_type)
+        .collect();
+    caps.codecs.retain(|c| {
+        if c.mime_type.to_ascii_lowercase().ends_with("/rtx") {
+            c.parameters
+                .get("apt")
+                .and_then(Value::as_u64)
+                .is_some_and(|apt| media.contains(&(apt as u8)))
+        } else {
+            c.preferred_payload_type
+                .is_some_and(|pt| media.contains(&pt))
+        }
+    });
+    caps
+}
+
+// ---- SDP text helpers (what sdp-transform does for mediasoup-client)
+
+#[derive(Clone, Debug)]
+pub struct MSection {
+    pub kind: String,
+    pub pts: Vec<u8>,
+    pub attrs: Vec<String>,
+}
+
+impl MSection {
+    pub fn attr<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let prefix = format!("a={name}:");
+        self.attrs
+            .iter()
+            .filter_map(move |a| a.strip_prefix(prefix.as_str()))
+    }
+
+    pub fn mid(&self) -> Option<&str> {
+        self.attr("mid").next()
+    }
+}
+
+/// Session lines and m-sections of an SDP.
+pub fn parse_sdp(sdp: &str) -> (Vec<String>, Vec<MSection>) {
+    let mut session = Vec::new();
+    let mut sections: Vec<MSection> = Vec::new();
+    for line in sdp.split("\r\n").filter(|l| !l.is_empty()) {
+        if let Some(m) = line.strip_prefix("m=") {
+            let mut parts = m.split(' ');
+            let kind = parts.next().unwrap_or_default().to_owned();
+            let pts = parts.skip(2).filter_map(|p| p.parse().ok()).collect();
+            sections.push(MSection {
+                kind,
+                pts,
+                attrs: Vec::new(),
+            });
+        } else if let Some(s) = sections.last_mut() {
+            s.attrs.push(line.to_owned());
+        } else {
+            session.push(line.to_owned());
+        }
+    }
+    (session, sections)
+}
+
+/// sdp-transform's parseParams: `a=1;b=x` → `{a: 1, b: "x"}` (numbers stay numbers).
+fn parse_fmtp(s: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    for kv in s.split(';').map(str::trim).filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let value = match v.parse::<i64>() {
+            Ok(n) if n.to_string() == v => json!(n),
+            _ => json!(v),
+        };
+        m.insert(k.to_owned(), value);
+    }
+    m
+}
+
+fn fmtp_text(params: &Map<String, Value>) -> String {
+    params
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// A codec of an m-section in mediasoup's shape, with the section's PT numbering.
+fn section_codec(s: &MSection, pt: u8) -> Option<Value> {
+    let rtpmap = s
+        .attr("rtpmap")
+        .find_map(|a| a.strip_prefix(&format!("{pt} ")))?;
+    let mut parts = rtpmap.split('/');
+    let name = parts.next()?;
+    let clock: u32 = parts.next()?.parse().ok()?;
+    let channels: Option<u8> = parts.next().and_then(|c| c.parse().ok());
+    let params = s
+        .attr("fmtp")
+        .find_map(|a| a.strip_prefix(&format!("{pt} ")))
+        .map(parse_fmtp)
+        .unwrap_or_default();
+    let feedback: Vec<Value> = s
+        .attr("rtcp-fb")
+        .filter_map(|a| a.strip_prefix(&format!("{pt} ")))
+        .map(|fb| match fb.split_once(' ') {
+            Some((t, p)) => json!({"type": t, "parameter": p}),
+            None => json!({"type": fb, "parameter": ""}),
+        })
+        .collect();
+    let mut c = json!({
+        "mimeType": format!("{}/{}", s.kind, name),
+        "payloadType": pt,
+        "clockRate": clock,
+        "parameters": params,
+        "rtcpFeedback": feedback,
+    });
+    if s.kind == "audio" {
+        c["channels"] = json!(channels.unwrap_or(1));
+    }
+    Some(c)
+}
+
+/// The router codec a client codec maps to, if any.
+fn router_has(codec: &Value) -> bool {
+    let Ok(c) = serde_json::from_value::<ortc::RtpCodecParameters>(codec.clone()) else {
+        return false;
+    };
+    let kind = if c.mime_type.starts_with("audio") {
+        Kind::Audio
+    } else {
+        Kind::Video
+    };
+    // The router accepts it iff mapping a one-encoding producer with it succeeds.
+    let rtp = RtpParameters {
+        mid: Some("0".into()),
+        codecs: vec![c],
+        header_extensions: vec![],
+        encodings: vec![ortc::RtpEncodingParameters {
+            ssrc: Some(1),
+            ..Default::default()
+        }],
+        rtcp: Default::default(),
+    };
+    ortc::map_producer(kind, &rtp).is_ok()
+}
+
+/// mediasoup-client's choice for a send m-section: the first media codec the router supports, and its RTX.
+fn chosen_codecs(s: &MSection) -> Vec<Value> {
+    let all: Vec<Value> = s
+        .pts
+        .iter()
+        .filter_map(|pt| section_codec(s, *pt))
+        .collect();
+    let is_rtx = |c: &Value| c["mimeType"].as_str().unwrap_or("").ends_with("/rtx");
+    let Some(media) = all.iter().find(|c| !is_rtx(c) && router_has(c)).cloned() else {
+        return Vec::new();
+    };
+    let pt = media["payloadType"].as_u64();
+    let mut out = vec![media];
+    if let Some(rtx) = all
+        .iter()
+        .find(|c| is_rtx(c) && c["parameters"]["apt"].as_u64() == pt)
+    {
+        out.push(rtx.clone());
+    }
+    out
+}
+
+/// The offer's extmaps the router knows for this kind (mediasoup-client's extended capabilities, `inactive` out).
+fn chosen_extensions(s: &MSection) -> Vec<(u8, String)> {
+    let kind = if s.kind == "audio" {
+        Kind::Audio
+    } else {
+        Kind::Video
+    };
+    s.attr("extmap")
+        .filter_map(|a| {
+            let (id, uri) = a.split_once(' ')?;
+            let id: u8 = id.split('/').next()?.parse().ok()?;
+            let known = ortc::ROUTER_EXTENSIONS
+                .iter()
+                .any(|(k, u, _, dir)| *k == kind && *u == uri && *dir != "inactive");
+            known.then(|| (id, uri.to_owned()))
+        })
+        .collect()
+}
+
+fn sdp_fingerprint(session: &[String], sections: &[MSection]) -> (String, String) {
+    let line = session
+        .iter()
+        .filter_map(|l| l.strip_prefix("a=fingerprint:"))
+        .chain(sections.iter().flat_map(|s| s.attr("fingerprint")))
+        .next()
+        .expect("a=fingerprint in local SDP")
+        .to_owned();
+    let (alg, value) = line
+        .split_once(' ')
+        .expect("fingerprint algorithm and value");
+    (alg.to_owned(), value.to_owned())
+}
+
+/// The `dtlsParameters` mediasoup-client's `connect` sends: its local fingerprint, role client.
+fn dtls_parameters(local_sdp: &str) -> Value {
+    let (session, sections) = parse_sdp(local_sdp);
+    let (algorithm, value) = sdp_fingerprint(&session, &sections);
+    json!({"role": "client", "fingerprints": [{"algorithm": algorithm, "value": value}]})
+}
+
+/// Session and ICE/DTLS lines mediasoup-client's RemoteSdp writes from the transport parameters.
+fn remote_session(params: &Value, version: u64, mids: &[String]) -> String {
+    let fp = params["dtlsParameters"]["fingerprints"]
+        .as_array()
+        .and_then(|f| f.last())
+        .expect("server fingerprint");
+    format!(
+        "v=0\r\no=mediasoup-client 10000 {version} IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-lite\r\n\
+         a=fingerprint:{} {}\r\na=msid-semantic: WMS *\r\na=group:BUNDLE {}\r\n",
+        fp["algorithm"].as_str().unwrap_or("sha-256"),
+        fp["value"].as_str().unwrap_or_default(),
+        mids.join(" ")
+    )
+}
+
+fn remote_transport_lines(params: &Value, setup: &str) -> String {
+    let ice = &params["iceParameters"];
+    let mut s = format!(
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
+        ice["usernameFragment"].as_str().unwrap_or_default(),
+        ice["password"].as_str().unwrap_or_default()
+    );
+    for c in params["iceCandidates"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "a=candidate:{} 1 {} {} {} {} typ {}\r\n",
+            c["foundation"].as_str().unwrap_or("f"),
+            c["protocol"].as_str().unwrap_or("udp"),
+            c["priority"],
+            c["address"]
+                .as_str()
+                .or(c["ip"].as_str())
+                .unwrap_or_default(),
+            c["port"],
+            c["type"].as_str().unwrap_or("host"),
+        ));
+    }
+    s.push_str("a=end-of-candidates\r\na=ice-options:renomination\r\n");
+    s.push_str(&format!("a=setup:{setup}\r\n"));
+    s
+}
+
+fn codec_lines(codecs: &[Value]) -> String {
+    let mut s = String::new();
+    for c in codecs {
+        let pt = &c["payloadType"];
+        let mime = c["mimeType"].as_str().unwrap_or_default();
+        let name = mime.split_once('/').map_or(mime, |(_, n)| n);
+        match c["channels"].as_u64() {
+            Some(ch) if ch > 1 => {
+                s.push_str(&format!("a=rtpmap:{pt} {name}/{}/{ch}\r\n", c["clockRate"]))
+            }
+            _ => s.push_str(&format!("a=rtpmap:{pt} {name}/{}\r\n", c["clockRate"])),
+        }
+        for fb in c["rtcpFeedback"].as_array().into_iter().flatten() {
+            match fb["parameter"].as_str() {
+                Some(p) if !p.is_empty() => s.push_str(&format!(
+                    "a=rtcp-fb:{pt} {} {p}\r\n",
+                    fb["type"].as_str().unwrap_or_default()
+                )),
+                _ => s.push_str(&format!(
+                    "a=rtcp-fb:{pt} {}\r\n",
+                    fb["type"].as_str().unwrap_or_default()
+                )),
+            }
+        }
+        if let Some(p) = c["parameters"].as_object().filter(|p| !p.is_empty()) {
+            s.push_str(&format!("a=fmtp:{pt} {}\r\n", fmtp_text(p)));
+        }
+    }
+    s
+}
+
+// ---- one fake browser PeerConnection
+
+/// A datagram/Rtc endpoint: the str0m `Rtc`, its outgoing datagrams, and what it reported.
+pub struct Endpoint {
+    pub rtc: Rtc,
+    pub addr: SocketAddr,
+    /// Datagrams to the server, in order.
+    pub out: VecDeque<Vec<u8>>,
+    /// Received RTP (subscribers), when `keep_rtp`.
+    pub rtp: Vec<RtpPacket>,
+    pub keep_rtp: bool,
+    pub rtp_count: u64,
+    pub keyframe_requests: Vec<(Instant, KeyframeRequest)>,
+    pub connected: bool,
+    deadline: Option<Instant>,
+}
+
+impl Endpoint {
+    fn new(addr: SocketAddr, now: Instant) -> Self {
+        let mut rtc = browser_config().build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
+        Self {
+            rtc,
+            addr,
+            out: VecDeque::new(),
+            rtp: Vec::new(),
+            keep_rtp: true,
+            rtp_count: 0,
+            keyframe_requests: Vec::new(),
+            connected: false,
+            deadline: Some(now),
+        }
+    }
+
+    fn drain(&mut self, now: Instant) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => self.out.push_back(t.contents.to_vec()),
+                Ok(Output::Timeout(t)) => {
+                    self.deadline = Some(t);
+                    return;
+                }
+                Ok(Output::Event(e)) => match e {
+                    Event::RtpPacket(p) => {
+                        self.rtp_count += 1;
+                        if self.keep_rtp {
+                            self.rtp.push(p);
+                        }
+                    }
+                    Event::KeyframeRequest(r) => self.keyframe_requests.push((now, r)),
+                    Event::Connected => self.connected = true,
+                    _ => {}
+                },
+                Err(e) => panic!("client {} failed: {e}", self.addr),
+            }
+        }
+    }
+
+    pub fn receive(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        let r = Receive::new(Protocol::Udp, source, self.addr, data).expect("datagram from server");
+        self.rtc
+            .handle_input(Input::Receive(now, r))
+            .unwrap_or_else(|e| panic!("client {} refused a datagram: {e}", self.addr));
+        self.drain(now);
+    }
+
+    pub fn timeout(&mut self, now: Instant) {
+        if self.deadline.is_none_or(|d| d <= now) {
+            self.rtc
+                .handle_input(Input::Timeout(now))
+                .unwrap_or_else(|e| panic!("client {} timeout: {e}", self.addr));
+            self.drain(now);
+        }
+    }
+
+    /// RTP received on `ssrc`, in arrival order.
+    pub fn rtp_on(&self, ssrc: u32) -> Vec<&RtpPacket> {
+        self.rtp.iter().filter(|p| *p.header.ssrc == ssrc).collect()
+    }
+
+    pub fn keyframe_requests_for(&self, mid: Mid) -> usize {
+        self.keyframe_requests
+            .iter()
+            .filter(|(_, r)| r.mid == mid)
+            .count()
+    }
+}
+
+/// One producer as the fake client sees it.
+pub struct Track {
+    pub kind: Kind,
+    pub mid: Mid,
+    /// Simulcast rids (r0 lowest), or empty for one ssrc+rtx encoding.
+    pub rids: Vec<Rid>,
+    pub pt: Pt,
+    pub producer: String,
+    pub rtp_parameters: RtpParameters,
+    /// Next sequence number and RTP time per encoding.
+    seq: Vec<u64>,
+    frame: u32,
+    pub keyframe_pending: bool,
+    kf_seen: usize,
+    /// Every payload written, per encoding (when `record`).
+    pub sent: Vec<Vec<Arc<[u8]>>>,
+    pub record: bool,
+    pub frames: u64,
+    pub packets: u64,
+}
+
+/// Packets per delta frame, keyframe and their sizes, per layer (layer 0 small).
+pub const VIDEO_PACKET: usize = 1100;
+pub const AUDIO_PACKET: usize = 120;
+
+impl Track {
+    /// Packets of one frame: 3 or 4 for a delta frame of the top layer, 10 for its keyframe; lower layers less.
+    fn frame_packets(&self, layer: usize, keyframe: bool) -> usize {
+        let top = self.rids.len().max(1) - 1;
+        let base = if keyframe {
+            10
+        } else {
+            3 + (self.frame % 2) as usize
+        };
+        (base >> (2 * (top - layer))).max(1)
+    }
+}
+
+pub struct Publisher {
+    pub ep: Endpoint,
+    pub transport: TransportInfo,
+    pub tracks: Vec<Track>,
+    answer_version: u64,
+    connected_core: bool,
+    /// `World::run` makes this client send media.
+    pub auto: bool,
+    pub index: usize,
+    next_audio: Option<Instant>,
+    next_video: Option<Instant>,
+}
+
+impl Publisher {
+    /// A produce, the mediasoup-client way: new sendonly m-line, offer, `rtpParameters` from the offer, the answer
+    /// from the transport parameters, then `connect` (first time) and `produce` on the Core.
+    pub fn produce(
+        &mut self,
+        core: &mut Core,
+        kind: Kind,
+        simulcast: bool,
+    ) -> Result<String, SfuError> {
+        let mut api = self.ep.rtc.sdp_api();
+        let layers = simulcast.then(|| {
+            let mut s = Simulcast::new();
+            for rid in ["r0", "r1", "r2"] {
+                s.add_send_layer(SimulcastLayer::new(rid));
+            }
+            s
+        });
+        let mid = api.add_media(
+            if kind == Kind::Audio {
+                MediaKind::Audio
+            } else {
+                MediaKind::Video
+            },
+            MediaDirection::SendOnly,
+            Some(format!("stream{}", self.index)),
+            Some(format!("track{}{}", self.index, self.tracks.len())),
+            layers,
+        );
+        let (offer, pending) = api.apply().expect("offer");
+        let offer_text = offer.to_sdp_string();
+        let (_, sections) = parse_sdp(&offer_text);
+        let section = sections
+            .iter()
+            .find(|s| s.mid() == Some(&*mid.to_string()))
+            .expect("m-section of the new mid");
+        let rtp = send_rtp_parameters(section, simulcast);
+        self.accept_answer(&offer_text, pending);
+        if !self.connected_core {
+            core.connect_transport(&self.transport.id, &dtls_parameters(&offer_text))?;
+            self.connected_core = true;
+        }
+        let rtp_parameters: RtpParameters =
+            serde_json::from_value(rtp).expect("rtpParameters deserialize");
+        let producer = core.produce(&self.transport.id, kind, &rtp_parameters)?;
+        let pt = Pt::from(rtp_parameters.codecs[0].payload_type);
+        let rids: Vec<Rid> = rtp_parameters
+            .encodings
+            .iter()
+            .filter_map(|e| e.rid.as_deref().map(Rid::from))
+            .collect();
+        let layers = rids.len().max(1);
+        self.tracks.push(Track {
+            kind,
+            mid,
+            rids,
+            pt,
+            producer: producer.clone(),
+            rtp_parameters,
+            seq: vec![1; layers],
+            frame: 0,
+            keyframe_pending: true,
+            kf_seen: 0,
+            sent: vec![Vec::new(); layers],
+            record: true,
+            frames: 0,
+            packets: 0,
+        });
+        Ok(producer)
+    }
+
+    /// The answer mediasoup-client's RemoteSdp builds for the whole offer.
+    fn accept_answer(&mut self, offer_text: &str, pending: SdpPendingOffer) {
+        let (_, sections) = parse_sdp(offer_text);
+        let params = &self.transport.params;
+        let mids: Vec<String> = sections
+            .iter()
+            .filter_map(|s| s.mid().map(str::to_owned))
+            .collect();
+        self.answer_version += 1;
+        let mut sdp = remote_session(params, self.answer_version, &mids);
+        let ip = server_addr().ip();
+        for s in &sections {
+            let codecs = chosen_codecs(s);
+            // The router's codec parameters and feedback under the client's PTs.
+            let codecs: Vec<Value> = codecs.into_iter().map(|c| router_view(&c)).collect();
+            let pts: Vec<String> = codecs
+                .iter()
+                .map(|c| c["payloadType"].to_string())
+                .collect();
+            sdp.push_str(&format!(
+                "m={} 7 UDP/TLS/RTP/SAVPF {}\r\nc=IN IP4 {ip}\r\n",
+                s.kind,
+                pts.join(" ")
+            ));
+            sdp.push_str(&remote_transport_lines(params, "passive"));
+            sdp.push_str(&format!(
+                "a=mid:{}\r\na=recvonly\r\n",
+                s.mid().unwrap_or("")
+            ));
+            sdp.push_str(&codec_lines(&codecs));
+            for (id, uri) in chosen_extensions(s) {
+                sdp.push_str(&format!("a=extmap:{id} {uri}\r\n"));
+            }
+            sdp.push_str("a=rtcp-mux\r\na=rtcp-rsize\r\n");
+            let rids: Vec<&str> = s
+                .attr("rid")
+                .filter_map(|r| r.strip_suffix(" send"))
+                .collect();
+            if !rids.is_empty() {
+                for r in &rids {
+                    sdp.push_str(&format!("a=rid:{r} recv\r\n"));
+                }
+                sdp.push_str(&format!("a=simulcast:recv {}\r\n", rids.join(";")));
+            }
+        }
+        let answer = SdpAnswer::from_sdp_string(&sdp)
+            .unwrap_or_else(|e| panic!("answer does not parse: {e}\n{sdp}"));
+        self.ep
+            .rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .unwrap_or_else(|e| panic!("answer refused: {e}\n{sdp}"));
+    }
+
+    fn track_for(&mut self, mid: Mid) -> Option<&mut Track> {
+        self.tracks.iter_mut().find(|t| t.mid == mid)
+    }
+
+    /// Writes one audio packet (20 ms of opus) on every audio track.
+    pub fn send_audio(&mut self, now: Instant) {
+        for t in self.tracks.iter_mut().filter(|t| t.kind == Kind::Audio) {
+            let seq = t.seq[0];
+            t.seq[0] += 1;
+            let mut payload = vec![0xA5u8; AUDIO_PACKET];
+            payload[..8].copy_from_slice(&seq.to_be_bytes());
+            payload[8] = self.index as u8;
+            let payload: Arc<[u8]> = payload.into();
+            if t.record {
+                t.sent[0].push(payload.clone());
+            }
+            let ts = (seq as u32).wrapping_mul(960);
+            if let Some(tx) = self.ep.rtc.direct_api().stream_tx_by_mid(t.mid, None) {
+                tx.write_rtp(RtpWrite::new(t.pt, SeqNo::from(seq), ts, now, payload));
+            }
+            t.packets += 1;
+        }
+        self.ep.drain(now);
+    }
+
+    /// Writes one frame on every video track (every simulcast layer); a keyframe when one was asked for.
+    pub fn send_video_frame(&mut self, now: Instant) {
+        let requests = self.ep.keyframe_requests.len();
+        for i in 0..self.tracks.len() {
+            let seen = self.tracks[i].kf_seen;
+            let mid = self.tracks[i].mid;
+            if self.ep.keyframe_requests[seen..]
+                .iter()
+                .any(|(_, r)| r.mid == mid)
+            {
+                self.tracks[i].keyframe_pending = true;
+            }
+            self.tracks[i].kf_seen = requests;
+        }
+        for t in self.tracks.iter_mut().filter(|t| t.kind == Kind::Video) {
+            let keyframe = std::mem::take(&mut t.keyframe_pending);
+            let ts = t.frame.wrapping_mul(3000);
+            for layer in 0..t.seq.len() {
+                let n = t.frame_packets(layer, keyframe);
+                let rid = t.rids.get(layer).copied();
+                for k in 0..n {
+                    let seq = t.seq[layer];
+                    t.seq[layer] += 1;
+                    let size = VIDEO_PACKET >> (2 * (t.seq.len() - 1 - layer));
+                    let mut payload = vec![t.frame as u8; size.max(64)];
+                    // VP8 payload descriptor: S=1, PID=0 on the first packet; P=0 marks a keyframe.
+                    payload[0] = if k == 0 { 0x10 } else { 0x00 };
+                    payload[1] = if keyframe { 0x00 } else { 0x01 };
+                    payload[2] = layer as u8;
+                    payload[3] = k as u8;
+                    payload[4..8].copy_from_slice(&t.frame.to_be_bytes());
+                    payload[8..16].copy_from_slice(&seq.to_be_bytes());
+                    payload[16] = self.index as u8;
+                    let payload: Arc<[u8]> = payload.into();
+                    if t.record {
+                        t.sent[layer].push(payload.clone());
+                    }
+                    if let Some(tx) = self.ep.rtc.direct_api().stream_tx_by_mid(t.mid, rid) {
+                        tx.write_rtp(
+                            RtpWrite::new(t.pt, SeqNo::from(seq), ts, now, payload)
+                                .marker(k + 1 == n)
+                                .nackable(true),
+                        );
+                    }
+                    t.packets += 1;
+                }
+            }
+            t.frame += 1;
+            t.frames += 1;
+        }
+        self.ep.drain(now);
+    }
+}
+
+/// A client codec (client PT) with the router's parameters and feedback, as in mediasoup's answer.
+fn router_view(c: &Value) -> Value {
+    let caps = ortc::router_capabilities();
+    let mime = c["mimeType"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mut out = c.clone();
+    if mime.ends_with("/rtx") {
+        return out;
+    }
+    if let Some(r) = caps
+        .codecs
+        .iter()
+        .find(|r| r.mime_type.to_ascii_lowercase() == mime)
+    {
+        out["rtcpFeedback"] = serde_json::to_value(&r.rtcp_feedback).unwrap_or_default();
+        out["parameters"] = Value::Object(r.parameters.clone());
+    }
+    out
+}
+
+/// The `rtpParameters` mediasoup-client sends for one m-section of its own offer.
+pub fn send_rtp_parameters(s: &MSection, simulcast: bool) -> Value {
+    let codecs = chosen_codecs(s);
+    let exts: Vec<Value> = chosen_extensions(s)
+        .into_iter()
+        .map(|(id, uri)| json!({"uri": uri, "id": id, "encrypt": false, "parameters": {}}))
+        .collect();
+    let cname = s
+        .attr("ssrc")
+        .find_map(|a| a.split_once(" cname:").map(|(_, c)| c.to_owned()))
+        .unwrap_or_default();
+    let rids: Vec<&str> = s
+        .attr("rid")
+        .filter_map(|r| r.strip_suffix(" send"))
+        .collect();
+    let (encodings, cname) = if simulcast && !rids.is_empty() {
+        let e: Vec<Value> = rids
+            .iter()
+            .map(|r| json!({"rid": r, "active": true, "scalabilityMode": "L1T3"}))
+            .collect();
+        // mediasoup-client sends an empty CNAME for simulcast video.
+        (e, String::new())
+    } else {
+        let fid = s
+            .attr("ssrc-group")
+            .find_map(|g| g.strip_prefix("FID "))
+            .map(|g| {
+                let v: Vec<u32> = g.split(' ').filter_map(|x| x.parse().ok()).collect();
+                (v[0], v[1])
+            });
+        let e = match fid {
+            Some((ssrc, rtx)) => json!([{"ssrc": ssrc, "rtx": {"ssrc": rtx}}]),
+            None => {
+                let ssrc: u32 = s
+                    .attr("ssrc")
+                    .find_map(|a| a.split(' ').next()?.parse().ok())
+                    .expect("a=ssrc in the offer");
+                json!([{ "ssrc": ssrc }])
+            }
+        };
+        (e.as_array().cloned().unwrap_or_default(), cname)
+    };
+    json!({
+        "mid": s.mid(),
+        "codecs": codecs,
+        "headerExtensions": exts,
+        "encodings": encodings,
+        "rtcp": {"cname": cname, "reducedSize": true},
+    })
+}
+
+pub struct Subscriber {
+    pub ep: Endpoint,
+    pub transport: TransportInfo,
+    pub consumers: Vec<ConsumerInfo>,
+    version: u64,
+    connected_core: bool,
+}
+
+impl Subscriber {
+    /// mediasoup-client's `transport.consume()`: the remote offer rebuilt with the new consumer, answered; then
+    /// `connect` (first time). The consumer stays as the server created it (paused).
+    pub fn receive(&mut self, core: &mut Core, info: ConsumerInfo) -> Result<(), SfuError> {
+        self.consumers.push(info);
+        let offer = self.remote_offer();
+        let first = self.version == 1;
+        if first {
+            // Chrome answers `actpass` with `active`, mediasoup-client signals role 'client'; str0m would take
+            // passive, so the fake browser takes the DTLS client role itself (and, with it, ICE control).
+            let mut api = self.ep.rtc.direct_api();
+            api.start_dtls(true).expect("dtls client");
+            api.set_ice_controlling(true);
+        }
+        let offer = SdpOffer::from_sdp_string(&offer)
+            .unwrap_or_else(|e| panic!("remote offer does not parse: {e}\n{offer}"));
+        let answer = self
+            .ep
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .unwrap_or_else(|e| panic!("remote offer refused: {e}"));
+        if !self.connected_core {
+            core.connect_transport(
+                &self.transport.id,
+                &dtls_parameters(&answer.to_sdp_string()),
+            )?;
+            self.connected_core = true;
+        }
+        Ok(())
+    }
+
+    fn remote_offer(&mut self) -> String {
+        let params = &self.transport.params;
+        let mids: Vec<String> = self
+            .consumers
+            .iter()
+            .filter_map(|c| c.rtp_parameters.mid.clone())
+            .collect();
+        let mut sdp = remote_session(params, self.version, &mids);
+        self.version += 1;
+        let ip = server_addr().ip();
+        for c in &self.consumers {
+            let rtp = &c.rtp_parameters;
+            let codecs: Vec<Value> = rtp
+                .codecs
+                .iter()
+                .map(|c| serde_json::to_value(c).unwrap_or_default())
+                .collect();
+            let pts: Vec<String> = rtp
+                .codecs
+                .iter()
+                .map(|c| c.payload_type.to_string())
+                .collect();
+            let mid = rtp.mid.clone().unwrap_or_default();
+            sdp.push_str(&format!(
+                "m={} 7 UDP/TLS/RTP/SAVPF {}\r\nc=IN IP4 {ip}\r\n",
+                c.kind.as_str(),
+                pts.join(" ")
+            ));
+            sdp.push_str(&remote_transport_lines(params, "actpass"));
+            let stream = format!("stream-{}", c.id);
+            let track = format!("track-{}", c.id);
+            sdp.push_str(&format!(
+                "a=mid:{mid}\r\na=msid:{stream} {track}\r\na=sendonly\r\n"
+            ));
+            sdp.push_str(&codec_lines(&codecs));
+            for h in &rtp.header_extensions {
+                sdp.push_str(&format!("a=extmap:{} {}\r\n", h.id, h.uri));
+            }
+            sdp.push_str("a=rtcp-mux\r\na=rtcp-rsize\r\n");
+            let cname = rtp.rtcp.cname.clone().unwrap_or_default();
+            for e in &rtp.encodings {
+                let Some(ssrc) = e.ssrc else { continue };
+                if let Some(rtx) = &e.rtx {
+                    sdp.push_str(&format!("a=ssrc-group:FID {ssrc} {}\r\n", rtx.ssrc));
+                }
+                sdp.push_str(&format!(
+                    "a=ssrc:{ssrc} cname:{cname}\r\na=ssrc:{ssrc} msid:{stream} {track}\r\n"
+                ));
+                if let Some(rtx) = &e.rtx {
+                    sdp.push_str(&format!(
+                        "a=ssrc:{0} cname:{cname}\r\na=ssrc:{0} msid:{stream} {track}\r\n",
+                        rtx.ssrc
+                    ));
+                }
+            }
+        }
+        sdp
+    }
+
+    /// The SSRC of a consumer.
+    pub fn ssrc(info: &ConsumerInfo) -> u32 {
+        info.rtp_parameters.encodings[0]
+            .ssrc
+            .expect("consumer ssrc")
+    }
+
+    /// RTP received for this consumer, in arrival order.
+    pub fn rtp_of(&self, info: &ConsumerInfo) -> Vec<&RtpPacket> {
+        self.ep.rtp_on(Self::ssrc(info))
+    }
+}
+
+// ---- the world
+
+/// `true` = deliver. Arguments: source, destination, datagram.
+pub type Filter = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) -> bool>;
+
+pub struct World {
+    pub core: Core,
+    pub start: Instant,
+    pub now: Instant,
+    pub pubs: Vec<Publisher>,
+    pub subs: Vec<Subscriber>,
+    /// Client → Core datagrams pass through this when set.
+    pub uplink: Option<Filter>,
+    /// Core → client datagrams pass through this when set.
+    pub downlink: Option<Filter>,
+    pub tick: Duration,
+    /// Datagrams the Core sent to an address no client has (after a transport closed, say).
+    pub undeliverable: u64,
+    clients: usize,
+    by_addr: HashMap<SocketAddr, (bool, usize)>,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl World {
+    pub fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            core: Core::new(server_addr(), server_addr()),
+            start: now,
+            now,
+            pubs: Vec::new(),
+            subs: Vec::new(),
+            uplink: None,
+            downlink: None,
+            tick: Duration::from_millis(1),
+            undeliverable: 0,
+            clients: 0,
+            by_addr: HashMap::new(),
+        }
+    }
+
+    pub fn add_publisher(&mut self, router: &str) -> usize {
+        let transport = self
+            .core
+            .create_transport(router, Direction::Send, self.now)
+            .expect("send transport");
+        let addr = client_addr(self.clients);
+        self.clients += 1;
+        let index = self.pubs.len();
+        self.by_addr.insert(addr, (true, index));
+        self.pubs.push(Publisher {
+            ep: Endpoint::new(addr, self.now),
+            transport,
+            tracks: Vec::new(),
+            answer_version: 0,
+            connected_core: false,
+            auto: true,
+            index,
+            next_audio: None,
+            next_video: None,
+        });
+        index
+    }
+
+    pub fn add_subscriber(&mut self, router: &str) -> usize {
+        let transport = self
+            .core
+            .create_transport(router, Direction::Recv, self.now)
+            .expect("recv transport");
+        let addr = client_addr(self.clients);
+        self.clients += 1;
+        let index = self.subs.len();
+        self.by_addr.insert(addr, (false, index));
+        self.subs.push(Subscriber {
+            ep: Endpoint::new(addr, self.now),
+            transport,
+            consumers: Vec::new(),
+            version: 1,
+            connected_core: false,
+        });
+        index
+    }
+
+    pub fn produce(&mut self, p: usize, kind: Kind, simulcast: bool) -> String {
+        self.pubs[p]
+            .produce(&mut self.core, kind, simulcast)
+            .expect("produce")
+    }
+
+    /// `consume` on the Core, the client's `transport.consume()`, and (unless `paused`) the resume.
+    pub fn consume_with(&mut self, s: usize, producer: &str, paused: bool) -> ConsumerInfo {
+        let sub = &mut self.subs[s];
+        let info = self
+            .core
+            .consume(&sub.transport.id, producer, &device_caps())
+            .expect("consume");
+        sub.receive(&mut self.core, info.clone())
+            .expect("client consume");
+        if !paused {
+            self.core
+                .set_consumer_paused(&info.id, false, self.now)
+                .expect("resume");
+        }
+        self.pump();
+        info
+    }
+
+    pub fn consume(&mut self, s: usize, producer: &str) -> ConsumerInfo {
+        self.consume_with(s, producer, false)
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    fn endpoint(&mut self, addr: SocketAddr) -> Option<&mut Endpoint> {
+        match *self.by_addr.get(&addr)? {
+            (true, i) => self.pubs.get_mut(i).map(|p| &mut p.ep),
+            (false, i) => self.subs.get_mut(i).map(|s| &mut s.ep),
+        }
+    }
+
+    /// Forgets a client (its datagrams stop, datagrams to it are counted as undeliverable).
+    pub fn disconnect_client(&mut self, addr: SocketAddr) {
+        self.by_addr.remove(&addr);
+    }
+
+    /// Moves datagrams both ways until nothing is in flight.
+    pub fn pump(&mut self) {
+        let now = self.now;
+        for _ in 0..64 {
+            let mut moved = false;
+            let addrs: Vec<SocketAddr> = self.by_addr.keys().copied().collect();
+            for addr in addrs {
+                while let Some(d) = self.endpoint(addr).and_then(|e| e.out.pop_front()) {
+                    moved = true;
+                    let deliver = match &mut self.uplink {
+                        Some(f) => f(addr, server_addr(), &d),
+                        None => true,
+                    };
+                    if deliver {
+                        self.core.handle_receive(now, addr, &d);
+                    }
+                }
+            }
+            self.core.drain_dirty(now);
+            while let Some((dest, d)) = self.core.poll_transmit() {
+                moved = true;
+                let deliver = match &mut self.downlink {
+                    Some(f) => f(server_addr(), dest, &d),
+                    None => true,
+                };
+                if !deliver {
+                    continue;
+                }
+                match self.endpoint(dest) {
+                    Some(ep) => ep.receive(now, server_addr(), &d),
+                    None => self.undeliverable += 1,
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// One tick: timers of every client and of the Core, then the network.
+    pub fn step(&mut self) {
+        self.now += self.tick;
+        let now = self.now;
+        for p in &mut self.pubs {
+            if self.by_addr.contains_key(&p.ep.addr) {
+                p.ep.timeout(now);
+            }
+        }
+        for s in &mut self.subs {
+            if self.by_addr.contains_key(&s.ep.addr) {
+                s.ep.timeout(now);
+            }
+        }
+        self.core.handle_timeout(now);
+        self.pump();
+        self.media(now);
+        self.pump();
+    }
+
+    /// Publishers with `auto` send audio every 20 ms and a video frame every 33 ms once connected.
+    fn media(&mut self, now: Instant) {
+        for p in &mut self.pubs {
+            if !p.auto || !p.ep.connected || !self.by_addr.contains_key(&p.ep.addr) {
+                continue;
+            }
+            if p.tracks.iter().any(|t| t.kind == Kind::Audio) {
+                let due = p.next_audio.get_or_insert(now);
+                if *due <= now {
+                    *due += Duration::from_millis(20);
+                    p.send_audio(now);
+                }
+            }
+            if p.tracks.iter().any(|t| t.kind == Kind::Video) {
+                let due = p.next_video.get_or_insert(now);
+                if *due <= now {
+                    *due += Duration::from_micros(33_333);
+                    p.send_video_frame(now);
+                }
+            }
+        }
+    }
+
+    pub fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.step();
+        }
+    }
+
+    /// Runs until `done` holds, at most `limit`; returns whether it held.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&World) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.step();
+        }
+        done(self)
+    }
+}
+
+// ---- checks
+
+/// Sequence numbers of `pkts` (arrival order) must be continuous, each exactly one more than the previous.
+pub fn assert_continuous(pkts: &[&RtpPacket], what: &str) {
+    for w in pkts.windows(2) {
+        assert_eq!(
+            *w[1].seq_no,
+            *w[0].seq_no + 1,
+            "{what}: sequence jumps from {} to {}",
+            *w[0].seq_no,
+            *w[1].seq_no
+        );
+    }
+}
+
+/// Whether this RTP payload is the first packet of a VP8 keyframe.
+pub fn is_vp8_keyframe(payload: &[u8]) -> bool {
+    str0m::format::detect_vp8_keyframe(payload)
+}
+
+/// RTP (not RTCP) header fields of a clear-header SRTP datagram: (ssrc, seq, payload type).
+pub fn rtp_header(d: &[u8]) -> Option<(u32, u16, u8)> {
+    if d.len() < 12 || !(128..192).contains(&d[0]) {
+        return None;
+    }
+    let pt = d[1] & 0x7f;
+    if (64..96).contains(&pt) {
+        return None; // RTCP
+    }
+    let seq = u16::from_be_bytes([d[2], d[3]]);
+    let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
+    Some((ssrc, seq, pt))
+}
+
+/// The whole handshake for one publisher (audio and/or video) and one subscriber consuming everything.
+pub struct Pair {
+    pub world: World,
+    pub audio: Option<String>,
+    pub video: Option<String>,
+    pub audio_consumer: Option<ConsumerInfo>,
+    pub video_consumer: Option<ConsumerInfo>,
+}
+
+pub fn pair(audio: bool, video: bool, simulcast: bool) -> Pair {
+    let mut w = World::new();
+    let p = w.add_publisher(ROUTER);
+    let s = w.add_subscriber(ROUTER);
+    let a = audio.then(|| w.produce(p, Kind::Audio, false));
+    let v = video.then(|| w.produce(p, Kind::Video, simulcast));
+    assert!(
+        w.run_until(Duration::from_secs(3), |w| w.pubs[p].ep.connected),
+        "publisher never connected"
+    );
+    let ac = a.as_deref().map(|a| w.consume(s, a));
+    let vc = v.as_deref().map(|v| w.consume(s, v));
+    assert!(
+        w.run_until(Duration::from_secs(3), |w| w.subs[s].ep.connected),
+        "subscriber never connected"
+    );
+    Pair {
+        world: w,
+        audio: a,
+        video: v,
+        audio_consumer: ac,
+        video_consumer: vc,
+    }
+}
