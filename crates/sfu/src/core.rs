@@ -1097,10 +1097,12 @@ impl Core {
         c.packets += 1;
         let (ssrc, pt, transport) = (c.ssrc, c.payload_type, c.transport.clone());
         let wallclock = self.wallclock(pkt, if video { 90_000 } else { 48_000 });
-        let mut ext = ExtensionValues::default();
-        ext.audio_level = pkt.header.ext_vals.audio_level;
-        ext.voice_activity = pkt.header.ext_vals.voice_activity;
-        ext.video_orientation = pkt.header.ext_vals.video_orientation;
+        let ext = ExtensionValues {
+            audio_level: pkt.header.ext_vals.audio_level,
+            voice_activity: pkt.header.ext_vals.voice_activity,
+            video_orientation: pkt.header.ext_vals.video_orientation,
+            ..ExtensionValues::default()
+        };
         let Some(t) = self.transports.get_mut(&transport) else {
             return;
         };

@@ -320,7 +320,9 @@ fn param_u64(p: &Map<String, Value>, key: &str) -> Option<u64> {
 }
 
 /// mediasoup's codec match: mime, clock rate, channels (audio), and the parameters that select a different
-/// decoder (H264 packetization-mode and profile; VP9 profile-id).
+/// decoder (H264 packetization-mode and profile; VP9 profile-id). Two codecs given field by field, since the three
+/// codec shapes (parameters, capability, router table) share no type.
+#[allow(clippy::too_many_arguments)]
 fn codecs_match(
     a_mime: &str,
     a_clock: u32,
