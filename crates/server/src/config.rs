@@ -5,6 +5,7 @@
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use signaling::auth::{AuthConfig, JwtAlgorithm};
 use std::path::Path;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -12,7 +13,7 @@ use std::path::Path;
 pub struct Config {
     pub http: Http,
     pub database: Database,
-    pub auth: Auth,
+    pub auth: AuthConfig,
     /// Development mode: meetings are created on first join and `/dev/token` mints tokens (loopback only).
     pub dev_mode: bool,
     pub metrics: Metrics,
@@ -55,35 +56,6 @@ impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
             .field("url", &store::redact_url(&self.url))
-            .finish()
-    }
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Auth {
-    /// HS256 (shared secret), RS256 or ES256 (public key).
-    pub algorithm: String,
-    pub secret: Option<String>,
-    pub public_key_pem: Option<String>,
-    /// Read the public key from this file instead of `public_key_pem`.
-    pub public_key_file: Option<String>,
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth")
-            .field("algorithm", &self.algorithm)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field(
-                "public_key_pem",
-                &self.public_key_pem.as_ref().map(|_| "<set>"),
-            )
-            .field("public_key_file", &self.public_key_file)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
             .finish()
     }
 }
@@ -163,8 +135,8 @@ impl Default for Config {
             database: Database {
                 url: "sqlite://data/meet.db?mode=rwc".into(),
             },
-            auth: Auth {
-                algorithm: "HS256".into(),
+            auth: AuthConfig {
+                algorithm: JwtAlgorithm::HS256,
                 secret: None,
                 public_key_pem: None,
                 public_key_file: None,
@@ -236,12 +208,6 @@ impl Config {
             let pem = std::fs::read_to_string(file)
                 .map_err(|e| format!("auth.public_key_file {file}: {e}"))?;
             self.auth.public_key_pem = Some(pem);
-        }
-        if !matches!(self.auth.algorithm.as_str(), "HS256" | "RS256" | "ES256") {
-            return Err(format!(
-                "auth.algorithm must be HS256, RS256 or ES256, got {:?}",
-                self.auth.algorithm
-            ));
         }
         if !(1..=meeting::service_limits::MAX_PARTICIPANTS)
             .contains(&self.meetings.default_max_participants)
@@ -324,7 +290,7 @@ mod tests {
             Ok(())
         });
         let mut c = Config::default();
-        c.auth.algorithm = "none".into();
+        c.media.listen_ip = "0.0.0.0".into();
         assert!(c.validate().is_err());
     }
 }

@@ -8,7 +8,7 @@ use clap::Parser;
 use config::Config;
 use meeting::{DomainConfig, Limits, MeetingService};
 use metrics_exporter_prometheus::PrometheusBuilder;
-use signaling::auth::{AuthConfig, DevSigner, JwtAlgorithm, Verifier};
+use signaling::auth::{DevSigner, JwtAlgorithm, Verifier};
 use state::{Limit, LocalRateLimiter, LocalRuntimeStore};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,7 +52,7 @@ fn main() -> std::process::ExitCode {
     if cli.dev {
         cfg.dev_mode = true;
     }
-    if cfg.dev_mode && cfg.auth.algorithm == "HS256" && cfg.auth.secret.is_none() {
+    if cfg.dev_mode && cfg.auth.algorithm == JwtAlgorithm::HS256 && cfg.auth.secret.is_none() {
         // Tokens are minted by this process only, so a per-run random secret is enough in development.
         cfg.auth.secret = Some(proto::ids::random_base62(48));
     }
@@ -93,29 +93,16 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("installing the metrics recorder")?;
     describe_metrics();
 
-    let verifier = Arc::new(
-        Verifier::new(&AuthConfig {
-            algorithm: match cfg.auth.algorithm.as_str() {
-                "RS256" => JwtAlgorithm::RS256,
-                "ES256" => JwtAlgorithm::ES256,
-                _ => JwtAlgorithm::HS256,
-            },
-            secret: cfg.auth.secret.clone(),
-            public_key_pem: cfg.auth.public_key_pem.clone(),
-            issuer: cfg.auth.issuer.clone(),
-            audience: cfg.auth.audience.clone(),
-        })
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "invalid auth configuration: {e} (set MEET_AUTH__SECRET, or run with --dev)"
-            )
-        })?,
-    );
-    let dev_signer = match (&cfg.dev_mode, cfg.auth.algorithm.as_str(), &cfg.auth.secret) {
-        (true, "HS256", Some(secret)) => Some(Arc::new(DevSigner::new(secret))),
+    let verifier = Arc::new(Verifier::new(&cfg.auth).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid auth configuration: {e} (set MEET_AUTH__SECRET, or run with --dev)"
+        )
+    })?);
+    let dev_signer = match (&cfg.dev_mode, cfg.auth.algorithm, &cfg.auth.secret) {
+        (true, JwtAlgorithm::HS256, Some(secret)) => Some(Arc::new(DevSigner::new(secret))),
         (true, _, _) => {
             tracing::warn!(
-                "development mode with {}: /dev/token needs HS256 and is off",
+                "development mode with {:?}: /dev/token needs HS256 and is off",
                 cfg.auth.algorithm
             );
             None

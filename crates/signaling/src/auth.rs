@@ -9,21 +9,25 @@ use meeting::Identity;
 use proto::UserId;
 use serde::Deserialize;
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub enum JwtAlgorithm {
     HS256,
     RS256,
     ES256,
 }
 
-/// What the verifier needs. Secrets are redacted from `Debug`.
-#[derive(Clone, Deserialize)]
+/// The `auth` section of the configuration: what the verifier needs. Secrets are redacted from `Debug`.
+#[derive(Clone, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub algorithm: JwtAlgorithm,
     /// HS256 shared secret.
     pub secret: Option<String>,
     /// RS256 / ES256 public key, PEM text.
     pub public_key_pem: Option<String>,
+    /// Read the public key from this file instead (the configuration loader fills `public_key_pem` from it).
+    #[serde(default)]
+    pub public_key_file: Option<String>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
 }
@@ -237,6 +241,7 @@ mod tests {
             algorithm: JwtAlgorithm::HS256,
             secret: Some(SECRET.into()),
             public_key_pem: None,
+            public_key_file: None,
             issuer: None,
             audience: None,
         })
@@ -316,6 +321,7 @@ mod tests {
             algorithm: JwtAlgorithm::HS256,
             secret: secret.map(str::to_owned),
             public_key_pem: None,
+            public_key_file: None,
             issuer: None,
             audience: None,
         };
