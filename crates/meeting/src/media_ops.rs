@@ -89,6 +89,15 @@ fn pump(rt: &mut MeetingRuntime, pid: &ParticipantId, now: i64) -> Option<Emit> 
     }
 }
 
+/// The guide names participants by user id in places (`quality:change {participantId: 'user_456'}`): accept a
+/// user id where a participant id is expected, meaning that user's latest session.
+fn by_user<'a>(rt: &'a MeetingRuntime, id: &str) -> Option<&'a RuntimeParticipant> {
+    rt.participants
+        .values()
+        .filter(|p| p.user_id.as_str() == id)
+        .max_by_key(|p| p.joined_seq)
+}
+
 impl MeetingService {
     pub(crate) async fn handle_media(
         &self,
@@ -299,6 +308,8 @@ impl MeetingService {
                         } => rt
                             .participants
                             .get(&ParticipantId::new(participant.as_str()))
+                            .or_else(|| by_user(rt, &participant))
+                            .or_else(|| by_user(rt, &participant))
                             .and_then(|o| {
                                 let mut candidates: Vec<&RuntimeProducer> = o
                                     .producers
@@ -418,6 +429,7 @@ impl MeetingService {
                     let Some(o) = rt
                         .participants
                         .get(&ParticipantId::new(participant.as_str()))
+                        .or_else(|| by_user(rt, &participant))
                     else {
                         return;
                     };
