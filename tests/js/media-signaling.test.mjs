@@ -112,6 +112,14 @@ describe('media signaling', () => {
     assert.equal(subV.rtpParameters.encodings[0].rtx.ssrc > 0, true);
     assert.notEqual(subV.rtpParameters.mid, sub.rtpParameters.mid, 'per-transport mids');
 
+    // quality:change caps b's consumers of a's video; the guide names the participant by user id
+    const q = await ok(b.socket, 'quality:change', { meetingId, participantId: a.user.userId, quality: 'low' });
+    assert.equal(q.quality, 'low');
+    assert.equal((await b.socket.rec.waitFor('quality:changed')).quality, 'low');
+    await ok(b.socket, 'quality:change', { meetingId, participantId: a.participantId, quality: 'high' });
+    await expectError(b.socket, 'quality:change', { meetingId, participantId: a.participantId, quality: 'ultra' }, 'VALIDATION_ERROR');
+    await expectError(a.socket, 'quality:change', { meetingId, participantId: b.participantId, quality: 'low' }, 'NOT_FOUND');
+
     // ownership: a cannot touch b's consumer, b cannot touch a's producer
     await expectError(a.socket, 'resume-consumer', { consumerId: sub.id }, 'NOT_FOUND');
     await expectError(b.socket, 'producer:pause', { producerId: pa.producerId }, 'NOT_FOUND');
