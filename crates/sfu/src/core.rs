@@ -18,6 +18,9 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 
+/// A simulcast layer with no packet for this long counts as stopped (the consumer moves to one that flows).
+pub const LAYER_QUIET: Duration = Duration::from_millis(1000);
+
 /// Keyframe requests to one producer stream are at most this frequent.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -101,6 +104,9 @@ struct Producer {
     /// The SSRC seen for each spatial layer, and when a keyframe was last asked of it.
     layer_ssrcs: Vec<Option<u32>>,
     last_keyframe_request: Vec<Option<Instant>>,
+    /// When each layer last carried a packet: a browser drops its upper layers under CPU or bandwidth pressure,
+    /// and a consumer on a layer that went quiet must move to one that still flows.
+    last_packet: Vec<Option<Instant>>,
 }
 
 struct Consumer {
@@ -490,6 +496,7 @@ impl Core {
                 consumers: Vec::new(),
                 layer_ssrcs: vec![None; layers],
                 last_keyframe_request: vec![None; layers],
+                last_packet: vec![None; layers],
             },
         );
         if let Err(e) = self.apply_offer(transport_id) {
@@ -956,6 +963,21 @@ impl Core {
                     t.connected = true;
                 }
                 tracing::debug!(transport = %tid, "connected");
+                // Consumers resumed before DTLS was up start now: ask their producers for keyframes.
+                let waiting: Vec<(String, usize)> = self
+                    .consumers
+                    .values_mut()
+                    .filter(|c| c.transport == tid && !c.paused)
+                    .map(|c| {
+                        c.current_layer = None;
+                        (c.producer.clone(), c.target_layer)
+                    })
+                    .collect();
+                for (producer, target) in waiting {
+                    for layer in 0..=target {
+                        self.request_keyframe(&producer, layer, now);
+                    }
+                }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 tracing::debug!(transport = %tid, "ice disconnected");
@@ -1009,6 +1031,9 @@ impl Core {
         if let Some(slot) = p.layer_ssrcs.get_mut(layer) {
             *slot = Some(ssrc);
         }
+        if let Some(slot) = p.last_packet.get_mut(layer) {
+            *slot = Some(now);
+        }
         if p.paused {
             return;
         }
@@ -1031,6 +1056,14 @@ impl Core {
         pkt: &RtpPacket,
         now: Instant,
     ) {
+        let Some(c) = self.consumers.get(cid) else {
+            return;
+        };
+        // Nothing may start before the subscriber's DTLS is up: a keyframe sent into the void would leave it
+        // waiting for the next one. The Connected event requests a fresh keyframe.
+        if !self.transports.get(&c.transport).is_some_and(|t| t.connected) {
+            return;
+        }
         let Some(c) = self.consumers.get_mut(cid) else {
             return;
         };
@@ -1049,12 +1082,22 @@ impl Core {
                 true
             }
             Some(cur) if cur != layer => {
+                let current_quiet = self
+                    .producers
+                    .get(pid)
+                    .and_then(|p| p.last_packet.get(cur).copied().flatten())
+                    .is_none_or(|t| now.saturating_duration_since(t) > LAYER_QUIET);
+                let Some(c) = self.consumers.get(cid) else {
+                    return;
+                };
                 let towards = (cur < c.target_layer && layer > cur && layer <= c.target_layer)
-                    || (cur > c.target_layer && layer == c.target_layer);
+                    || (cur > c.target_layer && layer == c.target_layer)
+                    || (current_quiet && layer <= c.target_layer);
                 if !(towards && keyframe) {
                     if towards || cur > c.target_layer {
-                        let target = c.target_layer;
-                        self.request_keyframe(pid, target, now);
+                        // Ask the layer we want to land on: the target, or this one when the current went quiet.
+                        let want = if current_quiet { layer } else { c.target_layer };
+                        self.request_keyframe(pid, want, now);
                     }
                     return;
                 }
