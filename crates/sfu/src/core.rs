@@ -70,8 +70,10 @@ struct Transport {
     router: String,
     direction: Direction,
     rtc: Rtc,
-    /// Our ICE username fragment (STUN routing key).
+    /// Our ICE username fragment (STUN routing key) and password (checks a request's MESSAGE-INTEGRITY before
+    /// anything is learned from it).
     ufrag: String,
+    pwd: String,
     /// The browser's, learned from its first binding request.
     remote_ufrag: Option<String>,
     /// The browser's DTLS fingerprint (`sha-256 AB:…`), from `connect`.
@@ -353,6 +355,7 @@ impl Core {
                 direction,
                 rtc,
                 ufrag,
+                pwd,
                 remote_ufrag: None,
                 remote_fingerprint: None,
                 sections: Vec::new(),
@@ -405,10 +408,18 @@ impl Core {
         {
             return Err(invalid("malformed fingerprint"));
         }
+        if !["sha-1", "sha-224", "sha-256", "sha-384", "sha-512"]
+            .contains(&algorithm.to_ascii_lowercase().as_str())
+        {
+            return Err(invalid("unsupported fingerprint algorithm"));
+        }
         let text = format!("{algorithm} {value}");
         let fingerprint: str0m::config::Fingerprint =
             text.parse().map_err(|_| invalid("malformed fingerprint"))?;
-        let role = dtls.get("role").and_then(Value::as_str).unwrap_or("client");
+        let role = match dtls.get("role") {
+            None | Some(Value::Null) => "client",
+            Some(v) => v.as_str().ok_or_else(|| invalid("role must be a string"))?,
+        };
         if !matches!(role, "client" | "server" | "auto") {
             return Err(invalid("role must be client, server or auto"));
         }
@@ -840,6 +851,12 @@ impl Core {
         let (local, remote) = msg.split_username()?;
         let tid = self.by_ufrag.get(local)?.clone();
         let t = self.transports.get_mut(&tid)?;
+        // Only an authenticated request may teach us a ufrag or a source address: the USERNAME is public in the
+        // SDP, the password is not.
+        let hmac = str0m::crypto::from_feature_flags().sha1_hmac_provider;
+        if !msg.verify(t.pwd.as_bytes(), |k, p| hmac.sha1_hmac(k, p)) {
+            return None;
+        }
         if t.remote_ufrag.as_deref() != Some(remote) {
             if remote.is_empty() || remote.len() > 256 {
                 return None;
@@ -1061,7 +1078,11 @@ impl Core {
         };
         // Nothing may start before the subscriber's DTLS is up: a keyframe sent into the void would leave it
         // waiting for the next one. The Connected event requests a fresh keyframe.
-        if !self.transports.get(&c.transport).is_some_and(|t| t.connected) {
+        if !self
+            .transports
+            .get(&c.transport)
+            .is_some_and(|t| t.connected)
+        {
             return;
         }
         let Some(c) = self.consumers.get_mut(cid) else {

@@ -343,10 +343,14 @@ fn codecs_match(
     match mime.as_str() {
         "video/h264" => {
             let mode = |p| param_u64(p, "packetization-mode").unwrap_or(0);
-            // profile = profile_idc + profile-iop (the first 4 hex digits); the level may differ.
-            let profile = |p| param_str(p, "profile-level-id").unwrap_or_else(|| "42001f".into());
-            let (pa, pb) = (profile(a_params), profile(b_params));
-            mode(a_params) == mode(b_params) && pa.get(..4) == pb.get(..4)
+            // The level may differ. An absent profile-level-id is Baseline as str0m reads it (H264ProfileLevel::
+            // FALLBACK); mediasoup and libwebrtc read Constrained Baseline, but str0m would then drop the codec.
+            let profile = |p| {
+                param_str(p, "profile-level-id")
+                    .map_or(Some(H264Profile::Baseline), |s| h264_profile(&s))
+            };
+            let pa = profile(a_params);
+            mode(a_params) == mode(b_params) && pa.is_some() && pa == profile(b_params)
         }
         "video/vp9" => {
             param_u64(a_params, "profile-id").unwrap_or(0)
@@ -354,6 +358,49 @@ fn codecs_match(
         }
         _ => true,
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum H264Profile {
+    ConstrainedBaseline,
+    Baseline,
+    Main,
+    ConstrainedHigh,
+    High,
+    PredictiveHigh444,
+}
+
+/// The profile of a `profile-level-id` (RFC 6184 §8.1; the table of libwebrtc, mediasoup and str0m):
+/// profile_idc plus a bit pattern of profile-iop; None when malformed or the level is not a valid one.
+fn h264_profile(plid: &str) -> Option<H264Profile> {
+    use H264Profile::*;
+    // (profile_idc, profile-iop mask, profile-iop value, profile)
+    const TABLE: [(u8, u8, u8, H264Profile); 9] = [
+        (0x42, 0x4f, 0x40, ConstrainedBaseline), // x1xx0000
+        (0x4d, 0x8f, 0x80, ConstrainedBaseline), // 1xxx0000
+        (0x58, 0xcf, 0xc0, ConstrainedBaseline), // 11xx0000
+        (0x42, 0x4f, 0x00, Baseline),            // x0xx0000
+        (0x58, 0xcf, 0x80, Baseline),            // 10xx0000
+        (0x4d, 0xaf, 0x00, Main),                // 0x0x0000
+        (0x64, 0xff, 0x00, High),                // 00000000
+        (0x64, 0xff, 0x0c, ConstrainedHigh),     // 00001100
+        (0xf4, 0xff, 0x00, PredictiveHigh444),   // 00000000
+    ];
+    const LEVELS: [u8; 16] = [
+        10, 11, 12, 13, 20, 21, 22, 30, 31, 32, 40, 41, 42, 50, 51, 52,
+    ];
+    if plid.len() != 6 || !plid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let v = u32::from_str_radix(plid, 16).ok()?;
+    let [_, idc, iop, level] = v.to_be_bytes();
+    if !LEVELS.contains(&level) {
+        return None;
+    }
+    TABLE
+        .iter()
+        .find(|(i, mask, value, _)| *i == idc && iop & mask == *value)
+        .map(|t| t.3)
 }
 
 fn router_match<'a>(codecs: &'a [RouterCodec], c: &RtpCodecParameters) -> Option<&'a RouterCodec> {
@@ -395,6 +442,11 @@ pub struct ProducerMapping {
 
 const MAX_ENCODINGS: usize = 4;
 
+/// 1-256 printable ASCII characters without spaces: safe to write into an SDP line.
+fn sdp_safe(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Validates `rtp` for `kind` and maps it to the router (mediasoup `getProducerRtpParametersMapping`).
 pub fn map_producer(kind: Kind, rtp: &RtpParameters) -> Result<ProducerMapping, OrtcError> {
     let invalid = |m: &str| OrtcError::Invalid(m.to_owned());
@@ -418,6 +470,24 @@ pub fn map_producer(kind: Kind, rtp: &RtpParameters) -> Result<ProducerMapping, 
     for c in &rtp.codecs {
         if !seen.insert(c.payload_type) || c.payload_type > 127 {
             return Err(invalid("payload types must be unique and 0-127"));
+        }
+        // These strings are written into the rebuilt SDP offer: no spaces, no line breaks.
+        let fb_ok = c.rtcp_feedback.iter().all(|f| {
+            sdp_safe(&f.kind)
+                && f.parameter
+                    .as_deref()
+                    .is_none_or(|p| p.is_empty() || sdp_safe(p))
+        });
+        let params_ok = c.parameters.iter().all(|(k, v)| {
+            sdp_safe(k)
+                && match v {
+                    Value::String(s) => s.is_empty() || sdp_safe(s),
+                    Value::Number(_) => true,
+                    _ => false,
+                }
+        });
+        if !sdp_safe(&c.mime_type) || !fb_ok || !params_ok {
+            return Err(invalid("codec mimeType, parameters and rtcpFeedback must be printable ASCII without spaces"));
         }
     }
     let codecs = router_codecs();
@@ -469,7 +539,7 @@ pub fn map_producer(kind: Kind, rtp: &RtpParameters) -> Result<ProducerMapping, 
         .filter(|t| (1..=4).contains(t))
         .unwrap_or(1);
     for h in &rtp.header_extensions {
-        if h.id == 0 || h.id > 14 || h.uri.is_empty() || h.uri.len() > 256 {
+        if h.id == 0 || h.id > 14 || !sdp_safe(&h.uri) {
             return Err(invalid("header extension ids must be 1-14 with a uri"));
         }
     }
@@ -571,7 +641,9 @@ pub fn consumer_parameters(
         .filter(|f| match f.kind.as_str() {
             "goog-remb" => !has_twcc && has_abs,
             "transport-cc" => has_twcc,
-            "nack" if f.parameter.is_none() => with_rtx || producer.kind == Kind::Audio,
+            "nack" if f.parameter.as_deref().is_none_or(str::is_empty) => {
+                with_rtx || producer.kind == Kind::Audio
+            }
             _ => true,
         })
         .cloned()

@@ -162,9 +162,9 @@ fn device_caps_without(drop: &str) -> RtpCapabilities {
         .map(|x| x.preferred_payload_type)
         .collect();
     c.codecs.retain(|x| {
-        !x.mime_type.eq_ignore_ascii_case(drop)
-            && !(is_rtx(&x.mime_type)
-                && dropped.contains(&param_u64(&x.parameters, "apt").map(|a| a as u8)))
+        let rtx_of_dropped = is_rtx(&x.mime_type)
+            && dropped.contains(&param_u64(&x.parameters, "apt").map(|a| a as u8));
+        !x.mime_type.eq_ignore_ascii_case(drop) && !rtx_of_dropped
     });
     c
 }
@@ -209,7 +209,8 @@ fn ext_ids(p: &RtpParameters) -> Vec<(String, u8)> {
 #[test]
 fn router_codecs_have_mediasoup_payload_types_and_rtx() {
     let c = router_capabilities();
-    let table: Vec<(Kind, &str, Option<u8>, u32, Option<u8>)> = c
+    type Row<'a> = (Kind, &'a str, Option<u8>, u32, Option<u8>);
+    let table: Vec<Row> = c
         .codecs
         .iter()
         .map(|x| {
@@ -537,21 +538,44 @@ fn map_h264_other_profiles_are_unsupported() {
 }
 
 #[test]
-fn map_h264_profile_matching_deviations() {
-    // DEVIATION: the profile is compared as the first 4 hex digits. mediasoup (h264-profile-level-id, RFC 6184
-    // profile table) treats 42c01f, 4de01f and 58c01f as Constrained Baseline too and accepts them.
-    assert!(is_unsupported(map(Kind::Video, h264("42c01f", 1))));
-    assert!(is_unsupported(map(Kind::Video, h264("4de01f", 1))));
-    // DEVIATION: without profile-level-id this defaults to 42001f (Baseline) and fails; mediasoup's default is
-    // 42e01f (Constrained Baseline 3.1) and matches.
+fn map_h264_profile_matching_follows_rfc_6184() {
+    // As in mediasoup (h264-profile-level-id): 42c01f, 4de01f and 58c01f are Constrained Baseline too.
+    assert!(map(Kind::Video, h264("42c01f", 1)).is_ok());
+    assert!(map(Kind::Video, h264("4de01f", 1)).is_ok());
+    assert!(map(Kind::Video, h264("58c01f", 1)).is_ok());
+    // DEVIATION (kept for str0m, whose fallback is Baseline): without profile-level-id mediasoup reads 42e01f and
+    // matches; here it is Baseline and does not.
     let mut v = h264("42e01f", 1);
     v["codecs"][0]["parameters"]
         .as_object_mut()
         .expect("object")
         .remove("profile-level-id");
     assert!(is_unsupported(map(Kind::Video, v)));
-    // DEVIATION: a malformed profile-level-id whose first 4 digits match is accepted (mediasoup: no match).
-    assert!(map(Kind::Video, h264("42e0zz", 1)).is_ok());
+    // Malformed ids or levels match nothing.
+    for bad in ["42e0zz", "42e0", "42e01f00", "42e0ff"] {
+        assert!(is_unsupported(map(Kind::Video, h264(bad, 1))), "{bad}");
+    }
+}
+
+#[test]
+fn reject_strings_that_would_break_the_sdp_offer() {
+    let mut v = chrome_vp8_single();
+    v["codecs"][1]["mimeType"] =
+        json!("video/x\r\na=ice-lite\r\nm=audio 9 UDP/TLS/RTP/SAVPF 97\r\na=rtpmap:97 rtx");
+    assert!(is_invalid(map(Kind::Video, v)));
+    let mut v = chrome_vp8_single();
+    v["codecs"][0]["parameters"]["x"] = json!("1\r\na=sendrecv");
+    assert!(is_invalid(map(Kind::Video, v)));
+    let mut v = chrome_vp8_single();
+    v["codecs"][0]["parameters"]["x"] = json!({"nested": true});
+    assert!(is_invalid(map(Kind::Video, v)));
+    let mut v = chrome_vp8_single();
+    v["codecs"][0]["rtcpFeedback"][0]["parameter"] = json!("pli fir");
+    assert!(is_invalid(map(Kind::Video, v)));
+    let mut v = chrome_vp8_single();
+    v["headerExtensions"][0]["uri"] =
+        json!("urn:x\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid");
+    assert!(is_invalid(map(Kind::Video, v)));
 }
 
 #[test]
@@ -997,9 +1021,23 @@ fn consumer_rtx_only_when_the_device_has_it() {
     assert_eq!(p.codecs.len(), 1);
     assert_eq!(p.codecs[0].payload_type, 101);
     assert_eq!(p.encodings[0].rtx, None);
-    // DEVIATION: mediasoup keeps plain NACK for video (enableRtx defaults to true for video, whatever the device
-    // supports); here plain NACK goes with RTX.
+    assert!(has_fb(&p.codecs[0].rtcp_feedback, "nack", Some("pli")));
+    // DEVIATION: mediasoup keeps plain NACK for video whatever the device supports (enableRtx defaults to true).
     assert!(!has_fb(&p.codecs[0].rtcp_feedback, "nack", None));
+    for c in caps.codecs.iter_mut() {
+        for f in c
+            .rtcp_feedback
+            .iter_mut()
+            .filter(|f| f.parameter.as_deref() == Some(""))
+        {
+            f.parameter = None;
+        }
+    }
+    let (p, _) = consumer_parameters(&producer, &caps, "0", 7, Some(8)).expect("consumable");
+    assert!(
+        !has_fb(&p.codecs[0].rtcp_feedback, "nack", None),
+        "with `parameter` absent too"
+    );
     assert!(has_fb(&p.codecs[0].rtcp_feedback, "nack", Some("pli")));
 }
 

@@ -29,7 +29,7 @@ use str0m::media::{
     SimulcastLayer,
 };
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{Extension, ExtensionMap, RtpPacket, RtpWrite, SeqNo};
+use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 pub const ROUTER: &str = "router-1";
@@ -502,6 +502,8 @@ pub struct Track {
     /// Every payload written, per encoding (when `record`).
     pub sent: Vec<Vec<Arc<[u8]>>>,
     pub record: bool,
+    /// Simulcast layers being sent (a browser drops upper layers under CPU or bandwidth pressure).
+    pub layer_active: Vec<bool>,
     pub frames: u64,
     pub packets: u64,
 }
@@ -573,6 +575,7 @@ impl Publisher {
             .expect("m-section of the new mid");
         let rtp = send_rtp_parameters(section, simulcast);
         self.accept_answer(&offer_text, pending);
+        self.ep.deadline = None;
         if !self.connected_core {
             core.connect_transport(&self.transport.id, &dtls_parameters(&offer_text))?;
             self.connected_core = true;
@@ -600,6 +603,7 @@ impl Publisher {
             kf_seen: 0,
             sent: vec![Vec::new(); layers],
             record: true,
+            layer_active: vec![true; layers],
             frames: 0,
             packets: 0,
         });
@@ -678,7 +682,18 @@ impl Publisher {
             }
             let ts = (seq as u32).wrapping_mul(960);
             if let Some(tx) = self.ep.rtc.direct_api().stream_tx_by_mid(t.mid, None) {
-                tx.write_rtp(RtpWrite::new(t.pt, SeqNo::from(seq), ts, now, payload));
+                // The audio level travels under the client's extension id (1) and must reach subscribers under
+                // the router's (10).
+                let ext = ExtensionValues {
+                    audio_level: Some(-((seq % 100) as i8)),
+                    voice_activity: Some(true),
+                    ..ExtensionValues::default()
+                };
+                tx.write_rtp(
+                    RtpWrite::new(t.pt, SeqNo::from(seq), ts, now, payload)
+                        .marker(seq == 1)
+                        .ext_vals(ext),
+                );
             }
             t.packets += 1;
         }
@@ -703,6 +718,9 @@ impl Publisher {
             let keyframe = std::mem::take(&mut t.keyframe_pending);
             let ts = t.frame.wrapping_mul(3000);
             for layer in 0..t.seq.len() {
+                if !t.layer_active.get(layer).copied().unwrap_or(true) {
+                    continue;
+                }
                 let n = t.frame_packets(layer, keyframe);
                 let rid = t.rids.get(layer).copied();
                 for k in 0..n {
@@ -825,8 +843,8 @@ impl Subscriber {
     /// `connect` (first time). The consumer stays as the server created it (paused).
     pub fn receive(&mut self, core: &mut Core, info: ConsumerInfo) -> Result<(), SfuError> {
         self.consumers.push(info);
-        let offer = self.remote_offer();
         let first = self.version == 1;
+        let offer = self.remote_offer();
         if first {
             // Chrome answers `actpass` with `active`, mediasoup-client signals role 'client'; str0m would take
             // passive, so the fake browser takes the DTLS client role itself (and, with it, ICE control).
@@ -842,6 +860,7 @@ impl Subscriber {
             .sdp_api()
             .accept_offer(offer)
             .unwrap_or_else(|e| panic!("remote offer refused: {e}"));
+        self.ep.deadline = None;
         if !self.connected_core {
             core.connect_transport(
                 &self.transport.id,
@@ -942,6 +961,10 @@ pub struct World {
     pub tick: Duration,
     /// Datagrams the Core sent to an address no client has (after a transport closed, say).
     pub undeliverable: u64,
+    /// Wall time spent inside the Core: `handle_receive` + `drain_dirty` + `poll_transmit`, and `handle_timeout`.
+    pub core_busy: Duration,
+    pub core_timer_busy: Duration,
+    outgoing: Vec<(SocketAddr, Vec<u8>)>,
     clients: usize,
     by_addr: HashMap<SocketAddr, (bool, usize)>,
 }
@@ -965,6 +988,9 @@ impl World {
             downlink: None,
             tick: Duration::from_millis(1),
             undeliverable: 0,
+            core_busy: Duration::ZERO,
+            core_timer_busy: Duration::ZERO,
+            outgoing: Vec::new(),
             clients: 0,
             by_addr: HashMap::new(),
         }
@@ -1036,6 +1062,41 @@ impl World {
         info
     }
 
+    pub fn resume(&mut self, consumer: &str) {
+        self.core
+            .set_consumer_paused(consumer, false, self.now)
+            .expect("resume");
+        self.pump();
+    }
+
+    pub fn pause(&mut self, consumer: &str) {
+        self.core
+            .set_consumer_paused(consumer, true, self.now)
+            .expect("pause");
+        self.pump();
+    }
+
+    /// Adds a subscriber, consumes `producers` on it and resumes them once it is connected.
+    pub fn subscriber_for(
+        &mut self,
+        router: &str,
+        producers: &[&str],
+    ) -> (usize, Vec<ConsumerInfo>) {
+        let s = self.add_subscriber(router);
+        let infos: Vec<ConsumerInfo> = producers
+            .iter()
+            .map(|p| self.consume_with(s, p, true))
+            .collect();
+        assert!(
+            self.run_until(Duration::from_secs(3), |w| w.subs[s].ep.connected),
+            "subscriber never connected"
+        );
+        for c in &infos {
+            self.resume(&c.id);
+        }
+        (s, infos)
+    }
+
     pub fn consume(&mut self, s: usize, producer: &str) -> ConsumerInfo {
         self.consume_with(s, producer, false)
     }
@@ -1070,12 +1131,21 @@ impl World {
                         None => true,
                     };
                     if deliver {
+                        let t0 = Instant::now();
                         self.core.handle_receive(now, addr, &d);
+                        self.core_busy += t0.elapsed();
                     }
                 }
             }
+            // Collect the Core's output first, so only the Core's work is timed.
+            let t0 = Instant::now();
             self.core.drain_dirty(now);
-            while let Some((dest, d)) = self.core.poll_transmit() {
+            let mut outgoing = std::mem::take(&mut self.outgoing);
+            while let Some(x) = self.core.poll_transmit() {
+                outgoing.push(x);
+            }
+            self.core_busy += t0.elapsed();
+            for (dest, d) in outgoing.drain(..) {
                 moved = true;
                 let deliver = match &mut self.downlink {
                     Some(f) => f(server_addr(), dest, &d),
@@ -1089,6 +1159,7 @@ impl World {
                     None => self.undeliverable += 1,
                 }
             }
+            self.outgoing = outgoing;
             if !moved {
                 return;
             }
@@ -1109,7 +1180,9 @@ impl World {
                 s.ep.timeout(now);
             }
         }
+        let t0 = Instant::now();
         self.core.handle_timeout(now);
+        self.core_timer_busy += t0.elapsed();
         self.pump();
         self.media(now);
         self.pump();
@@ -1211,12 +1284,17 @@ pub fn pair(audio: bool, video: bool, simulcast: bool) -> Pair {
         w.run_until(Duration::from_secs(3), |w| w.pubs[p].ep.connected),
         "publisher never connected"
     );
-    let ac = a.as_deref().map(|a| w.consume(s, a));
-    let vc = v.as_deref().map(|v| w.consume(s, v));
+    // Consumers are resumed once the subscriber is connected, so every check starts from a settled session
+    // (resuming earlier, as apps do, has its own test: `resume_before_connect_*` in consumer_pause.rs).
+    let ac = a.as_deref().map(|a| w.consume_with(s, a, true));
+    let vc = v.as_deref().map(|v| w.consume_with(s, v, true));
     assert!(
         w.run_until(Duration::from_secs(3), |w| w.subs[s].ep.connected),
         "subscriber never connected"
     );
+    for c in ac.iter().chain(vc.iter()) {
+        w.resume(&c.id);
+    }
     Pair {
         world: w,
         audio: a,
