@@ -308,8 +308,7 @@ impl MeetingService {
                         } => rt
                             .participants
                             .get(&ParticipantId::new(participant.as_str()))
-                            .or_else(|| by_user(rt, &participant))
-                            .or_else(|| by_user(rt, &participant))
+                            .or_else(|| by_user(rt, participant))
                             .and_then(|o| {
                                 let mut candidates: Vec<&RuntimeProducer> = o
                                     .producers
