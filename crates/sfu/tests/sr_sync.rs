@@ -14,6 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 const VIDEO_DELAY: Duration = Duration::from_millis(150);
 
+/// Datagrams held back: (release time, source, bytes).
+type Held = Rc<RefCell<VecDeque<(Instant, SocketAddr, Vec<u8>)>>>;
+
 /// Capture time implied by the subscriber's SR mapping, minus the RTP time (seconds): equal for audio and video
 /// when the two streams are in sync (the fake publisher starts both RTP clocks together).
 fn sync_offset(pkts: &[&str0m::rtp::RtpPacket], clock: f64) -> f64 {
@@ -47,7 +50,7 @@ fn sender_reports_keep_audio_and_video_in_sync_across_uneven_paths() {
 
     // Hold the publisher's video RTP (not its RTCP) for 150 ms on the way to the Core.
     let clock = Rc::new(RefCell::new(w.now));
-    let held: Rc<RefCell<VecDeque<(Instant, SocketAddr, Vec<u8>)>>> = Rc::default();
+    let held: Held = Rc::default();
     {
         let (clock, held) = (clock.clone(), held.clone());
         w.uplink = Some(Box::new(move |from, _to, d| match rtp_header(d) {
