@@ -176,6 +176,8 @@ pub struct Core {
     /// The shell's `(Instant, SystemTime)` at one moment, to turn a producer's RTCP sender-report NTP time into the
     /// `Instant` str0m takes as a packet's wallclock.
     clock_base: Option<(Instant, std::time::SystemTime)>,
+    /// HMAC-SHA1 for STUN MESSAGE-INTEGRITY, looked up once.
+    hmac: &'static dyn str0m::crypto::Sha1HmacProvider,
 }
 
 fn str0m_codec(mime: &str) -> Option<Codec> {
@@ -266,6 +268,7 @@ impl Core {
             dirty: Vec::new(),
             stats: CoreStats::default(),
             clock_base: None,
+            hmac: str0m::crypto::from_feature_flags().sha1_hmac_provider,
         }
     }
 
@@ -853,7 +856,7 @@ impl Core {
         let t = self.transports.get_mut(&tid)?;
         // Only an authenticated request may teach us a ufrag or a source address: the USERNAME is public in the
         // SDP, the password is not.
-        let hmac = str0m::crypto::from_feature_flags().sha1_hmac_provider;
+        let hmac = self.hmac;
         if !msg.verify(t.pwd.as_bytes(), |k, p| hmac.sha1_hmac(k, p)) {
             return None;
         }
