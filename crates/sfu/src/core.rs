@@ -18,8 +18,16 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 
-/// A simulcast layer with no packet for this long counts as stopped (the consumer moves to one that flows).
-pub const LAYER_QUIET: Duration = Duration::from_millis(1000);
+/// A simulcast layer with no packet for this long, while another layer of the same producer still flows, counts as
+/// stopped: the consumer moves to a flowing layer. Chromium switches a layer off outright when its bandwidth estimate
+/// or CPU drops; even at a degraded 5 fps a live layer has a packet every 200 ms. 1 s here froze a receiving
+/// Chromium for 2.5 s in CI (the quiet second, then the keyframe round trip of a loaded encoder).
+pub const LAYER_QUIET: Duration = Duration::from_millis(400);
+
+/// Producers open at once on one send transport (a meeting client has at most audio, camera and screen).
+const MAX_OPEN_SECTIONS: usize = 32;
+/// Producers ever created on one send transport, closed ones included (their m-sections stay in the offer).
+const MAX_SECTIONS: usize = 256;
 
 /// Keyframe requests to one producer stream are at most this frequent.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -485,7 +493,11 @@ impl Core {
                 "invalid rtpParameters: mid {mid} is already used"
             )));
         }
-        if t.sections.len() >= 32 {
+        // Closed producers keep their (closed) section: str0m does not let an m-line change its mid. A user who
+        // starts and stops screen sharing many times on one transport must not run out, so the caps are separate.
+        if t.sections.iter().filter(|s| !s.closed).count() >= MAX_OPEN_SECTIONS
+            || t.sections.len() >= MAX_SECTIONS
+        {
             return Err(SfuError::Invalid(
                 "too many producers on this transport".into(),
             ));
@@ -1145,6 +1157,9 @@ impl Core {
                 c.ts_delta = 0;
             }
             c.floor_seq = in_seq;
+            if video {
+                tracing::debug!(consumer = cid, from = ?c.current_layer, to = layer, target = c.target_layer, "layer switch");
+            }
             c.current_layer = Some(layer);
         }
         if in_seq < c.floor_seq {
@@ -1219,6 +1234,7 @@ impl Core {
         };
         if let Some(rx) = t.rtc.direct_api().stream_rx(&Ssrc::from(ssrc)) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
+            tracing::debug!(producer = pid, layer, "keyframe requested");
             self.stats.keyframe_requests += 1;
             self.dirty.push(transport);
         }

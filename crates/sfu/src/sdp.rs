@@ -29,7 +29,9 @@ pub fn build_offer(
     remote_fingerprint: &str,
     version: u64,
 ) -> Option<String> {
-    if sections.is_empty() {
+    // With every section closed there is nothing to receive, and str0m refuses an offer without a BUNDLE group:
+    // keep the last applied state until a producer opens a section again.
+    if sections.iter().all(|x| x.closed) {
         return None;
     }
     let mut s = String::with_capacity(1024 * sections.len());

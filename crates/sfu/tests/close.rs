@@ -181,3 +181,50 @@ fn close_send_transport_closes_producers_and_all_their_consumers() {
     );
     assert_continuous(&got, "new producer");
 }
+
+/// A user who starts and stops screen sharing over and over on one send transport: every stop closes the producer
+/// (its m-section stays, closed), every start opens a new one. Closing the last open producer leaves no section to
+/// bundle (str0m refuses such an offer, so it is not applied), and more than 32 producers over the transport's life
+/// must still work: only the open ones are capped.
+#[test]
+fn producing_again_after_closing_everything_many_times_still_forwards() {
+    let mut pair = pair(false, true, false);
+    let w = &mut pair.world;
+    let v = pair.video.clone().expect("video");
+    w.core.close_producer(&v);
+    w.pubs[0].tracks[0]
+        .layer_active
+        .iter_mut()
+        .for_each(|a| *a = false);
+    w.run(Duration::from_millis(50));
+    for round in 0..40 {
+        let p = w.produce(0, sfu::Kind::Video, false);
+        w.run(Duration::from_millis(30));
+        assert_eq!(
+            w.core.close_producer(&p),
+            Vec::<String>::new(),
+            "round {round}"
+        );
+        let last = w.pubs[0].tracks.len() - 1;
+        w.pubs[0].tracks[last]
+            .layer_active
+            .iter_mut()
+            .for_each(|a| *a = false);
+    }
+    assert_eq!(w.core.stats().producers, 0);
+
+    let v2 = w.produce(0, sfu::Kind::Video, false);
+    let s = w.add_subscriber(ROUTER);
+    let c = w.consume_with(s, &v2, true);
+    assert!(w.run_until(Duration::from_secs(3), |w| w.subs[s].ep.connected));
+    w.resume(&c.id);
+    w.run(Duration::from_secs(1));
+    let got = w.subs[s].rtp_of(&c);
+    assert!(
+        got.len() > 50,
+        "video after 41 producers: {} packets",
+        got.len()
+    );
+    assert!(is_vp8_keyframe(&got[0].payload));
+    assert_continuous(&got, "video after 41 producers");
+}

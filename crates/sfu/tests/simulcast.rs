@@ -113,6 +113,15 @@ fn a_layer_that_goes_quiet_is_left() {
         .position(|p| layer(p) != 2)
         .expect("never left the quiet layer");
     assert!(is_vp8_keyframe(&after[switch].payload));
+    // The picture freezes from the last top-layer packet to the first lower-layer keyframe: the quiet threshold
+    // plus a keyframe round trip, well under a second (a CI run once froze for 2.5 s with a 1 s threshold).
+    let freeze = after[switch]
+        .timestamp
+        .saturating_duration_since(got[mark - 1].timestamp);
+    assert!(
+        freeze <= sfu::core::LAYER_QUIET + Duration::from_millis(200),
+        "froze {freeze:?} before falling back"
+    );
     assert_eq!(
         after.last().map(|p| layer(p)),
         Some(1),

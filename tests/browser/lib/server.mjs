@@ -6,7 +6,7 @@
 // `meet-server listening on http://127.0.0.1:<port>` on stdout.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -55,7 +55,8 @@ export class Server {
       MEET_AUTH__SECRET: this.secret,
       MEET_DEV_MODE: 'true',
       MEET_WEB__DIR: DIST_DIR,
-      RUST_LOG: process.env.MEET_TEST_RUST_LOG || 'warn',
+      // sfu::core at debug: layer switches and keyframe requests show in a failing test's diagnostics.
+      RUST_LOG: process.env.MEET_TEST_RUST_LOG || 'warn,sfu::core=debug',
     });
     const child = spawn(SERVER_BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = child;
@@ -67,6 +68,8 @@ export class Server {
         carry = parts.pop();
         for (const line of parts) {
           this.lines.push(prefix + line);
+          // MEET_TEST_SERVER_LOG=<file>: keep the whole server log (with MEET_TEST_RUST_LOG=sfu=debug when chasing a media stall).
+          if (process.env.MEET_TEST_SERVER_LOG) appendFileSync(process.env.MEET_TEST_SERVER_LOG, prefix + line + '\n');
           if (this.lines.length > 2000) this.lines.splice(0, 1000);
           onLine?.(line);
         }
