@@ -43,6 +43,9 @@ pub struct DomainConfig {
     pub limits: Limits,
     /// Chat messages in the join snapshot.
     pub recent_messages: u32,
+    /// A user whose connection dropped and who rejoins within this many ms gets its raised hand back (roles are
+    /// stored, so they survive anyway).
+    pub rejoin_grace_ms: i64,
 }
 
 impl Default for DomainConfig {
@@ -52,6 +55,7 @@ impl Default for DomainConfig {
             default_max_participants: 100,
             limits: Limits::default(),
             recent_messages: 50,
+            rejoin_grace_ms: 30_000,
         }
     }
 }
@@ -543,7 +547,9 @@ impl MeetingService {
         let now = now_ms();
         let pid = ParticipantId::generate();
         let max = rec.max_participants as usize;
+        let grace = self.config.rejoin_grace_ms;
         let mut res: Result<(MeetingRuntime, bool), WireError> = Err(WireError::internal());
+        let mut hand_back = false;
         self.modify(meeting, |rt| {
             if rt.ended {
                 res = Err(err(ErrorCode::MeetingEnded, "this meeting has ended"));
@@ -557,6 +563,9 @@ impl MeetingService {
                 return false;
             }
             let first = rt.participants.is_empty();
+            rt.raised_hands_of_dropped
+                .retain(|_, at| now.saturating_sub(*at) <= grace);
+            hand_back = rt.raised_hands_of_dropped.remove(&who.user_id).is_some();
             rt.next_seq += 1;
             rt.participants.insert(
                 pid.clone(),
@@ -565,7 +574,7 @@ impl MeetingService {
                     user_id: who.user_id.clone(),
                     user_name: who.user_name.clone(),
                     role,
-                    hand_raised: false,
+                    hand_raised: hand_back,
                     joined_at: now,
                     joined_seq: rt.next_seq,
                     send_transport: None,
@@ -656,6 +665,20 @@ impl MeetingService {
                 "participantCount": snapshot.participants.len(),
             }),
         });
+        if hand_back {
+            // The others saw the hand go with `participant-left`; tell them it is back.
+            out.emits.push(Emit {
+                target: Target::MeetingExcept(meeting.clone(), pid.clone()),
+                event: "hand:raised",
+                payload: json!({
+                    "meetingId": meeting,
+                    "participantId": pid,
+                    "userId": who.user_id,
+                    "userName": who.user_name,
+                    "timestamp": iso8601(now),
+                }),
+            });
+        }
         Ok(out)
     }
 
@@ -691,12 +714,19 @@ impl MeetingService {
 
     async fn leave(&self, m: &Membership, reason: &str) -> Outcome {
         let mut removed: Option<(RuntimeParticipant, Option<ScreenShare>, usize)> = None;
+        let (now, grace) = (now_ms(), self.config.rejoin_grace_ms);
         let res = self
             .runtime
             .modify(&m.meeting, &mut |rt| {
                 let Some(p) = rt.participants.remove(&m.participant) else {
                     return false;
                 };
+                rt.raised_hands_of_dropped
+                    .retain(|_, at| now.saturating_sub(*at) <= grace);
+                // Only a dropped connection keeps the hand for a rejoin; leaving on purpose lowers it.
+                if reason == "disconnected" && p.hand_raised && grace > 0 {
+                    rt.raised_hands_of_dropped.insert(p.user_id.clone(), now);
+                }
                 let share = match &rt.screen_share {
                     Some(s) if s.participant_id == m.participant => rt.screen_share.take(),
                     _ => None,

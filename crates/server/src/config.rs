@@ -80,6 +80,8 @@ impl std::fmt::Debug for Metrics {
 pub struct Meetings {
     pub default_max_participants: u32,
     pub recent_messages: u32,
+    /// A dropped connection that rejoins within this many seconds keeps its raised hand.
+    pub rejoin_grace_secs: u32,
 }
 
 /// One limit: at most `count` per `window_ms` (sliding window).
@@ -148,6 +150,7 @@ impl Default for Config {
             meetings: Meetings {
                 default_max_participants: 100,
                 recent_messages: 50,
+                rejoin_grace_secs: 30,
             },
             limits: RateLimits {
                 send_message: limit(10, 60_000),

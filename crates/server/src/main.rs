@@ -150,6 +150,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                 stats: limit(cfg.limits.stats),
             },
             recent_messages: cfg.meetings.recent_messages,
+            rejoin_grace_ms: i64::from(cfg.meetings.rejoin_grace_secs) * 1000,
         },
     ));
     let (io_layer, io, shared) = signaling::build(

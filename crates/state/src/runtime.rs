@@ -15,6 +15,10 @@ pub struct MeetingRuntime {
     pub layout: Layout,
     pub spotlight: Option<UserId>,
     pub screen_share: Option<ScreenShare>,
+    /// Users whose connection dropped with a raised hand, and when (ms): a rejoin within the grace period gets the
+    /// hand back (DESIGN §4). Kept only while the meeting has participants.
+    #[serde(default)]
+    pub raised_hands_of_dropped: BTreeMap<UserId, i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
