@@ -739,7 +739,14 @@ impl Core {
         }
         c.paused = paused;
         c.current_layer = None;
-        if !paused {
+        let connected = self
+            .transports
+            .get(&c.transport)
+            .is_some_and(|t| t.connected);
+        // Before DTLS is up a keyframe would be dropped, and the request would hold the per-stream limit for 500 ms
+        // right when the Connected event asks again (mediasoup-client resumes before its DTLS handshake ends):
+        // leave it to that event.
+        if !paused && connected {
             // Fast start: ask every layer up to the target for a keyframe and start on the first that comes.
             let (producer, target) = (c.producer.clone(), c.target_layer);
             for layer in 0..=target {
