@@ -130,7 +130,9 @@ async fn on_connect() {}
 
 fn start_session(s: SocketRef, io: SocketIo, shared: Shared, identity: Identity) {
     metrics::gauge!("meet_connections").increment(1.0);
-    let (tx, rx) = mpsc::unbounded_channel::<Job>();
+    // Jobs are boxed: the channel allocates its first block of 32 slots up front, per socket (2.6 KB unboxed, 0.3 KB
+    // boxed — heaptrack on 2,000 joined sockets).
+    let (tx, rx) = mpsc::unbounded_channel::<Box<Job>>();
     let pending = Arc::new(AtomicUsize::new(0));
     {
         let tx = tx.clone();
@@ -149,18 +151,18 @@ fn start_session(s: SocketRef, io: SocketIo, shared: Shared, identity: Identity)
                     .for_event(&event);
                     reply_error(&s, ack, &e, false);
                 } else {
-                    let _ = tx.send(Job::Request {
+                    let _ = tx.send(Box::new(Job::Request {
                         event,
                         payload: payload.ok(),
                         ack,
-                    });
+                    }));
                 }
                 std::future::ready(())
             },
         );
     }
     s.on_disconnect(move || {
-        let _ = tx.send(Job::Disconnect);
+        let _ = tx.send(Box::new(Job::Disconnect));
         std::future::ready(())
     });
     shared.workers.fetch_add(1, Ordering::AcqRel);
@@ -173,11 +175,11 @@ async fn worker(
     io: SocketIo,
     shared: Shared,
     mut session: Session,
-    mut rx: mpsc::UnboundedReceiver<Job>,
+    mut rx: mpsc::UnboundedReceiver<Box<Job>>,
     pending: Arc<AtomicUsize>,
 ) {
     while let Some(job) = rx.recv().await {
-        match job {
+        match *job {
             Job::Request {
                 event,
                 payload,
