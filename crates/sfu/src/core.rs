@@ -168,6 +168,8 @@ pub struct CoreStats {
     pub rtp_out: u64,
     pub dropped_datagrams: u64,
     pub keyframe_requests: u64,
+    /// Transport timers handled by `handle_timeout` (each one a str0m `Input::Timeout`).
+    pub transport_timeouts: u64,
 }
 
 pub struct Core {
@@ -914,6 +916,7 @@ impl Core {
             .map(|(k, _)| k.clone())
             .collect();
         for tid in due {
+            self.stats.transport_timeouts += 1;
             if let Some(t) = self.transports.get_mut(&tid) {
                 if let Err(e) = t.rtc.handle_input(Input::Timeout(now)) {
                     tracing::debug!(transport = %tid, error = %e, "timeout refused");
