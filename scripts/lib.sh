@@ -51,6 +51,14 @@ ensure_postgres() {
   exit 1
 }
 
+# Node.js, npm and Debian's Chromium at /usr/bin/chromium for the browser suites (never a downloaded browser, never
+# `playwright install`).
+ensure_chromium() {
+  need_cmd node nodejs
+  need_cmd npm npm
+  [ -x /usr/bin/chromium ] || apt_install chromium
+}
+
 npm_ci() { # npm_ci DIR
   if [ ! -d "$1/node_modules" ] || [ "$1/package-lock.json" -nt "$1/node_modules/.package-lock.json" ]; then
     log "npm ci in $1"

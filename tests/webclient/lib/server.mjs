@@ -1,111 +1,16 @@
-// Start / stop the real meet-server binary for the web client tests.
-//
-// Binary: process.env.MEET_SERVER_BIN or <repo>/target/debug/meet-server. Port 0, a fresh SQLite database in a
-// mkdtemp dir, development mode (POST /dev/token from loopback; meetings created on first join), a known HS256
-// secret (so tests can also mint a JWT to paste), and MEET_WEB__DIR = <repo>/web/dist: the real built client is
-// served at `/`. Ready when it prints `meet-server listening on http://127.0.0.1:<port>` on stdout.
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// The real meet-server for the web client tests: tests/lib/meet-server.mjs serving the real built client
+// (<repo>/web/dist) at `/`.
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { MeetServer, REPO_ROOT, SERVER_BIN } from '../../lib/meet-server.mjs';
 
 export const TESTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const REPO_ROOT = path.resolve(TESTS_DIR, '..', '..');
 export const WEB_DIST = path.join(REPO_ROOT, 'web', 'dist');
-export const SERVER_BIN = process.env.MEET_SERVER_BIN || path.join(REPO_ROOT, 'target', 'debug', 'meet-server');
+export { REPO_ROOT, SERVER_BIN };
 
-const READY_RE = /meet-server listening on (http:\/\/[0-9.]+:\d+)/;
-const READY_TIMEOUT_MS = 30_000;
-
-const live = new Set();
-process.on('exit', () => {
-  for (const child of live) {
-    try { child.kill('SIGKILL'); } catch { /* gone */ }
-  }
-});
-
-export class Server {
+export class Server extends MeetServer {
   /** `env`: extra MEET_* settings for this server (e.g. MEET_MEETINGS__RECENT_MESSAGES). */
   constructor(env = {}) {
-    this.extraEnv = env;
-    this.secret = 'webclient-test-secret-' + randomBytes(24).toString('hex');
-    this.lines = [];
-    this.proc = null;
-    this.url = null;
-    this.exit = null;
-    this.tmpDir = null;
-  }
-
-  tail(n = 40) {
-    const lines = this.lines.slice(-n);
-    const state = this.exit ? `server EXITED (code ${this.exit.code}, signal ${this.exit.signal})` : `server running at ${this.url}`;
-    return `${state}; last ${lines.length} log lines:\n${lines.length ? lines.join('\n') : '(none)'}`;
-  }
-
-  async start() {
-    if (!existsSync(SERVER_BIN)) {
-      throw new Error(`meet-server binary not found at ${SERVER_BIN} (cargo build -p server, or set MEET_SERVER_BIN)`);
-    }
-    if (!existsSync(path.join(WEB_DIST, 'index.html'))) {
-      throw new Error(`the web client is not built (${WEB_DIST} missing): run tests/webclient/setup.sh or web/build.sh`);
-    }
-    this.tmpDir = await mkdtemp(path.join(tmpdir(), 'meet-webclient-'));
-    const env = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MEET_') && k !== 'RUST_LOG') env[k] = v;
-    Object.assign(env, {
-      MEET_HTTP__HOST: '127.0.0.1',
-      MEET_HTTP__PORT: '0',
-      MEET_DATABASE__URL: `sqlite://${this.tmpDir}/meet.db?mode=rwc`,
-      MEET_AUTH__SECRET: this.secret,
-      MEET_DEV_MODE: 'true',
-      MEET_WEB__DIR: WEB_DIST,
-      RUST_LOG: process.env.MEET_TEST_RUST_LOG || 'warn',
-      ...this.extraEnv,
-    });
-    const child = spawn(SERVER_BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc = child;
-    live.add(child);
-    const collect = (stream, prefix, onLine) => {
-      let carry = '';
-      stream.on('data', (buf) => {
-        const parts = (carry + buf.toString('utf8')).split('\n');
-        carry = parts.pop();
-        for (const line of parts) {
-          this.lines.push(prefix + line);
-          if (this.lines.length > 2000) this.lines.splice(0, 1000);
-          onLine?.(line);
-        }
-      });
-    };
-    this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => { live.delete(child); this.exit = { code, signal }; resolve(this.exit); });
-      child.on('error', (err) => { live.delete(child); this.lines.push(`spawn error: ${err.message}`); this.exit = { code: null, signal: null }; resolve(this.exit); });
-    });
-    await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`meet-server not ready within ${READY_TIMEOUT_MS} ms\n${this.tail()}`)), READY_TIMEOUT_MS);
-      collect(child.stderr, '');
-      collect(child.stdout, '[stdout] ', (line) => {
-        const m = READY_RE.exec(line);
-        if (m && !this.url) { this.url = m[1]; clearTimeout(timer); resolve(); }
-      });
-      this.exited.then(() => { clearTimeout(timer); if (!this.url) reject(new Error(`meet-server exited before ready\n${this.tail()}`)); });
-    });
-    return this;
-  }
-
-  async stop() {
-    if (this.proc && !this.exit) {
-      this.proc.kill('SIGTERM');
-      const t = setTimeout(() => this.proc.kill('SIGKILL'), 10_000);
-      await this.exited;
-      clearTimeout(t);
-    }
-    if (this.tmpDir) {
-      await rm(this.tmpDir, { recursive: true, force: true });
-      this.tmpDir = null;
-    }
+    super({ webDir: WEB_DIST, buildHint: 'run tests/webclient/setup.sh or web/build.sh', label: 'webclient', env });
   }
 }
