@@ -7,6 +7,7 @@
 
 use crate::ortc::{self, Kind, ProducerMapping, RtpCapabilities, RtpParameters};
 use crate::sdp::{self, Section, PLACEHOLDER_ICE_PWD};
+use crate::vp8;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -140,6 +141,8 @@ struct Consumer {
     last_out_ts: u32,
     sent_any: bool,
     packets: u64,
+    /// VP8 simulcast: keeps picture id and tl0picidx continuous across layer switches.
+    vp8: Option<vp8::Rewriter>,
 }
 
 /// What `create_transport` returns: mediasoup's WebRtcTransport shape.
@@ -691,6 +694,9 @@ impl Core {
                 payload_type: p.mapping.router_codec.payload_type,
                 paused: true,
                 target_layer: layers.saturating_sub(1),
+                vp8: (layers > 1
+                    && str0m_codec(p.mapping.router_codec.mime_type) == Some(Codec::Vp8))
+                .then(vp8::Rewriter::default),
                 current_layer: None,
                 seq_delta: 0,
                 ts_delta: 0,
@@ -1167,6 +1173,9 @@ impl Core {
                 c.ts_delta = 0;
             }
             c.floor_seq = in_seq;
+            if let Some(r) = c.vp8.as_mut() {
+                r.switch(&pkt.payload);
+            }
             if video {
                 tracing::debug!(consumer = cid, from = ?c.current_layer, to = layer, target = c.target_layer, "layer switch");
             }
@@ -1181,9 +1190,21 @@ impl Core {
         }
         let out_seq = out_seq as u64;
         let out_ts = pkt.header.timestamp.wrapping_sub(c.ts_delta);
-        if out_seq > c.last_out_seq || !c.sent_any {
+        let newest = out_seq > c.last_out_seq || !c.sent_any;
+        if newest {
             c.last_out_seq = out_seq;
             c.last_out_ts = out_ts;
+        }
+        let mut payload = pkt.payload.clone();
+        if let Some(r) = c.vp8.as_mut() {
+            if vp8::Descriptor::parse(&payload)
+                .is_some_and(|d| d.picture_id.is_some() || d.tl0_pic_idx.is_some())
+            {
+                // Each consumer writes its own ids: a copy of this packet (the payload is shared otherwise).
+                let mut own = payload.to_vec();
+                r.rewrite(&mut own, newest);
+                payload = own.into();
+            }
         }
         c.sent_any = true;
         c.packets += 1;
@@ -1211,7 +1232,7 @@ impl Core {
                 SeqNo::from(out_seq),
                 out_ts,
                 wallclock,
-                pkt.payload.clone(),
+                payload,
             )
             .marker(pkt.header.marker)
             .nackable(video)

@@ -5,6 +5,7 @@
 pub mod core;
 pub mod ortc;
 pub mod sdp;
+pub mod vp8;
 
 pub use crate::core::{ConsumerInfo, Core, CoreStats, Direction, SfuError, TransportInfo};
 pub use ortc::{Kind, RtpCapabilities, RtpParameters};

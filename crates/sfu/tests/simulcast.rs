@@ -144,3 +144,64 @@ fn a_layer_that_goes_quiet_is_left() {
         .any(|p| layer(p) == 2 && is_vp8_keyframe(&p.payload)));
     assert_continuous(&got, "back up");
 }
+
+/// DESIGN §3 (mediasoup's SimulcastConsumer): across layer switches — fast start, climb, a preferred-layer drop, a
+/// quiet-layer fallback — the consumer's VP8 PictureID advances by exactly one per frame and TL0PICIDX with it,
+/// although every layer numbers its frames from elsewhere (backwards, forwards, across the 15-bit wrap).
+#[test]
+fn vp8_picture_id_and_tl0picidx_stay_continuous_across_switches() {
+    let mut w = World::new();
+    let p = w.add_publisher(ROUTER);
+    let s = w.add_subscriber(ROUTER);
+    let v = w.produce(p, sfu::Kind::Video, true);
+    w.pubs[p].tracks[0].vp8_descriptor = true;
+    assert!(w.run_until(Duration::from_secs(3), |w| w.pubs[p].ep.connected));
+    let vc = w.consume_with(s, &v, true);
+    assert!(w.run_until(Duration::from_secs(3), |w| w.subs[s].ep.connected));
+    w.resume(&vc.id);
+    w.run(Duration::from_secs(1));
+    w.core
+        .set_consumer_preferred_layer(&vc.id, 0, w.now)
+        .expect("prefer low");
+    w.run(Duration::from_secs(1));
+    w.core
+        .set_consumer_preferred_layer(&vc.id, 2, w.now)
+        .expect("prefer high");
+    w.run(Duration::from_secs(1));
+    w.pubs[p].tracks[0].layer_active[2] = false;
+    w.run(Duration::from_secs(2));
+
+    let got = w.subs[s].rtp_of(&vc);
+    let layers: Vec<u8> = got.iter().map(|p| p.payload[6]).collect();
+    let mut switches = layers.windows(2).filter(|x| x[0] != x[1]).count();
+    switches += 1; // the start
+    assert!(switches >= 4, "layers seen: {:?}", {
+        let mut l = layers.clone();
+        l.dedup();
+        l
+    });
+    let mut prev: Option<(u32, u16, u8)> = None; // (frame key, pid, tl0)
+    for p in &got {
+        let d = sfu::vp8::Descriptor::parse(&p.payload).expect("descriptor");
+        let pid = d.picture_id(&p.payload).expect("picture id");
+        let tl0 = d.tl0_pic_idx(&p.payload).expect("tl0picidx");
+        assert_eq!(p.payload[2] & 0x80, 0x80, "15-bit form kept");
+        let frame = u32::from_be_bytes([p.payload[8], p.payload[9], p.payload[10], p.payload[11]]);
+        let key = frame * 4 + u32::from(p.payload[6]);
+        if let Some((pkey, ppid, ptl0)) = prev {
+            if key == pkey {
+                assert_eq!((pid, tl0), (ppid, ptl0), "one frame, one picture id");
+            } else {
+                assert_eq!(
+                    pid,
+                    (ppid + 1) % 0x8000,
+                    "picture id after {ppid} (seq {})",
+                    *p.seq_no
+                );
+                assert_eq!(tl0, ptl0.wrapping_add(1), "tl0picidx after {ptl0}");
+            }
+        }
+        prev = Some((key, pid, tl0));
+    }
+    assert_continuous(&got, "vp8 rewrite");
+}

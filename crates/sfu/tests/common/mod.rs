@@ -504,6 +504,10 @@ pub struct Track {
     pub record: bool,
     /// Simulcast layers being sent (a browser drops upper layers under CPU or bandwidth pressure).
     pub layer_active: Vec<bool>,
+    /// Write Chrome's VP8 payload descriptor (X, I with a 15-bit PictureID, L with TL0PICIDX), each layer with its
+    /// own sequences from its own start (`vp8_ids`). Payload layout then: 5 descriptor bytes, the VP8 header byte
+    /// (P bit), layer, packet index, frame number (4 bytes).
+    pub vp8_descriptor: bool,
     pub frames: u64,
     pub packets: u64,
 }
@@ -604,6 +608,7 @@ impl Publisher {
             sent: vec![Vec::new(); layers],
             record: true,
             layer_active: vec![true; layers],
+            vp8_descriptor: false,
             frames: 0,
             packets: 0,
         });
@@ -728,14 +733,27 @@ impl Publisher {
                     t.seq[layer] += 1;
                     let size = VIDEO_PACKET >> (2 * (t.seq.len() - 1 - layer));
                     let mut payload = vec![t.frame as u8; size.max(64)];
-                    // VP8 payload descriptor: S=1, PID=0 on the first packet; P=0 marks a keyframe.
-                    payload[0] = if k == 0 { 0x10 } else { 0x00 };
-                    payload[1] = if keyframe { 0x00 } else { 0x01 };
-                    payload[2] = layer as u8;
-                    payload[3] = k as u8;
-                    payload[4..8].copy_from_slice(&t.frame.to_be_bytes());
-                    payload[8..16].copy_from_slice(&seq.to_be_bytes());
-                    payload[16] = self.index as u8;
+                    if t.vp8_descriptor {
+                        let (pid, tl0) = vp8_ids(layer, t.frame);
+                        payload[0] = if k == 0 { 0x90 } else { 0x80 };
+                        payload[1] = 0xc0;
+                        payload[2] = 0x80 | (pid >> 8) as u8;
+                        payload[3] = pid as u8;
+                        payload[4] = tl0;
+                        payload[5] = if keyframe { 0x00 } else { 0x01 };
+                        payload[6] = layer as u8;
+                        payload[7] = k as u8;
+                        payload[8..12].copy_from_slice(&t.frame.to_be_bytes());
+                    } else {
+                        // VP8 payload descriptor: S=1, PID=0 on the first packet; P=0 marks a keyframe.
+                        payload[0] = if k == 0 { 0x10 } else { 0x00 };
+                        payload[1] = if keyframe { 0x00 } else { 0x01 };
+                        payload[2] = layer as u8;
+                        payload[3] = k as u8;
+                        payload[4..8].copy_from_slice(&t.frame.to_be_bytes());
+                        payload[8..16].copy_from_slice(&seq.to_be_bytes());
+                        payload[16] = self.index as u8;
+                    }
                     let payload: Arc<[u8]> = payload.into();
                     if t.record {
                         t.sent[layer].push(payload.clone());
@@ -1247,6 +1265,17 @@ pub fn assert_continuous(pkts: &[&RtpPacket], what: &str) {
 }
 
 /// Whether this RTP payload is the first packet of a VP8 keyframe.
+/// The (15-bit PictureID, TL0PICIDX) a `vp8_descriptor` track writes for `frame` of `layer`: every layer starts
+/// somewhere else (a switch jumps backwards, forwards and across the 15-bit wrap).
+pub fn vp8_ids(layer: usize, frame: u32) -> (u16, u8) {
+    let pid_start = [32_700u32, 200, 16_000][layer % 3];
+    let tl0_start = [250u32, 10, 128][layer % 3];
+    (
+        ((pid_start + frame) % 0x8000) as u16,
+        ((tl0_start + frame) % 0x100) as u8,
+    )
+}
+
 pub fn is_vp8_keyframe(payload: &[u8]) -> bool {
     str0m::format::detect_vp8_keyframe(payload)
 }
