@@ -1259,12 +1259,27 @@ impl Core {
             return;
         }
         *last = Some(now);
+        // mediasoup's rule: PLI when the producer's codec takes `nack pli`, else FIR when it takes `ccm fir`.
+        let has = |kind: &str, param: &str| {
+            p.mapping.codec.rtcp_feedback.iter().any(|f| {
+                f.kind.eq_ignore_ascii_case(kind)
+                    && f.parameter
+                        .as_deref()
+                        .unwrap_or("")
+                        .eq_ignore_ascii_case(param)
+            })
+        };
+        let kind = if !has("nack", "pli") && has("ccm", "fir") {
+            KeyframeRequestKind::Fir
+        } else {
+            KeyframeRequestKind::Pli
+        };
         let transport = p.transport.clone();
         let Some(t) = self.transports.get_mut(&transport) else {
             return;
         };
         if let Some(rx) = t.rtc.direct_api().stream_rx(&Ssrc::from(ssrc)) {
-            rx.request_keyframe(KeyframeRequestKind::Pli);
+            rx.request_keyframe(kind);
             tracing::debug!(producer = pid, layer, "keyframe requested");
             self.stats.keyframe_requests += 1;
             self.dirty.push(transport);

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::time::Duration;
+use str0m::media::KeyframeRequestKind;
 
 #[test]
 fn paused_consumer_gets_nothing_and_resumes_on_a_keyframe() {
@@ -198,4 +199,56 @@ fn resume_during_dtls_gets_the_first_keyframe_right_after_connect() {
         wait <= Duration::from_millis(120),
         "first keyframe {wait:?} after DTLS connected (285 ms before the fix)"
     );
+}
+
+/// Keyframe requests follow what the producer's codec takes (mediasoup's rule): PLI when it lists `nack pli`
+/// (Chrome), FIR when it lists only `ccm fir`.
+#[test]
+fn keyframe_requests_are_fir_for_a_producer_without_pli() {
+    for pli in [true, false] {
+        let mut w = World::new();
+        let p = w.add_publisher(ROUTER);
+        let s = w.add_subscriber(ROUTER);
+        if !pli {
+            w.pubs[p].edit_rtp_parameters = Some(Box::new(|rtp| {
+                for c in rtp["codecs"].as_array_mut().into_iter().flatten() {
+                    let rtx = c["mimeType"] == "video/rtx";
+                    if let Some(fb) = c["rtcpFeedback"].as_array_mut() {
+                        fb.retain(|f| !(f["type"] == "nack" && f["parameter"] == "pli"));
+                        assert!(
+                            rtx || fb
+                                .iter()
+                                .any(|f| f["type"] == "ccm" && f["parameter"] == "fir"),
+                            "the fake client offers ccm fir: {fb:?}"
+                        );
+                    }
+                }
+            }));
+        }
+        let v = w.produce(p, sfu::Kind::Video, false);
+        assert!(w.run_until(Duration::from_secs(3), |w| w.pubs[p].ep.connected));
+        let (_, infos) = w.subscriber_for(ROUTER, &[&v]);
+        w.run(Duration::from_millis(300));
+        let got = w.subs[s + 1].rtp_of(&infos[0]);
+        assert!(
+            !got.is_empty() && is_vp8_keyframe(&got[0].payload),
+            "started on a keyframe (pli {pli})"
+        );
+        let kinds: Vec<KeyframeRequestKind> = w.pubs[p]
+            .ep
+            .keyframe_requests
+            .iter()
+            .map(|(_, r)| r.kind)
+            .collect();
+        let want = if pli {
+            KeyframeRequestKind::Pli
+        } else {
+            KeyframeRequestKind::Fir
+        };
+        assert!(
+            !kinds.is_empty(),
+            "no keyframe request reached the publisher"
+        );
+        assert!(kinds.iter().all(|k| *k == want), "pli {pli}: {kinds:?}");
+    }
 }

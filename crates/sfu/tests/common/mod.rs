@@ -530,6 +530,8 @@ impl Track {
 }
 
 pub struct Publisher {
+    /// Changes the `rtpParameters` this client signals in `produce` (a client with other capabilities).
+    pub edit_rtp_parameters: Option<Box<dyn Fn(&mut Value)>>,
     pub ep: Endpoint,
     pub transport: TransportInfo,
     pub tracks: Vec<Track>,
@@ -577,7 +579,10 @@ impl Publisher {
             .iter()
             .find(|s| s.mid() == Some(&*mid.to_string()))
             .expect("m-section of the new mid");
-        let rtp = send_rtp_parameters(section, simulcast);
+        let mut rtp = send_rtp_parameters(section, simulcast);
+        if let Some(edit) = &self.edit_rtp_parameters {
+            edit(&mut rtp);
+        }
         self.accept_answer(&offer_text, pending);
         self.ep.deadline = None;
         if !self.connected_core {
@@ -1024,6 +1029,7 @@ impl World {
         let index = self.pubs.len();
         self.by_addr.insert(addr, (true, index));
         self.pubs.push(Publisher {
+            edit_rtp_parameters: None,
             ep: Endpoint::new(addr, self.now),
             transport,
             tracks: Vec::new(),
