@@ -529,9 +529,12 @@ impl Track {
     }
 }
 
+/// An edit of the `rtpParameters` JSON a fake client signals.
+pub type RtpEdit = Box<dyn Fn(&mut Value)>;
+
 pub struct Publisher {
     /// Changes the `rtpParameters` this client signals in `produce` (a client with other capabilities).
-    pub edit_rtp_parameters: Option<Box<dyn Fn(&mut Value)>>,
+    pub edit_rtp_parameters: Option<RtpEdit>,
     pub ep: Endpoint,
     pub transport: TransportInfo,
     pub tracks: Vec<Track>,
