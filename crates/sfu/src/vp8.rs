@@ -236,6 +236,28 @@ mod tests {
         assert_eq!((d.picture_id(&p), d.tl0_pic_idx(&p)), (Some(3), Some(3)));
     }
 
+    /// Whatever a publisher sends as the first bytes of a payload: no panic, and bytes past the descriptor fields
+    /// are never touched.
+    #[test]
+    fn any_first_bytes_are_safe() {
+        let mut r = Rewriter::default();
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                for len in 0..6 {
+                    let mut v: Vec<u8> = [a, b, 0xff, 0x7f, 0xaa, 0x55]
+                        .into_iter()
+                        .take(len)
+                        .collect();
+                    let tail = v.get(5).copied();
+                    r.switch(&v);
+                    r.rewrite(&mut v, a & 1 == 0);
+                    assert_eq!(v.len(), len);
+                    assert_eq!(v.get(5).copied(), tail);
+                }
+            }
+        }
+    }
+
     #[test]
     fn seven_bit_ids_wrap_at_128() {
         let mut r = Rewriter::default();
