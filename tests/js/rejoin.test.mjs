@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 import { useServer } from './lib/harness.mjs';
-import { ok, sleep } from './lib/client.mjs';
+import { ok, sleep, emitAck, expectError } from './lib/client.mjs';
 
 const GRACE_SECS = 2;
 
@@ -77,5 +77,51 @@ describe('rejoin grace', () => {
     const c = await ctx.addMember(meetingId, ctx.user({ name: 'c' }), [a]);
     assert.equal(self(c).handRaised, false);
     await a.socket.rec.expectNone('hand:raised');
+  });
+
+  ctx.test('a rejoin naming its previous session (previousParticipantId) replaces it at once: participant-left, that socket closed, the hand kept', async () => {
+    const { meetingId, members: [a, b] } = await ctx.meeting({ participants: 1 });
+    await ok(b.socket, 'hand:raise', { meetingId });
+    await a.socket.rec.waitFor('hand:raised');
+    a.socket.rec.clear();
+    // b's connection "drops" without the server noticing (the old socket stays open): the client reconnects on a
+    // new socket and says which session it was.
+    const b2 = await ctx.connect(b.user);
+    const state = await emitAck(b2, 'join-meeting', { meetingId, previousParticipantId: b.participantId });
+    assert.equal(state.ok, true, JSON.stringify(state));
+    const me = state.participants.find((p) => p.participantId === state.you.participantId);
+    assert.equal(me.handRaised, true, 'the raised hand carried over');
+    assert.deepEqual(state.participants.map((p) => p.userId).sort(), [a.user.userId, b.user.userId].sort(), 'the old session is gone from the snapshot');
+
+    const left = await a.socket.rec.waitFor('participant-left', { where: (d) => d.participantId === b.participantId });
+    assert.equal(left.reason, 'replaced');
+    assert.equal(left.participantCount, 1);
+    const joined = await a.socket.rec.waitFor('participant-joined', { where: (d) => d.participantId === state.you.participantId });
+    assert.equal(joined.participantCount, 2);
+    const order = a.socket.rec.events.map((e) => e.event);
+    assert.ok(order.indexOf('participant-left') < order.indexOf('participant-joined'), `left before joined: ${order}`);
+    await a.socket.rec.waitFor('hand:raised', { where: (d) => d.participantId === state.you.participantId });
+    const reason = await b.socket.rec.waitFor('$disconnect');
+    assert.equal(reason, 'io server disconnect', 'the replaced socket is closed by the server');
+    const res = await ctx.api('GET', `/api/meetings/${meetingId}/participants`, { user: a.user });
+    assert.deepEqual(res.body.participants.map((p) => p.participantId).sort(), [a.participantId, state.you.participantId].sort());
+  });
+
+  ctx.test('previousParticipantId cannot remove anyone else: another user\'s session stays; a malformed one is VALIDATION_ERROR', async () => {
+    const { meetingId, members: [a, b] } = await ctx.meeting({ participants: 1 });
+    const c = await ctx.connect(ctx.user({ name: 'c' }));
+    await expectError(c, 'join-meeting', { meetingId, previousParticipantId: 'not an id!' }, 'VALIDATION_ERROR');
+    await expectError(c, 'join-meeting', { meetingId, previousParticipantId: 42 }, 'VALIDATION_ERROR');
+    const state = await emitAck(c, 'join-meeting', { meetingId, previousParticipantId: a.participantId });
+    assert.equal(state.ok, true, JSON.stringify(state));
+    assert.equal(state.participants.length, 3, 'nobody was replaced');
+    await b.socket.rec.waitFor('participant-joined', { where: (d) => d.participantId === state.you.participantId });
+    await b.socket.rec.expectNone('participant-left');
+    assert.equal(a.socket.connected, true);
+    // An unknown (say, long gone) previous session: an ordinary join.
+    const d = await ctx.connect(ctx.user({ name: 'd' }));
+    const s2 = await emitAck(d, 'join-meeting', { meetingId, previousParticipantId: 'participant_gone' });
+    assert.equal(s2.ok, true);
+    assert.equal(s2.participants.length, 4);
   });
 });

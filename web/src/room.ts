@@ -626,8 +626,10 @@ export class Room {
     this.rejoining = true;
     banner('Reconnected. Rejoining the meeting…');
     try {
-      const state = await this.sig.request('join-meeting', { meetingId: this.meetingId });
+      // Naming our previous session lets the server drop it now: after a silent network drop it would otherwise
+      // linger (a duplicate tile for the others) until the server's ping timeout.
       const oldPid = this.myPid;
+      const state = await this.sig.request('join-meeting', { meetingId: this.meetingId, previousParticipantId: oldPid || undefined });
       this.teardownMedia();
       this.model.apply(state, this.req.userName);
       this.stage.renameLocal(oldPid, state.you.participantId);

@@ -165,7 +165,8 @@ export interface ServerEvents {
 
 /** Requests the client sends (name → payload). Every one is answered with an ack. */
 export interface Requests {
-  'join-meeting': { meetingId: string };
+  /** previousParticipantId: on a rejoin, the session the dropped connection left behind (the server closes it). */
+  'join-meeting': { meetingId: string; previousParticipantId?: string };
   'leave-meeting': { meetingId: string };
   'screen:start': { meetingId: string };
   'screen:stop': { meetingId: string };

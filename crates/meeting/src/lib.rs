@@ -96,6 +96,8 @@ pub struct Outcome {
     pub emits: Vec<Emit>,
     /// Meetings whose every socket leaves its room after `emits` (the meeting ended).
     pub close_rooms: Vec<MeetingId>,
+    /// Participants whose sockets are disconnected after `emits` (a session replaced by its user's rejoin).
+    pub disconnect: Vec<ParticipantId>,
 }
 
 impl Outcome {

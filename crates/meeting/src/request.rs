@@ -1,7 +1,9 @@
 //! Parsing and validating client requests: a socket.io payload (untyped JSON) becomes a typed [`Request`] here,
 //! once; every failure is a VALIDATION_ERROR naming the field. The domain never sees raw JSON.
 
-use proto::{Layout, MeetingId, Role, UserId, WireError, MAX_CHAT_CHARS, REACTION_EMOJI};
+use proto::{
+    Layout, MeetingId, ParticipantId, Role, UserId, WireError, MAX_CHAT_CHARS, REACTION_EMOJI,
+};
 use serde_json::{Map, Value};
 use store::{RecipientType, StatsRecord};
 
@@ -11,6 +13,10 @@ pub enum Request {
     // --- meeting
     Join {
         meeting: MeetingId,
+        /// Our extension for reconnecting clients: the participant id this user had before its connection dropped.
+        /// That session (if it is still there, and is this user's) leaves at once instead of lingering until the
+        /// server's ping timeout.
+        replaces: Option<ParticipantId>,
     },
     Leave {
         meeting: MeetingId,
@@ -238,7 +244,13 @@ impl Request {
         };
         let meeting = obj.meeting_id()?;
         Ok(match event {
-            "join-meeting" => Request::Join { meeting },
+            "join-meeting" => Request::Join {
+                meeting,
+                replaces: match obj.0.get("previousParticipantId") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(ParticipantId::new(obj.opaque_id("previousParticipantId")?)),
+                },
+            },
             "leave-meeting" => Request::Leave { meeting },
             "screen:start" => Request::ScreenStart { meeting },
             "screen:stop" => Request::ScreenStop { meeting },
@@ -360,7 +372,7 @@ impl Request {
     pub fn meeting(&self) -> Option<&MeetingId> {
         use Request::*;
         match self {
-            Join { meeting }
+            Join { meeting, .. }
             | Leave { meeting }
             | ScreenStart { meeting }
             | ScreenStop { meeting }
@@ -621,7 +633,8 @@ mod tests {
                 json!({"meetingId":"meeting_abc123","userId":"x","userName":"y"})
             ),
             Ok(Request::Join {
-                meeting: MeetingId::new("meeting_abc123")
+                meeting: MeetingId::new("meeting_abc123"),
+                replaces: None,
             })
         );
         assert_eq!(

@@ -192,8 +192,8 @@ impl MeetingService {
 
     /// Handles one socket request.
     pub async fn handle(&self, session: &mut Session, req: Request) -> Result<Outcome, WireError> {
-        if let Request::Join { meeting } = &req {
-            return self.join(session, meeting).await;
+        if let Request::Join { meeting, replaces } = &req {
+            return self.join(session, meeting, replaces.as_ref()).await;
         }
         if let Request::Media { meeting, op } = req {
             let Some(meeting) =
@@ -502,7 +502,12 @@ impl MeetingService {
 
     // ---- join / leave
 
-    async fn join(&self, session: &mut Session, meeting: &MeetingId) -> Result<Outcome, WireError> {
+    async fn join(
+        &self,
+        session: &mut Session,
+        meeting: &MeetingId,
+        replaces: Option<&ParticipantId>,
+    ) -> Result<Outcome, WireError> {
         let who = session.identity.clone();
         let rec = match self
             .store
@@ -533,6 +538,34 @@ impl MeetingService {
                 return Err(WireError::validation(
                     "you have already joined this meeting",
                 ));
+            }
+        }
+        // A reconnecting client names the session its dropped connection left behind: if that is this user's, in
+        // this meeting, it leaves now (its socket is disconnected) instead of lingering until the ping timeout.
+        let mut replaced = Outcome::default();
+        if let Some(old) = replaces {
+            let mut stale = false;
+            let _ = self
+                .read(meeting, |rt| {
+                    stale = rt
+                        .and_then(|r| r.participants.get(old))
+                        .is_some_and(|p| p.user_id == who.user_id)
+                })
+                .await;
+            let mine = session
+                .membership
+                .as_ref()
+                .is_some_and(|m| &m.participant == old);
+            if stale && !mine {
+                let m = Membership {
+                    meeting: meeting.clone(),
+                    participant: old.clone(),
+                };
+                // (Should the join still fail below — only a meeting ending at this very moment can do that —
+                // these events are dropped; everyone gets `meeting:ended` then anyway.)
+                replaced = self.leave(&m, "replaced").await;
+                replaced.rooms.clear(); // the requester's rooms are not the replaced socket's
+                replaced.disconnect.push(old.clone());
             }
         }
         let role = if rec.host_user_id == who.user_id {
@@ -603,6 +636,10 @@ impl MeetingService {
             Some(old) if self.is_present(&old).await => self.leave(&old, "left").await,
             _ => Outcome::default(),
         };
+        // The replaced session's participant-left (and consumer closes) go out before this join's events.
+        replaced.emits.append(&mut out.emits);
+        out.emits = replaced.emits;
+        out.disconnect.append(&mut replaced.disconnect);
         if let Err(e) = self
             .store
             .open_session(&pid, meeting, &who.user_id, &who.user_name, role, now)
@@ -724,7 +761,7 @@ impl MeetingService {
                 rt.raised_hands_of_dropped
                     .retain(|_, at| now.saturating_sub(*at) <= grace);
                 // Only a dropped connection keeps the hand for a rejoin; leaving on purpose lowers it.
-                if reason == "disconnected" && p.hand_raised && grace > 0 {
+                if matches!(reason, "disconnected" | "replaced") && p.hand_raised && grace > 0 {
                     rt.raised_hands_of_dropped.insert(p.user_id.clone(), now);
                 }
                 let share = match &rt.screen_share {

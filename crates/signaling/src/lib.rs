@@ -305,6 +305,13 @@ pub async fn deliver(io: &SocketIo, socket: Option<&SocketRef>, out: &Outcome) {
             tracing::warn!(event = e.event, error = %err, "emit failed");
         }
     }
+    for p in &out.disconnect {
+        // A session its user's rejoin replaced: its connection is most likely dead already (the client reconnected
+        // on a new one); close it so it cannot linger until the ping timeout.
+        if let Err(err) = io.to(rooms::participant(p)).disconnect().await {
+            tracing::warn!(error = %err, "disconnecting a replaced session failed");
+        }
+    }
     for m in &out.close_rooms {
         let room = rooms::meeting(m);
         if let Err(err) = io.to(room.clone()).leave(room).await {
