@@ -54,6 +54,29 @@ scenario('two participants each produce audio + video and each receives the othe
   assertReceives(sb, bob, alice, t);
 });
 
+scenario('transport-wide-cc feedback reaches the publisher: its bandwidth estimate climbs and its top layer is sent', async ({ open }, t) => {
+  // Chrome's send-side estimate starts at ~300 kbps and grows only on transport-cc feedback; without it the
+  // 1280x720 layer (r2, ~1.5-2.5 Mbps) would never be switched on.
+  const id = meetingId('twcc');
+  const alice = await open('alice');
+  const bob = await open('bob');
+  await alice.join(id);
+  await bob.join(id);
+  await alice.startMedia();
+  await waitReceiving(bob, alice);
+  let last = null;
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    last = await alice.sendStats();
+    const top = last.video.find((v) => v.frameHeight >= 720);
+    if (last.availableOutgoingBitrate > 1_500_000 && top && top.bytesSent > 0) break;
+    await sleep(500);
+  }
+  t.diagnostic(`alice's availableOutgoingBitrate ${Math.round(last.availableOutgoingBitrate / 1000)} kbps; layers ${JSON.stringify(last.video)}`);
+  assert.ok(last.availableOutgoingBitrate > 1_500_000, `estimate stayed at ${last.availableOutgoingBitrate} bps: ${JSON.stringify(last)}`);
+  assert.ok(last.video.some((v) => v.frameHeight >= 720 && v.bytesSent > 0), `no 720p layer sent: ${JSON.stringify(last.video)}`);
+});
+
 scenario('a third participant who joins later receives both', async ({ open }, t) => {
   const id = meetingId('late');
   const alice = await open('alice');

@@ -561,6 +561,27 @@ async function stats() {
   return out;
 }
 
+/**
+ * The publisher's side (sendTransport.getStats()): Chrome's send-side bandwidth estimate (the selected candidate
+ * pair's availableOutgoingBitrate, which only grows on transport-wide-cc feedback from the server) and each video
+ * outbound-rtp stream (rid, resolution, qualityLimitationReason).
+ */
+async function sendStats() {
+  const report = await client?.sendTransport?.getStats().catch(() => null);
+  let availableOutgoingBitrate = 0;
+  const video = [];
+  report?.forEach((r) => {
+    if (r.type === 'candidate-pair' && r.nominated && r.availableOutgoingBitrate) {
+      availableOutgoingBitrate = Math.max(availableOutgoingBitrate, r.availableOutgoingBitrate);
+    }
+    if (r.type === 'outbound-rtp' && r.kind === 'video') {
+      video.push({ rid: r.rid ?? null, frameWidth: r.frameWidth ?? 0, frameHeight: r.frameHeight ?? 0,
+        bytesSent: r.bytesSent ?? 0, qualityLimitationReason: r.qualityLimitationReason ?? null });
+    }
+  });
+  return { availableOutgoingBitrate, video };
+}
+
 async function pauseConsumer(consumerId) {
   const consumer = client.consumers.get(consumerId);
   if (!consumer) throw new Error(`no consumer ${consumerId}`);
@@ -608,6 +629,7 @@ window.meeting = {
   join,
   startMedia,
   stats,
+  sendStats,
   consumerIds: () => (client ? [...client.consumers.keys()] : []),
   pauseConsumer,
   resumeConsumer,
