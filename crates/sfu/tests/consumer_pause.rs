@@ -252,3 +252,44 @@ fn keyframe_requests_are_fir_for_a_producer_without_pli() {
         assert!(kinds.iter().all(|k| *k == want), "pli {pli}: {kinds:?}");
     }
 }
+
+/// A subscriber hammering PLIs (a broken or hostile client) reaches the publisher as at most one keyframe request
+/// per 500 ms for that stream, and the stream keeps flowing.
+#[test]
+fn keyframe_requests_to_a_publisher_are_rate_limited() {
+    let mut pair = pair(false, true, false);
+    let w = &mut pair.world;
+    let vc = pair.video_consumer.clone().expect("video consumer");
+    w.run(Duration::from_millis(600));
+    let before = w.pubs[0].ep.keyframe_requests.len();
+    let start = w.now;
+    let ssrc = str0m::rtp::Ssrc::from(Subscriber::ssrc(&vc));
+    let mut sent = 0;
+    while w.now < start + Duration::from_secs(3) {
+        if let Some(rx) = w.subs[0].ep.rtc.direct_api().stream_rx(&ssrc) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+            sent += 1;
+        }
+        w.run(Duration::from_millis(10));
+    }
+    assert!(sent > 250, "the subscriber asked {sent} times");
+    let reached: Vec<_> = w.pubs[0].ep.keyframe_requests[before..]
+        .iter()
+        .map(|(t, _)| *t)
+        .collect();
+    // 3 s at one per 500 ms: 6, and one more at the edge of the window.
+    assert!(
+        (3..=7).contains(&reached.len()),
+        "{} keyframe requests reached the publisher in 3 s",
+        reached.len()
+    );
+    for gap in reached.windows(2) {
+        assert!(
+            gap[1] - gap[0] >= Duration::from_millis(490),
+            "two requests {:?} apart",
+            gap[1] - gap[0]
+        );
+    }
+    let got = w.subs[0].rtp_of(&vc);
+    assert_continuous(&got, "video under a PLI storm");
+}
