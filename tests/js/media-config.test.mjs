@@ -3,6 +3,8 @@
 // (iceCandidates) and from the sockets the server really holds.
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import { describe, test, before, after } from 'node:test';
 import { Ctx } from './lib/harness.mjs';
 import { createServer } from './lib/server.mjs';
@@ -10,6 +12,15 @@ import { ok } from './lib/client.mjs';
 
 // A port block of our own per run (node --test runs files in parallel; the default range is 40000-49999).
 const BASE = 41000 + Math.floor(Math.random() * 800) * 8;
+
+/** Whether a cgroup (v2 cpu.max or v1 cfs quota) limits this process's CPU time. */
+function cpuQuotaSet() {
+  const read = (f) => { try { return readFileSync(f, 'utf8').trim(); } catch { return null; } };
+  const v2 = read('/sys/fs/cgroup/cpu.max');
+  if (v2 && !v2.startsWith('max')) return true;
+  const v1 = read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us') ?? read('/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us');
+  return v1 !== null && v1 !== '-1';
+}
 
 /** Resolves true when 127.0.0.1:port can NOT be bound (someone holds it). */
 function held(port) {
@@ -39,6 +50,7 @@ describe('media network settings: announced IP, port range, a port per worker', 
   const [min, max] = [BASE, BASE + 3];
   before(async () => {
     ctx.server = createServer({
+      rustLog: 'warn,media=info',
       env: {
         MEET_MEDIA__LISTEN_IP: '127.0.0.1',
         MEET_MEDIA__ANNOUNCED_IP: '203.0.113.7',
@@ -69,7 +81,18 @@ describe('media network settings: announced IP, port range, a port per worker', 
       ports.add(c.port);
     }
     assert.ok(ports.size <= 2, `two workers hold at most two ports: ${[...ports]}`);
-    for (const port of ports) assert.equal(await held(port), true, `the server holds UDP 127.0.0.1:${port}`);
+    // MEET_MEDIA__WORKERS=2: two worker threads, each with its own UDP port of the range, both really bound.
+    const started = ctx.server.stderrLines
+      .map((l) => l.replace(/\x1b\[[0-9;]*m/g, ''))
+      .filter((l) => l.includes('media worker started'));
+    assert.equal(started.length, 2, started.join('\n'));
+    const workerPorts = started.map((l) => Number(/local=127\.0\.0\.1:(\d+)/.exec(l)?.[1]));
+    assert.equal(new Set(workerPorts).size, 2, `distinct ports: ${workerPorts}`);
+    for (const port of workerPorts) {
+      assert.ok(port >= min && port <= max, `worker port ${port} outside ${min}-${max}`);
+      assert.equal(await held(port), true, `the server holds UDP 127.0.0.1:${port}`);
+    }
+    for (const port of ports) assert.ok(workerPorts.includes(port), `candidate port ${port} is a worker's`);
   });
 });
 
@@ -96,6 +119,22 @@ describe('media network settings: defaults and refusals', () => {
       blocker.close();
       ctx.closeSockets(ctx.allSockets);
       await ctx.server.cleanup();
+    }
+  });
+
+  test('by default one media worker per core', async () => {
+    const server = createServer({ rustLog: 'warn,media=info', env: { MEET_MEDIA__LISTEN_IP: '127.0.0.1' } });
+    try {
+      await server.prepare();
+      await server.start();
+      const started = server.stderrLines.filter((l) => l.replace(/\x1b\[[0-9;]*m/g, '').includes('media worker started'));
+      // Rust's available_parallelism also honours a cgroup CPU quota, which Node does not: compare exactly only
+      // when no quota is set.
+      const cores = os.availableParallelism();
+      if (cpuQuotaSet()) assert.ok(started.length >= 1 && started.length <= cores, started.join('\n'));
+      else assert.equal(started.length, cores, started.join('\n'));
+    } finally {
+      await server.cleanup();
     }
   });
 
