@@ -110,7 +110,29 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// µs per `create_transport` (what every join pays twice: a send and a recv transport).
+fn create_transport_cost() -> f64 {
+    let mut core = sfu::Core::new(server_addr(), server_addr());
+    let now = Instant::now();
+    let n = 200;
+    let t0 = Instant::now();
+    for i in 0..n {
+        let dir = if i % 2 == 0 {
+            sfu::Direction::Send
+        } else {
+            sfu::Direction::Recv
+        };
+        core.create_transport(ROUTER, dir, now)
+            .expect("create_transport");
+    }
+    t0.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+}
+
 fn main() {
+    println!(
+        "create_transport: {:.1} µs each (200 transports)",
+        create_transport_cost()
+    );
     let secs: Option<f64> = std::env::var("SFU_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok());
