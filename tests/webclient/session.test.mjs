@@ -98,3 +98,22 @@ step('after the connection drops the client reconnects, rejoins and recreates it
   await s.dave.chatMessage('back again').waitFor();
 });
 
+
+step('a silent network drop: the rejoin replaces the stale session at once, no duplicate tile for the others', async () => {
+  const stale = (await s.erin.state()).you.participantId;
+  assert.ok(stale, 'Erin is in the meeting');
+  await s.erin.page.evaluate(() => window.meetDebug.dropConnectionSilently());
+  const t0 = Date.now();
+  await until(async () => {
+    const st = await s.erin.state();
+    return st.state === 'joined' && st.you.participantId !== stale;
+  }, { timeoutMs: 20_000, what: 'Erin rejoined on a new connection' });
+  // The server still had the old websocket open; the rejoin named the old session, so it left right away
+  // (without previousParticipantId Dave would see two Erin tiles until the server's 45 s ping timeout).
+  await until(async () => (await s.dave.events('participant-left')).some((e) => e.data.participantId === stale && e.data.reason === 'replaced'),
+    { timeoutMs: 10_000, what: "Dave got participant-left (replaced) for Erin's stale session" });
+  await until(async () => (await s.dave.page.locator('#stage .tile[data-source="camera"]').count()) === 2, { what: 'two tiles on Dave' });
+  assert.ok(Date.now() - t0 < 20_000, 'long before the ping timeout');
+  await s.dave.expectVideo('Erin Late');
+  await s.erin.expectVideo('Dave Token');
+});

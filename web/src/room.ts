@@ -1061,6 +1061,16 @@ export class Room {
         stats: this.lastStats,
       }),
       dropConnection: () => this.sig.socket.io.engine?.close(),
+      // A network that dies without a FIN: the client gives up on its connection and reconnects, but the old
+      // websocket stays open, so the server still holds the old session until its ping timeout (support/tests).
+      // The browser's `offline` event is what engine.io-client itself reacts to ("network connection lost"); its
+      // transport's close is stubbed so the websocket really stays open, as with a dead network.
+      dropConnectionSilently: () => {
+        const engine = this.sig.socket.io.engine as unknown as { transport?: { close: () => void } } | undefined;
+        if (!engine?.transport) return;
+        engine.transport.close = () => {};
+        window.dispatchEvent(new Event('offline'));
+      },
     };
   }
 }
