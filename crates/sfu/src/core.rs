@@ -85,6 +85,8 @@ struct Transport {
     pwd: String,
     /// The browser's, learned from its first binding request.
     remote_ufrag: Option<String>,
+    /// A binding request was handed to str0m as nominating (see `route_stun`).
+    nominated: bool,
     /// The browser's DTLS fingerprint (`sha-256 AB:…`), from `connect`.
     remote_fingerprint: Option<String>,
     /// Send transports: the m-lines of the rebuilt offer, and whether it must be (re)applied.
@@ -205,6 +207,33 @@ fn str0m_codec(mime: &str) -> Option<Codec> {
         "video/av1" => Some(Codec::Av1),
         _ => None,
     }
+}
+
+/// A controlling agent's binding request without USE-CANDIDATE, rebuilt with it (and re-signed with `pwd`).
+fn nominating_copy(
+    msg: &StunMessage,
+    pwd: &str,
+    hmac: &'static dyn str0m::crypto::Sha1HmacProvider,
+) -> Option<Vec<u8>> {
+    if !msg.is_binding_request() || msg.use_candidate() {
+        return None;
+    }
+    let tie_breaker = msg.ice_controlling()?;
+    let username = msg.username()?;
+    let copy = StunMessage::binding_request(
+        username,
+        msg.trans_id(),
+        true,
+        tie_breaker,
+        msg.prio().unwrap_or(0),
+        true,
+    );
+    let mut out = vec![0u8; 512];
+    let n = copy
+        .to_bytes(Some(pwd.as_bytes()), &mut out, |k, p| hmac.sha1_hmac(k, p))
+        .ok()?;
+    out.truncate(n);
+    Some(out)
 }
 
 /// str0m's configuration for every transport: ICE-lite, RTP mode, the router's codecs and header extensions in
@@ -383,6 +412,7 @@ impl Core {
                 ufrag,
                 pwd,
                 remote_ufrag: None,
+                nominated: false,
                 remote_fingerprint: None,
                 sections: Vec::new(),
                 offer_dirty: false,
@@ -462,6 +492,7 @@ impl Core {
         api.start_dtls(role != "client")
             .map_err(|e| SfuError::Invalid(format!("dtls: {e}")))?;
         t.remote_fingerprint = Some(text);
+        tracing::debug!(transport = %id, dtls_client = role != "client", "dtls started");
         if t.direction == Direction::Send && !t.sections.is_empty() {
             t.offer_dirty = true;
         }
@@ -848,9 +879,13 @@ impl Core {
     /// One datagram from the UDP socket.
     pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, buf: &[u8]) {
         let Some(&first) = buf.first() else { return };
+        let mut nominating = None;
         let tid = if first < 2 {
             match self.route_stun(source, buf) {
-                Some(t) => t,
+                Some((t, copy)) => {
+                    nominating = copy;
+                    t
+                }
                 None => {
                     self.stats.dropped_datagrams += 1;
                     return;
@@ -865,6 +900,7 @@ impl Core {
                 }
             }
         };
+        let buf = nominating.as_deref().unwrap_or(buf);
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.local_addr, buf) else {
             self.stats.dropped_datagrams += 1;
             return;
@@ -886,7 +922,13 @@ impl Core {
 
     /// STUN: find the transport by our ufrag, learn the browser's ufrag (ICE-lite: mediasoup-client never signals
     /// it, and str0m answers no binding request until remote credentials are set) and the source address.
-    fn route_stun(&mut self, source: SocketAddr, buf: &[u8]) -> Option<String> {
+    ///
+    /// Also returns, for a transport's first authenticated binding request without USE-CANDIDATE, the same request
+    /// with USE-CANDIDATE to hand to str0m instead: mediasoup's ICE-lite server takes the first valid tuple at once
+    /// (state `connected`) and lets DTLS run, while str0m's waits for the nomination, which Chrome sends one check
+    /// interval later — the browser's ClientHello sat unanswered for ~57 ms of every join (server log timestamps).
+    /// The copy is signed with our password, which is what the browser signed the original with.
+    fn route_stun(&mut self, source: SocketAddr, buf: &[u8]) -> Option<(String, Option<Vec<u8>>)> {
         let msg = StunMessage::parse(buf).ok()?;
         let (local, remote) = msg.split_username()?;
         let tid = self.by_ufrag.get(local)?.clone();
@@ -906,6 +948,7 @@ impl Core {
                 pass: PLACEHOLDER_ICE_PWD.to_owned(),
             });
             t.remote_ufrag = Some(remote.to_owned());
+            tracing::debug!(transport = %tid, %source, "first authenticated STUN request");
             if !t.sections.is_empty() {
                 t.offer_dirty = true;
             }
@@ -920,7 +963,13 @@ impl Core {
             }
             self.by_source.insert(source, tid.clone());
         }
-        Some(tid)
+        let copy = if t.nominated {
+            None
+        } else {
+            t.nominated = true;
+            nominating_copy(&msg, &t.pwd, hmac)
+        };
+        Some((tid, copy))
     }
 
     /// Advances every transport whose deadline passed.
@@ -1293,6 +1342,62 @@ impl Core {
             tracing::debug!(producer = pid, layer, "keyframe requested");
             self.stats.keyframe_requests += 1;
             self.dirty.push(transport);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::ice::TransId;
+
+    fn hmac() -> &'static dyn str0m::crypto::Sha1HmacProvider {
+        str0m::crypto::from_feature_flags().sha1_hmac_provider
+    }
+
+    fn request(use_candidate: bool, controlling: bool, pwd: &str) -> Vec<u8> {
+        let msg = StunMessage::binding_request(
+            "ours:theirs",
+            TransId::new(),
+            controlling,
+            42,
+            1_845_501_695,
+            use_candidate,
+        );
+        let mut out = vec![0u8; 512];
+        let n = msg
+            .to_bytes(Some(pwd.as_bytes()), &mut out, |k, p| {
+                hmac().sha1_hmac(k, p)
+            })
+            .expect("serialize");
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn the_nominating_copy_is_the_same_request_with_use_candidate_signed_with_our_password() {
+        let original = request(false, true, "our-password");
+        let msg = StunMessage::parse(&original).expect("parse");
+        let copy = nominating_copy(&msg, "our-password", hmac()).expect("a copy");
+        let c = StunMessage::parse(&copy).expect("the copy parses");
+        assert!(c.is_binding_request() && c.use_candidate());
+        assert_eq!(
+            c.trans_id(),
+            msg.trans_id(),
+            "the browser matches our answer to its request"
+        );
+        assert_eq!(c.split_username(), Some(("ours", "theirs")));
+        assert_eq!((c.prio(), c.ice_controlling()), (msg.prio(), Some(42)));
+        assert!(c.verify(b"our-password", |k, p| hmac().sha1_hmac(k, p)));
+        assert!(!c.verify(b"other", |k, p| hmac().sha1_hmac(k, p)));
+    }
+
+    #[test]
+    fn no_copy_for_a_nominating_or_a_controlled_request() {
+        for (use_candidate, controlling) in [(true, true), (false, false)] {
+            let original = request(use_candidate, controlling, "pw");
+            let msg = StunMessage::parse(&original).expect("parse");
+            assert_eq!(nominating_copy(&msg, "pw", hmac()), None);
         }
     }
 }
