@@ -1254,17 +1254,15 @@ impl Core {
             c.last_out_seq = out_seq;
             c.last_out_ts = out_ts;
         }
-        let mut payload = pkt.payload.clone();
-        if let Some(r) = c.vp8.as_mut() {
-            if vp8::Descriptor::parse(&payload)
-                .is_some_and(|d| d.picture_id.is_some() || d.tl0_pic_idx.is_some())
-            {
-                // Each consumer writes its own ids: a copy of this packet (the payload is shared otherwise).
-                let mut own = payload.to_vec();
-                r.rewrite(&mut own, newest);
-                payload = own.into();
-            }
-        }
+        // Each VP8 simulcast consumer writes its own ids into a copy; everyone else shares the payload.
+        let payload = match c
+            .vp8
+            .as_mut()
+            .and_then(|r| r.rewritten(&pkt.payload, newest))
+        {
+            Some(own) => own.into(),
+            None => pkt.payload.clone(),
+        };
         c.sent_any = true;
         c.packets += 1;
         let (ssrc, pt, transport) = (c.ssrc, c.payload_type, c.transport.clone());

@@ -118,9 +118,24 @@ impl Rewriter {
     /// Rewrites one forwarded packet's payload in place; `newest` when it is the newest packet sent so far (a
     /// retransmission or a reordered packet must not move the continuation point back).
     pub fn rewrite(&mut self, payload: &mut [u8], newest: bool) {
-        let Some(d) = Descriptor::parse(payload) else {
-            return;
-        };
+        if let Some(d) = Descriptor::parse(payload) {
+            self.apply(&d, payload, newest);
+        }
+    }
+
+    /// A rewritten copy of a shared payload, or `None` when its descriptor has nothing to rewrite (the caller
+    /// forwards the shared one): the descriptor is parsed once, and only packets that need it are copied.
+    pub fn rewritten(&mut self, payload: &[u8], newest: bool) -> Option<Vec<u8>> {
+        let d = Descriptor::parse(payload)?;
+        if d.picture_id.is_none() && d.tl0_pic_idx.is_none() {
+            return None;
+        }
+        let mut own = payload.to_vec();
+        self.apply(&d, &mut own, newest);
+        Some(own)
+    }
+
+    fn apply(&mut self, d: &Descriptor, payload: &mut [u8], newest: bool) {
         if let Some(pid) = d.picture_id(payload) {
             let m = d.picture_id_modulus();
             let out = pid.wrapping_add(self.pid_delta) % m;
