@@ -2,8 +2,13 @@
 //! owns one UDP socket (one port, shared by all of its transports) and one [`sfu::Core`]. The domain reaches a
 //! worker through [`MediaEngine::call`], which runs a closure on the worker's core and returns its result; a
 //! meeting's router lives on one worker, chosen by hashing the meeting id.
+//!
+//! What a core reports without being asked (a transport that failed and was closed) comes out of
+//! [`MediaEngine::take_events`]; each worker also publishes its object counts as gauges
+//! (`meet_media_transports`, `meet_media_producers`, `meet_media_consumers`, labelled by worker).
 
 use sfu::Core;
+pub use sfu::{CoreEvent, Liveness};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -19,6 +24,8 @@ pub struct MediaConfig {
     pub port_max: u16,
     /// Worker threads; 0 = one per core.
     pub workers: usize,
+    /// When a transport whose peer is gone is closed.
+    pub liveness: Liveness,
 }
 
 impl Default for MediaConfig {
@@ -29,6 +36,7 @@ impl Default for MediaConfig {
             port_min: 40_000,
             port_max: 49_999,
             workers: 0,
+            liveness: Liveness::default(),
         }
     }
 }
@@ -54,6 +62,7 @@ struct Worker {
 #[derive(Clone)]
 pub struct MediaEngine {
     workers: std::sync::Arc<Vec<Worker>>,
+    events: std::sync::Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<CoreEvent>>>>,
 }
 
 impl MediaEngine {
@@ -64,6 +73,7 @@ impl MediaEngine {
             cfg.workers
         };
         let mut workers = Vec::with_capacity(n);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut next_port = cfg.port_min;
         for i in 0..n {
             let (socket, port) = bind_in_range(cfg.listen_ip, next_port, cfg.port_max).ok_or(
@@ -73,16 +83,27 @@ impl MediaEngine {
             let local = SocketAddr::new(cfg.listen_ip, port);
             let announced = SocketAddr::new(cfg.announced_ip.unwrap_or(cfg.listen_ip), port);
             let (tx, rx) = mpsc::unbounded_channel::<Job>();
+            let shell = Shell {
+                index: i,
+                liveness: cfg.liveness,
+                events: events_tx.clone(),
+            };
             std::thread::Builder::new()
                 .name(format!("media-{i}"))
-                .spawn(move || run_worker(socket, local, announced, rx))
+                .spawn(move || run_worker(socket, local, announced, rx, shell))
                 .map_err(|e| MediaError::Start(e.to_string()))?;
             tracing::info!(worker = i, %local, %announced, "media worker started");
             workers.push(Worker { tx, addr: local });
         }
         Ok(Self {
             workers: std::sync::Arc::new(workers),
+            events: std::sync::Arc::new(std::sync::Mutex::new(Some(events_rx))),
         })
+    }
+
+    /// The stream of what the cores report (failed transports, already closed); taken once, by the domain.
+    pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<CoreEvent>> {
+        self.events.lock().ok().and_then(|mut g| g.take())
     }
 
     /// The UDP addresses of the workers.
@@ -132,11 +153,50 @@ fn bind_in_range(ip: IpAddr, from: u16, to: u16) -> Option<(std::net::UdpSocket,
     })
 }
 
+/// What a worker thread needs besides its socket and job queue.
+struct Shell {
+    index: usize,
+    liveness: Liveness,
+    events: mpsc::UnboundedSender<CoreEvent>,
+}
+
+impl Shell {
+    /// Hands the core's reports to the domain, logged and counted.
+    fn forward_events(&self, core: &mut Core) {
+        while let Some(e) = core.poll_event() {
+            match &e {
+                CoreEvent::TransportClosed {
+                    transport,
+                    router,
+                    reason,
+                    ..
+                } => {
+                    tracing::warn!(%transport, meeting = %router, reason, "transport failed; closed");
+                    metrics::counter!("meet_transports_failed_total", "reason" => *reason)
+                        .increment(1);
+                }
+                _ => tracing::warn!(event = ?e, "media event"),
+            }
+            let _ = self.events.send(e);
+        }
+    }
+
+    fn publish_counts(&self, core: &Core) {
+        let s = core.stats();
+        let worker = self.index.to_string();
+        metrics::gauge!("meet_media_transports", "worker" => worker.clone())
+            .set(s.transports as f64);
+        metrics::gauge!("meet_media_producers", "worker" => worker.clone()).set(s.producers as f64);
+        metrics::gauge!("meet_media_consumers", "worker" => worker).set(s.consumers as f64);
+    }
+}
+
 fn run_worker(
     socket: std::net::UdpSocket,
     local: SocketAddr,
     announced: SocketAddr,
     mut rx: mpsc::UnboundedReceiver<Job>,
+    shell: Shell,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -157,6 +217,9 @@ fn run_worker(
         };
         let mut core = Core::new(local, announced);
         core.set_clock_base(Instant::now(), std::time::SystemTime::now());
+        core.set_liveness(shell.liveness);
+        shell.publish_counts(&core);
+        let mut next_counts = Instant::now() + Duration::from_secs(1);
         let mut buf = vec![0u8; 2048];
         loop {
             let now = Instant::now();
@@ -186,6 +249,11 @@ fn run_worker(
                 if let Err(e) = socket.try_send_to(&data, dest) {
                     tracing::debug!(error = %e, %dest, "udp send");
                 }
+            }
+            shell.forward_events(&mut core);
+            if now >= next_counts {
+                next_counts = now + Duration::from_secs(1);
+                shell.publish_counts(&core);
             }
         }
     });

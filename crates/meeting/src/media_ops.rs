@@ -696,6 +696,90 @@ impl MeetingService {
         emits
     }
 
+    /// A transport failed in the media plane (already closed there, with its producers and consumers): its owner
+    /// gets `transport:closed {transportId, direction, reason}`, the others `consumer-closed` for what they
+    /// consumed of it (and `screen:stopped` if it carried the screen share).
+    pub async fn transport_failed(&self, event: media::CoreEvent) -> Outcome {
+        let media::CoreEvent::TransportClosed {
+            transport,
+            router,
+            direction,
+            reason,
+            producers,
+            consumers,
+        } = event
+        else {
+            return Outcome::default();
+        };
+        // The media worker's router key is the meeting id (`handle_media`).
+        let meeting = MeetingId::new(router);
+        let mut owner = None;
+        let tid = transport.clone();
+        let _ = self
+            .modify(&meeting, |rt| {
+                let Some(p) = rt.participants.values_mut().find(|p| {
+                    p.send_transport.as_deref() == Some(tid.as_str())
+                        || p.recv_transport.as_deref() == Some(tid.as_str())
+                }) else {
+                    return false;
+                };
+                if p.send_transport.as_deref() == Some(tid.as_str()) {
+                    p.send_transport = None;
+                } else {
+                    p.recv_transport = None;
+                    p.announce_queue.clear();
+                    p.announced_at = None;
+                }
+                owner = Some(p.participant_id.clone());
+                true
+            })
+            .await;
+        let Some(owner) = owner else {
+            // Its owner left meanwhile; leaving closed everything it had.
+            return Outcome::default();
+        };
+        let mut out = Outcome::default();
+        out.emits = self
+            .forget_media(
+                &meeting,
+                Some(&owner),
+                &producers,
+                &consumers,
+                "producer-closed",
+            )
+            .await;
+        out.emits.insert(
+            0,
+            Emit {
+                target: Target::Participants(vec![owner]),
+                event: "transport:closed",
+                payload: json!({
+                    "transportId": transport,
+                    "direction": if direction == Direction::Send { "send" } else { "recv" },
+                    "reason": reason,
+                }),
+            },
+        );
+        out
+    }
+
+    /// Delivers what the media plane reports (failed transports) until the engine stops.
+    pub fn spawn_media_events(
+        self: &std::sync::Arc<Self>,
+        mut events: tokio::sync::mpsc::UnboundedReceiver<media::CoreEvent>,
+    ) {
+        let weak = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                let Some(svc) = weak.upgrade() else { return };
+                let out = svc.transport_failed(e).await;
+                if !out.emits.is_empty() {
+                    let _ = svc.background.send(out);
+                }
+            }
+        });
+    }
+
     fn schedule_pacing(&self, meeting: &MeetingId) {
         if let Ok(mut set) = self.pacing.lock() {
             set.insert(meeting.clone());

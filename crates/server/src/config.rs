@@ -36,6 +36,11 @@ pub struct Media {
     pub port_max: u16,
     /// Media worker threads; 0 = one per core.
     pub workers: usize,
+    /// A connected transport with no STUN consent check from its browser for this long is closed and its owner
+    /// told (`transport:closed`, reason `ice-timeout`).
+    pub consent_timeout_ms: u64,
+    /// A transport whose DTLS is not up this long after `connect-transport` is closed (`connect-timeout`).
+    pub connect_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -176,6 +181,8 @@ impl Default for Config {
                 port_min: 40_000,
                 port_max: 49_999,
                 workers: 0,
+                consent_timeout_ms: 30_000,
+                connect_timeout_ms: 30_000,
             },
         }
     }
@@ -247,6 +254,14 @@ impl Config {
         }
         if self.media.port_min == 0 || self.media.port_min > self.media.port_max {
             return Err("media.port_min must be 1..=media.port_max".into());
+        }
+        for (name, ms) in [
+            ("media.consent_timeout_ms", self.media.consent_timeout_ms),
+            ("media.connect_timeout_ms", self.media.connect_timeout_ms),
+        ] {
+            if !(1_000..=600_000).contains(&ms) {
+                return Err(format!("{name} must be 1000-600000 (ms), got {ms}"));
+            }
         }
         if self.socket.max_payload_bytes < 1024 {
             return Err("socket.max_payload_bytes must be at least 1024".into());

@@ -132,9 +132,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         port_min: cfg.media.port_min,
         port_max: cfg.media.port_max,
         workers: cfg.media.workers,
+        liveness: media::Liveness {
+            consent_timeout: Duration::from_millis(cfg.media.consent_timeout_ms),
+            connect_timeout: Duration::from_millis(cfg.media.connect_timeout_ms),
+        },
     })
     .context("starting the media workers")?;
     tracing::info!(addresses = ?media.addresses(), "media plane ready");
+    let media_events = media.take_events();
     let service = Arc::new(MeetingService::new(
         store.clone(),
         Arc::new(LocalRuntimeStore::new()),
@@ -153,6 +158,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             rejoin_grace_ms: i64::from(cfg.meetings.rejoin_grace_secs) * 1000,
         },
     ));
+    if let Some(events) = media_events {
+        service.spawn_media_events(events);
+    }
     let (io_layer, io, shared) = signaling::build(
         service.clone(),
         verifier.clone(),
@@ -265,6 +273,16 @@ fn describe_metrics() {
     metrics::describe_counter!("meet_events_total", "Socket.IO requests received, by event");
     metrics::describe_counter!("meet_errors_total", "Coded errors returned, by code");
     metrics::describe_counter!("meet_auth_failures_total", "Refused socket handshakes");
+    metrics::describe_counter!(
+        "meet_transports_failed_total",
+        "WebRTC transports closed because they failed (DTLS, ICE consent lost, never connected), by reason"
+    );
+    metrics::describe_gauge!(
+        "meet_media_transports",
+        "Open WebRTC transports, by media worker"
+    );
+    metrics::describe_gauge!("meet_media_producers", "Open producers, by media worker");
+    metrics::describe_gauge!("meet_media_consumers", "Open consumers, by media worker");
     metrics::gauge!("meet_connections").set(0.0);
     metrics::gauge!("meet_meetings_active").set(0.0);
     metrics::gauge!("meet_participants").set(0.0);

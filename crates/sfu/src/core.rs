@@ -5,6 +5,7 @@
 //! Demultiplexing one UDP port among many transports (like mediasoup's WebRtcServer): STUN by the local ufrag in
 //! its USERNAME, everything else by the source address a STUN request came from.
 
+use crate::fingerprint;
 use crate::ortc::{self, Kind, ProducerMapping, RtpCapabilities, RtpParameters};
 use crate::sdp::{self, Section, PLACEHOLDER_ICE_PWD};
 use crate::vp8;
@@ -32,6 +33,44 @@ const MAX_SECTIONS: usize = 256;
 
 /// Keyframe requests to one producer stream are at most this frequent.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+/// When a transport counts as dead (see [`Core::set_liveness`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    /// A connected transport with no authenticated STUN request (the browser's consent checks, RFC 7675: every few
+    /// seconds) for this long has lost its peer.
+    pub consent_timeout: Duration,
+    /// A transport whose `connect` came but whose DTLS is not up this long after has failed (ICE never completed:
+    /// UDP blocked, a wrong address announced, or the browser went away mid-setup).
+    pub connect_timeout: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Self {
+            consent_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the core tells its owner without being asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CoreEvent {
+    /// A transport failed and was closed, with its producers and its consumers (consumers of its producers on
+    /// other transports included). `reason`: `dtls-failed` (handshake error or a peer certificate that does not
+    /// match the fingerprint from `connect`), `ice-timeout` (consent lost), `connect-timeout` (DTLS never came up
+    /// after `connect`), `transport-error`.
+    TransportClosed {
+        transport: String,
+        router: String,
+        direction: Direction,
+        reason: &'static str,
+        producers: Vec<String>,
+        consumers: Vec<String>,
+    },
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SfuError {
@@ -89,6 +128,16 @@ struct Transport {
     nominated: bool,
     /// The browser's DTLS fingerprint (`sha-256 AB:…`), from `connect`.
     remote_fingerprint: Option<String>,
+    /// The same as algorithm and digest: the peer's certificate is checked against it once DTLS is up.
+    expected_fingerprint: Option<(String, Vec<u8>)>,
+    /// The peer's DER certificate, captured while str0m hashes it (for algorithms str0m does not compute).
+    peer_der: Option<Vec<u8>>,
+    /// When the core first saw DTLS started by `connect` (its next liveness check), and when the last
+    /// authenticated STUN request came (liveness).
+    dtls_started: Option<Instant>,
+    last_stun: Option<Instant>,
+    /// Set when the transport failed: nothing more of it is handled; it is closed and reported.
+    failed: Option<&'static str>,
     /// Send transports: the m-lines of the rebuilt offer, and whether it must be (re)applied.
     sections: Vec<Section>,
     offer_dirty: bool,
@@ -106,6 +155,18 @@ struct Transport {
     /// gives, else a random one. mediasoup-client sends an empty CNAME for simulcast video, and a consumer with an
     /// empty CNAME gets an SDP `a=msid` Chrome refuses; one shared CNAME also keeps audio and video in sync.
     cname: Option<String>,
+}
+
+impl Transport {
+    /// The peer certificate must be captured while str0m handles this transport (see `fingerprint.rs`).
+    fn wants_peer_der(&self) -> bool {
+        !self.connected
+            && self.peer_der.is_none()
+            && self
+                .expected_fingerprint
+                .as_ref()
+                .is_some_and(|(a, _)| !fingerprint::str0m_computes(a))
+    }
 }
 
 struct Producer {
@@ -178,6 +239,13 @@ pub struct CoreStats {
 }
 
 pub struct Core {
+    liveness: Liveness,
+    /// Reported transport failures, oldest first.
+    events: VecDeque<CoreEvent>,
+    /// Transports that failed inside a call, closed at its end (see `settle_failures`).
+    failing: Vec<String>,
+    /// Liveness is checked at most this often (it looks at every transport).
+    next_liveness_check: Option<Instant>,
     local_addr: SocketAddr,
     announced: SocketAddr,
     transports: HashMap<String, Transport>,
@@ -251,6 +319,9 @@ fn rtc_config(ufrag: &str, pwd: &str) -> RtcConfig {
     let mut cfg = RtcConfig::new()
         .set_ice_lite(true)
         .set_rtp_mode(true)
+        // The core checks the peer certificate itself, for every algorithm mediasoup accepts (`fingerprint.rs`).
+        .set_fingerprint_verification(false)
+        .set_crypto_provider(fingerprint::provider())
         .set_local_ice_credentials(IceCreds {
             ufrag: ufrag.to_owned(),
             pass: pwd.to_owned(),
@@ -302,6 +373,10 @@ impl Core {
     /// told (a public address for servers behind NAT).
     pub fn new(local_addr: SocketAddr, announced: SocketAddr) -> Self {
         Self {
+            liveness: Liveness::default(),
+            events: VecDeque::new(),
+            failing: Vec::new(),
+            next_liveness_check: None,
             local_addr,
             announced,
             transports: HashMap::new(),
@@ -414,6 +489,11 @@ impl Core {
                 remote_ufrag: None,
                 nominated: false,
                 remote_fingerprint: None,
+                expected_fingerprint: None,
+                peer_der: None,
+                dtls_started: None,
+                last_stun: None,
+                failed: None,
                 sections: Vec::new(),
                 offer_dirty: false,
                 offer_version: 1,
@@ -436,23 +516,27 @@ impl Core {
         self.transports.get(id).map(|t| t.router.as_str())
     }
 
-    /// `connect-transport`: the client's DTLS fingerprint and role.
+    /// `connect-transport`: the client's DTLS fingerprint and role. Every algorithm mediasoup accepts is taken
+    /// (sha-1, sha-224, sha-256, sha-384, sha-512; sha-256 preferred when several are given, else the last, as
+    /// mediasoup does); the peer's certificate is checked against it when DTLS comes up.
     pub fn connect_transport(&mut self, id: &str, dtls: &Value) -> Result<(), SfuError> {
         let invalid = |m: &str| SfuError::Invalid(format!("invalid dtlsParameters: {m}"));
         let fps = dtls
             .get("fingerprints")
             .and_then(Value::as_array)
             .ok_or_else(|| invalid("fingerprints missing"))?;
+        let algorithm_of = |f: &Value| {
+            f.get("algorithm")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+        };
         let pick = fps
             .iter()
             .rev()
-            .find(|f| f.get("algorithm").and_then(Value::as_str) == Some("sha-256"))
+            .find(|f| algorithm_of(f).as_deref() == Some("sha-256"))
             .or_else(|| fps.last())
             .ok_or_else(|| invalid("no fingerprint"))?;
-        let algorithm = pick
-            .get("algorithm")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("algorithm missing"))?;
+        let algorithm = algorithm_of(pick).ok_or_else(|| invalid("algorithm missing"))?;
         let value = pick
             .get("value")
             .and_then(Value::as_str)
@@ -464,14 +548,21 @@ impl Core {
         {
             return Err(invalid("malformed fingerprint"));
         }
-        if !["sha-1", "sha-224", "sha-256", "sha-384", "sha-512"]
-            .contains(&algorithm.to_ascii_lowercase().as_str())
-        {
-            return Err(invalid("unsupported fingerprint algorithm"));
-        }
+        let Some(len) = fingerprint::digest_len(&algorithm) else {
+            return Err(invalid(&format!(
+                "unsupported fingerprint algorithm {algorithm:?} (accepted: {})",
+                fingerprint::ALGORITHMS.join(", ")
+            )));
+        };
         let text = format!("{algorithm} {value}");
-        let fingerprint: str0m::config::Fingerprint =
+        let fp: str0m::config::Fingerprint =
             text.parse().map_err(|_| invalid("malformed fingerprint"))?;
+        if fp.bytes.len() != len {
+            return Err(invalid(&format!(
+                "a {algorithm} fingerprint has {len} bytes, this one {}",
+                fp.bytes.len()
+            )));
+        }
         let role = match dtls.get("role") {
             None | Some(Value::Null) => "client",
             Some(v) => v.as_str().ok_or_else(|| invalid("role must be a string"))?,
@@ -486,8 +577,9 @@ impl Core {
         if t.remote_fingerprint.is_some() {
             return Err(SfuError::Invalid("transport already connected".into()));
         }
+        t.expected_fingerprint = Some((algorithm, fp.bytes.clone()));
         let mut api = t.rtc.direct_api();
-        api.set_remote_fingerprint(fingerprint);
+        api.set_remote_fingerprint(fp);
         // mediasoup's rule: a client-role peer makes us the DTLS server; server or auto makes us the client.
         api.start_dtls(role != "client")
             .map_err(|e| SfuError::Invalid(format!("dtls: {e}")))?;
@@ -499,6 +591,109 @@ impl Core {
         self.apply_offer(id)?;
         self.dirty.push(id.to_owned());
         Ok(())
+    }
+
+    /// How long a transport may go without its peer (defaults: [`Liveness::default`]).
+    pub fn set_liveness(&mut self, liveness: Liveness) {
+        self.liveness = liveness;
+    }
+
+    /// The next transport failure to report.
+    pub fn poll_event(&mut self) -> Option<CoreEvent> {
+        self.events.pop_front()
+    }
+
+    /// Marks a transport failed: nothing more of it is handled, and the end of the current call closes it.
+    fn fail(&mut self, tid: &str, reason: &'static str) {
+        if let Some(t) = self.transports.get_mut(tid) {
+            if t.failed.is_none() {
+                t.failed = Some(reason);
+                self.failing.push(tid.to_owned());
+            }
+        }
+    }
+
+    /// Closes the transports that failed, and reports each.
+    fn settle_failures(&mut self) {
+        for tid in std::mem::take(&mut self.failing) {
+            let Some(t) = self.transports.get(&tid) else {
+                continue;
+            };
+            let (router, direction, reason) = (
+                t.router.clone(),
+                t.direction,
+                t.failed.unwrap_or("transport-error"),
+            );
+            let (producers, consumers) = self.close_transport(&tid);
+            tracing::debug!(transport = %tid, reason, "transport failed and closed");
+            self.events.push_back(CoreEvent::TransportClosed {
+                transport: tid,
+                router,
+                direction,
+                reason,
+                producers,
+                consumers,
+            });
+        }
+    }
+
+    /// The peer's certificate against the fingerprint `connect` gave; the reason to fail the transport if not.
+    fn check_peer_certificate(&mut self, tid: &str) -> Result<(), &'static str> {
+        let t = self.transports.get_mut(tid).ok_or("transport-error")?;
+        let (algorithm, want) = t.expected_fingerprint.as_ref().ok_or("dtls-failed")?;
+        let got = if fingerprint::str0m_computes(algorithm) {
+            // With its own check off, str0m computes the peer's fingerprint with the announced algorithm.
+            t.rtc
+                .direct_api()
+                .remote_dtls_fingerprint()
+                .filter(|f| f.hash_func.eq_ignore_ascii_case(algorithm))
+                .map(|f| f.bytes.clone())
+        } else {
+            t.peer_der
+                .as_deref()
+                .and_then(|der| fingerprint::digest(algorithm, der))
+        };
+        match got {
+            Some(got) if fingerprint::same(&got, want) => Ok(()),
+            _ => Err("dtls-failed"),
+        }
+    }
+
+    /// Fails transports whose peer is gone (see [`Liveness`]). Looks at every transport, so at most every 500 ms.
+    fn check_liveness(&mut self, now: Instant) {
+        if self.next_liveness_check.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_liveness_check = Some(now + Duration::from_millis(500));
+        let Liveness {
+            consent_timeout,
+            connect_timeout,
+        } = self.liveness;
+        for t in self.transports.values_mut() {
+            if t.remote_fingerprint.is_some() && t.dtls_started.is_none() {
+                t.dtls_started = Some(now);
+            }
+        }
+        let dead: Vec<(String, &'static str)> = self
+            .transports
+            .iter()
+            .filter(|(_, t)| t.failed.is_none())
+            .filter_map(|(id, t)| {
+                let since = |at: Option<Instant>| at.map(|at| now.saturating_duration_since(at));
+                if t.connected {
+                    // Connected means a STUN request came, so `last_stun` is set.
+                    (since(t.last_stun).unwrap_or(Duration::ZERO) > consent_timeout)
+                        .then(|| (id.clone(), "ice-timeout"))
+                } else {
+                    since(t.dtls_started)
+                        .is_some_and(|d| d > connect_timeout)
+                        .then(|| (id.clone(), "connect-timeout"))
+                }
+            })
+            .collect();
+        for (id, reason) in dead {
+            self.fail(&id, reason);
+        }
     }
 
     /// `produce` on a send transport. Returns the producer id.
@@ -881,7 +1076,7 @@ impl Core {
         let Some(&first) = buf.first() else { return };
         let mut nominating = None;
         let tid = if first < 2 {
-            match self.route_stun(source, buf) {
+            match self.route_stun(now, source, buf) {
                 Some((t, copy)) => {
                     nominating = copy;
                     t
@@ -908,16 +1103,25 @@ impl Core {
         let Some(t) = self.transports.get_mut(&tid) else {
             return;
         };
+        if t.failed.is_some() {
+            self.stats.dropped_datagrams += 1;
+            return;
+        }
         let input = Input::Receive(now, receive);
         if !t.rtc.accepts(&input) {
             self.stats.dropped_datagrams += 1;
             return;
         }
-        if let Err(e) = t.rtc.handle_input(input) {
+        let (res, der) = fingerprint::capturing(t.wants_peer_der(), || t.rtc.handle_input(input));
+        if der.is_some() {
+            t.peer_der = der;
+        }
+        if let Err(e) = res {
             tracing::debug!(transport = %tid, error = %e, "input refused");
             self.stats.dropped_datagrams += 1;
         }
         self.drain(&tid, now);
+        self.settle_failures();
     }
 
     /// STUN: find the transport by our ufrag, learn the browser's ufrag (ICE-lite: mediasoup-client never signals
@@ -928,7 +1132,12 @@ impl Core {
     /// (state `connected`) and lets DTLS run, while str0m's waits for the nomination, which Chrome sends one check
     /// interval later — the browser's ClientHello sat unanswered for ~57 ms of every join (server log timestamps).
     /// The copy is signed with our password, which is what the browser signed the original with.
-    fn route_stun(&mut self, source: SocketAddr, buf: &[u8]) -> Option<(String, Option<Vec<u8>>)> {
+    fn route_stun(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        buf: &[u8],
+    ) -> Option<(String, Option<Vec<u8>>)> {
         let msg = StunMessage::parse(buf).ok()?;
         let (local, remote) = msg.split_username()?;
         let tid = self.by_ufrag.get(local)?.clone();
@@ -955,6 +1164,7 @@ impl Core {
             let _ = self.apply_offer(&tid);
         }
         let t = self.transports.get_mut(&tid)?;
+        t.last_stun = Some(now);
         if t.sources.insert(source) {
             if t.sources.len() > 8 {
                 // A browser tries a handful of local addresses; more is someone else's noise.
@@ -983,18 +1193,35 @@ impl Core {
         for tid in due {
             self.stats.transport_timeouts += 1;
             if let Some(t) = self.transports.get_mut(&tid) {
-                if let Err(e) = t.rtc.handle_input(Input::Timeout(now)) {
+                if t.failed.is_some() {
+                    continue;
+                }
+                let (res, der) = fingerprint::capturing(t.wants_peer_der(), || {
+                    t.rtc.handle_input(Input::Timeout(now))
+                });
+                if der.is_some() {
+                    t.peer_der = der;
+                }
+                if let Err(e) = res {
                     tracing::debug!(transport = %tid, error = %e, "timeout refused");
                 }
             }
             self.drain(&tid, now);
         }
+        self.check_liveness(now);
         self.drain_dirty(now);
     }
 
-    /// The earliest deadline of any transport.
+    /// The earliest deadline of any transport (and of the next liveness check while there are transports).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.transports.values().filter_map(|t| t.deadline).min()
+        let liveness = self
+            .next_liveness_check
+            .filter(|_| !self.transports.is_empty());
+        self.transports
+            .values()
+            .filter_map(|t| t.deadline)
+            .chain(liveness)
+            .min()
     }
 
     /// The next datagram to send: `(destination, bytes)`.
@@ -1014,14 +1241,22 @@ impl Core {
                 self.drain(&tid, now);
             }
         }
+        self.settle_failures();
     }
 
     /// Polls one transport until it only has a deadline left; forwards its media.
     fn drain(&mut self, tid: &str, now: Instant) {
         loop {
             let out = match self.transports.get_mut(tid) {
-                Some(t) => t.rtc.poll_output(),
-                None => return,
+                Some(t) if t.failed.is_none() => {
+                    let (out, der) =
+                        fingerprint::capturing(t.wants_peer_der(), || t.rtc.poll_output());
+                    if der.is_some() {
+                        t.peer_der = der;
+                    }
+                    out
+                }
+                _ => return,
             };
             match out {
                 Ok(Output::Transmit(tx)) => {
@@ -1036,8 +1271,17 @@ impl Core {
                 }
                 Ok(Output::Event(e)) => self.on_event(tid, e, now),
                 Err(e) => {
-                    tracing::debug!(transport = %tid, error = %e, "transport failed");
-                    if let Some(t) = self.transports.get_mut(tid) {
+                    let dead = self.transports.get(tid).is_some_and(|t| !t.rtc.is_alive());
+                    tracing::debug!(transport = %tid, error = %e, dead, "transport error");
+                    if dead {
+                        let reason = match e {
+                            str0m::RtcError::Dtls(_) | str0m::RtcError::RemoteSdp(_) => {
+                                "dtls-failed"
+                            }
+                            _ => "transport-error",
+                        };
+                        self.fail(tid, reason);
+                    } else if let Some(t) = self.transports.get_mut(tid) {
                         t.deadline = Some(now + Duration::from_millis(100));
                     }
                     return;
@@ -1066,8 +1310,14 @@ impl Core {
                 self.request_keyframe(&producer, layer, now);
             }
             Event::Connected => {
+                if let Err(reason) = self.check_peer_certificate(tid) {
+                    tracing::debug!(transport = %tid, "peer certificate does not match the fingerprint");
+                    self.fail(tid, reason);
+                    return;
+                }
                 if let Some(t) = self.transports.get_mut(tid) {
                     t.connected = true;
+                    t.peer_der = None;
                 }
                 tracing::debug!(transport = %tid, "connected");
                 // Consumers resumed before DTLS was up start now: ask their producers for keyframes.

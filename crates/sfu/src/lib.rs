@@ -3,9 +3,12 @@
 //! unchanged. No tokio, no clock, no sockets: see `media` for the I/O shell.
 
 pub mod core;
+pub mod fingerprint;
 pub mod ortc;
 pub mod sdp;
 pub mod vp8;
 
-pub use crate::core::{ConsumerInfo, Core, CoreStats, Direction, SfuError, TransportInfo};
+pub use crate::core::{
+    ConsumerInfo, Core, CoreEvent, CoreStats, Direction, Liveness, SfuError, TransportInfo,
+};
 pub use ortc::{Kind, RtpCapabilities, RtpParameters};

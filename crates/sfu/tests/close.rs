@@ -123,7 +123,7 @@ fn close_recv_transport_returns_its_consumers() {
     assert_eq!(w.core.close_transport(&recv), (vec![], vec![]));
     assert_eq!(w.core.close_transport("tr_unknown"), (vec![], vec![]));
     assert_eq!(
-        w.core.connect_transport(&recv, &serde_json::json!({"role": "client", "fingerprints": [{"algorithm": "sha-256", "value": "00"}]})),
+        w.core.connect_transport(&recv, &serde_json::json!({"role": "client", "fingerprints": [{"algorithm": "sha-256", "value": vec!["00"; 32].join(":")}]})),
         Err(sfu::SfuError::NotFound("transport"))
     );
 }

@@ -318,8 +318,28 @@ fn sdp_fingerprint(session: &[String], sections: &[MSection]) -> (String, String
     (alg.to_owned(), value.to_owned())
 }
 
+thread_local! {
+    /// Set by [`signal_fingerprint`]: the algorithm the fake clients of this test signal, and whether they lie.
+    static CLIENT_FINGERPRINT: std::cell::RefCell<Option<(String, bool)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Makes the fake clients created afterwards on this thread signal only a fingerprint of `algorithm` (as
+/// pymediasoup does with aiortc's sha-512), computed from their certificate; `wrong` flips one of its bytes.
+pub fn signal_fingerprint(algorithm: &str, wrong: bool) {
+    CLIENT_FINGERPRINT.with(|c| *c.borrow_mut() = Some((algorithm.to_owned(), wrong)));
+}
+
 /// The `dtlsParameters` mediasoup-client's `connect` sends: its local fingerprint, role client.
-fn dtls_parameters(local_sdp: &str) -> Value {
+fn dtls_parameters(local_sdp: &str, cert_der: &[u8]) -> Value {
+    if let Some((algorithm, wrong)) = CLIENT_FINGERPRINT.with(|c| c.borrow().clone()) {
+        let mut digest = sfu::fingerprint::digest(&algorithm, cert_der).expect("known algorithm");
+        if wrong {
+            digest[0] ^= 0xff;
+        }
+        let value: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
+        return json!({"role": "client", "fingerprints": [{"algorithm": algorithm, "value": value.join(":")}]});
+    }
     let (session, sections) = parse_sdp(local_sdp);
     let (algorithm, value) = sdp_fingerprint(&session, &sections);
     json!({"role": "client", "fingerprints": [{"algorithm": algorithm, "value": value}]})
@@ -412,11 +432,18 @@ pub struct Endpoint {
     pub keyframe_requests: Vec<(Instant, KeyframeRequest)>,
     pub connected: bool,
     deadline: Option<Instant>,
+    /// The DER certificate this client's DTLS uses.
+    pub cert_der: Vec<u8>,
 }
 
 impl Endpoint {
     fn new(addr: SocketAddr, now: Instant) -> Self {
-        let mut rtc = browser_config().build(now);
+        let cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .expect("client certificate");
+        let cert_der = cert.certificate.clone();
+        let mut rtc = browser_config().set_dtls_cert(cert).build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
         Self {
             rtc,
@@ -428,6 +455,7 @@ impl Endpoint {
             keyframe_requests: Vec::new(),
             connected: false,
             deadline: Some(now),
+            cert_der,
         }
     }
 
@@ -589,7 +617,10 @@ impl Publisher {
         self.accept_answer(&offer_text, pending);
         self.ep.deadline = None;
         if !self.connected_core {
-            core.connect_transport(&self.transport.id, &dtls_parameters(&offer_text))?;
+            core.connect_transport(
+                &self.transport.id,
+                &dtls_parameters(&offer_text, &self.ep.cert_der),
+            )?;
             self.connected_core = true;
         }
         let rtp_parameters: RtpParameters =
@@ -890,7 +921,7 @@ impl Subscriber {
         if !self.connected_core {
             core.connect_transport(
                 &self.transport.id,
-                &dtls_parameters(&answer.to_sdp_string()),
+                &dtls_parameters(&answer.to_sdp_string(), &self.ep.cert_der),
             )?;
             self.connected_core = true;
         }
