@@ -10,12 +10,13 @@ import { launchBrowser, Participant } from './browser.mjs';
 
 export const ARTIFACTS = path.join(BROWSER_DIR, 'artifacts');
 
-export function useHarness() {
+/** `env`: extra MEET_* settings for this file's server. */
+export function useHarness({ env: serverEnv = {} } = {}) {
   const env = { server: null, browser: null };
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await ensureBuilt();
-    env.server = await new Server().start();
+    env.server = await new Server(serverEnv).start();
     env.browser = await launchBrowser();
   });
   after(async () => {
@@ -27,7 +28,7 @@ export function useHarness() {
   function scenario(name, fn, { timeout = 120_000 } = {}) {
     test(name, { timeout }, async (t) => {
       if (env.server.exit) { // a crash in an earlier test must not fail every later one
-        env.server = await new Server().start();
+        env.server = await new Server(serverEnv).start();
       }
       const participants = [];
       const open = async (pname) => {

@@ -7,7 +7,7 @@ import { DIST_DIR } from '../build.mjs';
 export { REPO_ROOT, SERVER_BIN };
 
 export class Server extends MeetServer {
-  constructor() {
-    super({ webDir: DIST_DIR, buildHint: 'run tests/browser/setup.sh', label: 'browser', rustLog: 'warn,sfu::core=debug' });
+  constructor(env = {}) {
+    super({ webDir: DIST_DIR, buildHint: 'run tests/browser/setup.sh', label: 'browser', rustLog: 'warn,sfu::core=debug', env });
   }
 }

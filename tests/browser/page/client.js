@@ -383,6 +383,7 @@ const consumerInfo = new Map(); // consumerId -> {participantId, userId, produce
 const localStreams = [];
 const marks = {}; // named timestamps (ms since page load) for the join → first frame measurement
 let client = null;
+const tamper = { fingerprint: false };
 let meetingState = null;
 let myUserId = null;
 
@@ -490,6 +491,19 @@ async function join(token, meetingId, { timeoutMs = 20000 } = {}) {
     if (event === 'subscribed' && !marks.firstSubscribed) marks.firstSubscribed = now();
   });
   client.socket.on('disconnect', (reason) => log.push({ t: now(), event: 'disconnect', data: { reason } }));
+  // Test hook: a client whose connect-transport carries a fingerprint that is not its certificate's (see
+  // tamperNextFingerprint); the guide's class itself stays unchanged.
+  const emit = client.socket.emit.bind(client.socket);
+  client.socket.emit = (event, ...args) => {
+    if (event === 'connect-transport' && tamper.fingerprint && args[0]?.dtlsParameters) {
+      tamper.fingerprint = false;
+      const fps = args[0].dtlsParameters.fingerprints.map((f) => ({
+        ...f, value: (f.value[0] === 'A' ? 'B' : 'A') + f.value.slice(1),
+      }));
+      args[0] = { ...args[0], dtlsParameters: { ...args[0].dtlsParameters, fingerprints: fps } };
+    }
+    return emit(event, ...args);
+  };
   // The server tells us when a consumer closes (its producer closed or its participant left): close ours too.
   client.socket.on('consumer-closed', ({ consumerId }) => {
     const consumer = client.consumers.get(consumerId);
@@ -636,6 +650,9 @@ window.meeting = {
   mute,
   leave,
   request: (event, payload) => request(event, payload),
+  tamperNextFingerprint: () => { tamper.fingerprint = true; },
+  /** Closes the send transport's PeerConnection without a word to the server (a browser gone silent). */
+  dropSendTransport: () => { client.sendTransport.close(); },
   events: (name) => log.filter((e) => !name || e.event === name),
   info,
   marks: () => ({ ...marks }),
