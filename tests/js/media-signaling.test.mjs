@@ -56,8 +56,15 @@ describe('media signaling', () => {
     assert.equal(p.dtlsParameters.fingerprints.at(-1).algorithm, 'sha-256');
 
     await expectError(a.socket, 'create-transport', { meetingId, direction: 'both' }, 'VALIDATION_ERROR');
-    const fp = { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: 'AA:BB:CC' }] };
+    const hex = (n) => Array.from({ length: n }, (_, i) => (i * 7 % 256).toString(16).padStart(2, '0').toUpperCase()).join(':');
+    const fp = { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: hex(32) }] };
     await expectError(b.socket, 'connect-transport', { transportId: p.id, dtlsParameters: fp }, 'NOT_FOUND');
+    // Every algorithm mediasoup accepts is taken (media with them: crates/sfu/tests/dtls_fingerprints.rs); a
+    // digest of the wrong length, or another algorithm, is refused with the accepted list.
+    const short = { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: 'AA:BB:CC' }] };
+    assert.match((await expectError(a.socket, 'connect-transport', { transportId: p.id, dtlsParameters: short }, 'VALIDATION_ERROR')).ack.message, /32 bytes/);
+    const md5 = { role: 'client', fingerprints: [{ algorithm: 'md5', value: hex(16) }] };
+    assert.match((await expectError(a.socket, 'connect-transport', { transportId: p.id, dtlsParameters: md5 }, 'VALIDATION_ERROR')).ack.message, /sha-1, sha-224, sha-256, sha-384, sha-512/);
     await expectError(a.socket, 'connect-transport', { transportId: p.id, dtlsParameters: { fingerprints: [] } }, 'VALIDATION_ERROR');
     await expectError(a.socket, 'connect-transport', { transportId: p.id, dtlsParameters: 'x' }, 'VALIDATION_ERROR');
     await ok(a.socket, 'connect-transport', { transportId: p.id, dtlsParameters: fp });

@@ -14,6 +14,14 @@ use sfu::{Direction, Kind, SfuError};
 use state::{MeetingRuntime, RuntimeConsumer, RuntimeParticipant, RuntimeProducer};
 use std::time::Duration;
 
+/// A media object to close again (see `discard`).
+#[derive(Debug)]
+enum Discard {
+    Transport(String),
+    Producer(String),
+    Consumer(String),
+}
+
 /// A participant is told about the next producer after its `consume` for the previous one, or after this long.
 pub const ANNOUNCE_FALLBACK_MS: i64 = 2_000;
 const MAX_PRODUCERS_PER_PARTICIPANT: usize = 8;
@@ -140,6 +148,7 @@ impl MeetingService {
                     .map_err(sfu_error)?;
                 let pid = me.participant_id.clone();
                 let mut pumped = None;
+                let mut attached = false;
                 self.modify(meeting, |rt| {
                     let others: Vec<String> = rt
                         .in_join_order()
@@ -159,9 +168,15 @@ impl MeetingService {
                         p.announced_at = None;
                         pumped = pump(rt, &pid, now);
                     }
+                    attached = true;
                     true
                 })
                 .await?;
+                if !attached {
+                    // The participant left (or was replaced, or the meeting ended) while the transport was made.
+                    self.discard(meeting, Discard::Transport(info.id)).await;
+                    return Err(self.not_in_meeting());
+                }
                 let payload =
                     json!({"direction": if send { "send" } else { "recv" }, "params": info.params});
                 out.reply = payload.clone();
@@ -234,6 +249,7 @@ impl MeetingService {
                 let pid = me.participant_id.clone();
                 let mut emits = Vec::new();
                 let mut started_share = false;
+                let mut attached = false;
                 let rec = RuntimeProducer {
                     producer_id: producer.clone(),
                     kind: kind.as_str().to_owned(),
@@ -246,6 +262,7 @@ impl MeetingService {
                         return false;
                     };
                     p.producers.push(rec.clone());
+                    attached = true;
                     if source == "screen" && rt.screen_share.is_none() {
                         rt.screen_share = Some(state::ScreenShare {
                             participant_id: pid.clone(),
@@ -270,6 +287,10 @@ impl MeetingService {
                     true
                 })
                 .await?;
+                if !attached {
+                    self.discard(meeting, Discard::Producer(producer)).await;
+                    return Err(self.not_in_meeting());
+                }
                 self.schedule_pacing(meeting);
                 let payload =
                     json!({"producerId": producer, "kind": kind.as_str(), "source": source});
@@ -336,10 +357,12 @@ impl MeetingService {
                 let me_id = me.participant_id.clone();
                 let mut next = None;
                 let consumer = info.id.clone();
+                let mut attached = false;
                 self.modify(meeting, |rt| {
                     let Some(p) = rt.participants.get_mut(&me_id) else {
                         return false;
                     };
+                    attached = true;
                     p.consumers.push(RuntimeConsumer {
                         consumer_id: consumer.clone(),
                         producer_id: producer.producer_id.clone(),
@@ -349,6 +372,10 @@ impl MeetingService {
                     true
                 })
                 .await?;
+                if !attached {
+                    self.discard(meeting, Discard::Consumer(info.id)).await;
+                    return Err(self.not_in_meeting());
+                }
                 let payload = json!({
                     "id": info.id,
                     "producerId": producer.producer_id,
@@ -468,6 +495,24 @@ impl MeetingService {
                 ))
             }
         }
+    }
+
+    /// Closes a media object made for a participant who was gone by the time it existed (a leave, a replacing
+    /// rejoin or the meeting's end raced the request): nobody else knows of it, so nobody is told.
+    async fn discard(&self, meeting: &MeetingId, what: Discard) {
+        tracing::debug!(%meeting, ?what, "closing media made for a participant who left meanwhile");
+        let _ = self
+            .media
+            .call(meeting.as_str(), move |core, _| match what {
+                Discard::Transport(id) => {
+                    core.close_transport(&id);
+                }
+                Discard::Producer(id) => {
+                    core.close_producer(&id);
+                }
+                Discard::Consumer(id) => core.close_consumer(&id),
+            })
+            .await;
     }
 
     /// Pauses or resumes one producer on the server and tells everyone.

@@ -1219,15 +1219,29 @@ impl MeetingService {
         snap.ok_or_else(|| self.not_in_meeting())
     }
 
+    /// Runs `f` on the meeting's runtime state. The store creates the state when it is missing (a join needs
+    /// that); when `f` leaves it empty — a pacer tick or a late media report racing the last leave — it is dropped
+    /// again, so no call leaves an empty meeting behind.
     pub(crate) async fn modify(
         &self,
         meeting: &MeetingId,
         mut f: impl FnMut(&mut MeetingRuntime) -> bool + Send,
     ) -> Result<(), WireError> {
+        let mut empty = false;
         self.runtime
-            .modify(meeting, &mut f)
+            .modify(meeting, &mut |rt| {
+                let changed = f(rt);
+                empty = rt.participants.is_empty() && !rt.ended;
+                changed
+            })
             .await
-            .map_err(|e| internal("updating meeting state", e))
+            .map_err(|e| internal("updating meeting state", e))?;
+        if empty {
+            if let Err(e) = self.runtime.remove_if_empty(meeting).await {
+                tracing::warn!(error = %e, "dropping empty meeting state failed");
+            }
+        }
+        Ok(())
     }
 
     pub(crate) async fn read(
