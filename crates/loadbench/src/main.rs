@@ -3,6 +3,7 @@
 
 mod server;
 mod sio;
+mod soak;
 
 use clap::Parser;
 use serde_json::json;
@@ -97,6 +98,15 @@ struct Args {
     /// Goal for the fan-out p99 latency.
     #[arg(long, default_value_t = 20.0)]
     goal_p99_ms: f64,
+    /// Soak phase: participants join, set up media, leave or drop, over and over for this long (0 skips it).
+    #[arg(long, default_value_t = 0)]
+    soak_secs: u64,
+    /// Participants cycling at once in the soak phase.
+    #[arg(long, default_value_t = 40)]
+    soak_clients: usize,
+    /// Participants per meeting in the soak phase.
+    #[arg(long, default_value_t = 5)]
+    soak_meeting_size: usize,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -483,7 +493,7 @@ struct Ctx {
     args: Args,
     addr: Arc<str>,
     pid: u32,
-    minter: Minter,
+    minter: Arc<Minter>,
     report: SharedReport,
     /// Tells the memory-phase connections to close (attach mode; a started server is killed first).
     stop_all: watch::Sender<bool>,
@@ -1025,6 +1035,60 @@ async fn run(ctx: &mut Ctx) -> Result<(), String> {
     if ctx.args.fanout_members > 0 && ctx.args.messages > 0 {
         fanout_phase(ctx).await?;
     }
+    if ctx.args.soak_secs > 0 {
+        soak_phase(ctx).await?;
+    }
+    Ok(())
+}
+
+async fn soak_phase(ctx: &mut Ctx) -> Result<(), String> {
+    println!(
+        "soak: {} participants in meetings of {} for {} s",
+        ctx.args.soak_clients, ctx.args.soak_meeting_size, ctx.args.soak_secs
+    );
+    let f = soak::run(soak::Soak {
+        addr: ctx.addr.clone(),
+        pid: ctx.pid,
+        minter: ctx.minter.clone(),
+        clients: ctx.args.soak_clients,
+        meeting_size: ctx.args.soak_meeting_size,
+        duration: Duration::from_secs(ctx.args.soak_secs),
+    })
+    .await?;
+    with_report(&ctx.report, |r| {
+        r.section("soak (join, media set-up, leave or drop, repeated)");
+        r.row("visits", f.cycles.to_string());
+        // Memory after the first fifth (warm-up: allocator pools, caches) against the end.
+        let warm = f.samples.get(f.samples.len() / 5).or(f.samples.first());
+        if let (Some(w), Some(last)) = (warm, f.samples.last()) {
+            r.row(
+                "server RSS after warm-up → end",
+                format!(
+                    "{} (at {:.0} s) → {} (at {:.0} s), {:+.1} MB",
+                    mb(w.1),
+                    w.0,
+                    mb(last.1),
+                    last.0,
+                    (last.1 as f64 - w.1 as f64) / 1024.0
+                ),
+            );
+        }
+        let [t, p, c, n] = f.left;
+        r.row(
+            "left once everyone had gone",
+            format!("{t} transports, {p} producers, {c} consumers, {n} participants"),
+        );
+        if !f.errors.is_empty() {
+            let e: Vec<String> = f.errors.iter().map(|(e, n)| format!("{n}× {e}")).collect();
+            r.notes
+                .push(format!("soak request failures: {}", e.join("; ")));
+        }
+        if f.left != [0; 4] {
+            r.failures.push(format!(
+                "the soak left {t} transports, {p} producers, {c} consumers, {n} participants behind"
+            ));
+        }
+    });
     Ok(())
 }
 
@@ -1114,7 +1178,7 @@ async fn async_main(args: Args, nofile: u64) -> ExitCode {
     let mut ctx = Ctx {
         addr: Arc::from(server.addr.as_str()),
         pid: server.pid,
-        minter: Minter::new(&secret, &campus),
+        minter: Arc::new(Minter::new(&secret, &campus)),
         report: report.clone(),
         stop_all,
         keep: Vec::new(),

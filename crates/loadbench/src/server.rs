@@ -288,6 +288,59 @@ impl Minter {
     }
 }
 
+/// `GET path` → the body (the server answers `Connection: close`; chunked bodies are joined).
+pub async fn http_get(addr: &str, path: &str) -> Result<String, String> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let exchange = async {
+        let mut s = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("REST connect: {e}"))?;
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| format!("REST write: {e}"))?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf)
+            .await
+            .map_err(|e| format!("REST read: {e}"))?;
+        Ok::<_, String>(String::from_utf8_lossy(&buf).into_owned())
+    };
+    let resp = tokio::time::timeout(Duration::from_secs(15), exchange)
+        .await
+        .map_err(|_| format!("GET {path} timed out"))??;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    if !head.contains("chunked") {
+        return Ok(body.to_owned());
+    }
+    // Chunked: size line, data, CRLF, … 0.
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).map_err(|_| "bad chunk size".to_owned())?;
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    Ok(out)
+}
+
+/// `/metrics`, each metric's samples summed over their labels.
+pub async fn metrics(addr: &str) -> Result<std::collections::HashMap<String, f64>, String> {
+    let text = http_get(addr, "/metrics").await?;
+    let mut out = std::collections::HashMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name_labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = name_labels.split('{').next().unwrap_or(name_labels);
+        if let Ok(v) = value.parse::<f64>() {
+            *out.entry(name.to_owned()).or_insert(0.0) += v;
+        }
+    }
+    Ok(out)
+}
+
 /// `POST /api/meetings` → the new meeting's id.
 pub async fn create_meeting(addr: &str, token: &str, max: u32) -> Result<String, String> {
     let body = serde_json::json!({ "title": "loadbench", "maxParticipants": max }).to_string();
