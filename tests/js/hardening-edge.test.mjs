@@ -215,12 +215,22 @@ describe('MEET_CONFIG names the configuration file', () => {
 describe('meetings at the edge', () => {
   const ctx = useServer({ env: { MEET_MEETINGS__REJOIN_GRACE_SECS: '2' } });
   const self = (state) => state.participants.find((p) => p.participantId === state.you.participantId);
+  /** Until the server has handled the dropped connection's leave (the meeting has nobody in it). */
+  const waitUntilEmpty = async (meetingId, user) => {
+    for (let i = 0; i < 50; i++) {
+      const res = await ctx.api('GET', `/api/meetings/${meetingId}/participants`, { user });
+      assert.equal(res.status, 200, res.text);
+      if (res.body.participants.length === 0) return;
+      await sleep(50);
+    }
+    assert.fail('the dropped participant never left');
+  };
 
   ctx.test('the only participant\'s raised hand survives a dropped connection', async () => {
     const { meetingId, members: [host] } = await ctx.meeting({ participants: 0 });
     await ok(host.socket, 'hand:raise', { meetingId });
     host.socket.disconnect();
-    await sleep(300); // the server handles the disconnect
+    await waitUntilEmpty(meetingId, host.user);
     const s = await ctx.connect(host.user);
     const state = await ctx.join(s, meetingId);
     assert.equal(state.participants.length, 1);
@@ -242,6 +252,7 @@ describe('meetings at the edge', () => {
     const { meetingId, members: [host] } = await ctx.meeting({ participants: 0 });
     await ok(host.socket, 'hand:raise', { meetingId });
     host.socket.disconnect();
+    await waitUntilEmpty(meetingId, host.user);
     await sleep(2000 + 700);
     const s = await ctx.connect(host.user);
     const state = await ctx.join(s, meetingId);
