@@ -10,7 +10,7 @@ import path from 'node:path';
 import { useServer } from './lib/harness.mjs';
 import { startServer, createServer, randomSecret } from './lib/server.mjs';
 import { connect, connectError, emitAck, expectError, ok, sleep, ISO_RE, assertConnected } from './lib/client.mjs';
-import { makeUser, claimsFor, signHS256 } from './lib/tokens.mjs';
+import { makeUser, claimsFor, signHS256, signWith, rsaKeyPair } from './lib/tokens.mjs';
 import { request } from './lib/http.mjs';
 
 const nowSec = () => Math.floor(Date.now() / 1000);
@@ -60,6 +60,24 @@ describe('development mode cannot leak into production', () => {
     } finally {
       await dev.cleanup();
       await prod.cleanup();
+    }
+  });
+
+  test('with RS256 configured, development mode still mints (its own HS256 key) and accepts configured tokens', async () => {
+    const keys = rsaKeyPair();
+    const dev = await startServer({ devMode: true, algorithm: 'RS256', publicKeyPem: keys.publicKey });
+    try {
+      const res = await request(dev.url, 'POST', '/dev/token', { body: { userName: 'Dev Rita' } });
+      assert.equal(res.status, 200, res.text);
+      const s = await connect(dev.url, res.body.token);
+      s.close();
+      const own = await connect(dev.url, signWith(claimsFor(makeUser()), keys.privateKey, 'RS256'));
+      own.close();
+      // an HS256 token signed with anything but the run's dev key is still refused
+      const err = await connectError(dev.url, signHS256(claimsFor(makeUser()), randomSecret()));
+      assert.ok(err.message.startsWith('invalid token: algorithm'), err.message);
+    } finally {
+      await dev.cleanup();
     }
   });
 

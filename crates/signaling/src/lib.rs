@@ -248,8 +248,10 @@ impl Expiry {
     async fn wait(&self) {
         match self.due_at_ms() {
             Some(at) => {
+                // At most a day at a time (the loop comes back and waits again): a far-future `exp` stays a plain
+                // timer.
                 let ms = u64::try_from(at.saturating_sub(proto::time::now_ms())).unwrap_or(0);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
+                tokio::time::sleep(Duration::from_millis(ms.min(86_400_000))).await;
             }
             None => std::future::pending().await,
         }
