@@ -210,15 +210,23 @@ describe('MEET_CONFIG names the configuration file', () => {
   test('settings from the file apply, the environment still overrides it', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'meet-config-'));
     const file = path.join(dir, 'meet.toml');
-    await writeFile(file, '[metrics]\ntoken = "from-the-file"\n\n[meetings]\nrecent_messages = 5\n');
-    const server = await startServer({ env: { MEET_CONFIG: file } });
+    await writeFile(file, '[metrics]\ntoken = "from-the-file"\n');
+    const servers = [];
     try {
+      const server = await startServer({ env: { MEET_CONFIG: file } });
+      servers.push(server);
       const anon = await request(server.url, 'GET', '/metrics');
       assert.equal(anon.status, 401, anon.text);
       const authed = await request(server.url, 'GET', '/metrics', { token: 'from-the-file' });
       assert.equal(authed.status, 200, authed.text);
+      const overridden = await startServer({ env: { MEET_CONFIG: file, MEET_METRICS__TOKEN: 'from-the-env' } });
+      servers.push(overridden);
+      const fileToken = await request(overridden.url, 'GET', '/metrics', { token: 'from-the-file' });
+      assert.equal(fileToken.status, 401, fileToken.text);
+      const envToken = await request(overridden.url, 'GET', '/metrics', { token: 'from-the-env' });
+      assert.equal(envToken.status, 200, envToken.text);
     } finally {
-      await server.cleanup();
+      for (const s of servers) await s.cleanup();
       await rm(dir, { recursive: true, force: true });
     }
   });
