@@ -4,14 +4,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { BROWSER_DIR, PAGE_DIR } from './build.mjs';
+import { fileURLToPath } from 'node:url';
 
+// Paths computed here (not imported from build.mjs) so this check runs without the bundler installed.
+const BROWSER_DIR = path.dirname(fileURLToPath(import.meta.url));
+const PAGE_DIR = path.join(BROWSER_DIR, 'page');
+
+// The guide lives beside the repository (CI clones main into a folder with shared/ next to it): found relative to
+// the repository root only, never by an absolute path. A missing guide fails this test: without it nothing proves
+// the page still carries the guide's code.
 const REPO_ROOT = path.resolve(BROWSER_DIR, '..', '..');
-const GUIDE = [
-  process.env.MEET_API_GUIDE,
-  path.join(REPO_ROOT, '..', 'shared', 'spec', 'api-guide.md'),
-  '/work/shared/spec/api-guide.md',
-].filter(Boolean).find((p) => existsSync(p));
+const GUIDE = path.join(REPO_ROOT, '..', 'shared', 'spec', 'api-guide.md');
 
 function guideClass(text) {
   const start = text.indexOf('## Complete Integration Example');
@@ -20,7 +23,9 @@ function guideClass(text) {
   return body.slice(0, body.indexOf('\n// Usage')).trimEnd();
 }
 
-test('page/client.js contains the guide\'s MeetingClient verbatim (URL = location.origin)', { skip: !GUIDE && 'api-guide.md not found' }, () => {
+test('page/client.js contains the guide\'s MeetingClient verbatim (URL = location.origin)', () => {
+  assert.ok(existsSync(GUIDE),
+    `the integration guide must be at ${GUIDE} (../shared/spec/api-guide.md beside the repository); it is missing`);
   const expected = guideClass(readFileSync(GUIDE, 'utf8'))
     .replace("io('https://your-domain.com', {", 'io(location.origin, {');
   const page = readFileSync(path.join(PAGE_DIR, 'client.js'), 'utf8');

@@ -28,7 +28,7 @@ pub struct ApiState {
     pub prometheus: PrometheusHandle,
     /// When set, `/metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
-    /// Development mode with an HS256 secret: `/dev/token` works (from loopback only).
+    /// Development mode: `/dev/token` works (from loopback only), signing with the run's dev key.
     pub dev_signer: Option<Arc<DevSigner>>,
     /// False once shutdown has begun (readiness).
     pub ready: Arc<AtomicBool>,
@@ -314,22 +314,28 @@ struct DevTokenBody {
     email: Option<String>,
 }
 
-/// Development only, loopback only: a token for the bundled web client. 404 otherwise (it does not exist).
+/// Headers a reverse proxy adds. A request carrying one came through a proxy, so its loopback TCP peer (the proxy)
+/// says nothing about where it came from.
+const PROXY_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+/// Development only, loopback only: a token for the bundled web client. 404 otherwise (it does not exist). The
+/// caller is judged by the TCP peer address, never by headers; a proxied request is refused.
 async fn dev_token(
     State(st): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     let not_found = || ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"));
     let Some(signer) = &st.dev_signer else {
         return Err(not_found());
     };
-    if !peer.ip().is_loopback() {
+    if !peer.ip().is_loopback() || PROXY_HEADERS.iter().any(|h| headers.contains_key(*h)) {
         return Err(not_found());
     }
     let b: DevTokenBody = parse_body(&body)?;
-    let name = b.user_name.unwrap_or_default();
-    let name = name.trim();
+    // The same cleaning as a JWT's userName (bidi and control characters removed).
+    let name = signaling::auth::clean_display_name(&b.user_name.unwrap_or_default());
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ApiError(WireError::validation(
             "userName must be 1-64 characters",
@@ -346,7 +352,7 @@ async fn dev_token(
         )));
     }
     let token = signer
-        .mint(&user_id, name, &campus, b.email.as_deref().unwrap_or(""))
+        .mint(&user_id, &name, &campus, b.email.as_deref().unwrap_or(""))
         .map_err(|e| {
             tracing::error!(error = %e, "minting dev token failed");
             ApiError(WireError::internal())

@@ -524,14 +524,15 @@ impl MeetingService {
                 ))
             }
         };
-        if rec.status == MeetingStatus::Ended {
-            return Err(err(ErrorCode::MeetingEnded, "this meeting has ended"));
-        }
+        // Access first: whether a meeting has ended is none of an outsider's business.
         if !can_access(&rec, &who) {
             return Err(err(
                 ErrorCode::AccessDenied,
                 "you do not have access to this meeting",
             ));
+        }
+        if rec.status == MeetingStatus::Ended {
+            return Err(err(ErrorCode::MeetingEnded, "this meeting has ended"));
         }
         if let Some(m) = &session.membership {
             if &m.meeting == meeting && self.is_present(m).await {
@@ -752,6 +753,7 @@ impl MeetingService {
     async fn leave(&self, m: &Membership, reason: &str) -> Outcome {
         let mut removed: Option<(RuntimeParticipant, Option<ScreenShare>, usize)> = None;
         let (now, grace) = (now_ms(), self.config.rejoin_grace_ms);
+        let mut dropped_hands = 0;
         let res = self
             .runtime
             .modify(&m.meeting, &mut |rt| {
@@ -764,6 +766,7 @@ impl MeetingService {
                 if matches!(reason, "disconnected" | "replaced") && p.hand_raised && grace > 0 {
                     rt.raised_hands_of_dropped.insert(p.user_id.clone(), now);
                 }
+                dropped_hands = rt.raised_hands_of_dropped.len();
                 let share = match &rt.screen_share {
                     Some(s) if s.participant_id == m.participant => rt.screen_share.take(),
                     _ => None,
@@ -787,6 +790,27 @@ impl MeetingService {
             metrics::gauge!("meet_meetings_active").decrement(1.0);
             if let Err(e) = self.runtime.remove_if_empty(&m.meeting).await {
                 tracing::error!(error = %e, "dropping empty meeting state failed");
+            }
+            if dropped_hands > 0 {
+                // The empty meeting's state is kept for the dropped hands (even the last participant's hand comes
+                // back on a rejoin); once the grace period is over, prune them and forget the meeting.
+                let (runtime, meeting) = (self.runtime.clone(), m.meeting.clone());
+                let wait = Duration::from_millis(u64::try_from(grace).unwrap_or(0) + 100);
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let now = now_ms();
+                    let pruned = runtime
+                        .modify(&meeting, &mut |rt| {
+                            let before = rt.raised_hands_of_dropped.len();
+                            rt.raised_hands_of_dropped
+                                .retain(|_, at| now.saturating_sub(*at) <= grace);
+                            rt.raised_hands_of_dropped.len() != before
+                        })
+                        .await;
+                    if let Err(e) = pruned.and(runtime.remove_if_empty(&meeting).await) {
+                        tracing::error!(error = %e, "dropping empty meeting state failed");
+                    }
+                });
             }
         }
         if let Err(e) = self.store.close_session(&m.participant, now_ms()).await {

@@ -149,6 +149,8 @@ impl Default for Config {
                 public_key_file: None,
                 issuer: None,
                 audience: None,
+                allow_no_exp: false,
+                expiry_grace_secs: 60,
             },
             dev_mode: false,
             metrics: Metrics { token: None },
@@ -198,15 +200,29 @@ impl Config {
             }
             fig = fig.merge(Toml::file(f));
         }
-        fig = fig.merge(Env::prefixed("MEET_").split("__"));
+        // MEET_CONFIG names the file (clap reads it for `--config`); it is not a key of the tree.
+        fig = fig.merge(
+            Env::prefixed("MEET_")
+                .filter(|key| key != "config")
+                .split("__"),
+        );
         fig.extract().map_err(|e| format!("configuration: {e}"))
     }
 
-    /// Checks what serde cannot; fills the public key from its file.
+    /// Checks what serde cannot; fills the public key from its file. Every number has a range: a zero or absurd
+    /// value stops the server with a message naming the setting, instead of a server that misbehaves later.
     pub fn validate(&mut self) -> Result<(), String> {
-        if self.http.host.parse::<std::net::IpAddr>().is_err() {
+        let host: std::net::IpAddr = self.http.host.parse().map_err(|_| {
+            format!(
+                "http.host (MEET_HTTP__HOST) must be an IP address, got {:?}",
+                self.http.host
+            )
+        })?;
+        if self.dev_mode && !host.is_loopback() {
             return Err(format!(
-                "http.host must be an IP address, got {:?}",
+                "development mode (MEET_DEV_MODE / --dev) mints tokens for anyone who asks and creates meetings on \
+                 first join, so it listens only on a loopback address: set MEET_HTTP__HOST to 127.0.0.1 or ::1 \
+                 (got {:?}), or turn development mode off",
                 self.http.host
             ));
         }
@@ -219,23 +235,66 @@ impl Config {
                 .map_err(|e| format!("auth.public_key_file {file}: {e}"))?;
             self.auth.public_key_pem = Some(pem);
         }
-        if !(1..=meeting::service_limits::MAX_PARTICIPANTS)
-            .contains(&self.meetings.default_max_participants)
-        {
-            return Err("meetings.default_max_participants must be 1-10000".into());
+        if self.metrics.token.as_deref().is_some_and(str::is_empty) {
+            return Err("metrics.token (MEET_METRICS__TOKEN) must not be empty when set".into());
         }
+        const HOUR_MS: u64 = 3_600_000;
+        in_range(
+            "meetings.default_max_participants",
+            self.meetings.default_max_participants,
+            1..=meeting::service_limits::MAX_PARTICIPANTS,
+        )?;
+        in_range(
+            "meetings.recent_messages",
+            self.meetings.recent_messages,
+            0..=500,
+        )?;
+        in_range(
+            "meetings.rejoin_grace_secs",
+            self.meetings.rejoin_grace_secs,
+            0..=3600,
+        )?;
         for (name, l) in [
             ("send_message", self.limits.send_message),
             ("typing", self.limits.typing),
             ("reaction", self.limits.reaction),
             ("stats", self.limits.stats),
         ] {
-            if l.count == 0 || l.window_ms == 0 {
-                return Err(format!(
-                    "limits.{name}: count and window_ms must be positive"
-                ));
-            }
+            in_range(&format!("limits.{name}.count"), l.count, 1..=1_000_000)?;
+            // The limiter forgets logs idle for an hour, so a longer window would not be enforced.
+            in_range(
+                &format!("limits.{name}.window_ms"),
+                l.window_ms,
+                1..=HOUR_MS,
+            )?;
         }
+        in_range(
+            "socket.max_payload_bytes",
+            self.socket.max_payload_bytes,
+            1024..=16 * 1024 * 1024,
+        )?;
+        in_range(
+            "socket.ping_interval_ms",
+            self.socket.ping_interval_ms,
+            1_000..=300_000,
+        )?;
+        in_range(
+            "socket.ping_timeout_ms",
+            self.socket.ping_timeout_ms,
+            1_000..=300_000,
+        )?;
+        in_range("shutdown.grace_ms", self.shutdown.grace_ms, 100..=300_000)?;
+        in_range(
+            "shutdown.reconnect_after_ms",
+            self.shutdown.reconnect_after_ms,
+            0..=HOUR_MS,
+        )?;
+        in_range(
+            "auth.expiry_grace_secs",
+            self.auth.expiry_grace_secs,
+            1..=3600,
+        )?;
+        in_range("media.workers", self.media.workers, 0..=256)?;
         let ip: std::net::IpAddr = self.media.listen_ip.parse().map_err(|_| {
             format!(
                 "media.listen_ip must be an IP address, got {:?}",
@@ -255,18 +314,38 @@ impl Config {
         if self.media.port_min == 0 || self.media.port_min > self.media.port_max {
             return Err("media.port_min must be 1..=media.port_max".into());
         }
-        for (name, ms) in [
-            ("media.consent_timeout_ms", self.media.consent_timeout_ms),
-            ("media.connect_timeout_ms", self.media.connect_timeout_ms),
-        ] {
-            if !(1_000..=600_000).contains(&ms) {
-                return Err(format!("{name} must be 1000-600000 (ms), got {ms}"));
-            }
-        }
-        if self.socket.max_payload_bytes < 1024 {
-            return Err("socket.max_payload_bytes must be at least 1024".into());
-        }
+        in_range(
+            "media.consent_timeout_ms",
+            self.media.consent_timeout_ms,
+            1_000..=600_000,
+        )?;
+        in_range(
+            "media.connect_timeout_ms",
+            self.media.connect_timeout_ms,
+            1_000..=600_000,
+        )?;
         Ok(())
+    }
+}
+
+/// `key` as an environment variable: `socket.ping_interval_ms` → `MEET_SOCKET__PING_INTERVAL_MS`.
+fn env_name(key: &str) -> String {
+    format!("MEET_{}", key.to_uppercase().replace('.', "__"))
+}
+
+fn in_range<T>(key: &str, value: T, range: std::ops::RangeInclusive<T>) -> Result<(), String>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key} ({}) must be {}..={}, got {value}",
+            env_name(key),
+            range.start(),
+            range.end()
+        ))
     }
 }
 
@@ -310,5 +389,102 @@ mod tests {
         let mut c = Config::default();
         c.media.listen_ip = "0.0.0.0".into();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn zero_and_absurd_numbers_are_refused_with_the_setting_named() {
+        type Edit = fn(&mut Config);
+        let cases: [(&str, Edit); 16] = [
+            ("MEET_SOCKET__PING_INTERVAL_MS", |c| {
+                c.socket.ping_interval_ms = 0
+            }),
+            ("MEET_SOCKET__PING_INTERVAL_MS", |c| {
+                c.socket.ping_interval_ms = 86_400_000
+            }),
+            ("MEET_SOCKET__PING_TIMEOUT_MS", |c| {
+                c.socket.ping_timeout_ms = 0
+            }),
+            ("MEET_SOCKET__MAX_PAYLOAD_BYTES", |c| {
+                c.socket.max_payload_bytes = 10
+            }),
+            ("MEET_SOCKET__MAX_PAYLOAD_BYTES", |c| {
+                c.socket.max_payload_bytes = u64::MAX
+            }),
+            ("MEET_MEETINGS__RECENT_MESSAGES", |c| {
+                c.meetings.recent_messages = 1_000_000
+            }),
+            ("MEET_MEETINGS__REJOIN_GRACE_SECS", |c| {
+                c.meetings.rejoin_grace_secs = u32::MAX
+            }),
+            ("MEET_MEETINGS__DEFAULT_MAX_PARTICIPANTS", |c| {
+                c.meetings.default_max_participants = 0
+            }),
+            ("MEET_LIMITS__TYPING__COUNT", |c| c.limits.typing.count = 0),
+            ("MEET_LIMITS__STATS__WINDOW_MS", |c| {
+                c.limits.stats.window_ms = 0
+            }),
+            ("MEET_LIMITS__SEND_MESSAGE__WINDOW_MS", |c| {
+                c.limits.send_message.window_ms = 86_400_000
+            }),
+            ("MEET_SHUTDOWN__GRACE_MS", |c| c.shutdown.grace_ms = 0),
+            ("MEET_SHUTDOWN__RECONNECT_AFTER_MS", |c| {
+                c.shutdown.reconnect_after_ms = u64::MAX
+            }),
+            ("MEET_AUTH__EXPIRY_GRACE_SECS", |c| {
+                c.auth.expiry_grace_secs = 0
+            }),
+            ("MEET_MEDIA__WORKERS", |c| c.media.workers = 100_000),
+            ("MEET_METRICS__TOKEN", |c| {
+                c.metrics.token = Some(String::new())
+            }),
+        ];
+        for (setting, edit) in cases {
+            let mut c = Config::default();
+            edit(&mut c);
+            let err = c.validate().expect_err(setting);
+            assert!(err.contains(setting), "{setting}: {err}");
+        }
+        // the bounds themselves pass
+        let mut c = Config::default();
+        c.socket.ping_interval_ms = 1_000;
+        c.socket.max_payload_bytes = 16 * 1024 * 1024;
+        c.meetings.rejoin_grace_secs = 0;
+        c.limits.send_message.count = 1_000_000; // the load benchmark's setting
+        c.media.workers = 0;
+        c.validate().expect("bounds are inclusive");
+    }
+
+    #[test]
+    fn development_mode_listens_only_on_loopback() {
+        for host in ["0.0.0.0", "192.168.1.10", "::"] {
+            let mut c = Config {
+                dev_mode: true,
+                ..Config::default()
+            };
+            c.http.host = host.into();
+            let err = c.validate().expect_err(host);
+            assert!(err.contains("MEET_HTTP__HOST"), "{err}");
+            c.dev_mode = false;
+            c.validate().expect("production may listen anywhere");
+        }
+        for host in ["127.0.0.1", "::1"] {
+            let mut c = Config {
+                dev_mode: true,
+                ..Config::default()
+            };
+            c.http.host = host.into();
+            c.validate().expect(host);
+        }
+    }
+
+    #[test]
+    fn meet_config_names_the_file_and_is_not_a_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MEET_CONFIG", "meet.toml");
+            jail.create_file("meet.toml", "[meetings]\nrecent_messages = 7\n")?;
+            let c = Config::load(Some(Path::new("meet.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.meetings.recent_messages, 7);
+            Ok(())
+        });
     }
 }

@@ -8,7 +8,7 @@ use clap::Parser;
 use config::Config;
 use meeting::{DomainConfig, Limits, MeetingService};
 use metrics_exporter_prometheus::PrometheusBuilder;
-use signaling::auth::{DevSigner, JwtAlgorithm, Verifier};
+use signaling::auth::{DevKey, JwtAlgorithm, Verifier};
 use state::{Limit, LocalRateLimiter, LocalRuntimeStore};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +28,7 @@ struct Cli {
     #[arg(long, env = "MEET_CONFIG")]
     config: Option<PathBuf>,
     /// Development mode: meetings are created on first join and the bundled web client gets tokens from
-    /// `/dev/token` (loopback only). Uses a random JWT secret when none is configured.
+    /// `/dev/token` (loopback only), signed with a per-run random key. Listens on loopback only.
     #[arg(long)]
     dev: bool,
 }
@@ -53,7 +53,7 @@ fn main() -> std::process::ExitCode {
         cfg.dev_mode = true;
     }
     if cfg.dev_mode && cfg.auth.algorithm == JwtAlgorithm::HS256 && cfg.auth.secret.is_none() {
-        // Tokens are minted by this process only, so a per-run random secret is enough in development.
+        // Nobody knows this one: with no secret configured, only this run's dev tokens are accepted.
         cfg.auth.secret = Some(proto::ids::random_base62(48));
     }
     if let Err(e) = cfg.validate() {
@@ -93,22 +93,15 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("installing the metrics recorder")?;
     describe_metrics();
 
-    let verifier = Arc::new(Verifier::new(&cfg.auth).map_err(|e| {
+    // Development mode signs its tokens with a key of its own, never with the configured secret: a dev token must
+    // mean nothing to a production server that shares that secret.
+    let dev_key = cfg.dev_mode.then(DevKey::generate);
+    let verifier = Arc::new(Verifier::new(&cfg.auth, dev_key.as_ref()).map_err(|e| {
         anyhow::anyhow!(
             "invalid auth configuration: {e} (set MEET_AUTH__SECRET, or run with --dev)"
         )
     })?);
-    let dev_signer = match (&cfg.dev_mode, cfg.auth.algorithm, &cfg.auth.secret) {
-        (true, JwtAlgorithm::HS256, Some(secret)) => Some(Arc::new(DevSigner::new(secret))),
-        (true, _, _) => {
-            tracing::warn!(
-                "development mode with {:?}: /dev/token needs HS256 and is off",
-                cfg.auth.algorithm
-            );
-            None
-        }
-        _ => None,
-    };
+    let dev_signer = dev_key.as_ref().map(|k| Arc::new(k.signer()));
 
     let store = store::Store::connect(&cfg.database.url)
         .await

@@ -5,11 +5,15 @@
 //! out of order, while the guide's client matches replies to requests by order (`socket.once`). Handlers here do
 //! no work: a plain (non-async) closure puts the request on the socket's queue while socketioxide is still reading
 //! the packet (extractors and the closure run before its `tokio::spawn`), and one task per socket works through it.
+//!
+//! Token expiry lives in that task too: at the token's `exp` the socket is told `auth:expired`, and unless an
+//! `auth:refresh` (handled in order, like any request) brings a fresh token of the same user within the grace
+//! period, the socket is disconnected (its meeting sees an ordinary disconnect).
 
 pub mod auth;
 
-use auth::{AuthError, Verifier};
-use meeting::{rooms, Identity, MeetingService, Outcome, Request, RoomChange, Session, Target};
+use auth::{AuthError, Verified, Verifier};
+use meeting::{rooms, MeetingService, Outcome, Request, RoomChange, Session, Target};
 use proto::{ErrorCode, WireError};
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
@@ -101,11 +105,11 @@ async fn authenticate(
     };
     let result = match token {
         None => Err(AuthError::Missing),
-        Some(t) => shared.verifier.verify(t),
+        Some(t) => shared.verifier.verify_token(t),
     };
     match result {
-        Ok(identity) => {
-            start_session(s, io, shared, identity);
+        Ok(verified) => {
+            start_session(s, io, shared, verified);
             Ok(())
         }
         Err(e) => {
@@ -128,7 +132,7 @@ enum Job {
 /// Everything happens in [`authenticate`]; the namespace still needs a connect handler.
 async fn on_connect() {}
 
-fn start_session(s: SocketRef, io: SocketIo, shared: Shared, identity: Identity) {
+fn start_session(s: SocketRef, io: SocketIo, shared: Shared, verified: Verified) {
     metrics::gauge!("meet_connections").increment(1.0);
     // Jobs are boxed: the channel allocates its first block of 32 slots up front, per socket (2.6 KB unboxed, 0.3 KB
     // boxed — heaptrack on 2,000 joined sockets).
@@ -166,7 +170,92 @@ fn start_session(s: SocketRef, io: SocketIo, shared: Shared, identity: Identity)
         std::future::ready(())
     });
     shared.workers.fetch_add(1, Ordering::AcqRel);
-    tokio::spawn(worker(s, io, shared, Session::new(identity), rx, pending));
+    let expiry = Expiry::new(verified.expires_at, shared.verifier.expiry_grace());
+    tokio::spawn(worker(
+        s,
+        io,
+        shared,
+        Session::new(verified.identity),
+        expiry,
+        rx,
+        pending,
+    ));
+}
+
+/// The event a client sends a fresh token with.
+const REFRESH_EVENT: &str = "auth:refresh";
+
+/// What the socket's token expiry asks for next.
+#[derive(Debug, PartialEq, Eq)]
+enum ExpiryStep {
+    /// The token has expired: tell the client (`auth:expired`).
+    Warn { expired_at_ms: i64 },
+    /// The grace period is over: disconnect.
+    Disconnect,
+}
+
+/// One socket's token expiry: when to warn, then when to disconnect. Times are unix milliseconds, so it can be
+/// tested without a clock.
+#[derive(Debug)]
+struct Expiry {
+    /// The token's `exp` in ms; `None` for a token without one (allowed only by configuration).
+    expires_at_ms: Option<i64>,
+    grace: Duration,
+    /// Set once `auth:expired` was sent: the disconnect deadline.
+    disconnect_at_ms: Option<i64>,
+    done: bool,
+}
+
+impl Expiry {
+    fn new(expires_at: Option<i64>, grace: Duration) -> Self {
+        Self {
+            expires_at_ms: expires_at.map(|s| s.saturating_mul(1000)),
+            grace,
+            disconnect_at_ms: None,
+            done: false,
+        }
+    }
+
+    /// A fresh token: its expiry replaces the old one and a pending disconnect is called off.
+    fn refresh(&mut self, expires_at: Option<i64>) {
+        *self = Self::new(expires_at, self.grace);
+    }
+
+    /// When the next step is due (unix ms), if any.
+    fn due_at_ms(&self) -> Option<i64> {
+        if self.done {
+            return None;
+        }
+        self.disconnect_at_ms.or(self.expires_at_ms)
+    }
+
+    /// The step due at `now_ms`, if one is.
+    fn step(&mut self, now_ms: i64) -> Option<ExpiryStep> {
+        let due = self.due_at_ms()?;
+        if now_ms < due {
+            return None;
+        }
+        if self.disconnect_at_ms.is_some() {
+            self.done = true;
+            return Some(ExpiryStep::Disconnect);
+        }
+        let grace_ms = i64::try_from(self.grace.as_millis()).unwrap_or(i64::MAX);
+        self.disconnect_at_ms = Some(now_ms.saturating_add(grace_ms));
+        Some(ExpiryStep::Warn { expired_at_ms: due })
+    }
+
+    /// Sleeps until the next step is due (forever when none is).
+    async fn wait(&self) {
+        match self.due_at_ms() {
+            Some(at) => {
+                // At most a day at a time (the loop comes back and waits again): a far-future `exp` stays a plain
+                // timer.
+                let ms = u64::try_from(at.saturating_sub(proto::time::now_ms())).unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(ms.min(86_400_000))).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// Works through one socket's requests in order, until it disconnects.
@@ -175,11 +264,58 @@ async fn worker(
     io: SocketIo,
     shared: Shared,
     mut session: Session,
+    mut expiry: Expiry,
     mut rx: mpsc::UnboundedReceiver<Box<Job>>,
     pending: Arc<AtomicUsize>,
 ) {
-    while let Some(job) = rx.recv().await {
+    loop {
+        let job = tokio::select! {
+            job = rx.recv() => match job {
+                Some(job) => job,
+                None => break,
+            },
+            () = expiry.wait() => {
+                match expiry.step(proto::time::now_ms()) {
+                    Some(ExpiryStep::Warn { expired_at_ms }) => {
+                        let grace_ms = u64::try_from(expiry.grace.as_millis()).unwrap_or(u64::MAX);
+                        let payload = json!({
+                            "expiredAt": proto::time::iso8601(expired_at_ms),
+                            "graceMs": grace_ms,
+                        });
+                        if let Err(e) = s.emit("auth:expired", &payload) {
+                            tracing::debug!(error = %e, "auth:expired not sent");
+                        }
+                    }
+                    Some(ExpiryStep::Disconnect) => {
+                        tracing::info!(user = %session.identity.user_id, "token expired and not refreshed: disconnecting");
+                        // The disconnect handler queues Job::Disconnect, which leaves the meeting below.
+                        if let Err(e) = s.clone().disconnect() {
+                            tracing::debug!(error = %e, "disconnecting an expired socket failed");
+                        }
+                    }
+                    None => {}
+                }
+                continue;
+            }
+        };
         match *job {
+            Job::Request {
+                event,
+                payload,
+                ack,
+            } if event == REFRESH_EVENT => {
+                pending.fetch_sub(1, Ordering::AcqRel);
+                metrics::counter!("meet_events_total", "event" => REFRESH_EVENT).increment(1);
+                match refresh(&shared.verifier, &session, payload.as_ref()) {
+                    Ok(expires_at) => {
+                        expiry.refresh(expires_at);
+                        let expires =
+                            expires_at.map(|e| proto::time::iso8601(e.saturating_mul(1000)));
+                        let _ = ack.send(&json!({"ok": true, "expiresAt": expires}));
+                    }
+                    Err(e) => reply_error(&s, ack, &e.for_event(REFRESH_EVENT), false),
+                }
+            }
             Job::Request {
                 event,
                 payload,
@@ -207,6 +343,29 @@ async fn worker(
     }
     metrics::gauge!("meet_connections").decrement(1.0);
     shared.workers.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// `auth:refresh {token}`: a fresh token of the same user replaces the socket's expiry. Nothing else of the session
+/// changes (its identity is the one it connected with). Returns the new token's `exp` (unix seconds).
+fn refresh(
+    verifier: &Verifier,
+    session: &Session,
+    payload: Option<&Value>,
+) -> Result<Option<i64>, WireError> {
+    let token = payload
+        .and_then(|p| p.get("token"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| WireError::validation("auth:refresh needs {token: <JWT>}"))?;
+    let fresh = verifier
+        .verify_token(token)
+        .map_err(|e| WireError::validation(format!("token refused: {e}")))?;
+    if fresh.identity.user_id != session.identity.user_id {
+        return Err(WireError::new(
+            ErrorCode::Forbidden,
+            "the fresh token names another user; reconnect to change user",
+        ));
+    }
+    Ok(fresh.expires_at)
 }
 
 async fn handle(
@@ -338,5 +497,41 @@ pub async fn shutdown(io: &SocketIo, shared: &Shared, reconnect_after: Duration,
     let deadline = tokio::time::Instant::now() + grace;
     while shared.workers.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_warns_at_exp_then_disconnects_after_the_grace() {
+        let mut e = Expiry::new(Some(100), Duration::from_secs(5));
+        assert_eq!(e.due_at_ms(), Some(100_000));
+        assert_eq!(e.step(99_999), None);
+        assert_eq!(
+            e.step(100_010),
+            Some(ExpiryStep::Warn {
+                expired_at_ms: 100_000
+            })
+        );
+        assert_eq!(e.due_at_ms(), Some(105_010));
+        assert_eq!(e.step(105_000), None);
+        assert_eq!(e.step(105_010), Some(ExpiryStep::Disconnect));
+        assert_eq!(e.due_at_ms(), None);
+        assert_eq!(e.step(999_999), None);
+    }
+
+    #[test]
+    fn a_refresh_calls_off_the_disconnect() {
+        let mut e = Expiry::new(Some(100), Duration::from_secs(5));
+        assert!(matches!(e.step(100_000), Some(ExpiryStep::Warn { .. })));
+        e.refresh(Some(200));
+        assert_eq!(e.due_at_ms(), Some(200_000));
+        assert_eq!(e.step(105_000), None);
+        // a token without exp (allowed by configuration) never expires
+        e.refresh(None);
+        assert_eq!(e.due_at_ms(), None);
+        assert_eq!(e.step(i64::MAX), None);
     }
 }

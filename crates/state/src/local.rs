@@ -91,11 +91,16 @@ impl RuntimeStore for LocalRuntimeStore {
         Ok(())
     }
 
+    /// Also keeps a meeting that still holds dropped participants' raised hands: its last participant's connection
+    /// dropped, and a rejoin within the grace period must get the hand back. The domain calls this again once
+    /// the grace period is over (after pruning the expired hands), so such a slot does not stay behind.
     async fn remove_if_empty(&self, meeting: &MeetingId) -> Result<(), StateError> {
         let mut map = lock(&self.meetings);
         let empty = map.get(meeting).is_some_and(|e| {
             let mut slot = lock(e);
-            let empty = slot.rt.participants.is_empty() && !slot.rt.ended;
+            let empty = slot.rt.participants.is_empty()
+                && !slot.rt.ended
+                && slot.rt.raised_hands_of_dropped.is_empty();
             slot.removed |= empty;
             empty
         });
@@ -296,6 +301,37 @@ mod tests {
         .expect("modify");
         assert_eq!(s.get(&m).await.expect("get").map(|r| r.next_seq), Some(7));
         assert_eq!(s.totals().await.expect("totals"), (0, 0));
+        s.remove_if_empty(&m).await.expect("remove");
+        assert_eq!(s.get(&m).await.expect("get"), None);
+    }
+
+    #[tokio::test]
+    async fn an_empty_meeting_holding_a_dropped_hand_is_kept_until_it_is_pruned() {
+        let s = LocalRuntimeStore::new();
+        let m = MeetingId::new("m");
+        s.modify(&m, &mut |rt| {
+            rt.raised_hands_of_dropped
+                .insert(proto::UserId::new("u"), 1_000);
+            true
+        })
+        .await
+        .expect("modify");
+        s.remove_if_empty(&m).await.expect("remove");
+        let kept = s.get(&m).await.expect("get");
+        assert_eq!(
+            kept.map(|rt| rt.raised_hands_of_dropped.len()),
+            Some(1),
+            "the hand must outlive the last participant"
+        );
+        // it counts as no live meeting
+        assert_eq!(s.totals().await.expect("totals"), (0, 0));
+        // once the hand has expired (pruned by the domain), the slot goes: no leak
+        s.modify(&m, &mut |rt| {
+            rt.raised_hands_of_dropped.clear();
+            true
+        })
+        .await
+        .expect("modify");
         s.remove_if_empty(&m).await.expect("remove");
         assert_eq!(s.get(&m).await.expect("get"), None);
     }
