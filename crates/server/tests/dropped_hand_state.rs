@@ -25,6 +25,7 @@ async fn service(runtime: Arc<LocalRuntimeStore>) -> (MeetingService, std::path:
         port_min: 41_000,
         port_max: 49_999,
         workers: 1,
+        ..Default::default()
     })
     .expect("media engine");
     let service = MeetingService::new(
