@@ -298,6 +298,7 @@ async fn metrics(State(st): State<ApiState>, headers: HeaderMap) -> Response {
             .into_response();
         }
     }
+    metrics::gauge!("meet_meeting_states").set(st.service.meetings_held().await as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.prometheus.render(),

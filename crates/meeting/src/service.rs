@@ -46,6 +46,9 @@ pub struct DomainConfig {
     /// A user whose connection dropped and who rejoins within this many ms gets its raised hand back (roles are
     /// stored, so they survive anyway).
     pub rejoin_grace_ms: i64,
+    /// An ended meeting's runtime state is kept this long (it stops a join racing the end; later joins are refused
+    /// by the stored status), then dropped.
+    pub ended_state_ms: u64,
 }
 
 impl Default for DomainConfig {
@@ -56,6 +59,7 @@ impl Default for DomainConfig {
             limits: Limits::default(),
             recent_messages: 50,
             rejoin_grace_ms: 30_000,
+            ended_state_ms: 60_000,
         }
     }
 }
@@ -188,6 +192,11 @@ impl MeetingService {
 
     pub fn config(&self) -> &DomainConfig {
         &self.config
+    }
+
+    /// Meetings with runtime state (see `RuntimeStore::held`), for `/metrics`.
+    pub async fn meetings_held(&self) -> usize {
+        self.runtime.held().await.unwrap_or(0)
     }
 
     /// Handles one socket request.
@@ -1092,6 +1101,14 @@ impl MeetingService {
             metrics::gauge!("meet_participants").decrement(gone.len() as f64);
             metrics::gauge!("meet_meetings_active").decrement(1.0);
         }
+        let (runtime, meeting) = (self.runtime.clone(), id.clone());
+        let keep = Duration::from_millis(self.config.ended_state_ms);
+        tokio::spawn(async move {
+            tokio::time::sleep(keep).await;
+            if let Err(e) = runtime.remove(&meeting).await {
+                tracing::warn!(error = %e, "dropping an ended meeting's state failed");
+            }
+        });
         for p in &gone {
             self.release_media(id, p, "participant-left").await;
             if let Err(e) = self.store.close_session(&p.participant_id, now).await {

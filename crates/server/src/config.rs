@@ -87,6 +87,8 @@ pub struct Meetings {
     pub recent_messages: u32,
     /// A dropped connection that rejoins within this many seconds keeps its raised hand.
     pub rejoin_grace_secs: u32,
+    /// An ended meeting's in-memory state (a guard against joins racing the end) is dropped after this long.
+    pub ended_state_secs: u32,
 }
 
 /// One limit: at most `count` per `window_ms` (sliding window).
@@ -158,6 +160,7 @@ impl Default for Config {
                 default_max_participants: 100,
                 recent_messages: 50,
                 rejoin_grace_secs: 30,
+                ended_state_secs: 60,
             },
             limits: RateLimits {
                 send_message: limit(10, 60_000),
@@ -248,6 +251,11 @@ impl Config {
             "meetings.recent_messages",
             self.meetings.recent_messages,
             0..=500,
+        )?;
+        in_range(
+            "meetings.ended_state_secs",
+            self.meetings.ended_state_secs,
+            1..=86_400,
         )?;
         in_range(
             "meetings.rejoin_grace_secs",

@@ -149,6 +149,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             },
             recent_messages: cfg.meetings.recent_messages,
             rejoin_grace_ms: i64::from(cfg.meetings.rejoin_grace_secs) * 1000,
+            ended_state_ms: u64::from(cfg.meetings.ended_state_secs) * 1000,
         },
     ));
     if let Some(events) = media_events {
@@ -275,6 +276,10 @@ fn describe_metrics() {
         "Open WebRTC transports, by media worker"
     );
     metrics::describe_gauge!("meet_media_producers", "Open producers, by media worker");
+    metrics::describe_gauge!(
+        "meet_meeting_states",
+        "Meetings with in-memory state: live, ended (kept a while), empty but holding a dropped hand"
+    );
     metrics::describe_gauge!("meet_media_consumers", "Open consumers, by media worker");
     metrics::gauge!("meet_connections").set(0.0);
     metrics::gauge!("meet_meetings_active").set(0.0);

@@ -47,12 +47,17 @@ pub trait RuntimeStore: Send + Sync + 'static {
     /// Forgets a meeting.
     async fn remove(&self, meeting: &MeetingId) -> Result<(), StateError>;
 
-    /// Forgets a meeting only if nobody is in it and it has not ended (ended meetings stay as tombstones so a join
-    /// racing the end cannot recreate them). Atomic with respect to `modify`.
+    /// Forgets a meeting only if nobody is in it, it has not ended (an ended meeting stays as a tombstone for a
+    /// while, so a join racing the end cannot recreate it) and it holds no dropped participant's raised hand (kept
+    /// for the rejoin grace). Atomic with respect to `modify`.
     async fn remove_if_empty(&self, meeting: &MeetingId) -> Result<(), StateError>;
 
     /// How many meetings have runtime state (live meetings), and how many participants they hold.
     async fn totals(&self) -> Result<(usize, usize), StateError>;
+
+    /// How many meetings have runtime state at all: live ones, ended ones (tombstones) and empty ones kept for a
+    /// dropped hand. An operator's leak check (`meet_meeting_states`).
+    async fn held(&self) -> Result<usize, StateError>;
 }
 
 /// A limit: at most `count` events in any window of length `window` (sliding window, as the guide means it).

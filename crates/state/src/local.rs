@@ -110,6 +110,10 @@ impl RuntimeStore for LocalRuntimeStore {
         Ok(())
     }
 
+    async fn held(&self) -> Result<usize, StateError> {
+        Ok(lock(&self.meetings).len())
+    }
+
     async fn totals(&self) -> Result<(usize, usize), StateError> {
         let map = lock(&self.meetings);
         let counts: Vec<usize> = map

@@ -16,7 +16,8 @@ pub struct MeetingRuntime {
     pub spotlight: Option<UserId>,
     pub screen_share: Option<ScreenShare>,
     /// Users whose connection dropped with a raised hand, and when (ms): a rejoin within the grace period gets the
-    /// hand back (DESIGN §4). Kept only while the meeting has participants.
+    /// hand back (DESIGN §4). They keep an empty meeting's state alive for the grace period (so even a lone
+    /// participant's hand comes back), then are pruned.
     #[serde(default)]
     pub raised_hands_of_dropped: BTreeMap<UserId, i64>,
 }
