@@ -136,10 +136,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     .context("starting the media workers")?;
     tracing::info!(addresses = ?media.addresses(), "media plane ready");
     let service = Arc::new(MeetingService::new(
-        store.clone(),
+        Arc::new(store.clone()),
         Arc::new(LocalRuntimeStore::new()),
         Arc::new(LocalRateLimiter::new()),
-        media,
+        Arc::new(media),
         DomainConfig {
             dev_mode: cfg.dev_mode,
             default_max_participants: cfg.meetings.default_max_participants,

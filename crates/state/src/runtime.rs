@@ -19,6 +19,42 @@ pub struct MeetingRuntime {
     /// hand back (DESIGN §4). Kept only while the meeting has participants.
     #[serde(default)]
     pub raised_hands_of_dropped: BTreeMap<UserId, i64>,
+    /// Moderator mutes, per participant session and kind (DESIGN §4): with `allowSelfUnmute` false they hold across
+    /// `producer:pause`/`resume`, `producer:close` and a new `produce`, until a host/moderator lifts them. Keyed by
+    /// participant id (ids are never reused, so a mute ends with its session); read through
+    /// [`MeetingRuntime::moderator_muted`], which ignores sessions that left.
+    #[serde(default)]
+    pub moderator_mutes: BTreeMap<ParticipantId, MutedKinds>,
+}
+
+/// Which kinds of a participant's media a moderator muted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MutedKinds {
+    pub audio: bool,
+    pub video: bool,
+}
+
+impl MutedKinds {
+    /// `kind` is `audio` or `video`; anything else is never muted.
+    pub fn get(&self, kind: &str) -> bool {
+        match kind {
+            "audio" => self.audio,
+            "video" => self.video,
+            _ => false,
+        }
+    }
+
+    pub fn set(&mut self, kind: &str, muted: bool) {
+        match kind {
+            "audio" => self.audio = muted,
+            "video" => self.video = muted,
+            _ => {}
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.audio && !self.video
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,7 +90,6 @@ pub struct RuntimeProducer {
     /// mic | camera | screen
     pub source: String,
     pub paused: bool,
-    pub by_moderator: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -98,6 +133,40 @@ impl MeetingRuntime {
         self.participants
             .values()
             .find(|p| p.producers.iter().any(|x| x.producer_id == producer_id))
+    }
+
+    /// Whether a moderator muted `kind` of this participant session (false once it left).
+    pub fn moderator_muted(&self, participant: &ParticipantId, kind: &str) -> bool {
+        self.participants.contains_key(participant)
+            && self
+                .moderator_mutes
+                .get(participant)
+                .is_some_and(|m| m.get(kind))
+    }
+
+    /// Sets or lifts a moderator mute of a present participant session; returns whether that changed anything
+    /// (and changes nothing otherwise). A change also forgets the mutes of sessions that left.
+    pub fn set_moderator_muted(
+        &mut self,
+        participant: &ParticipantId,
+        kind: &str,
+        muted: bool,
+    ) -> bool {
+        if !self.participants.contains_key(participant)
+            || self.moderator_muted(participant, kind) == muted
+            || !matches!(kind, "audio" | "video")
+        {
+            return false;
+        }
+        let present = &self.participants;
+        self.moderator_mutes
+            .retain(|p, m| present.contains_key(p) && !m.is_empty());
+        let entry = self.moderator_mutes.entry(participant.clone()).or_default();
+        entry.set(kind, muted);
+        if entry.is_empty() {
+            self.moderator_mutes.remove(participant);
+        }
+        true
     }
 
     /// The participant consuming through `consumer_id`.
