@@ -471,19 +471,20 @@ impl MeetingService {
                     })
                     .await?;
                 }
+                if muted && !self.allow_self_unmute(meeting).await? {
+                    return Err(err(
+                        ErrorCode::Forbidden,
+                        "a moderator muted you; this meeting does not allow unmuting yourself until a host or moderator allows it",
+                    ));
+                }
+                let out = self.set_paused(meeting, me, &rec, paused, false).await?;
                 if muted {
-                    if !self.allow_self_unmute(meeting).await? {
-                        return Err(err(
-                            ErrorCode::Forbidden,
-                            "a moderator muted you; this meeting does not allow unmuting yourself until a host or moderator allows it",
-                        ));
-                    }
                     // Unmuting yourself, which this meeting allows, ends the moderator's mute of that kind.
                     let (pid, kind) = (me.participant_id.clone(), rec.kind.clone());
                     self.modify(meeting, |rt| rt.set_moderator_muted(&pid, &kind, false))
                         .await?;
                 }
-                self.set_paused(meeting, me, &rec, paused, false).await
+                Ok(out)
             }
             MediaOp::CloseProducer { producer } => {
                 if !me.producers.iter().any(|p| p.producer_id == producer) {

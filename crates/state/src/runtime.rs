@@ -176,3 +176,61 @@ impl MeetingRuntime {
             .find(|p| p.consumers.iter().any(|x| x.consumer_id == consumer_id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(ids: &[&str]) -> MeetingRuntime {
+        let mut rt = MeetingRuntime::default();
+        for (i, id) in ids.iter().enumerate() {
+            let pid = ParticipantId::new(*id);
+            rt.participants.insert(
+                pid.clone(),
+                RuntimeParticipant {
+                    participant_id: pid,
+                    user_id: UserId::new(format!("user_{id}")),
+                    user_name: (*id).to_owned(),
+                    role: Role::Participant,
+                    hand_raised: false,
+                    joined_at: 0,
+                    joined_seq: i as u64,
+                    send_transport: None,
+                    recv_transport: None,
+                    producers: Vec::new(),
+                    consumers: Vec::new(),
+                    announce_queue: Default::default(),
+                    announced_at: None,
+                },
+            );
+        }
+        rt
+    }
+
+    #[test]
+    fn moderator_mutes_are_per_kind_and_end_with_the_session() {
+        let mut rt = with(&["a", "b"]);
+        let (a, b) = (ParticipantId::new("a"), ParticipantId::new("b"));
+        assert!(rt.set_moderator_muted(&a, "audio", true));
+        assert!(!rt.set_moderator_muted(&a, "audio", true), "no change");
+        assert!(rt.moderator_muted(&a, "audio"));
+        assert!(!rt.moderator_muted(&a, "video"));
+        assert!(!rt.set_moderator_muted(&a, "screen", true), "not a kind");
+        assert!(!rt.set_moderator_muted(&ParticipantId::new("gone"), "audio", true));
+        // a leaves: its mute no longer counts, and the next change forgets it
+        rt.participants.remove(&a);
+        assert!(!rt.moderator_muted(&a, "audio"));
+        assert!(rt.set_moderator_muted(&b, "video", true));
+        assert_eq!(rt.moderator_mutes.keys().collect::<Vec<_>>(), vec![&b]);
+        assert!(rt.set_moderator_muted(&b, "video", false));
+        assert!(rt.moderator_mutes.is_empty(), "an empty entry is dropped");
+    }
+
+    #[test]
+    fn runtime_state_without_mutes_still_deserializes() {
+        let json = serde_json::json!({"meeting_id": null, "ended": false, "participants": {}, "next_seq": 0,
+            "layout": "grid", "spotlight": null, "screen_share": null});
+        let rt: MeetingRuntime = serde_json::from_value(json).expect("old shape");
+        assert!(rt.moderator_mutes.is_empty());
+    }
+}
