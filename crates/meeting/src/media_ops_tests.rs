@@ -438,3 +438,44 @@ async fn new_producer_is_announced_one_at_a_time_and_only_with_a_recv_transport(
     assert_eq!(np.len(), 1, "the next after the consume");
     assert_eq!(np[0].payload["producerId"], json!(cam));
 }
+
+#[tokio::test]
+async fn a_mute_names_a_user_every_session_of_it_is_muted_and_lifted_together() {
+    let mut r = room(false).await;
+    let mic = r.produce("audio", 1000).await;
+    // bob also joins from a second device
+    let mut second = r.w.join(&identity("bob", "c1"), &r.m).await;
+    r.w.ok(
+        &mut second,
+        "create-transport",
+        json!({"direction": "send"}),
+    )
+    .await;
+    r.mute("audio").await;
+    let rt = r.w.runtime(&r.m).await;
+    assert!(rt.moderator_muted(&r.bob.participant_id(), "audio"));
+    assert!(rt.moderator_muted(&second.participant_id(), "audio"));
+    // the second device's new microphone is held too
+    let out =
+        r.w.ok(
+            &mut second,
+            "produce",
+            json!({"kind": "audio", "rtpParameters": opus("7", 7000)}),
+        )
+        .await;
+    let other = out.reply["producerId"].as_str().expect("id").to_owned();
+    assert!(r.held(&other).await);
+    let bob = r.bob.user_id().to_string();
+    r.w.ok(
+        &mut r.host,
+        "participant:unmute",
+        json!({"targetUserId": bob, "muteType": "audio"}),
+    )
+    .await;
+    assert!(r.w.runtime(&r.m).await.moderator_mutes.is_empty());
+    r.bob_sends("producer:resume", &mic)
+        .await
+        .expect("first device");
+    r.w.ok(&mut second, "producer:resume", json!({"producerId": other}))
+        .await;
+}
