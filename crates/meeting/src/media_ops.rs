@@ -47,6 +47,13 @@ fn producer_json(owner: &RuntimeParticipant, p: &RuntimeProducer) -> Value {
     })
 }
 
+fn muted_by_moderator() -> WireError {
+    err(
+        ErrorCode::Forbidden,
+        "a moderator muted you; this meeting does not allow unmuting yourself until a host or moderator allows it",
+    )
+}
+
 /// `producer:paused` / `producer:resumed`.
 fn paused_json(
     meeting: &MeetingId,
@@ -471,13 +478,14 @@ impl MeetingService {
                     })
                     .await?;
                 }
-                if muted && !self.allow_self_unmute(meeting).await? {
-                    return Err(err(
-                        ErrorCode::Forbidden,
-                        "a moderator muted you; this meeting does not allow unmuting yourself until a host or moderator allows it",
-                    ));
+                let allow_self_unmute = paused || self.allow_self_unmute(meeting).await?;
+                if muted && !allow_self_unmute {
+                    return Err(muted_by_moderator());
                 }
-                let out = self.set_paused(meeting, me, &rec, paused, false).await?;
+                // Checked again when the resume is recorded: a mute may arrive meanwhile.
+                let out = self
+                    .set_paused(meeting, me, &rec, paused, false, !allow_self_unmute)
+                    .await?;
                 if muted {
                     // Unmuting yourself, which this meeting allows, ends the moderator's mute of that kind.
                     let (pid, kind) = (me.participant_id.clone(), rec.kind.clone());
@@ -563,6 +571,7 @@ impl MeetingService {
         rec: &RuntimeProducer,
         paused: bool,
         by_moderator: bool,
+        refuse_if_muted: bool,
     ) -> Result<Outcome, WireError> {
         let id = rec.producer_id.clone();
         self.media
@@ -573,7 +582,13 @@ impl MeetingService {
             .map_err(media_gone)?
             .map_err(sfu_error)?;
         let pid = owner.participant_id.clone();
+        let mut refused = false;
         self.modify(meeting, |rt| {
+            // A resume racing a moderator's mute (which found this producer paused, so left it alone) loses.
+            refused = !paused && refuse_if_muted && rt.moderator_muted(&pid, &rec.kind);
+            if refused {
+                return false;
+            }
             let Some(p) = rt.participants.get_mut(&pid) else {
                 return false;
             };
@@ -587,6 +602,17 @@ impl MeetingService {
             true
         })
         .await?;
+        if refused {
+            let id = rec.producer_id.clone();
+            self.media
+                .call(meeting.as_str(), move |core, now| {
+                    core.set_producer_paused(&id, true, now)
+                })
+                .await
+                .map_err(media_gone)?
+                .map_err(sfu_error)?;
+            return Err(muted_by_moderator());
+        }
         let payload = paused_json(meeting, owner, rec, by_moderator);
         let event = if paused {
             "producer:paused"
@@ -625,7 +651,11 @@ impl MeetingService {
         .await?;
         let mut emits = Vec::new();
         for (s, p) in &to_pause {
-            emits.extend(self.set_paused(meeting, s, p, true, true).await?.emits);
+            emits.extend(
+                self.set_paused(meeting, s, p, true, true, false)
+                    .await?
+                    .emits,
+            );
         }
         Ok(emits)
     }

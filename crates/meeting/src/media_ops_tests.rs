@@ -22,7 +22,10 @@ struct Room {
 
 /// A meeting with a host and bob; bob has a send transport.
 async fn room(allow_self_unmute: bool) -> Room {
-    let w = World::new();
+    room_in(World::new(), allow_self_unmute).await
+}
+
+async fn room_in(w: World, allow_self_unmute: bool) -> Room {
     let host = identity("host", "c1");
     let m = w
         .meeting(
@@ -478,4 +481,32 @@ async fn a_mute_names_a_user_every_session_of_it_is_muted_and_lifted_together() 
         .expect("first device");
     r.w.ok(&mut second, "producer:resume", json!({"producerId": other}))
         .await;
+}
+
+#[tokio::test]
+async fn a_resume_racing_a_moderator_mute_loses() {
+    // bob paused his mic himself; his resume and the host's mute cross: the resume passed its first check (not
+    // muted yet), then the mute lands (it leaves the already paused producer alone) before the resume is recorded
+    let (w, gate) = World::gated();
+    let mut r = room_in(w, false).await;
+    let mic = r.produce("audio", 1000).await;
+    r.bob_sends("producer:pause", &mic)
+        .await
+        .expect("own pause");
+    let (reached, release) = gate.arm();
+    let svc = r.w.svc.clone();
+    let mut session = r.bob.session.clone();
+    let req = crate::Request::parse(
+        "producer:resume",
+        Some(&json!({"producerId": mic, "meetingId": r.m})),
+    )
+    .expect("request");
+    let resume = tokio::spawn(async move { svc.handle(&mut session, req).await });
+    reached.await.expect("the resume reaches the media plane");
+    let out = r.mute("audio").await;
+    assert!(by_moderator(&out).is_empty(), "nothing live to pause");
+    let _ = release.send(());
+    let res = resume.await.expect("resume task");
+    assert_eq!(code(res), ErrorCode::Forbidden);
+    assert!(r.held(&mic).await, "still paused, on the server too");
 }

@@ -209,6 +209,45 @@ impl MediaPlane for TestMedia {
     }
 }
 
+/// [`TestMedia`] with a gate: once armed, the next job waits until the test lets it run, so a test can put another
+/// request between an operation's state check and its media call.
+pub struct GatedMedia {
+    inner: Arc<TestMedia>,
+    gate: Mutex<
+        Option<(
+            tokio::sync::oneshot::Sender<()>,
+            tokio::sync::oneshot::Receiver<()>,
+        )>,
+    >,
+}
+
+impl GatedMedia {
+    /// Holds the next job: `reached` resolves when it arrives; it runs once `release` is sent.
+    pub fn arm(
+        &self,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (reached_tx, reached) = tokio::sync::oneshot::channel();
+        let (release, release_rx) = tokio::sync::oneshot::channel();
+        *self.gate.lock().unwrap_or_else(|e| e.into_inner()) = Some((reached_tx, release_rx));
+        (reached, release)
+    }
+}
+
+#[async_trait::async_trait]
+impl MediaPlane for GatedMedia {
+    async fn run(&self, router: &str, job: MediaJob) -> Result<(), MediaError> {
+        let gate = self.gate.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((reached, release)) = gate {
+            let _ = reached.send(());
+            let _ = release.await;
+        }
+        self.inner.run(router, job).await
+    }
+}
+
 /// A service on in-memory ports, and helpers to act as users.
 pub struct World {
     pub svc: Arc<MeetingService>,
@@ -252,14 +291,31 @@ impl World {
     }
 
     pub fn with_config(config: DomainConfig) -> Self {
-        let store = Arc::new(MemStore::default());
         let media = Arc::new(TestMedia::new());
+        Self::build(config, media.clone(), media)
+    }
+
+    /// A world whose media plane can hold a job (see [`GatedMedia`]).
+    pub fn gated() -> (Self, Arc<GatedMedia>) {
+        let media = Arc::new(TestMedia::new());
+        let gated = Arc::new(GatedMedia {
+            inner: media.clone(),
+            gate: Mutex::new(None),
+        });
+        (
+            Self::build(DomainConfig::default(), gated.clone(), media),
+            gated,
+        )
+    }
+
+    fn build(config: DomainConfig, plane: Arc<dyn MediaPlane>, media: Arc<TestMedia>) -> Self {
+        let store = Arc::new(MemStore::default());
         let runtime = Arc::new(LocalRuntimeStore::new());
         let svc = Arc::new(MeetingService::new(
             store.clone(),
             runtime.clone(),
             Arc::new(LocalRateLimiter::new()),
-            media.clone(),
+            plane,
             config,
         ));
         Self {
