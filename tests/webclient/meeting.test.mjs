@@ -1,7 +1,8 @@
 // One meeting, told in steps through the real UI of the bundled web client (web/dist served by meet-server):
 // Alice (host, desktop) creates a meeting in the lobby; Bob (desktop) and Carol (phone-sized, camera off) join
 // by its link. They see each other's video, chat (all / private / hosts), react, raise hands; the host mutes Bob
-// (the server pauses his producer), changes the layout, spotlights, promotes Bob; Bob shares his screen; the
+// (the server pauses his producer; the meeting does not let people unmute themselves, so Bob can turn his mic back on
+// only after the host allows it), changes the layout, spotlights, promotes Bob; Bob shares his screen; the
 // quality indicator reports stats; screenshots of the meeting view; Bob leaves; Alice ends the meeting.
 import assert from 'node:assert/strict';
 import { useHarness } from './lib/harness.mjs';
@@ -28,7 +29,15 @@ step('the host starts a meeting from the lobby; two others join by its link (one
   assert.ok((await page.locator('#mic-select option').count()) >= 1, 'microphone choice offered');
   await s.alice.fillName(ALICE);
   await s.alice.screenshot(artifact('lobby-desktop.png'));
-  s.meetingId = await s.alice.createMeeting(ALICE, { allowRecording: true, title: 'Design review' });
+  // As createMeeting (lib/browser.mjs), with "Participants may unmute themselves" off.
+  await s.alice.fillName(ALICE);
+  await page.click('.options summary');
+  await page.fill('#title-input', 'Design review');
+  await page.check('#allow-recording');
+  await page.uncheck('#allow-unmute');
+  await page.click('#create-btn');
+  await s.alice.inMeeting();
+  s.meetingId = new URL(page.url()).searchParams.get('m');
   assert.match(s.meetingId, /^meeting_/);
   assert.equal(await page.locator('#meeting-title').innerText(), 'Design review');
 
@@ -150,7 +159,7 @@ step('keyboard: labelled controls, arrow keys along the toolbar, shortcuts and m
   await focused('btn-react', 'focus returns to the button');
 });
 
-step("the host mutes a participant: everyone sees the muted mic and the server pauses the producer", async () => {
+step("the host mutes a participant: everyone sees the muted mic, the server pauses the producer; without self-unmute the host allows unmuting", async () => {
   assert.equal(await s.carol.tile(BOB).getAttribute('data-mic'), 'on');
   await s.alice.openPanel('people');
   await s.alice.person(BOB).locator('[data-action="mute"]').click();
@@ -161,7 +170,20 @@ step("the host mutes a participant: everyone sees the muted mic and the server p
   const paused = (await s.carol.events('producer:paused')).map((e) => e.data);
   assert.ok(paused.some((d) => d.userId === s.bob.you.userId && d.kind === 'audio' && d.byModerator === true), `producer:paused from the server: ${JSON.stringify(paused)}`);
   assert.ok((await s.bob.page.locator('#toasts').innerText()).includes(`${ALICE} turned off your microphone`));
-  // Bob unmutes himself (the meeting allows it): producer:resume on the server, everyone sees the mic on.
+  // The meeting does not let participants unmute themselves: Bob's mic stays off, with a message saying why.
+  await s.bob.page.click('#btn-mic');
+  await until(async () => (await s.bob.page.locator('#toasts').innerText()).includes('You can unmute once they allow it'), { what: 'Bob told why he cannot unmute' });
+  assert.equal(await s.bob.page.getAttribute('#btn-mic', 'data-state'), 'off');
+  assert.equal(await s.alice.tile(BOB).getAttribute('data-mic'), 'off');
+  // The host allows it (participant:unmute): Bob is told; lifting does not turn his mic on.
+  const allow = s.alice.person(BOB).locator('[data-action="allow-unmute"]');
+  await allow.click();
+  await until(async () => (await s.bob.page.locator('#toasts').innerText()).includes(`${ALICE} allowed you to turn your microphone back on`), { what: 'Bob told he may unmute' });
+  const lifted = (await s.carol.events('participant:unmuted')).map((e) => e.data);
+  assert.ok(lifted.some((d) => d.targetUserId === s.bob.you.userId && d.muteType === 'audio'), `participant:unmuted: ${JSON.stringify(lifted)}`);
+  await until(async () => (await allow.count()) === 0, { what: 'the allow control goes once the mute is lifted' });
+  assert.equal(await s.alice.tile(BOB).getAttribute('data-mic'), 'off');
+  // Now Bob unmutes himself: producer:resume on the server, everyone sees the mic on.
   await s.bob.page.click('#btn-mic');
   await until(async () => (await s.alice.tile(BOB).getAttribute('data-mic')) === 'on', { what: "Bob's mic on again (Alice)" });
   const resumed = (await s.carol.events('producer:resumed')).map((e) => e.data);

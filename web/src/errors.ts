@@ -23,6 +23,7 @@ const ACTIONS: Record<string, string> = {
   'hand:raise': 'raise your hand',
   'hand:lower': 'lower your hand',
   'participant:mute': 'mute that participant',
+  'participant:unmute': 'allow that participant to unmute',
   'reaction:send': 'send a reaction',
   'layout:change': 'change the layout',
   'participant:pin': 'pin that participant',
@@ -67,12 +68,12 @@ export function describeError(err: { code: string; message?: string; event?: str
     case 'NOT_IN_MEETING':
       return 'You are no longer in this meeting.';
     case 'FORBIDDEN':
-      if (err.event === 'producer:resume') return 'The host has muted you and does not allow participants to unmute themselves.';
+      if (err.event === 'producer:resume') return 'A host or moderator muted you, and this meeting does not let participants unmute themselves. You can unmute once they allow it.';
       if (err.event === 'screen:stop') return 'Only the presenter, a host or a moderator can stop this screen share.';
       return `You are not allowed to ${action ?? 'do that'}${err.event === 'participant:role' || err.event === 'meeting:end' ? ' (hosts only)' : ' (hosts and moderators only)'}.`;
     case 'NOT_FOUND':
       if (err.event === 'screen:stop') return 'Nobody is sharing a screen.';
-      if (err.event === 'participant:mute' || err.event === 'participant:spotlight' || err.event === 'participant:pin') {
+      if (err.event === 'participant:mute' || err.event === 'participant:unmute' || err.event === 'participant:spotlight' || err.event === 'participant:pin') {
         return 'That participant is no longer in the meeting.';
       }
       if (err.event === 'send-message') return 'The recipient is no longer in the meeting.';

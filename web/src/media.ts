@@ -48,6 +48,8 @@ export class MediaSession {
   sendTransport: types.Transport | null = null;
   recvTransport: types.Transport | null = null;
   readonly producers = new Map<Source, types.Producer>();
+  /** Producers the server created paused (a moderator's mute holds): paused locally as soon as they exist. */
+  private readonly heldByModerator = new Set<string>();
   readonly consumers = new Map<string, ConsumerEntry>();
   /** Consumption waits for the recv transport (announcements can arrive before its ack does). */
   private consumeChain: Promise<void>;
@@ -95,7 +97,10 @@ export class MediaSession {
         const source = ((appData as { source?: Source }).source ?? (kind === 'audio' ? 'mic' : 'camera')) as Source;
         this.sig
           .request('produce', { meetingId: this.meetingId, kind, rtpParameters, appData: { source } })
-          .then((r) => callback({ id: r.producerId }), errback);
+          .then((r) => {
+            if (r.paused) this.heldByModerator.add(r.producerId);
+            callback({ id: r.producerId });
+          }, errback);
       });
     }
     transport.on('connectionstatechange', (state) => this.onTransportState(direction, state));
@@ -115,6 +120,7 @@ export class MediaSession {
       options.encodings = SCREEN_ENCODINGS;
     }
     const producer = await this.sendTransport.produce(options);
+    if (this.heldByModerator.delete(producer.id)) producer.pause();
     this.producers.set(source, producer);
     return producer;
   }

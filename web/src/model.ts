@@ -11,6 +11,8 @@ export interface Person {
   isLocal: boolean;
   joinOrder: number;
   producers: Map<string, ProducerInfo>;
+  /** Kinds a host/moderator muted (seen live: participant:muted / participant:unmuted). */
+  moderatorMuted: { audio: boolean; video: boolean };
 }
 
 let joinCounter = 0;
@@ -71,6 +73,7 @@ export class Model {
       isLocal: p.participantId === this.you.participantId,
       joinOrder: joinCounter++,
       producers: new Map((p.producers ?? []).map((x) => [x.producerId, { ...x }])),
+      moderatorMuted: { audio: false, video: false },
     };
     this.people.set(p.participantId, person);
     return person;

@@ -127,6 +127,7 @@ export class Room {
         this.chat.messageTo(u);
       },
       mute: (u, kind) => void this.moderatorMute(u, kind),
+      allowUnmute: (u, kind) => void this.allowUnmute(u, kind),
       spotlight: (u) => void this.spotlight(u),
       setRole: (u, role) => void this.setRole(u, role),
       lowerHand: () => void this.toggleHand(),
@@ -209,6 +210,7 @@ export class Room {
     s.on('producer:resumed', producerState(false));
     s.on('participant:muted', (d) => {
       if (!ready()) return;
+      this.setModeratorMuted(d.targetUserId, d.muteType, true);
       const what = d.muteType === 'audio' ? 'microphone' : 'camera';
       if (d.targetUserId === this.model.you.userId) {
         const again = this.model.settings.allowSelfUnmute ? '' : ' Only a host can turn it back on.';
@@ -216,6 +218,17 @@ export class Room {
       } else {
         const name = this.model.firstByUser(d.targetUserId)?.userName ?? 'A participant';
         toast(`${d.moderatorName} turned off ${name}'s ${what}`);
+      }
+    });
+    s.on('participant:unmuted', (d) => {
+      if (!ready()) return;
+      this.setModeratorMuted(d.targetUserId, d.muteType, false);
+      const what = d.muteType === 'audio' ? 'microphone' : 'camera';
+      if (d.targetUserId === this.model.you.userId) {
+        toast(`${d.moderatorName} allowed you to turn your ${what} back on.`, 'success', 6000);
+      } else if (this.model.isModerator) {
+        const name = this.model.firstByUser(d.targetUserId)?.userName ?? 'A participant';
+        toast(`${d.moderatorName} allowed ${name} to turn their ${what} back on`);
       }
     });
     s.on('hand:raised', (d) => this.setHand(d.participantId, d.userName, true));
@@ -474,6 +487,14 @@ export class Room {
     }
   }
 
+  /** Marks every session of a user as muted (or no longer) by a moderator, for the participant list. */
+  private setModeratorMuted(userId: string, kind: 'audio' | 'video', muted: boolean): void {
+    for (const p of this.model.people.values()) {
+      if (p.userId === userId) p.moderatorMuted[kind] = muted;
+    }
+    this.renderAll();
+  }
+
   private mutedByModerator(source: Source): void {
     const producer = this.media?.producers.get(source);
     if (producer && !producer.closed) producer.pause(); // the server already stopped forwarding
@@ -507,8 +528,15 @@ export class Room {
           this.speaker.add(this.myPid, this.local.audioTrack, true);
         }
         const producer = media?.producers.get('mic');
-        if (media && (!producer || producer.closed)) await this.produceLocal('mic', this.local.audioTrack);
-        else if (media) await media.setPaused('mic', false);
+        if (media && (!producer || producer.closed)) {
+          // A moderator's mute may hold (allowSelfUnmute off): the server then creates the producer paused.
+          if ((await this.produceLocal('mic', this.local.audioTrack)).paused) {
+            toast('A host or moderator muted you. You can unmute once they allow it.', 'info', 6000);
+            this.local.micOn = false;
+            this.renderAll();
+            return;
+          }
+        } else if (media) await media.setPaused('mic', false);
         this.local.micOn = true;
         this.setLocalPaused('mic', false);
       }
@@ -729,6 +757,10 @@ export class Room {
 
   private moderatorMute(userId: string, kind: 'audio' | 'video'): Promise<void> {
     return this.act(() => this.sig.request('participant:mute', { meetingId: this.meetingId, targetUserId: userId, muteType: kind }));
+  }
+
+  private allowUnmute(userId: string, kind: 'audio' | 'video'): Promise<void> {
+    return this.act(() => this.sig.request('participant:unmute', { meetingId: this.meetingId, targetUserId: userId, muteType: kind }));
   }
 
   private spotlight(userId: string | null): Promise<void> {

@@ -143,6 +143,14 @@ export interface ServerEvents {
     moderatorId: string;
     moderatorName: string;
   };
+  /** A host/moderator lifted a moderator mute (our extension); the person may unmute themselves again. */
+  'participant:unmuted': {
+    meetingId: string;
+    targetUserId: string;
+    muteType: 'audio' | 'video';
+    moderatorId: string;
+    moderatorName: string;
+  };
   'reaction:received': PersonEvent & { emoji: string };
   'layout:changed': { meetingId: string; layout: Layout; changedBy: Actor };
   'participant:pinned': { meetingId: string; targetUserId: string };
@@ -173,6 +181,7 @@ export interface Requests {
   'hand:raise': { meetingId: string };
   'hand:lower': { meetingId: string };
   'participant:mute': { meetingId: string; targetUserId: string; muteType: 'audio' | 'video' };
+  'participant:unmute': { meetingId: string; targetUserId: string; muteType: 'audio' | 'video' };
   'reaction:send': { meetingId: string; emoji: string };
   'layout:change': { meetingId: string; layout: Layout };
   'participant:pin': { meetingId: string; targetUserId: string };
@@ -203,7 +212,8 @@ export interface Replies {
   'join-meeting': MeetingState;
   'create-transport': { direction: 'send' | 'recv'; params: TransportParams };
   'connect-transport': { transportId: string };
-  produce: { producerId: string; kind: Kind; source: Source };
+  /** paused: a moderator's mute of this kind holds (allowSelfUnmute off): the server created it paused. */
+  produce: { producerId: string; kind: Kind; source: Source; paused?: boolean };
   consume: Subscribed;
   'send-message': ChatMessage;
   'hand:raise': { handRaised: boolean };

@@ -7,9 +7,17 @@
 //! with the Redis adapter, on many.
 
 mod media_ops;
+#[cfg(test)]
+mod media_ops_tests;
+pub mod ports;
 pub mod request;
 mod service;
+#[cfg(test)]
+mod service_tests;
+#[cfg(test)]
+mod testkit;
 
+pub use ports::{MediaPlane, MeetingStore};
 pub use request::{Recipient, Request};
 pub use service::{DomainConfig, Limits, MeetingService, NewMeeting};
 

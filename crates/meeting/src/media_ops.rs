@@ -55,6 +55,28 @@ fn producer_json(owner: &RuntimeParticipant, p: &RuntimeProducer) -> Value {
     })
 }
 
+fn muted_by_moderator() -> WireError {
+    err(
+        ErrorCode::Forbidden,
+        "a moderator muted you; this meeting does not allow unmuting yourself until a host or moderator allows it",
+    )
+}
+
+/// `producer:paused` / `producer:resumed`.
+fn paused_json(
+    meeting: &MeetingId,
+    owner: &RuntimeParticipant,
+    p: &RuntimeProducer,
+    by_moderator: bool,
+) -> Value {
+    let mut payload = producer_json(owner, p);
+    if let Some(o) = payload.as_object_mut() {
+        o.insert("byModerator".into(), json!(by_moderator));
+        o.insert("meetingId".into(), json!(meeting));
+    }
+    payload
+}
+
 /// The next `new-producer` for `pid`, if it may have one now (it has a recv transport, and nothing is outstanding
 /// or the outstanding one is older than the fallback).
 fn pump(rt: &mut MeetingRuntime, pid: &ParticipantId, now: i64) -> Option<Emit> {
@@ -240,28 +262,57 @@ impl MeetingService {
                         ));
                     }
                 }
+                // A moderator's mute of this kind holds for a new producer too (DESIGN §4): with allowSelfUnmute
+                // false it is created paused on the server. Decided again below, atomically with the mute state.
+                let allow_self_unmute = self.allow_self_unmute(meeting).await?;
+                let pid = me.participant_id.clone();
+                let mut held_before = false;
+                if !allow_self_unmute {
+                    self.read(meeting, |rt| {
+                        held_before = rt.is_some_and(|r| r.moderator_muted(&pid, kind.as_str()))
+                    })
+                    .await?;
+                }
                 let producer = self
                     .media
-                    .call(&router, move |core, _| core.produce(&transport, kind, &rtp))
+                    .call(&router, move |core, now| {
+                        let id = core.produce(&transport, kind, &rtp)?;
+                        if held_before {
+                            core.set_producer_paused(&id, true, now)?;
+                        }
+                        Ok(id)
+                    })
                     .await
                     .map_err(media_gone)?
                     .map_err(sfu_error)?;
-                let pid = me.participant_id.clone();
                 let mut emits = Vec::new();
                 let mut started_share = false;
                 let mut attached = false;
+                let mut held = held_before;
                 let rec = RuntimeProducer {
                     producer_id: producer.clone(),
                     kind: kind.as_str().to_owned(),
                     source: source.clone(),
                     paused: false,
-                    by_moderator: false,
                 };
                 self.modify(meeting, |rt| {
+                    emits.clear();
+                    if !rt.participants.contains_key(&pid) {
+                        return false;
+                    }
+                    let muted = rt.moderator_muted(&pid, kind.as_str());
+                    held = held_before || (muted && !allow_self_unmute);
+                    if muted && allow_self_unmute {
+                        // Producing again is unmuting yourself, which this meeting allows.
+                        rt.set_moderator_muted(&pid, kind.as_str(), false);
+                    }
                     let Some(p) = rt.participants.get_mut(&pid) else {
                         return false;
                     };
-                    p.producers.push(rec.clone());
+                    p.producers.push(RuntimeProducer {
+                        paused: held,
+                        ..rec.clone()
+                    });
                     attached = true;
                     if source == "screen" && rt.screen_share.is_none() {
                         rt.screen_share = Some(state::ScreenShare {
@@ -291,11 +342,42 @@ impl MeetingService {
                     self.discard(meeting, Discard::Producer(producer)).await;
                     return Err(self.not_in_meeting());
                 }
+                if held && !held_before {
+                    // Muted while this producer was being created.
+                    let id = producer.clone();
+                    self.media
+                        .call(&router, move |core, now| {
+                            core.set_producer_paused(&id, true, now)
+                        })
+                        .await
+                        .map_err(media_gone)?
+                        .map_err(sfu_error)?;
+                }
                 self.schedule_pacing(meeting);
-                let payload =
+                let mut payload =
                     json!({"producerId": producer, "kind": kind.as_str(), "source": source});
+                if held {
+                    if let Some(o) = payload.as_object_mut() {
+                        o.insert("paused".into(), json!(true));
+                    }
+                }
                 let mut out =
                     Outcome::reply(payload.clone()).emit(Target::Requester, "produced", payload);
+                if held {
+                    out = out.emit(
+                        Target::Meeting(meeting.clone()),
+                        "producer:paused",
+                        paused_json(
+                            meeting,
+                            me,
+                            &RuntimeProducer {
+                                paused: true,
+                                ..rec
+                            },
+                            true,
+                        ),
+                    );
+                }
                 if started_share {
                     out = out.emit(
                         Target::Meeting(meeting.clone()),
@@ -417,16 +499,30 @@ impl MeetingService {
                 else {
                     return Err(err(ErrorCode::NotFound, "producer not found"));
                 };
-                if !paused && rec.by_moderator {
-                    let settings = self.store.get_meeting(meeting).await.ok().flatten();
-                    if settings.is_some_and(|m| !m.allow_self_unmute) {
-                        return Err(err(
-                            ErrorCode::Forbidden,
-                            "a moderator muted you; this meeting does not allow unmuting yourself",
-                        ));
-                    }
+                // The mute is the participant's, per kind (not the producer's): pausing and resuming, or closing
+                // and producing again, does not lift it.
+                let mut muted = false;
+                if !paused {
+                    self.read(meeting, |rt| {
+                        muted = rt.is_some_and(|r| r.moderator_muted(&me.participant_id, &rec.kind))
+                    })
+                    .await?;
                 }
-                self.set_paused(meeting, me, &rec, paused, false).await
+                let allow_self_unmute = paused || self.allow_self_unmute(meeting).await?;
+                if muted && !allow_self_unmute {
+                    return Err(muted_by_moderator());
+                }
+                // Checked again when the resume is recorded: a mute may arrive meanwhile.
+                let out = self
+                    .set_paused(meeting, me, &rec, paused, false, !allow_self_unmute)
+                    .await?;
+                if muted {
+                    // Unmuting yourself, which this meeting allows, ends the moderator's mute of that kind.
+                    let (pid, kind) = (me.participant_id.clone(), rec.kind.clone());
+                    self.modify(meeting, |rt| rt.set_moderator_muted(&pid, &kind, false))
+                        .await?;
+                }
+                Ok(out)
             }
             MediaOp::CloseProducer { producer } => {
                 if !me.producers.iter().any(|p| p.producer_id == producer) {
@@ -523,6 +619,7 @@ impl MeetingService {
         rec: &RuntimeProducer,
         paused: bool,
         by_moderator: bool,
+        refuse_if_muted: bool,
     ) -> Result<Outcome, WireError> {
         let id = rec.producer_id.clone();
         self.media
@@ -533,7 +630,13 @@ impl MeetingService {
             .map_err(media_gone)?
             .map_err(sfu_error)?;
         let pid = owner.participant_id.clone();
+        let mut refused = false;
         self.modify(meeting, |rt| {
+            // A resume racing a moderator's mute (which found this producer paused, so left it alone) loses.
+            refused = !paused && refuse_if_muted && rt.moderator_muted(&pid, &rec.kind);
+            if refused {
+                return false;
+            }
             let Some(p) = rt.participants.get_mut(&pid) else {
                 return false;
             };
@@ -543,16 +646,22 @@ impl MeetingService {
                 .filter(|x| x.producer_id == rec.producer_id)
             {
                 x.paused = paused;
-                x.by_moderator = paused && by_moderator;
             }
             true
         })
         .await?;
-        let mut payload = producer_json(owner, rec);
-        if let Some(o) = payload.as_object_mut() {
-            o.insert("byModerator".into(), json!(by_moderator));
-            o.insert("meetingId".into(), json!(meeting));
+        if refused {
+            let id = rec.producer_id.clone();
+            self.media
+                .call(meeting.as_str(), move |core, now| {
+                    core.set_producer_paused(&id, true, now)
+                })
+                .await
+                .map_err(media_gone)?
+                .map_err(sfu_error)?;
+            return Err(muted_by_moderator());
         }
+        let payload = paused_json(meeting, owner, rec, by_moderator);
         let event = if paused {
             "producer:paused"
         } else {
@@ -561,31 +670,81 @@ impl MeetingService {
         Ok(Outcome::reply(payload.clone()).emit(Target::Meeting(meeting.clone()), event, payload))
     }
 
-    /// Moderator mute: pauses the target user's producers of that kind on the server.
+    /// Moderator mute: marks every session of `target` muted for `kind` (participant state, DESIGN §4) and pauses
+    /// their producers of that kind on the server.
     pub(crate) async fn pause_for_moderator(
         &self,
         meeting: &MeetingId,
         target: &UserId,
         kind: MuteType,
     ) -> Result<Vec<Emit>, WireError> {
-        let mut sessions = Vec::new();
-        self.read(meeting, |rt| {
-            sessions = rt
-                .map(|r| r.sessions_of(target).cloned().collect())
-                .unwrap_or_default();
+        // One step with the state, so a producer created concurrently is either seen here or sees the mute.
+        let mut to_pause: Vec<(RuntimeParticipant, RuntimeProducer)> = Vec::new();
+        self.modify(meeting, |rt| {
+            to_pause.clear();
+            let sessions: Vec<RuntimeParticipant> = rt.sessions_of(target).cloned().collect();
+            let mut changed = false;
+            for s in sessions {
+                changed |= rt.set_moderator_muted(&s.participant_id, kind.as_str(), true);
+                for p in s
+                    .producers
+                    .iter()
+                    .filter(|p| p.kind == kind.as_str() && !p.paused)
+                {
+                    to_pause.push((s.clone(), p.clone()));
+                }
+            }
+            changed
         })
         .await?;
         let mut emits = Vec::new();
-        for s in &sessions {
-            for p in s
-                .producers
-                .iter()
-                .filter(|p| p.kind == kind.as_str() && !p.paused)
-            {
-                emits.extend(self.set_paused(meeting, s, p, true, true).await?.emits);
-            }
+        for (s, p) in &to_pause {
+            emits.extend(
+                self.set_paused(meeting, s, p, true, true, false)
+                    .await?
+                    .emits,
+            );
         }
         Ok(emits)
+    }
+
+    /// Lifts a moderator mute of `kind` from every session of `target`; whether one was lifted. It does not resume
+    /// their producers: the person unmutes themselves then.
+    pub(crate) async fn lift_moderator_mute(
+        &self,
+        meeting: &MeetingId,
+        target: &UserId,
+        kind: MuteType,
+    ) -> Result<bool, WireError> {
+        let mut lifted = false;
+        self.modify(meeting, |rt| {
+            let sessions: Vec<ParticipantId> = rt
+                .sessions_of(target)
+                .map(|p| p.participant_id.clone())
+                .collect();
+            lifted = false;
+            for s in &sessions {
+                lifted |= rt.set_moderator_muted(s, kind.as_str(), false);
+            }
+            lifted
+        })
+        .await?;
+        Ok(lifted)
+    }
+
+    /// The meeting's `allowSelfUnmute` setting.
+    async fn allow_self_unmute(&self, meeting: &MeetingId) -> Result<bool, WireError> {
+        match self.store.get_meeting(meeting).await {
+            Ok(Some(m)) => Ok(m.allow_self_unmute),
+            Ok(None) => Err(err(
+                ErrorCode::MeetingNotFound,
+                format!("meeting {meeting} not found"),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "loading meeting settings failed");
+                Err(WireError::internal())
+            }
+        }
     }
 
     /// Closes producers of `owner` and tells the consumers' owners (`consumer-closed`).
@@ -783,8 +942,16 @@ impl MeetingService {
             // Its owner left meanwhile; leaving closed everything it had.
             return Outcome::default();
         };
-        let mut out = Outcome::default();
-        out.emits = self
+        let closed = Emit {
+            target: Target::Participants(vec![owner.clone()]),
+            event: "transport:closed",
+            payload: json!({
+                "transportId": transport,
+                "direction": if direction == Direction::Send { "send" } else { "recv" },
+                "reason": reason,
+            }),
+        };
+        let others = self
             .forget_media(
                 &meeting,
                 Some(&owner),
@@ -793,19 +960,10 @@ impl MeetingService {
                 "producer-closed",
             )
             .await;
-        out.emits.insert(
-            0,
-            Emit {
-                target: Target::Participants(vec![owner]),
-                event: "transport:closed",
-                payload: json!({
-                    "transportId": transport,
-                    "direction": if direction == Direction::Send { "send" } else { "recv" },
-                    "reason": reason,
-                }),
-            },
-        );
-        out
+        Outcome {
+            emits: std::iter::once(closed).chain(others).collect(),
+            ..Outcome::default()
+        }
     }
 
     /// Delivers what the media plane reports (failed transports) until the engine stops.

@@ -38,6 +38,12 @@ pub enum Request {
         target: UserId,
         kind: MuteType,
     },
+    /// Lifts a moderator mute (our extension: `participant:unmute`); the person then unmutes themselves.
+    Unmute {
+        meeting: MeetingId,
+        target: UserId,
+        kind: MuteType,
+    },
     Reaction {
         meeting: MeetingId,
         emoji: String,
@@ -190,7 +196,7 @@ pub const MEDIA_EVENTS: [&str; 10] = [
 ];
 
 /// Every event name the server answers (besides the media ones).
-pub const EVENTS: [&str; 20] = [
+pub const EVENTS: [&str; 21] = [
     "join-meeting",
     "leave-meeting",
     "screen:start",
@@ -198,6 +204,7 @@ pub const EVENTS: [&str; 20] = [
     "hand:raise",
     "hand:lower",
     "participant:mute",
+    "participant:unmute",
     "reaction:send",
     "layout:change",
     "participant:pin",
@@ -259,10 +266,12 @@ impl Request {
             "participant:mute" => Request::Mute {
                 meeting,
                 target: obj.user_id("targetUserId")?,
-                kind: match obj.choice("muteType", &["audio", "video"])? {
-                    "audio" => MuteType::Audio,
-                    _ => MuteType::Video,
-                },
+                kind: obj.mute_type()?,
+            },
+            "participant:unmute" => Request::Unmute {
+                meeting,
+                target: obj.user_id("targetUserId")?,
+                kind: obj.mute_type()?,
             },
             "reaction:send" => {
                 let emoji = obj.string("emoji", 16)?;
@@ -379,6 +388,7 @@ impl Request {
             | HandRaise { meeting }
             | HandLower { meeting }
             | Mute { meeting, .. }
+            | Unmute { meeting, .. }
             | Reaction { meeting, .. }
             | Layout { meeting, .. }
             | Pin { meeting, .. }
@@ -458,6 +468,13 @@ impl<'a> Fields<'a> {
         })?;
         allowed.iter().find(|a| **a == s).copied().ok_or_else(|| {
             WireError::validation(format!("{name} must be one of: {}", allowed.join(", ")))
+        })
+    }
+
+    fn mute_type(&self) -> Result<MuteType, WireError> {
+        Ok(match self.choice("muteType", &["audio", "video"])? {
+            "audio" => MuteType::Audio,
+            _ => MuteType::Video,
         })
     }
 
@@ -648,6 +665,27 @@ mod tests {
                 kind: MuteType::Video
             })
         );
+        assert_eq!(
+            parse(
+                "participant:unmute",
+                json!({"meetingId":"m","targetUserId":"user_456","muteType":"audio"})
+            ),
+            Ok(Request::Unmute {
+                meeting: MeetingId::new("m"),
+                target: UserId::new("user_456"),
+                kind: MuteType::Audio
+            })
+        );
+        assert!(msg(parse(
+            "participant:unmute",
+            json!({"meetingId":"m","targetUserId":"user_456","muteType":"screen"})
+        ))
+        .contains("muteType"));
+        assert!(msg(parse(
+            "participant:unmute",
+            json!({"meetingId":"m","muteType":"audio"})
+        ))
+        .contains("targetUserId"));
         assert_eq!(
             parse(
                 "send-message",

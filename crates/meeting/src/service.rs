@@ -1,6 +1,7 @@
 //! The operations. Each validates, checks membership and permissions, applies the change to the runtime state
 //! and the store, and says what to emit. Nothing is changed when an operation fails.
 
+use crate::ports::{MediaPlane, MeetingStore};
 use crate::request::{Recipient, RecordingAction, Request};
 use crate::{Emit, Identity, Membership, Outcome, RoomChange, Session, Target};
 use proto::time::{iso8601, now_ms};
@@ -9,7 +10,7 @@ use serde_json::{json, Value};
 use state::{Limit, MeetingRuntime, RateLimiter, RuntimeParticipant, RuntimeStore, ScreenShare};
 use std::sync::Arc;
 use std::time::Duration;
-use store::{ChatRecord, MeetingRecord, MeetingStatus, Store, Viewer};
+use store::{ChatRecord, MeetingRecord, MeetingStatus, Viewer};
 
 /// The guide's rate limits (configurable for benchmarks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,11 +81,11 @@ const MAX_TITLE_CHARS: usize = 200;
 const MAX_LIST: usize = 1000;
 
 pub struct MeetingService {
-    pub(crate) store: Store,
+    pub(crate) store: Arc<dyn MeetingStore>,
     pub(crate) runtime: Arc<dyn RuntimeStore>,
     limiter: Arc<dyn RateLimiter>,
     config: DomainConfig,
-    pub(crate) media: media::MediaEngine,
+    pub(crate) media: Arc<dyn MediaPlane>,
     /// Outcomes not caused by a request (paced `new-producer` announcements), delivered by the edge.
     pub(crate) background: tokio::sync::mpsc::UnboundedSender<Outcome>,
     background_rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Outcome>>>,
@@ -162,10 +163,10 @@ pub fn meeting_json(m: &MeetingRecord) -> Value {
 
 impl MeetingService {
     pub fn new(
-        store: Store,
+        store: Arc<dyn MeetingStore>,
         runtime: Arc<dyn RuntimeStore>,
         limiter: Arc<dyn RateLimiter>,
-        media: media::MediaEngine,
+        media: Arc<dyn MediaPlane>,
         config: DomainConfig,
     ) -> Self {
         let (background, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -186,8 +187,8 @@ impl MeetingService {
         self.background_rx.lock().ok().and_then(|mut g| g.take())
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn store(&self) -> &dyn MeetingStore {
+        &*self.store
     }
 
     pub fn config(&self) -> &DomainConfig {
@@ -351,6 +352,45 @@ impl MeetingService {
                 );
                 out.emits.extend(paused);
                 Ok(out)
+            }
+            Request::Unmute { target, kind, .. } => {
+                if !me.role.can_moderate() {
+                    return Err(err(
+                        ErrorCode::Forbidden,
+                        "only hosts and moderators can allow participants to unmute",
+                    ));
+                }
+                self.require_present(&meeting, &target).await?;
+                let lifted = self.lift_moderator_mute(&meeting, &target, kind).await?;
+                let payload = json!({
+                    "meetingId": meeting,
+                    "targetUserId": target,
+                    "muteType": kind.as_str(),
+                    "moderatorId": who.user_id,
+                    "moderatorName": who.user_name,
+                    "timestamp": iso8601(now),
+                });
+                let mut reply = payload.clone();
+                if let Some(o) = reply.as_object_mut() {
+                    o.insert("lifted".into(), json!(lifted));
+                }
+                if !lifted {
+                    // Nothing to lift: no event (as hand:raise when already raised).
+                    return Ok(Outcome::reply(reply));
+                }
+                self.audit(
+                    &meeting,
+                    &who.user_id,
+                    "unmute",
+                    Some(&target),
+                    kind.as_str(),
+                )
+                .await;
+                Ok(Outcome::reply(reply).emit(
+                    Target::Meeting(meeting.clone()),
+                    "participant:unmuted",
+                    payload,
+                ))
             }
             Request::Reaction { emoji, .. } => {
                 self.rate_limit(

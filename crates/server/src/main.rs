@@ -134,10 +134,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(addresses = ?media.addresses(), "media plane ready");
     let media_events = media.take_events();
     let service = Arc::new(MeetingService::new(
-        store.clone(),
+        Arc::new(store.clone()),
         Arc::new(LocalRuntimeStore::new()),
         Arc::new(LocalRateLimiter::new()),
-        media,
+        Arc::new(media),
         DomainConfig {
             dev_mode: cfg.dev_mode,
             default_max_participants: cfg.meetings.default_max_participants,

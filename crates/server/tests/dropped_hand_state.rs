@@ -29,10 +29,10 @@ async fn service(runtime: Arc<LocalRuntimeStore>) -> (MeetingService, std::path:
     })
     .expect("media engine");
     let service = MeetingService::new(
-        store,
+        Arc::new(store),
         runtime,
         Arc::new(LocalRateLimiter::new()),
-        media,
+        Arc::new(media),
         DomainConfig {
             dev_mode: true,
             rejoin_grace_ms: GRACE_MS,

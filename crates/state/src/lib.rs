@@ -10,7 +10,7 @@ pub mod runtime;
 
 pub use local::{LocalRateLimiter, LocalRuntimeStore};
 pub use runtime::{
-    MeetingRuntime, RuntimeConsumer, RuntimeParticipant, RuntimeProducer, ScreenShare,
+    MeetingRuntime, MutedKinds, RuntimeConsumer, RuntimeParticipant, RuntimeProducer, ScreenShare,
 };
 
 use proto::MeetingId;

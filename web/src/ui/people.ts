@@ -1,5 +1,6 @@
 // The participant list: names, roles, hands, mic / camera state, and per-person controls — pin and private
-// message for everyone; mute, stop video and spotlight for hosts and moderators; make moderator for hosts.
+// message for everyone; mute, stop video, allow to unmute (when the meeting does not let people unmute themselves)
+// and spotlight for hosts and moderators; make moderator for hosts.
 import { initials, roleLabel, type Model, type Person } from '../model';
 import { $, h } from './dom';
 import { icon } from './icons';
@@ -8,6 +9,8 @@ export interface PeopleActions {
   pin(userId: string): void;
   message(userId: string): void;
   mute(userId: string, kind: 'audio' | 'video'): void;
+  /** Lifts a moderator mute (participant:unmute); the person then unmutes themselves. */
+  allowUnmute(userId: string, kind: 'audio' | 'video'): void;
   spotlight(userId: string | null): void;
   setRole(userId: string, role: 'moderator' | 'participant'): void;
   lowerHand(): void;
@@ -46,6 +49,15 @@ export class PeoplePanel {
       const cam = this.button(camOn ? `Stop ${p.userName}'s video` : `${p.userName}'s video is off`, 'camOff', `stopvideo:${p.participantId}`, () => this.actions.mute(p.userId, 'video'), { 'data-action': 'stop-video' });
       cam.disabled = !camOn;
       controls.push(mic, cam);
+      // Without self-unmute a moderator's mute holds until lifted: offer to lift it.
+      if (!m.settings.allowSelfUnmute) {
+        if (p.moderatorMuted.audio) {
+          controls.push(this.button(`Allow ${p.userName} to unmute`, 'mic', `allowmic:${p.participantId}`, () => this.actions.allowUnmute(p.userId, 'audio'), { 'data-action': 'allow-unmute' }));
+        }
+        if (p.moderatorMuted.video) {
+          controls.push(this.button(`Allow ${p.userName} to turn their camera on`, 'cam', `allowcam:${p.participantId}`, () => this.actions.allowUnmute(p.userId, 'video'), { 'data-action': 'allow-video' }));
+        }
+      }
     }
     if (m.isModerator) {
       const spot = m.spotlightUserId === p.userId;
@@ -78,6 +90,7 @@ export class PeoplePanel {
         'data-hand': p.handRaised ? 'up' : 'down',
         'data-mic': micOn ? 'on' : 'off',
         'data-cam': camOn ? 'on' : 'off',
+        'data-moderator-muted': [p.moderatorMuted.audio ? 'audio' : '', p.moderatorMuted.video ? 'video' : ''].filter(Boolean).join(' '),
       },
       h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(p.userName)),
       h(

@@ -1,0 +1,512 @@
+//! Media-plane rules on an in-process `sfu::Core` (no UDP): moderator mute as participant state, ownership,
+//! screen share through `produce`, `new-producer` pacing.
+
+use crate::testkit::{emits, identity, opus, vp8, Member, World};
+use crate::NewMeeting;
+use proto::{ErrorCode, MeetingId, WireError};
+use serde_json::{json, Value};
+
+fn code<T: std::fmt::Debug>(r: Result<T, WireError>) -> ErrorCode {
+    match r {
+        Err(e) => e.code,
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+struct Room {
+    w: World,
+    m: MeetingId,
+    host: Member,
+    bob: Member,
+}
+
+/// A meeting with a host and bob; bob has a send transport.
+async fn room(allow_self_unmute: bool) -> Room {
+    room_in(World::new(), allow_self_unmute).await
+}
+
+async fn room_in(w: World, allow_self_unmute: bool) -> Room {
+    let host = identity("host", "c1");
+    let m = w
+        .meeting(
+            &host,
+            NewMeeting {
+                allow_self_unmute: Some(allow_self_unmute),
+                ..NewMeeting::default()
+            },
+        )
+        .await;
+    let host = w.join(&host, &m).await;
+    let mut bob = w.join(&identity("bob", "c1"), &m).await;
+    w.ok(&mut bob, "create-transport", json!({"direction": "send"}))
+        .await;
+    Room { w, m, host, bob }
+}
+
+impl Room {
+    async fn produce(&mut self, kind: &str, ssrc: u32) -> String {
+        // mids are never reused on a transport: name each after its ssrc
+        let mid = ssrc.to_string();
+        let rtp = if kind == "audio" {
+            opus(&mid, ssrc)
+        } else {
+            vp8(&mid, ssrc)
+        };
+        let out = self
+            .w
+            .ok(
+                &mut self.bob,
+                "produce",
+                json!({"kind": kind, "rtpParameters": rtp}),
+            )
+            .await;
+        out.reply["producerId"]
+            .as_str()
+            .expect("producerId")
+            .to_owned()
+    }
+
+    async fn mute(&mut self, kind: &str) -> crate::Outcome {
+        let bob = self.bob.user_id().to_string();
+        self.w
+            .ok(
+                &mut self.host,
+                "participant:mute",
+                json!({"targetUserId": bob, "muteType": kind}),
+            )
+            .await
+    }
+
+    async fn bob_sends(
+        &mut self,
+        event: &str,
+        producer: &str,
+    ) -> Result<crate::Outcome, WireError> {
+        self.w
+            .send(&mut self.bob, event, json!({"producerId": producer}))
+            .await
+    }
+
+    async fn paused_in_runtime(&self, producer: &str) -> bool {
+        let rt = self.w.runtime(&self.m).await;
+        rt.producer_owner(producer)
+            .and_then(|o| o.producers.iter().find(|p| p.producer_id == producer))
+            .is_some_and(|p| p.paused)
+    }
+
+    /// Paused both in the runtime state and on the media core.
+    async fn held(&self, producer: &str) -> bool {
+        let runtime = self.paused_in_runtime(producer).await;
+        let server = self.w.media.paused_on_server(&self.m, producer);
+        assert_eq!(
+            runtime, server,
+            "runtime and media core agree on {producer}"
+        );
+        runtime
+    }
+}
+
+fn by_moderator(out: &crate::Outcome) -> Vec<&Value> {
+    emits(out, "producer:paused")
+        .into_iter()
+        .filter(|e| e.payload["byModerator"] == true)
+        .map(|e| &e.payload)
+        .collect()
+}
+
+#[tokio::test]
+async fn moderator_mute_pauses_that_kind_on_the_server_and_marks_the_participant() {
+    let mut r = room(false).await;
+    let mic = r.produce("audio", 1000).await;
+    let cam = r.produce("video", 2000).await;
+    let out = r.mute("audio").await;
+    assert_eq!(emits(&out, "participant:muted").len(), 1);
+    let paused = by_moderator(&out);
+    assert_eq!(paused.len(), 1);
+    assert_eq!(paused[0]["producerId"], json!(mic));
+    assert!(r.held(&mic).await);
+    assert!(!r.held(&cam).await, "a mute is per kind");
+    let rt = r.w.runtime(&r.m).await;
+    assert!(rt.moderator_muted(&r.bob.participant_id(), "audio"));
+    assert!(!rt.moderator_muted(&r.bob.participant_id(), "video"));
+}
+
+#[tokio::test]
+async fn without_self_unmute_resume_is_forbidden_even_after_an_own_pause() {
+    let mut r = room(false).await;
+    let mic = r.produce("audio", 1000).await;
+    r.mute("audio").await;
+    assert_eq!(
+        code(r.bob_sends("producer:resume", &mic).await),
+        ErrorCode::Forbidden
+    );
+    assert!(r.held(&mic).await);
+    // pausing yourself is fine, but it does not turn the moderator's mute into your own
+    let out = r
+        .bob_sends("producer:pause", &mic)
+        .await
+        .expect("own pause");
+    assert_eq!(
+        emits(&out, "producer:paused")[0].payload["byModerator"],
+        false
+    );
+    assert_eq!(
+        code(r.bob_sends("producer:resume", &mic).await),
+        ErrorCode::Forbidden
+    );
+    assert!(r.held(&mic).await);
+    // a producer paused by its owner before the mute stays held too
+    let cam = r.produce("video", 2000).await;
+    r.bob_sends("producer:pause", &cam)
+        .await
+        .expect("own pause");
+    r.mute("video").await;
+    assert_eq!(
+        code(r.bob_sends("producer:resume", &cam).await),
+        ErrorCode::Forbidden
+    );
+}
+
+#[tokio::test]
+async fn without_self_unmute_a_new_producer_of_a_muted_kind_starts_paused_on_the_server() {
+    let mut r = room(false).await;
+    let mic = r.produce("audio", 1000).await;
+    r.mute("audio").await;
+    let out = r.bob_sends("producer:close", &mic).await.expect("close");
+    assert_eq!(out.reply["producerId"], json!(mic));
+    let rtp = opus("2", 3000);
+    let out =
+        r.w.ok(
+            &mut r.bob,
+            "produce",
+            json!({"kind": "audio", "rtpParameters": rtp}),
+        )
+        .await;
+    let again = out.reply["producerId"]
+        .as_str()
+        .expect("producerId")
+        .to_owned();
+    assert_eq!(emits(&out, "produced")[0].payload["paused"], true);
+    let paused = by_moderator(&out);
+    assert_eq!(paused.len(), 1, "everyone is told it is muted");
+    assert_eq!(paused[0]["producerId"], json!(again));
+    let names: Vec<&str> = out.emits.iter().map(|e| e.event).collect();
+    assert!(
+        names.iter().position(|e| *e == "produced")
+            < names.iter().position(|e| *e == "producer:paused"),
+        "produced, then producer:paused: {names:?}"
+    );
+    assert!(r.held(&again).await);
+    assert_eq!(
+        code(r.bob_sends("producer:resume", &again).await),
+        ErrorCode::Forbidden
+    );
+    // video was not muted: a camera starts live
+    let cam = r.produce("video", 2000).await;
+    assert!(!r.held(&cam).await);
+}
+
+#[tokio::test]
+async fn a_host_lifts_the_mute_without_resuming_then_the_person_unmutes_themselves() {
+    let mut r = room(false).await;
+    let mic = r.produce("audio", 1000).await;
+    r.mute("audio").await;
+    let bob = r.bob.user_id().to_string();
+    let out =
+        r.w.ok(
+            &mut r.host,
+            "participant:unmute",
+            json!({"targetUserId": bob, "muteType": "audio"}),
+        )
+        .await;
+    let ev = emits(&out, "participant:unmuted");
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].target, crate::Target::Meeting(r.m.clone()));
+    assert_eq!(ev[0].payload["targetUserId"], json!(bob));
+    assert_eq!(ev[0].payload["muteType"], "audio");
+    assert_eq!(ev[0].payload["moderatorName"], "host");
+    assert!(
+        emits(&out, "producer:resumed").is_empty(),
+        "lifting does not unmute"
+    );
+    assert!(r.held(&mic).await);
+    let out = r
+        .bob_sends("producer:resume", &mic)
+        .await
+        .expect("allowed now");
+    assert_eq!(emits(&out, "producer:resumed").len(), 1);
+    assert!(!r.held(&mic).await);
+    // lifting again lifts nothing: no event
+    let out =
+        r.w.ok(
+            &mut r.host,
+            "participant:unmute",
+            json!({"targetUserId": bob, "muteType": "audio"}),
+        )
+        .await;
+    assert_eq!(out.reply["lifted"], false);
+    assert!(out.emits.is_empty());
+    assert!(r.w.store.data().audit.iter().any(|a| a.1 == "unmute"));
+}
+
+#[tokio::test]
+async fn unmute_needs_a_moderator_and_a_present_target() {
+    let mut r = room(false).await;
+    let mic = r.produce("audio", 1000).await;
+    r.mute("audio").await;
+    let me = r.bob.user_id().to_string();
+    assert_eq!(
+        code(
+            r.w.send(
+                &mut r.bob,
+                "participant:unmute",
+                json!({"targetUserId": me, "muteType": "audio"})
+            )
+            .await
+        ),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(
+            r.w.send(
+                &mut r.host,
+                "participant:unmute",
+                json!({"targetUserId": "user_ghost", "muteType": "audio"})
+            )
+            .await
+        ),
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        code(
+            r.w.send(
+                &mut r.host,
+                "participant:unmute",
+                json!({"targetUserId": me, "muteType": "both"})
+            )
+            .await
+        ),
+        ErrorCode::ValidationError
+    );
+    assert!(r
+        .w
+        .runtime(&r.m)
+        .await
+        .moderator_muted(&r.bob.participant_id(), "audio"));
+    assert_eq!(
+        code(r.bob_sends("producer:resume", &mic).await),
+        ErrorCode::Forbidden
+    );
+}
+
+#[tokio::test]
+async fn with_self_unmute_the_muted_person_may_resume_and_produce_live() {
+    let mut r = room(true).await;
+    let mic = r.produce("audio", 1000).await;
+    r.mute("audio").await;
+    assert!(r.held(&mic).await);
+    let out = r
+        .bob_sends("producer:resume", &mic)
+        .await
+        .expect("self unmute");
+    assert_eq!(emits(&out, "producer:resumed").len(), 1);
+    assert!(!r.held(&mic).await);
+    assert!(
+        !r.w.runtime(&r.m)
+            .await
+            .moderator_muted(&r.bob.participant_id(), "audio"),
+        "unmuting yourself ends the moderator's mute"
+    );
+    r.mute("audio").await;
+    r.bob_sends("producer:close", &mic).await.expect("close");
+    let again = r.produce("audio", 3000).await;
+    assert!(!r.held(&again).await);
+}
+
+#[tokio::test]
+async fn the_mute_ends_when_the_participant_leaves() {
+    let mut r = room(false).await;
+    r.produce("audio", 1000).await;
+    r.mute("audio").await;
+    let old = r.bob.participant_id();
+    r.w.ok(&mut r.bob, "leave-meeting", json!({})).await;
+    assert!(!r.w.runtime(&r.m).await.moderator_muted(&old, "audio"));
+    r.bob = r.w.join(&identity("bob", "c1"), &r.m).await;
+    r.w.ok(&mut r.bob, "create-transport", json!({"direction": "send"}))
+        .await;
+    let mic = r.produce("audio", 4000).await;
+    assert!(!r.held(&mic).await, "a new session starts unmuted");
+}
+
+#[tokio::test]
+async fn producers_are_only_their_owners_and_screen_share_is_exclusive_through_produce() {
+    let mut r = room(true).await;
+    let mic = r.produce("audio", 1000).await;
+    for event in ["producer:pause", "producer:resume", "producer:close"] {
+        assert_eq!(
+            code(
+                r.w.send(&mut r.host, event, json!({"producerId": mic}))
+                    .await
+            ),
+            ErrorCode::NotFound,
+            "{event}"
+        );
+    }
+    assert!(!r.held(&mic).await);
+    // bob shares his screen by producing it; the host cannot share at the same time
+    let rtp = vp8("2", 5000);
+    let out =
+        r.w.ok(
+            &mut r.bob,
+            "produce",
+            json!({"kind": "video", "rtpParameters": rtp, "appData": {"source": "screen"}}),
+        )
+        .await;
+    assert_eq!(emits(&out, "screen:started").len(), 1);
+    let screen = out.reply["producerId"].as_str().expect("id").to_owned();
+    r.w.ok(
+        &mut r.host,
+        "create-transport",
+        json!({"direction": "send"}),
+    )
+    .await;
+    let rtp = vp8("0", 6000);
+    assert_eq!(
+        code(
+            r.w.send(
+                &mut r.host,
+                "produce",
+                json!({"kind": "video", "rtpParameters": rtp, "appData": {"source": "screen"}})
+            )
+            .await
+        ),
+        ErrorCode::ScreenShareActive
+    );
+    assert_eq!(
+        code(r.w.send(&mut r.host, "screen:start", json!({})).await),
+        ErrorCode::ScreenShareActive
+    );
+    // closing the screen producer ends the share
+    let out = r.bob_sends("producer:close", &screen).await.expect("close");
+    assert_eq!(emits(&out, "screen:stopped").len(), 1);
+    assert!(r.w.runtime(&r.m).await.screen_share.is_none());
+}
+
+#[tokio::test]
+async fn new_producer_is_announced_one_at_a_time_and_only_with_a_recv_transport() {
+    let mut r = room(true).await;
+    // no recv transport yet: nothing announced to the host
+    let mic = r.produce("audio", 1000).await;
+    let host_pid = r.host.participant_id();
+    let rt = r.w.runtime(&r.m).await;
+    assert_eq!(rt.participants[&host_pid].announce_queue.len(), 1);
+    // the recv transport starts the announcements: the first one now
+    let out =
+        r.w.ok(
+            &mut r.host,
+            "create-transport",
+            json!({"direction": "recv"}),
+        )
+        .await;
+    let np = emits(&out, "new-producer");
+    assert_eq!(np.len(), 1);
+    assert_eq!(np[0].payload["producerId"], json!(mic));
+    assert_eq!(
+        np[0].target,
+        crate::Target::Participants(vec![host_pid.clone()])
+    );
+    // a second producer waits for the host's consume of the first
+    let out =
+        r.w.ok(
+            &mut r.bob,
+            "produce",
+            json!({"kind": "video", "rtpParameters": vp8("1", 2000)}),
+        )
+        .await;
+    let cam = out.reply["producerId"].as_str().expect("id").to_owned();
+    assert!(
+        emits(&out, "new-producer").is_empty(),
+        "one outstanding at a time"
+    );
+    let caps = serde_json::to_value(sfu::ortc::router_capabilities()).expect("caps");
+    let out =
+        r.w.ok(
+            &mut r.host,
+            "consume",
+            json!({"producerId": mic, "rtpCapabilities": caps}),
+        )
+        .await;
+    assert_eq!(emits(&out, "subscribed").len(), 1);
+    let np = emits(&out, "new-producer");
+    assert_eq!(np.len(), 1, "the next after the consume");
+    assert_eq!(np[0].payload["producerId"], json!(cam));
+}
+
+#[tokio::test]
+async fn a_mute_names_a_user_every_session_of_it_is_muted_and_lifted_together() {
+    let mut r = room(false).await;
+    let mic = r.produce("audio", 1000).await;
+    // bob also joins from a second device
+    let mut second = r.w.join(&identity("bob", "c1"), &r.m).await;
+    r.w.ok(
+        &mut second,
+        "create-transport",
+        json!({"direction": "send"}),
+    )
+    .await;
+    r.mute("audio").await;
+    let rt = r.w.runtime(&r.m).await;
+    assert!(rt.moderator_muted(&r.bob.participant_id(), "audio"));
+    assert!(rt.moderator_muted(&second.participant_id(), "audio"));
+    // the second device's new microphone is held too
+    let out =
+        r.w.ok(
+            &mut second,
+            "produce",
+            json!({"kind": "audio", "rtpParameters": opus("7", 7000)}),
+        )
+        .await;
+    let other = out.reply["producerId"].as_str().expect("id").to_owned();
+    assert!(r.held(&other).await);
+    let bob = r.bob.user_id().to_string();
+    r.w.ok(
+        &mut r.host,
+        "participant:unmute",
+        json!({"targetUserId": bob, "muteType": "audio"}),
+    )
+    .await;
+    assert!(r.w.runtime(&r.m).await.moderator_mutes.is_empty());
+    r.bob_sends("producer:resume", &mic)
+        .await
+        .expect("first device");
+    r.w.ok(&mut second, "producer:resume", json!({"producerId": other}))
+        .await;
+}
+
+#[tokio::test]
+async fn a_resume_racing_a_moderator_mute_loses() {
+    // bob paused his mic himself; his resume and the host's mute cross: the resume passed its first check (not
+    // muted yet), then the mute lands (it leaves the already paused producer alone) before the resume is recorded
+    let (w, gate) = World::gated();
+    let mut r = room_in(w, false).await;
+    let mic = r.produce("audio", 1000).await;
+    r.bob_sends("producer:pause", &mic)
+        .await
+        .expect("own pause");
+    let (reached, release) = gate.arm();
+    let svc = r.w.svc.clone();
+    let mut session = r.bob.session.clone();
+    let req = crate::Request::parse(
+        "producer:resume",
+        Some(&json!({"producerId": mic, "meetingId": r.m})),
+    )
+    .expect("request");
+    let resume = tokio::spawn(async move { svc.handle(&mut session, req).await });
+    reached.await.expect("the resume reaches the media plane");
+    let out = r.mute("audio").await;
+    assert!(by_moderator(&out).is_empty(), "nothing live to pause");
+    let _ = release.send(());
+    let res = resume.await.expect("resume task");
+    assert_eq!(code(res), ErrorCode::Forbidden);
+    assert!(r.held(&mic).await, "still paused, on the server too");
+}
