@@ -193,7 +193,7 @@ async fn visit(
                 }
             }
         }
-        if host && cycle % 7 == 0 {
+        if host && cycle.is_multiple_of(7) {
             request(
                 &mut c,
                 "meeting:end",
@@ -201,7 +201,7 @@ async fn visit(
                 &mut ev,
             )
             .await?;
-        } else if cycle % 2 == 0 {
+        } else if cycle.is_multiple_of(2) {
             request(
                 &mut c,
                 "leave-meeting",
@@ -213,7 +213,7 @@ async fn visit(
         Ok::<_, String>(())
     };
     let r = steps.await;
-    if cycle % 2 == 0 {
+    if cycle.is_multiple_of(2) {
         c.close().await;
     } else {
         drop(c); // the connection just goes (a closed tab, a lost network)
@@ -267,7 +267,7 @@ pub async fn run(s: Soak) -> Result<SoakFigures, String> {
                             *map.entry(e).or_insert(0) += 1;
                         }
                     }
-                    if is_host && cycle % 7 == 0 {
+                    if is_host && cycle.is_multiple_of(7) {
                         if let Ok(token) = s.minter.token(&host) {
                             if let Ok(fresh) = server::create_meeting(&s.addr, &token, 100).await {
                                 if let Ok(mut m) = meeting.lock() {
