@@ -137,6 +137,17 @@ impl MeetingService {
     ) -> Result<Outcome, WireError> {
         let router = meeting.to_string();
         let now = proto::time::now_ms();
+        // Cost limits: the media worker is shared with other meetings (`Limits`). Counted before anything else,
+        // so invalid requests count too.
+        let limits = &self.config().limits;
+        let (class, limit) = match &op {
+            MediaOp::CreateTransport { .. } => ("create-transport", limits.create_transport),
+            MediaOp::ConnectTransport { .. } => ("connect-transport", limits.connect_transport),
+            MediaOp::Produce { .. } => ("produce", limits.produce),
+            MediaOp::Consume { .. } => ("consume", limits.consume),
+            _ => ("media control requests", limits.media_control),
+        };
+        self.rate_limit(meeting, &me.user_id, class, limit).await?;
         match op {
             MediaOp::CreateTransport { send } => {
                 let mut out = Outcome::reply(json!({}));

@@ -19,6 +19,15 @@ pub struct Limits {
     pub typing: Limit,
     pub reaction: Limit,
     pub stats: Limit,
+    /// Media requests (not in the guide): what one participant may ask of the media worker its meeting shares
+    /// with others. Each create-transport costs the worker ~1 ms (DTLS set-up), so a client looping on it could
+    /// starve every meeting on that worker.
+    pub create_transport: Limit,
+    pub connect_transport: Limit,
+    pub produce: Limit,
+    pub consume: Limit,
+    /// pause-consumer, resume-consumer, producer:pause/resume/close, quality:change.
+    pub media_control: Limit,
 }
 
 impl Default for Limits {
@@ -32,6 +41,13 @@ impl Default for Limits {
             typing: per(1, 1),
             reaction: per(3, 1),
             stats: per(1, 5),
+            // A join needs 2 transports, 1 connect each, ≤ 3 producers; a reconnect doubles that. A late joiner of
+            // a 100-person meeting consumes ~200 producers, paced one at a time.
+            create_transport: per(10, 10),
+            connect_transport: per(10, 10),
+            produce: per(20, 10),
+            consume: per(300, 10),
+            media_control: per(100, 10),
         }
     }
 }
@@ -1336,7 +1352,7 @@ impl MeetingService {
             .map_err(|e| internal("reading meeting state", e))
     }
 
-    async fn rate_limit(
+    pub(crate) async fn rate_limit(
         &self,
         meeting: &MeetingId,
         user: &UserId,

@@ -99,7 +99,7 @@ pub struct LimitConfig {
     pub window_ms: u64,
 }
 
-/// The guide's limits. Change them only for benchmarks.
+/// The guide's limits (change them only for benchmarks), and ours on media requests.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimits {
@@ -107,6 +107,12 @@ pub struct RateLimits {
     pub typing: LimitConfig,
     pub reaction: LimitConfig,
     pub stats: LimitConfig,
+    pub create_transport: LimitConfig,
+    pub connect_transport: LimitConfig,
+    pub produce: LimitConfig,
+    pub consume: LimitConfig,
+    /// pause-consumer, resume-consumer, producer:pause/resume/close, quality:change.
+    pub media_control: LimitConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -167,6 +173,11 @@ impl Default for Config {
                 typing: limit(1, 1_000),
                 reaction: limit(3, 1_000),
                 stats: limit(1, 5_000),
+                create_transport: limit(10, 10_000),
+                connect_transport: limit(10, 10_000),
+                produce: limit(20, 10_000),
+                consume: limit(300, 10_000),
+                media_control: limit(100, 10_000),
             },
             socket: Socket {
                 max_payload_bytes: 64 * 1024,
@@ -267,6 +278,11 @@ impl Config {
             ("typing", self.limits.typing),
             ("reaction", self.limits.reaction),
             ("stats", self.limits.stats),
+            ("create_transport", self.limits.create_transport),
+            ("connect_transport", self.limits.connect_transport),
+            ("produce", self.limits.produce),
+            ("consume", self.limits.consume),
+            ("media_control", self.limits.media_control),
         ] {
             in_range(&format!("limits.{name}.count"), l.count, 1..=1_000_000)?;
             // The limiter forgets logs idle for an hour, so a longer window would not be enforced.

@@ -24,8 +24,54 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Requests a socket may have waiting before further ones are refused.
+/// Requests a socket may have waiting before further ones are refused: at most this many…
 const MAX_PENDING: usize = 256;
+/// …holding at most this many payload bytes (a client flooding 64 KB payloads while its queue is busy must not
+/// make the server hold 16 MB for it).
+const MAX_PENDING_BYTES: usize = 1024 * 1024;
+
+/// What one socket has waiting in its queue, bounded in count and in bytes.
+#[derive(Debug, Default)]
+struct Backlog {
+    count: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl Backlog {
+    /// Counts a request of `size` bytes in, unless the queue is full.
+    fn admit(&self, size: usize) -> bool {
+        let count = self.count.fetch_add(1, Ordering::AcqRel);
+        let bytes = self.bytes.fetch_add(size, Ordering::AcqRel);
+        if count >= MAX_PENDING || bytes.saturating_add(size) > MAX_PENDING_BYTES {
+            self.release(size);
+            return false;
+        }
+        true
+    }
+
+    /// A request left the queue.
+    fn release(&self, size: usize) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        self.bytes.fetch_sub(size, Ordering::AcqRel);
+    }
+}
+
+/// About the size of a payload as JSON text (strings and numbers by their length, a few bytes per node), without
+/// serializing it.
+fn approx_size(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => 2 + a.iter().map(|x| approx_size(x) + 1).sum::<usize>(),
+        Value::Object(o) => {
+            2 + o
+                .iter()
+                .map(|(k, x)| k.len() + 4 + approx_size(x))
+                .sum::<usize>()
+        }
+    }
+}
 
 /// What every socket handler shares.
 #[derive(Clone)]
@@ -124,6 +170,8 @@ enum Job {
     Request {
         event: String,
         payload: Option<Value>,
+        /// Its share of the socket's `Backlog`.
+        size: usize,
         ack: AckSender,
     },
     Disconnect,
@@ -137,7 +185,7 @@ fn start_session(s: SocketRef, io: SocketIo, shared: Shared, verified: Verified)
     // Jobs are boxed: the channel allocates its first block of 32 slots up front, per socket (2.6 KB unboxed, 0.3 KB
     // boxed — heaptrack on 2,000 joined sockets).
     let (tx, rx) = mpsc::unbounded_channel::<Box<Job>>();
-    let pending = Arc::new(AtomicUsize::new(0));
+    let pending = Arc::new(Backlog::default());
     {
         let tx = tx.clone();
         let pending = pending.clone();
@@ -146,8 +194,8 @@ fn start_session(s: SocketRef, io: SocketIo, shared: Shared, verified: Verified)
                   Event(event): Event,
                   TryData(payload): TryData<Value>,
                   ack: AckSender| {
-                if pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING {
-                    pending.fetch_sub(1, Ordering::AcqRel);
+                let size = payload.as_ref().map_or(0, approx_size);
+                if !pending.admit(size) {
                     let e = WireError::new(
                         ErrorCode::RateLimitExceeded,
                         "too many requests waiting; slow down",
@@ -158,6 +206,7 @@ fn start_session(s: SocketRef, io: SocketIo, shared: Shared, verified: Verified)
                     let _ = tx.send(Box::new(Job::Request {
                         event,
                         payload: payload.ok(),
+                        size,
                         ack,
                     }));
                 }
@@ -266,7 +315,7 @@ async fn worker(
     mut session: Session,
     mut expiry: Expiry,
     mut rx: mpsc::UnboundedReceiver<Box<Job>>,
-    pending: Arc<AtomicUsize>,
+    pending: Arc<Backlog>,
 ) {
     loop {
         let job = tokio::select! {
@@ -302,9 +351,10 @@ async fn worker(
             Job::Request {
                 event,
                 payload,
+                size,
                 ack,
             } if event == REFRESH_EVENT => {
-                pending.fetch_sub(1, Ordering::AcqRel);
+                pending.release(size);
                 metrics::counter!("meet_events_total", "event" => REFRESH_EVENT).increment(1);
                 match refresh(&shared.verifier, &session, payload.as_ref()) {
                     Ok(expires_at) => {
@@ -319,9 +369,10 @@ async fn worker(
             Job::Request {
                 event,
                 payload,
+                size,
                 ack,
             } => {
-                pending.fetch_sub(1, Ordering::AcqRel);
+                pending.release(size);
                 // Boxed: the request future is large, and an idle socket should not carry its space around.
                 Box::pin(handle(
                     &s,
@@ -502,6 +553,42 @@ pub async fn shutdown(io: &SocketIo, shared: &Shared, reconnect_after: Duration,
 
 #[cfg(test)]
 mod tests {
+    use super::{approx_size, Backlog, MAX_PENDING, MAX_PENDING_BYTES};
+
+    #[test]
+    fn the_backlog_is_bounded_in_count_and_in_bytes() {
+        let b = Backlog::default();
+        for _ in 0..MAX_PENDING {
+            assert!(b.admit(10));
+        }
+        assert!(!b.admit(10), "one more than MAX_PENDING");
+        b.release(10);
+        assert!(b.admit(10), "room again once one left");
+        let big = Backlog::default();
+        let chunk = 64 * 1024;
+        let fits = MAX_PENDING_BYTES / chunk;
+        for _ in 0..fits - 1 {
+            assert!(big.admit(chunk));
+        }
+        assert!(big.admit(10), "a small request fits beside them");
+        assert!(!big.admit(chunk), "bytes over MAX_PENDING_BYTES");
+        big.release(chunk);
+        assert!(big.admit(chunk), "room again once one left");
+    }
+
+    #[test]
+    fn approx_size_is_close_to_the_json_length() {
+        let v = serde_json::json!({
+            "meetingId": "meeting_abc", "message": "x".repeat(5000), "n": [1, 2, 3], "o": {"a": null, "b": true},
+        });
+        let real = serde_json::to_string(&v).map(|t| t.len()).unwrap_or(0);
+        let approx = approx_size(&v);
+        assert!(
+            approx >= real && approx < real + real / 10 + 64,
+            "{approx} vs {real}"
+        );
+    }
+
     use super::*;
 
     #[test]
