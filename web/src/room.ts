@@ -2,7 +2,7 @@
 // session, and wires the toolbar, stage, chat and people panels. Rejoins (new transports and producers) after the
 // connection drops.
 import type { types } from 'mediasoup-client';
-import { getMessages, meetingLink } from './api';
+import { devToken, getMessages, meetingLink } from './api';
 import { debugEntries } from './debug';
 import { RequestError, describeError } from './errors';
 import { MediaSession, qualityOf, type ConsumerEntry, type StatsSample } from './media';
@@ -302,6 +302,13 @@ export class Room {
       banner(`The server is restarting. Reconnecting in ${Math.ceil(d.reconnectAfterMs / 1000)} s…`);
     });
     s.on('error', (e) => console.warn('server error', e));
+    s.on('transport:closed', (d) => {
+      // The server gave up on one of our transports (its network failed, or DTLS did): set media up again.
+      if (this.state !== 'joined' || !this.media) return;
+      toast(`Your ${d.direction === 'send' ? 'outgoing' : 'incoming'} media connection failed (${d.reason}). Reconnecting media…`, 'error');
+      void this.restartMedia();
+    });
+    s.on('auth:expired', (d) => void this.refreshToken(d.graceMs));
 
     s.onDisconnect((reason) => {
       if (this.state !== 'joined' && this.state !== 'reconnecting') return;
@@ -320,6 +327,21 @@ export class Room {
     s.onReconnect(() => void this.rejoin());
     s.onConnectAgain(() => void this.rejoin());
     s.onReconnectFailed(() => banner('Could not reconnect. Check your network and reload the page.', 'error'));
+  }
+
+  /** Our token expired: a development token is renewed at once; a pasted one cannot be, so the person is told. */
+  private async refreshToken(graceMs: number): Promise<void> {
+    const userId = this.model?.me?.userId;
+    if (this.req.devToken && userId) {
+      try {
+        const { token } = await devToken(this.req.userName, userId);
+        await this.sig.request('auth:refresh', { token });
+        return;
+      } catch (e) {
+        console.warn('token refresh failed', e);
+      }
+    }
+    banner(`Your sign-in has expired. You will be disconnected in ${Math.round(graceMs / 1000)} s; sign in again to go on.`, 'error');
   }
 
   private setHand(participantId: string, userName: string, up: boolean): void {

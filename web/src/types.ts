@@ -168,6 +168,10 @@ export interface ServerEvents {
   'producer:paused': ProducerState;
   'producer:resumed': ProducerState;
   'server:shutdown': { reconnectAfterMs: number };
+  /** The server closed one of our transports because it failed (DTLS, ICE consent lost, never connected). */
+  'transport:closed': { transportId: string; direction: 'send' | 'recv'; reason: string };
+  /** Our token expired: send `auth:refresh` within graceMs or be disconnected. */
+  'auth:expired': { expiredAt: string; graceMs: number };
   error: WireError;
 }
 
@@ -205,6 +209,7 @@ export interface Requests {
   'producer:resume': { producerId: string };
   'producer:close': { producerId: string };
   'quality:change': { meetingId: string; participantId: string; quality: Quality };
+  'auth:refresh': { token: string };
 }
 
 /** What each request's successful ack carries besides `ok: true`. */
@@ -218,6 +223,7 @@ export interface Replies {
   'send-message': ChatMessage;
   'hand:raise': { handRaised: boolean };
   'hand:lower': { handRaised: boolean };
+  'auth:refresh': { expiresAt: string | null };
 }
 
 export type ReplyOf<E extends keyof Requests> = E extends keyof Replies ? Replies[E] : Record<string, unknown>;
