@@ -7,15 +7,8 @@ import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 import { useServer } from './lib/harness.mjs';
 import { ok, expectError } from './lib/client.mjs';
+import { opus } from './lib/rtp.mjs';
 
-const opus = (mid, ssrc) => ({
-  mid,
-  codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2,
-    parameters: { minptime: 10, useinbandfec: 1 }, rtcpFeedback: [] }],
-  headerExtensions: [{ uri: 'urn:ietf:params:rtp-hdrext:sdes:mid', id: 4, encrypt: false, parameters: {} }],
-  encodings: [{ ssrc }],
-  rtcp: { cname: 'limits', reducedSize: true },
-});
 
 describe('media request limits', () => {
   const ctx = useServer({

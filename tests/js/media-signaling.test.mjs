@@ -4,34 +4,8 @@ import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 import { useServer } from './lib/harness.mjs';
 import { ok, expectError, sleep } from './lib/client.mjs';
+import { opus, vp8 } from './lib/rtp.mjs';
 
-// What mediasoup-client 3.24 sends for Chrome's microphone and a non-simulcast camera.
-const opus = (mid) => ({
-  mid,
-  codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2,
-    parameters: { minptime: 10, useinbandfec: 1 }, rtcpFeedback: [{ type: 'transport-cc', parameter: '' }] }],
-  headerExtensions: [
-    { uri: 'urn:ietf:params:rtp-hdrext:ssrc-audio-level', id: 1, encrypt: false, parameters: {} },
-    { uri: 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01', id: 3, encrypt: false, parameters: {} },
-    { uri: 'urn:ietf:params:rtp-hdrext:sdes:mid', id: 4, encrypt: false, parameters: {} },
-  ],
-  encodings: [{ ssrc: 11111111, dtx: false }],
-  rtcp: { cname: 'abcd', reducedSize: true },
-});
-const vp8 = (mid) => ({
-  mid,
-  codecs: [
-    { mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, parameters: {},
-      rtcpFeedback: [{ type: 'nack', parameter: '' }, { type: 'nack', parameter: 'pli' }, { type: 'transport-cc', parameter: '' }] },
-    { mimeType: 'video/rtx', payloadType: 97, clockRate: 90000, parameters: { apt: 96 }, rtcpFeedback: [] },
-  ],
-  headerExtensions: [
-    { uri: 'urn:ietf:params:rtp-hdrext:sdes:mid', id: 4, encrypt: false, parameters: {} },
-    { uri: 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01', id: 3, encrypt: false, parameters: {} },
-  ],
-  encodings: [{ ssrc: 22222222, rtx: { ssrc: 22222223 } }],
-  rtcp: { cname: 'abcd', reducedSize: true },
-});
 
 describe('media signaling', () => {
   const ctx = useServer();

@@ -5,27 +5,8 @@ import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 import { useServer } from './lib/harness.mjs';
 import { ok, expectError, ISO_RE } from './lib/client.mjs';
+import { opus, vp8 } from './lib/rtp.mjs';
 
-// What mediasoup-client sends for Chrome's microphone and a camera (as media-signaling.test.mjs).
-const opus = (mid, ssrc) => ({
-  mid,
-  codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2,
-    parameters: { minptime: 10, useinbandfec: 1 }, rtcpFeedback: [{ type: 'transport-cc', parameter: '' }] }],
-  headerExtensions: [{ uri: 'urn:ietf:params:rtp-hdrext:sdes:mid', id: 4, encrypt: false, parameters: {} }],
-  encodings: [{ ssrc, dtx: false }],
-  rtcp: { cname: 'abcd', reducedSize: true },
-});
-const vp8 = (mid, ssrc) => ({
-  mid,
-  codecs: [
-    { mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, parameters: {},
-      rtcpFeedback: [{ type: 'nack', parameter: '' }, { type: 'nack', parameter: 'pli' }] },
-    { mimeType: 'video/rtx', payloadType: 97, clockRate: 90000, parameters: { apt: 96 }, rtcpFeedback: [] },
-  ],
-  headerExtensions: [{ uri: 'urn:ietf:params:rtp-hdrext:sdes:mid', id: 4, encrypt: false, parameters: {} }],
-  encodings: [{ ssrc, rtx: { ssrc: ssrc + 1 } }],
-  rtcp: { cname: 'abcd', reducedSize: true },
-});
 
 describe('moderator mute state', () => {
   const ctx = useServer();

@@ -288,10 +288,9 @@ impl Minter {
     }
 }
 
-/// `GET path` → the body (the server answers `Connection: close`; chunked bodies are joined).
-pub async fn http_get(addr: &str, path: &str) -> Result<String, String> {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    let exchange = async {
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to the end, bounded in time.
+async fn exchange(addr: &str, req: &str, what: &str) -> Result<String, String> {
+    let io = async {
         let mut s = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("REST connect: {e}"))?;
@@ -304,9 +303,15 @@ pub async fn http_get(addr: &str, path: &str) -> Result<String, String> {
             .map_err(|e| format!("REST read: {e}"))?;
         Ok::<_, String>(String::from_utf8_lossy(&buf).into_owned())
     };
-    let resp = tokio::time::timeout(Duration::from_secs(15), exchange)
+    tokio::time::timeout(Duration::from_secs(15), io)
         .await
-        .map_err(|_| format!("GET {path} timed out"))??;
+        .map_err(|_| format!("{what} timed out"))?
+}
+
+/// `GET path` → the body (the server answers `Connection: close`; chunked bodies are joined).
+pub async fn http_get(addr: &str, path: &str) -> Result<String, String> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let resp = exchange(addr, &req, &format!("GET {path}")).await?;
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
     if !head.contains("chunked") {
         return Ok(body.to_owned());
@@ -349,22 +354,7 @@ pub async fn create_meeting(addr: &str, token: &str, max: u32) -> Result<String,
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let exchange = async {
-        let mut s = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("REST connect: {e}"))?;
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| format!("REST write: {e}"))?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf)
-            .await
-            .map_err(|e| format!("REST read: {e}"))?;
-        Ok::<_, String>(String::from_utf8_lossy(&buf).into_owned())
-    };
-    let resp = tokio::time::timeout(Duration::from_secs(15), exchange)
-        .await
-        .map_err(|_| "REST POST /api/meetings timed out".to_owned())??;
+    let resp = exchange(addr, &req, "REST POST /api/meetings").await?;
     let status = resp.split(' ').nth(1).unwrap_or("?");
     // The body may be chunked; the JSON object is what lies between the first `{` and the last `}`.
     let json = match (resp.find("\r\n\r\n"), resp.rfind('}')) {
