@@ -24,6 +24,12 @@ enum Discard {
 
 /// A participant is told about the next producer after its `consume` for the previous one, or after this long.
 pub const ANNOUNCE_FALLBACK_MS: i64 = 2_000;
+/// After a `consume`, the next announcement goes in that consume's own outcome, right behind its `subscribed`. When
+/// there is none yet, one that a producer brings later waits this long: the `subscribed` reply leaves through the
+/// consumer's socket only after the request returns, and a `new-producer` sent by another participant's request
+/// meanwhile could overtake it. The guide's client then has two `once('subscribed')` handlers waiting, both take
+/// the first reply, and mediasoup-client fails on the twice-consumed consumer ("Duplicate a=msid lines").
+pub const REPLY_IN_FLIGHT_MS: i64 = 300;
 const MAX_PRODUCERS_PER_PARTICIPANT: usize = 8;
 
 fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
@@ -462,6 +468,12 @@ impl MeetingService {
                     });
                     p.announced_at = None;
                     next = pump(rt, &me_id, now);
+                    if next.is_none() {
+                        // Nothing to announce now: hold what comes next until `subscribed` is out.
+                        if let Some(p) = rt.participants.get_mut(&me_id) {
+                            p.announced_at = Some(now - ANNOUNCE_FALLBACK_MS + REPLY_IN_FLIGHT_MS);
+                        }
+                    }
                     true
                 })
                 .await?;

@@ -1,7 +1,8 @@
 //! Media-plane rules on an in-process `sfu::Core` (no UDP): moderator mute as participant state, ownership,
 //! screen share through `produce`, `new-producer` pacing.
 
-use crate::testkit::{emits, identity, opus, vp8, Member, World};
+use crate::media_ops::{ANNOUNCE_FALLBACK_MS, REPLY_IN_FLIGHT_MS};
+use crate::testkit::{emits, identity, opus, reaches, vp8, Member, World};
 use crate::NewMeeting;
 use proto::{ErrorCode, MeetingId, WireError};
 use serde_json::{json, Value};
@@ -509,4 +510,56 @@ async fn a_resume_racing_a_moderator_mute_loses() {
     let res = resume.await.expect("resume task");
     assert_eq!(code(res), ErrorCode::Forbidden);
     assert!(r.held(&mic).await, "still paused, on the server too");
+}
+
+#[tokio::test]
+async fn a_producer_right_after_a_consume_does_not_overtake_its_subscribed_reply() {
+    let mut r = room(true).await;
+    let mic = r.produce("audio", 1000).await;
+    let host_pid = r.host.participant_id();
+    r.w.ok(
+        &mut r.host,
+        "create-transport",
+        json!({"direction": "recv"}),
+    )
+    .await;
+    let caps = serde_json::to_value(sfu::ortc::router_capabilities()).expect("caps");
+    // The host consumes the only producer: nothing is left to announce with the reply.
+    let out =
+        r.w.ok(
+            &mut r.host,
+            "consume",
+            json!({"producerId": mic, "rtpCapabilities": caps}),
+        )
+        .await;
+    assert!(emits(&out, "new-producer").is_empty());
+    // Bob's camera arrives while the host's `subscribed` may still be on its way: not announced by bob's request.
+    let out =
+        r.w.ok(
+            &mut r.bob,
+            "produce",
+            json!({"kind": "video", "rtpParameters": vp8("1", 2000)}),
+        )
+        .await;
+    let cam = out.reply["producerId"].as_str().expect("id").to_owned();
+    assert!(
+        emits(&out, "new-producer")
+            .iter()
+            .all(|e| !reaches(&e.target, &host_pid)),
+        "the host's next announcement waits for its subscribed reply"
+    );
+    // It is queued and goes once the reply had time to leave (the pacer's next tick).
+    let rt = r.w.runtime(&r.m).await;
+    let host = &rt.participants[&host_pid];
+    assert_eq!(
+        host.announce_queue.iter().cloned().collect::<Vec<_>>(),
+        vec![cam]
+    );
+    let held = host.announced_at.expect("held");
+    let now = proto::time::now_ms();
+    assert!(
+        now - held < ANNOUNCE_FALLBACK_MS
+            && now - held >= ANNOUNCE_FALLBACK_MS - REPLY_IN_FLIGHT_MS - 100,
+        "held for about {REPLY_IN_FLIGHT_MS} ms"
+    );
 }
