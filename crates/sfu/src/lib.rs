@@ -5,6 +5,7 @@
 pub mod core;
 pub mod fingerprint;
 pub mod ortc;
+pub mod client_sdp;
 pub mod sdp;
 pub mod vp8;
 
