@@ -1126,7 +1126,7 @@ fn media_report(r: &mut Report, all: &[(media::Scenario, Vec<media::StepFigures>
                 format!(
                     "{:.0} fwd pkt/s ({:.0} sent/s), server CPU {:.0} % = {:.1} µs/fwd pkt, [{workers}], \
                      loss {:.2} %, jitter audio {:.1} / video {:.1} ms, {:.0} KB/transport (RSS {:.0} MB), \
-                     meet-load CPU {:.0} %, {} keyframe requests; {}",
+                     meet-load CPU {:.0} %, {} keyframe requests, UDP drops {} server / {} bots; {}",
                     f.fwd_pps,
                     f.sent_pps,
                     f.server_cpu_pct,
@@ -1138,6 +1138,8 @@ fn media_report(r: &mut Report, all: &[(media::Scenario, Vec<media::StepFigures>
                     f.rss_mb,
                     f.bot_cpu_pct,
                     f.keyframe_requests,
+                    f.udp_drops_server,
+                    f.udp_drops_bots,
                     f.saturated.as_deref().unwrap_or("not saturated")
                 ),
             );

@@ -135,6 +135,9 @@ pub struct StepFigures {
     pub rss_mb: f64,
     pub bot_cpu_pct: f64,
     pub keyframe_requests: u64,
+    /// Datagrams the kernel dropped in the window at the server's media sockets and at the bots' sockets.
+    pub udp_drops_server: u64,
+    pub udp_drops_bots: u64,
     pub errors: Vec<String>,
     /// Why this step counts as saturated, if it does.
     pub saturated: Option<String>,
@@ -149,7 +152,8 @@ struct Track {
     pt: Pt,
     seq: Vec<u64>,
     frame: u32,
-    keyframe_pending: bool,
+    /// Per layer: a keyframe is due (at the start, and after a PLI/FIR for that layer).
+    keyframe_pending: Vec<bool>,
 }
 
 struct RxStream {
@@ -179,6 +183,9 @@ struct PcState {
     ssrc_kind: HashMap<u32, Kind>,
     rx: HashMap<u32, RxStream>,
     offer_version: u64,
+    /// The server's media port (from the transport's ICE candidate).
+    server_port: Option<u16>,
+    local_port: u16,
 }
 
 type Pc = Arc<Mutex<PcState>>;
@@ -210,6 +217,8 @@ impl PcState {
             ssrc_kind: HashMap::new(),
             rx: HashMap::new(),
             offer_version: 1,
+            server_port: None,
+            local_port: local.port(),
         })
     }
 
@@ -248,7 +257,11 @@ impl PcState {
                     Event::KeyframeRequest(r) => {
                         self.keyframe_requests += 1;
                         if let Some(t) = self.tracks.iter_mut().find(|t| t.mid == r.mid) {
-                            t.keyframe_pending = true;
+                            for (l, rid) in t.rids.iter().enumerate() {
+                                if r.rid.is_none() || *rid == r.rid {
+                                    t.keyframe_pending[l] = true;
+                                }
+                            }
                         }
                     }
                     Event::Connected => self.connected = true,
@@ -321,10 +334,10 @@ impl PcState {
 
     fn send_video(&mut self, now: Instant) {
         for t in self.tracks.iter_mut().filter(|t| t.kind == Kind::Video) {
-            let keyframe = std::mem::take(&mut t.keyframe_pending);
             let ts = t.frame.wrapping_mul(3000);
             let layers = t.seq.len();
             for layer in 0..layers {
+                let keyframe = std::mem::take(&mut t.keyframe_pending[layer]);
                 let bps = LAYER_BPS[(3 - layers + layer).min(2)];
                 // ±20 % around the layer's mean frame size, a deterministic wobble.
                 let wobble = 80 + (t.frame.wrapping_mul(2_654_435_761) >> 27) % 41;
@@ -418,10 +431,10 @@ impl PcState {
             kind,
             mid,
             seq: vec![1; rids.len()],
+            keyframe_pending: vec![true; rids.len()],
             rids,
             pt: Pt::from(pt),
             frame: 0,
-            keyframe_pending: true,
         });
         self.rtc_deadline = Instant::now();
         Ok((rtp, dtls_parameters(&offer_text)))
@@ -596,6 +609,13 @@ fn transport_ip(params: &Value) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
+fn transport_port(params: &Value) -> Option<u16> {
+    params
+        .pointer("/iceCandidates/0/port")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+}
+
 async fn bot(
     spec: BotSpec,
     addr: Arc<str>,
@@ -637,6 +657,7 @@ async fn bot_inner(
         .await?;
         let params = ack.get("params").cloned().ok_or("no transport params")?;
         let (pc, wake) = open_pc(spec.index, stop).await?;
+        lock(&pc).server_port = transport_port(&params);
         lock_view(view).recv = Some(pc.clone());
         recv = Some((pc, wake, params, false));
     }
@@ -652,6 +673,7 @@ async fn bot_inner(
         let tid = params["id"].as_str().unwrap_or_default().to_owned();
         let ip = transport_ip(&params);
         let (pc, wake) = open_pc(spec.index, stop).await?;
+        lock(&pc).server_port = transport_port(&params);
         lock_view(view).send = Some(pc.clone());
         for (i, (kind, source, simulcast)) in [(Kind::Audio, "mic", false), (Kind::Video, "camera", true)]
             .into_iter()
@@ -758,6 +780,33 @@ fn lock_view(v: &SharedView) -> std::sync::MutexGuard<'_, BotView> {
 
 // ---- measurement
 
+/// Datagrams the kernel dropped (receive buffer full) on loopback UDP sockets so far: (on the server's media ports,
+/// on the bots' ports), from `/proc/net/udp`.
+fn udp_drops(server_ports: &[u16], bot_ports: &[u16]) -> (u64, u64) {
+    let (mut server, mut other) = (0, 0);
+    let Ok(text) = std::fs::read_to_string("/proc/net/udp") else {
+        return (0, 0);
+    };
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (Some(local), Some(drops)) = (f.get(1), f.last()) else {
+            continue;
+        };
+        let port = local
+            .split(':')
+            .nth(1)
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+            .unwrap_or(0);
+        let drops: u64 = drops.parse().unwrap_or(0);
+        if server_ports.contains(&port) {
+            server += drops;
+        } else if bot_ports.contains(&port) {
+            other += drops;
+        }
+    }
+    (server, other)
+}
+
 /// CPU ticks (utime + stime) of every thread of `pid` whose name starts with `media-`.
 fn media_threads(pid: u32) -> HashMap<String, u64> {
     let mut out = HashMap::new();
@@ -787,6 +836,7 @@ fn media_threads(pid: u32) -> HashMap<String, u64> {
 
 struct Snapshot {
     at: Instant,
+    drops: (u64, u64),
     server_cpu: f64,
     bot_cpu: f64,
     threads: HashMap<String, u64>,
@@ -798,7 +848,7 @@ struct Snapshot {
     jitter_video: Vec<f64>,
 }
 
-fn snapshot(pid: u32, views: &[SharedView]) -> Snapshot {
+fn snapshot(pid: u32, views: &[SharedView], ports: &(Vec<u16>, Vec<u16>)) -> Snapshot {
     let mut rx = HashMap::new();
     let (mut sent, mut kfr) = (0, 0);
     let (mut ja, mut jv) = (Vec::new(), Vec::new());
@@ -826,6 +876,7 @@ fn snapshot(pid: u32, views: &[SharedView]) -> Snapshot {
     }
     Snapshot {
         at: Instant::now(),
+        drops: udp_drops(&ports.0, &ports.1),
         server_cpu: server::cpu_secs(pid).unwrap_or(0.0),
         bot_cpu: server::cpu_secs(std::process::id()).unwrap_or(0.0),
         threads: media_threads(pid),
@@ -927,9 +978,27 @@ async fn step(r: &MediaRun, n: usize, run_id: usize) -> Result<StepFigures, Stri
     f.ready = ready.load(Ordering::Relaxed);
     f.setup_secs = t0.elapsed().as_secs_f64();
     tokio::time::sleep(r.warmup).await;
-    let a = snapshot(r.pid, &views);
+    // The server's media ports: those its transports announce.
+    let mut server_ports: Vec<u16> = Vec::new();
+    let mut bot_ports: Vec<u16> = Vec::new();
+    for v in &views {
+        let v = lock_view(v);
+        for p in [&v.send, &v.recv].into_iter().flatten() {
+            let st = lock(p);
+            bot_ports.push(st.local_port);
+            if let Some(port) = st.server_port {
+                if !server_ports.contains(&port) {
+                    server_ports.push(port);
+                }
+            }
+        }
+    }
+    let ports = (server_ports, bot_ports);
+    let a = snapshot(r.pid, &views, &ports);
     tokio::time::sleep(r.measure).await;
-    let b = snapshot(r.pid, &views);
+    let b = snapshot(r.pid, &views, &ports);
+    f.udp_drops_server = b.drops.0.saturating_sub(a.drops.0);
+    f.udp_drops_bots = b.drops.1.saturating_sub(a.drops.1);
     f.transports = metric(&r.addr, "meet_media_transports")
         .await
         .saturating_sub(transports_before);
@@ -1002,7 +1071,10 @@ async fn step(r: &MediaRun, n: usize, run_id: usize) -> Result<StepFigures, Stri
     f.saturated = if f.ready < f.bots {
         Some(format!("only {} of {} bots set up", f.ready, f.bots))
     } else if f.loss_pct > r.max_loss_pct {
-        Some(format!("loss {:.2} % > {} %", f.loss_pct, r.max_loss_pct))
+        Some(format!(
+            "loss {:.2} % > {} % (UDP drops: {} at the server, {} at the bots)",
+            f.loss_pct, r.max_loss_pct, f.udp_drops_server, f.udp_drops_bots
+        ))
     } else if !hot.is_empty() {
         Some(format!("media thread {}", hot.join(", ")))
     } else {
