@@ -30,7 +30,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::{Direction as MediaDirection, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{
+    Direction as MediaDirection, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -235,7 +237,11 @@ impl PcState {
                     Event::RtpPacket(p) => {
                         let ssrc = *p.header.ssrc;
                         let kind = self.ssrc_kind.get(&ssrc).copied().unwrap_or(Kind::Video);
-                        let clock = if kind == Kind::Audio { 48_000.0 } else { 90_000.0 };
+                        let clock = if kind == Kind::Audio {
+                            48_000.0
+                        } else {
+                            90_000.0
+                        };
                         let s = self.rx.entry(ssrc).or_insert(RxStream {
                             kind,
                             received: 0,
@@ -286,7 +292,8 @@ impl PcState {
         }
         let due = *self.next_audio.get_or_insert(now);
         if due <= now {
-            self.next_audio = Some(due.max(now - Duration::from_millis(100)) + Duration::from_millis(20));
+            self.next_audio =
+                Some(due.max(now - Duration::from_millis(100)) + Duration::from_millis(20));
             self.send_audio(now);
         }
         let due = *self.next_video.get_or_insert(now);
@@ -362,9 +369,15 @@ impl PcState {
                     payload[5] = if keyframe { 0x00 } else { 0x01 };
                     if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(t.mid, t.rids[layer]) {
                         tx.write_rtp(
-                            RtpWrite::new(t.pt, SeqNo::from(seq), ts, now, Arc::<[u8]>::from(payload))
-                                .marker(k + 1 == n)
-                                .nackable(true),
+                            RtpWrite::new(
+                                t.pt,
+                                SeqNo::from(seq),
+                                ts,
+                                now,
+                                Arc::<[u8]>::from(payload),
+                            )
+                            .marker(k + 1 == n)
+                            .nackable(true),
                         );
                         self.sent_packets += 1;
                     }
@@ -423,7 +436,10 @@ impl PcState {
             .and_then(Value::as_u64)
             .ok_or("no codec chosen")? as u8;
         let rids: Vec<Option<Rid>> = if simulcast {
-            ["r0", "r1", "r2"].iter().map(|r| Some(Rid::from(*r))).collect()
+            ["r0", "r1", "r2"]
+                .iter()
+                .map(|r| Some(Rid::from(*r)))
+                .collect()
         } else {
             vec![None]
         };
@@ -471,7 +487,8 @@ impl PcState {
         if first {
             // Chrome answers `actpass` with `active` (DTLS client) and controls ICE.
             let mut api = self.rtc.direct_api();
-            api.start_dtls(true).map_err(|e| format!("start_dtls: {e}"))?;
+            api.start_dtls(true)
+                .map_err(|e| format!("start_dtls: {e}"))?;
             api.set_ice_controlling(true);
         }
         let offer = SdpOffer::from_sdp_string(&offer).map_err(|e| format!("offer: {e}"))?;
@@ -564,10 +581,7 @@ async fn drive(sock: UdpSocket, pc: Pc, wake: Arc<Notify>, mut stop: watch::Rece
     }
 }
 
-async fn open_pc(
-    index: usize,
-    stop: &watch::Receiver<bool>,
-) -> Result<(Pc, Arc<Notify>), String> {
+async fn open_pc(index: usize, stop: &watch::Receiver<bool>) -> Result<(Pc, Arc<Notify>), String> {
     let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .map_err(|e| format!("udp bind: {e}"))?;
@@ -645,7 +659,13 @@ async fn bot_inner(
     let token = minter.token(&spec.user)?;
     let mut c = Conn::connect(addr, &token).await?;
     let mut ev: Vec<(String, Value)> = Vec::new();
-    request(&mut c, "join-meeting", json!({"meetingId": meeting}), &mut ev).await?;
+    request(
+        &mut c,
+        "join-meeting",
+        json!({"meetingId": meeting}),
+        &mut ev,
+    )
+    .await?;
     let mut recv: Option<(Pc, Arc<Notify>, Value, bool)> = None;
     if spec.subscribe {
         let ack = request(
@@ -675,9 +695,10 @@ async fn bot_inner(
         let (pc, wake) = open_pc(spec.index, stop).await?;
         lock(&pc).server_port = transport_port(&params);
         lock_view(view).send = Some(pc.clone());
-        for (i, (kind, source, simulcast)) in [(Kind::Audio, "mic", false), (Kind::Video, "camera", true)]
-            .into_iter()
-            .enumerate()
+        for (i, (kind, source, simulcast)) in
+            [(Kind::Audio, "mic", false), (Kind::Video, "camera", true)]
+                .into_iter()
+                .enumerate()
         {
             let (rtp, dtls) = lock(&pc).add_send_track(&params, kind, simulcast, ip)?;
             wake.notify_one();
@@ -734,7 +755,8 @@ async fn bot_inner(
             };
             let rtp: RtpParameters = serde_json::from_value(sub["rtpParameters"].clone())
                 .map_err(|e| format!("subscribed rtpParameters: {e}"))?;
-            let dtls = lock(pc).add_consumer(params, id.clone(), kind, rtp, transport_ip(params))?;
+            let dtls =
+                lock(pc).add_consumer(params, id.clone(), kind, rtp, transport_ip(params))?;
             wake.notify_one();
             if let (Some(dtls), false) = (dtls, *connected) {
                 let tid = params["id"].as_str().unwrap_or_default().to_owned();
@@ -747,7 +769,13 @@ async fn bot_inner(
                 .await?;
                 *connected = true;
             }
-            request(&mut c, "resume-consumer", json!({"consumerId": id}), &mut ev).await?;
+            request(
+                &mut c,
+                "resume-consumer",
+                json!({"consumerId": id}),
+                &mut ev,
+            )
+            .await?;
             lock_view(view).resumed += 1;
         }
         tokio::select! {
@@ -921,15 +949,20 @@ async fn step(r: &MediaRun, n: usize, run_id: usize) -> Result<StepFigures, Stri
     let mut expected = Vec::new();
     for m in 0..meetings {
         let host = format!("media_{run_id}_{m}_0");
-        let meeting: Arc<str> =
-            Arc::from(server::create_meeting(&r.addr, &r.minter.token(&host)?, size as u32 + 1).await?);
+        let meeting: Arc<str> = Arc::from(
+            server::create_meeting(&r.addr, &r.minter.token(&host)?, size as u32 + 1).await?,
+        );
         for k in 0..size {
             let (publish, subscribe) = match r.scenario {
                 Scenario::Fanout => (k == 0, k != 0),
                 _ => (true, true),
             };
             // Each subscriber consumes audio + video of every publisher but itself.
-            let publishers = if r.scenario == Scenario::Fanout { 1 } else { size - 1 };
+            let publishers = if r.scenario == Scenario::Fanout {
+                1
+            } else {
+                size - 1
+            };
             expected.push((publish, if subscribe { 2 * publishers } else { 0 }));
             let view = SharedView::default();
             views.push(view.clone());
@@ -955,8 +988,8 @@ async fn step(r: &MediaRun, n: usize, run_id: usize) -> Result<StepFigures, Stri
     let t0 = Instant::now();
     let is_ready = |v: &SharedView, (publish, consumers): (bool, usize)| {
         let v = lock_view(v);
-        let send_ok = !publish
-            || (v.produced == 2 && v.send.as_ref().is_some_and(|p| lock(p).connected));
+        let send_ok =
+            !publish || (v.produced == 2 && v.send.as_ref().is_some_and(|p| lock(p).connected));
         let recv_ok = consumers == 0
             || (v.resumed >= consumers && v.recv.as_ref().is_some_and(|p| lock(p).connected));
         send_ok && recv_ok
@@ -970,7 +1003,10 @@ async fn step(r: &MediaRun, n: usize, run_id: usize) -> Result<StepFigures, Stri
             .filter(|(v, e)| is_ready(v, **e))
             .count();
         ready.store(k, Ordering::Relaxed);
-        let failed = views.iter().filter(|v| lock_view(v).error.is_some()).count();
+        let failed = views
+            .iter()
+            .filter(|v| lock_view(v).error.is_some())
+            .count();
         if k + failed >= views.len() || t0.elapsed() > r.setup_timeout {
             break;
         }
@@ -1060,7 +1096,10 @@ async fn step(r: &MediaRun, n: usize, run_id: usize) -> Result<StepFigures, Stri
             *errors.entry(e).or_insert(0) += 1;
         }
     }
-    f.errors = errors.into_iter().map(|(e, n)| format!("{n}× {e}")).collect();
+    f.errors = errors
+        .into_iter()
+        .map(|(e, n)| format!("{n}× {e}"))
+        .collect();
     // Verdict.
     let hot = f
         .workers
@@ -1098,8 +1137,19 @@ async fn step(r: &MediaRun, n: usize, run_id: usize) -> Result<StepFigures, Stri
 pub fn header() -> String {
     format!(
         "{:>10} {:>5} {:>6} {:>9} {:>9} {:>8} {:>9} {:>15} {:>7} {:>11} {:>9} {:>8}  {}",
-        "scenario", "n", "trans", "sent/s", "fwd/s", "srv CPU", "µs/fwd", "media-* CPU", "loss", "jitter a/v", "KB/trans",
-        "bot CPU", "verdict"
+        "scenario",
+        "n",
+        "trans",
+        "sent/s",
+        "fwd/s",
+        "srv CPU",
+        "µs/fwd",
+        "media-* CPU",
+        "loss",
+        "jitter a/v",
+        "KB/trans",
+        "bot CPU",
+        "verdict"
     )
 }
 

@@ -25,7 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{
-    Direction as MediaDirection, KeyframeRequest, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer,
+    Direction as MediaDirection, KeyframeRequest, MediaKind, Mid, Pt, Rid, Simulcast,
+    SimulcastLayer,
 };
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
@@ -434,7 +435,6 @@ impl Publisher {
         self.ep.drain(now);
     }
 }
-
 
 pub struct Subscriber {
     pub ep: Endpoint,
