@@ -1,6 +1,7 @@
 //! meet-load: how much memory meet-server spends per joined connection, and how fast it fans a chat message out
 //! to a big meeting. See README.md.
 
+mod media;
 mod server;
 mod sio;
 mod soak;
@@ -107,6 +108,33 @@ struct Args {
     /// Participants per meeting in the soak phase.
     #[arg(long, default_value_t = 5)]
     soak_meeting_size: usize,
+    /// Media load instead of the memory and fan-out phases: bots with real ICE/DTLS-SRTP over UDP. Comma-separated
+    /// scenarios: fanout (1 publisher → N subscribers), meeting10 (N meetings of 10, everyone publishes),
+    /// meetings5 (N meetings of 5).
+    #[arg(long, value_delimiter = ',')]
+    media_scenario: Vec<String>,
+    /// The N of each step, comma-separated [default: fanout 10,50,100,200,400; meeting10 1,2,4,8;
+    /// meetings5 2,5,10,20,40]. Steps stop at the first saturated one.
+    #[arg(long, value_delimiter = ',')]
+    media_steps: Vec<usize>,
+    /// Media flows this long after set-up before the measurement window.
+    #[arg(long, default_value_t = 3)]
+    media_warmup_secs: u64,
+    /// The measurement window of each step.
+    #[arg(long, default_value_t = 5)]
+    media_measure_secs: u64,
+    /// Set-up (join, transports, produce, consume, DTLS) bound of each step.
+    #[arg(long, default_value_t = 60)]
+    media_setup_timeout_secs: u64,
+    /// A step is saturated when the receivers lose more than this share of packets.
+    #[arg(long, default_value_t = 2.0)]
+    media_max_loss_pct: f64,
+    /// … or when a media worker thread uses at least this much of a core.
+    #[arg(long, default_value_t = 90.0)]
+    media_max_worker_cpu_pct: f64,
+    /// Bots signaling their set-up at once.
+    #[arg(long, default_value_t = 16)]
+    media_concurrency: usize,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -1029,6 +1057,9 @@ async fn fanout_phase(ctx: &mut Ctx) -> Result<(), String> {
 }
 
 async fn run(ctx: &mut Ctx) -> Result<(), String> {
+    if !ctx.args.media_scenario.is_empty() {
+        return media_phase(ctx).await;
+    }
     if ctx.args.clients > 0 {
         memory_phase(ctx).await?;
     }
@@ -1039,6 +1070,101 @@ async fn run(ctx: &mut Ctx) -> Result<(), String> {
         soak_phase(ctx).await?;
     }
     Ok(())
+}
+
+async fn media_phase(ctx: &mut Ctx) -> Result<(), String> {
+    let scenarios = ctx
+        .args
+        .media_scenario
+        .iter()
+        .map(|s| media::Scenario::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut all = Vec::new();
+    for (i, scenario) in scenarios.into_iter().enumerate() {
+        let steps = if ctx.args.media_steps.is_empty() {
+            scenario.default_steps()
+        } else {
+            ctx.args.media_steps.clone()
+        };
+        let run = media::MediaRun {
+            addr: ctx.addr.clone(),
+            pid: ctx.pid,
+            minter: ctx.minter.clone(),
+            scenario,
+            steps,
+            warmup: Duration::from_secs(ctx.args.media_warmup_secs),
+            measure: Duration::from_secs(ctx.args.media_measure_secs.max(1)),
+            setup_timeout: Duration::from_secs(ctx.args.media_setup_timeout_secs),
+            max_loss_pct: ctx.args.media_max_loss_pct,
+            max_worker_cpu_pct: ctx.args.media_max_worker_cpu_pct,
+            concurrency: ctx.args.media_concurrency,
+        };
+        let figures = media::run(&run, i).await;
+        all.push((scenario, figures));
+        // Record what is known so far, so a run cut short still prints it.
+        with_report(&ctx.report, |r| media_report(r, &all[all.len() - 1..]));
+    }
+    Ok(())
+}
+
+fn media_report(r: &mut Report, all: &[(media::Scenario, Vec<media::StepFigures>)]) {
+    for (scenario, steps) in all {
+        r.section(&format!(
+            "media {} (N = {}; real ICE/DTLS-SRTP bots on loopback)",
+            scenario.name(),
+            scenario.unit()
+        ));
+        for f in steps {
+            let workers = f
+                .workers
+                .iter()
+                .map(|(n, p)| format!("{n} {p:.0} %"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            r.row(
+                &format!("N={} ({} bots, {} transports)", f.n, f.bots, f.transports),
+                format!(
+                    "{:.0} fwd pkt/s ({:.0} sent/s), server CPU {:.0} % = {:.1} µs/fwd pkt, [{workers}], \
+                     loss {:.2} %, jitter audio {:.1} / video {:.1} ms, {:.0} KB/transport (RSS {:.0} MB), \
+                     meet-load CPU {:.0} %, {} keyframe requests, UDP drops {} server / {} bots; {}",
+                    f.fwd_pps,
+                    f.sent_pps,
+                    f.server_cpu_pct,
+                    f.us_per_fwd,
+                    f.loss_pct,
+                    f.jitter_audio_ms,
+                    f.jitter_video_ms,
+                    f.kb_per_transport,
+                    f.rss_mb,
+                    f.bot_cpu_pct,
+                    f.keyframe_requests,
+                    f.udp_drops_server,
+                    f.udp_drops_bots,
+                    f.saturated.as_deref().unwrap_or("not saturated")
+                ),
+            );
+        }
+        let sat = steps.iter().find(|f| f.saturated.is_some());
+        let last_ok = steps.iter().rev().find(|f| f.saturated.is_none());
+        r.row(
+            "saturation",
+            match (sat, last_ok) {
+                (Some(s), Some(ok)) => format!(
+                    "held N={}, saturated at N={} ({})",
+                    ok.n,
+                    s.n,
+                    s.saturated.as_deref().unwrap_or("")
+                ),
+                (Some(s), None) => format!(
+                    "saturated at the first step N={} ({})",
+                    s.n,
+                    s.saturated.as_deref().unwrap_or("")
+                ),
+                (None, Some(ok)) => format!("not reached; held N={} (the last step)", ok.n),
+                (None, None) => "no step completed".to_owned(),
+            },
+        );
+    }
 }
 
 async fn soak_phase(ctx: &mut Ctx) -> Result<(), String> {

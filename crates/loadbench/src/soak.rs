@@ -36,7 +36,7 @@ pub struct SoakFigures {
 }
 
 /// One request, answered: its ack (`[{ok,…}]` → the object) and the events that came meanwhile.
-async fn request(
+pub(crate) async fn request(
     c: &mut Conn,
     event: &str,
     payload: Value,
