@@ -201,3 +201,8 @@ impl Fixture {
         }
     }
 }
+
+/// The scenario-test harness of `crates/sfu/tests` (a `World` with a `Core` and fake mediasoup-clients on str0m that
+/// do real ICE-lite + DTLS-SRTP in memory on simulated time), shared rather than copied: the `forward` target drives it.
+#[path = "../../crates/sfu/tests/common/mod.rs"]
+pub mod scenario;

@@ -117,7 +117,8 @@ impl Endpoint {
         }
     }
 
-    fn drain(&mut self, now: Instant) {
+    /// Polls the client until it only has a deadline left (its datagrams go to `out`, its events are recorded).
+    pub fn drain(&mut self, now: Instant) {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Transmit(t)) => self.out.push_back(t.contents.to_vec()),
