@@ -100,6 +100,9 @@ impl Default for SocketLimits {
     }
 }
 
+/// tungstenite's per-websocket read buffer (see `build`).
+pub const WS_READ_BUFFER_BYTES: usize = 1024;
+
 /// Builds the socket.io layer and registers the `/` namespace.
 pub fn build(
     service: Arc<MeetingService>,
@@ -117,6 +120,10 @@ pub fn build(
     config.engine_config.ws_max_frame_size = limits.max_payload_bytes as usize;
     config.engine_config.ping_interval = limits.ping_interval;
     config.engine_config.ping_timeout = limits.ping_timeout;
+    // Memory per connection (issue 8): tungstenite's read buffer is allocated at this size for every websocket
+    // (engineioxide's default is 4 KiB). Client messages are small (the largest, `produce`, is ~2 KB); a bigger
+    // frame still fits, the buffer grows for it.
+    config.engine_config.ws_read_buffer_size = WS_READ_BUFFER_BYTES;
     let (layer, io) = SocketIo::builder()
         .with_config(config)
         .with_state(shared.clone())
