@@ -84,7 +84,7 @@ export class Room {
     try {
       await room.sig.connect();
       room.listen();
-      const state = await room.sig.request('join-meeting', { meetingId: req.meetingId });
+      const state = await room.sig.join({ meetingId: req.meetingId });
       room.enter(state);
     } catch (e) {
       room.sig.close();
@@ -679,7 +679,7 @@ export class Room {
       // Naming our previous session lets the server drop it now: after a silent network drop it would otherwise
       // linger (a duplicate tile for the others) until the server's ping timeout.
       const oldPid = this.myPid;
-      const state = await this.sig.request('join-meeting', { meetingId: this.meetingId, previousParticipantId: oldPid || undefined });
+      const state = await this.sig.join({ meetingId: this.meetingId, previousParticipantId: oldPid || undefined });
       this.teardownMedia();
       this.model.apply(state, this.req.userName);
       this.stage.renameLocal(oldPid, state.you.participantId);

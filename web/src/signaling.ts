@@ -3,7 +3,7 @@
 import { io, type Socket } from 'socket.io-client';
 import { RequestError, describeConnectError } from './errors';
 import { debugEvent } from './debug';
-import type { ReplyOf, Requests, ServerEvents, WireError } from './types';
+import type { MeetingState, ReplyOf, Requests, ServerEvents, WireError } from './types';
 
 type Ack = { ok: true } & Record<string, unknown> | { ok: false; error: WireError };
 
@@ -79,6 +79,26 @@ export class Signaling {
       throw new RequestError({ ...ack.error, event: ack.error.event ?? event });
     }
     return ack as unknown as ReplyOf<E>;
+  }
+
+  /**
+   * join-meeting: its ack is small ({meetingId, participantId, you}); the snapshot is the `meeting-state` event the
+   * server sends just before the ack (same socket, so it arrives first). Resolves with that snapshot.
+   */
+  async join(payload: Requests['join-meeting']): Promise<MeetingState> {
+    const seen: MeetingState[] = [];
+    const onState = (s: MeetingState) => seen.push(s);
+    this.socket.on('meeting-state', onState);
+    try {
+      const ack = await this.request('join-meeting', payload);
+      const state = seen.find((s) => s?.you?.participantId === ack.participantId);
+      if (!state) {
+        throw new RequestError({ code: 'INTERNAL_ERROR', message: 'the join answer came without the meeting state', event: 'join-meeting' });
+      }
+      return state;
+    } finally {
+      this.socket.off('meeting-state', onState);
+    }
   }
 
   on<K extends keyof ServerEvents>(event: K, handler: (payload: ServerEvents[K]) => void): void {

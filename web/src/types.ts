@@ -51,7 +51,6 @@ export interface MeetingState {
   spotlight: { userId: string } | null;
   screenShare: { participantId?: string; userId: string; userName?: string } | null;
   recording: { state: string };
-  rtpCapabilities?: unknown;
   settings: MeetingSettings;
   recentMessages: ChatMessage[];
 }
@@ -214,7 +213,8 @@ export interface Requests {
 
 /** What each request's successful ack carries besides `ok: true`. */
 export interface Replies {
-  'join-meeting': MeetingState;
+  /** The snapshot itself comes in the `meeting-state` event (Signaling.join). */
+  'join-meeting': { meetingId: string; participantId: string; you: MeetingState['you'] };
   'create-transport': { direction: 'send' | 'recv'; params: TransportParams };
   'connect-transport': { transportId: string };
   /** paused: a moderator's mute of this kind holds (allowSelfUnmute off): the server created it paused. */

@@ -5,6 +5,7 @@ mod media;
 mod server;
 mod sio;
 mod soak;
+mod storm;
 
 use clap::Parser;
 use serde_json::json;
@@ -135,6 +136,13 @@ struct Args {
     /// Bots signaling their set-up at once.
     #[arg(long, default_value_t = 16)]
     media_concurrency: usize,
+    /// Join storm: this many clients connect, then all send join-meeting into one meeting at once; every client
+    /// must learn of every participant (0 skips it).
+    #[arg(long, default_value_t = 0)]
+    storm_clients: usize,
+    /// Bound on the join storm from the start signal to the last delivery.
+    #[arg(long, default_value_t = 120)]
+    storm_timeout_secs: u64,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -1069,6 +1077,65 @@ async fn run(ctx: &mut Ctx) -> Result<(), String> {
     if ctx.args.soak_secs > 0 {
         soak_phase(ctx).await?;
     }
+    if ctx.args.storm_clients > 0 {
+        storm_phase(ctx).await?;
+    }
+    Ok(())
+}
+
+async fn storm_phase(ctx: &mut Ctx) -> Result<(), String> {
+    let n = ctx.args.storm_clients;
+    println!("storm: {n} clients join one meeting at once");
+    let cpu = Cpu::now(ctx.pid);
+    let f = storm::run(storm::Storm {
+        addr: ctx.addr.clone(),
+        minter: ctx.minter.clone(),
+        clients: n,
+        concurrency: ctx.args.concurrency,
+        op_timeout: Duration::from_secs(ctx.args.op_timeout_secs),
+        timeout: Duration::from_secs(ctx.args.storm_timeout_secs),
+    })
+    .await?;
+    let (server_cpu, own_cpu) = cpu.since(ctx.pid);
+    // Each joiner k (1-based, in the server's order) is told of itself and the n - k after it.
+    let expected = (n * (n + 1) / 2) as u64;
+    with_report(&ctx.report, |r| {
+        r.section("join storm (all clients join one meeting at once)");
+        r.row(
+            "clients connected / joined / knew everyone",
+            format!("{} / {} / {} of {n}", f.connected, f.joined, f.complete),
+        );
+        r.row(
+            "participant-joined received / expected",
+            format!("{} / {expected}", f.presence_events),
+        );
+        r.row(
+            "last join ack after the start",
+            format!("{:.2} s", f.last_ack.as_secs_f64()),
+        );
+        r.row(
+            "last presence event delivered after the start",
+            format!("{:.2} s", f.last_complete.as_secs_f64()),
+        );
+        r.row(
+            "CPU during the storm: server / meet-load",
+            format!("{server_cpu:.1} s / {own_cpu:.1} s"),
+        );
+        if !f.errors.is_empty() {
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for e in &f.errors {
+                *counts.entry(e.as_str()).or_default() += 1;
+            }
+            let e: Vec<String> = counts.iter().map(|(e, n)| format!("{n}× {e}")).collect();
+            r.notes.push(format!("storm failures: {}", e.join("; ")));
+        }
+        if f.complete < n || f.presence_events != expected {
+            r.failures.push(format!(
+                "join storm: {} of {n} clients learned of every participant, {} of {expected} presence events",
+                f.complete, f.presence_events
+            ));
+        }
+    });
     Ok(())
 }
 
@@ -1281,7 +1348,7 @@ async fn async_main(args: Args, nofile: u64) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let needed = (args.clients + args.fanout_members + 64) as u64;
+    let needed = (args.clients + args.fanout_members + args.storm_clients + 64) as u64;
     match server_nofile(server.pid) {
         Some(n) if n < needed => println!(
             "warning: the server's open-files limit is {n}, below the ~{needed} this run needs"
@@ -1383,7 +1450,7 @@ async fn async_main(args: Args, nofile: u64) -> ExitCode {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let needed = (args.clients + args.fanout_members + 64) as u64;
+    let needed = (args.clients + args.fanout_members + args.storm_clients + 64) as u64;
     let nofile = match raise_nofile(needed) {
         Ok(n) => n,
         Err(e) => {

@@ -93,22 +93,10 @@ fn pump(rt: &mut MeetingRuntime, pid: &ParticipantId, now: i64) -> Option<Emit> 
     {
         return None;
     }
-    let queue: Vec<String> = p.announce_queue.iter().cloned().collect();
-    let mut skipped = 0;
-    let mut found = None;
-    for producer in &queue {
-        skipped += 1;
-        if let Some(owner) = rt.producer_owner(producer) {
-            if let Some(prod) = owner.producers.iter().find(|x| &x.producer_id == producer) {
-                found = Some(producer_json(owner, prod));
-                break;
-            }
-        }
-    }
+    let found = rt
+        .next_announcement(pid)
+        .map(|(owner, prod)| producer_json(owner, prod));
     let p = rt.participants.get_mut(pid)?;
-    for _ in 0..skipped {
-        p.announce_queue.pop_front();
-    }
     match found {
         Some(payload) => {
             p.announced_at = Some(now);
@@ -189,22 +177,12 @@ impl MeetingService {
                 let mut pumped = None;
                 let mut attached = false;
                 self.modify(meeting, |rt| {
-                    let others: Vec<String> = rt
-                        .in_join_order()
-                        .into_iter()
-                        .filter(|p| p.participant_id != pid)
-                        .flat_map(|p| p.producers.iter().map(|x| x.producer_id.clone()))
-                        .collect();
-                    let Some(p) = rt.participants.get_mut(&pid) else {
+                    // Late joiners: a new recv transport reads the announce log from its start (every producer
+                    // already in the meeting), one at a time.
+                    if !rt.set_transport(&pid, send, Some(info.id.clone())) {
                         return false;
-                    };
-                    if send {
-                        p.send_transport = Some(info.id.clone());
-                    } else {
-                        // Late joiners: every producer already in the meeting, announced one at a time.
-                        p.recv_transport = Some(info.id.clone());
-                        p.announce_queue = others.into();
-                        p.announced_at = None;
+                    }
+                    if !send {
                         pumped = pump(rt, &pid, now);
                     }
                     attached = true;
@@ -323,13 +301,15 @@ impl MeetingService {
                         // Producing again is unmuting yourself, which this meeting allows.
                         rt.set_moderator_muted(&pid, kind.as_str(), false);
                     }
-                    let Some(p) = rt.participants.get_mut(&pid) else {
+                    if !rt.add_producer(
+                        &pid,
+                        RuntimeProducer {
+                            paused: held,
+                            ..rec.clone()
+                        },
+                    ) {
                         return false;
-                    };
-                    p.producers.push(RuntimeProducer {
-                        paused: held,
-                        ..rec.clone()
-                    });
+                    }
                     attached = true;
                     if source == "screen" && rt.screen_share.is_none() {
                         rt.screen_share = Some(state::ScreenShare {
@@ -340,16 +320,19 @@ impl MeetingService {
                         });
                         started_share = true;
                     }
-                    let others: Vec<ParticipantId> = rt
+                    // The producer is in the shared announce log now; tell whoever is idle.
+                    let idle: Vec<ParticipantId> = rt
                         .participants
-                        .keys()
-                        .filter(|k| **k != pid)
-                        .cloned()
+                        .values()
+                        .filter(|p| {
+                            p.participant_id != pid
+                                && p.recv_transport.is_some()
+                                && p.announced_at
+                                    .is_none_or(|t| now - t >= ANNOUNCE_FALLBACK_MS)
+                        })
+                        .map(|p| p.participant_id.clone())
                         .collect();
-                    for o in others {
-                        if let Some(p) = rt.participants.get_mut(&o) {
-                            p.announce_queue.push_back(producer.clone());
-                        }
+                    for o in idle {
                         emits.extend(pump(rt, &o, now));
                     }
                     true
@@ -415,12 +398,9 @@ impl MeetingService {
                 self.read(meeting, |rt| {
                     let Some(rt) = rt else { return };
                     found = match &target {
-                        ConsumeTarget::Producer(id) => rt.producer_owner(id).and_then(|o| {
-                            o.producers
-                                .iter()
-                                .find(|x| &x.producer_id == id)
-                                .map(|x| (o.clone(), x.clone()))
-                        }),
+                        ConsumeTarget::Producer(id) => {
+                            rt.producer(id).map(|(o, x)| (o.clone(), x.clone()))
+                        }
                         ConsumeTarget::Participant {
                             participant,
                             kind,
@@ -458,15 +438,19 @@ impl MeetingService {
                 let consumer = info.id.clone();
                 let mut attached = false;
                 self.modify(meeting, |rt| {
-                    let Some(p) = rt.participants.get_mut(&me_id) else {
+                    if !rt.add_consumer(
+                        &me_id,
+                        RuntimeConsumer {
+                            consumer_id: consumer.clone(),
+                            producer_id: producer.producer_id.clone(),
+                        },
+                    ) {
                         return false;
-                    };
+                    }
                     attached = true;
-                    p.consumers.push(RuntimeConsumer {
-                        consumer_id: consumer.clone(),
-                        producer_id: producer.producer_id.clone(),
-                    });
-                    p.announced_at = None;
+                    if let Some(p) = rt.participants.get_mut(&me_id) {
+                        p.announced_at = None;
+                    }
                     next = pump(rt, &me_id, now);
                     if next.is_none() {
                         // Nothing to announce now: hold what comes next until `subscribed` is out.
@@ -809,18 +793,18 @@ impl MeetingService {
         let pid = owner.clone();
         let _ = self
             .modify(meeting, |rt| {
-                let Some(p) = rt.participants.get_mut(&pid) else {
+                let Some(p) = rt.participants.get(&pid) else {
                     return false;
                 };
-                if p.send_transport.as_deref() == Some(tid.as_str()) {
-                    p.send_transport = None;
+                let send = p.send_transport.as_deref() == Some(tid.as_str());
+                let recv = p.recv_transport.as_deref() == Some(tid.as_str());
+                if send {
+                    rt.set_transport(&pid, true, None);
                 }
-                if p.recv_transport.as_deref() == Some(tid.as_str()) {
-                    p.recv_transport = None;
-                    p.announce_queue.clear();
-                    p.announced_at = None;
+                if recv {
+                    rt.set_transport(&pid, false, None);
                 }
-                true
+                send || recv
             })
             .await;
         self.forget_media(
@@ -881,33 +865,37 @@ impl MeetingService {
         let _ = self
             .modify(meeting, |rt| {
                 emits.clear();
-                let mut share_stopped = None;
-                for p in rt.participants.values_mut() {
-                    let own = Some(&p.participant_id) == closer;
-                    let before = p.producers.len();
-                    p.producers.retain(|x| !producers.contains(&x.producer_id));
-                    if own && before != p.producers.len() {
-                        if let Some(s) = &rt.screen_share {
-                            if s.participant_id == p.participant_id && !p.producers.iter().any(|x| x.source == "screen") {
-                                share_stopped = Some(s.clone());
-                            }
-                        }
-                    }
-                    p.announce_queue.retain(|x| !producers.contains(x));
-                    let (gone, kept): (Vec<_>, Vec<_>) =
-                        p.consumers.drain(..).partition(|c| consumers.contains(&c.consumer_id));
-                    p.consumers = kept;
-                    if own {
-                        continue;
-                    }
-                    for c in gone {
-                        emits.push(Emit {
-                            target: Target::Participants(vec![p.participant_id.clone()]),
-                            event: "consumer-closed",
-                            payload: json!({"consumerId": c.consumer_id, "producerId": c.producer_id, "reason": reason}),
-                        });
+                // O(closed objects): each is found through the owner indexes.
+                let mut closer_lost_producer = false;
+                for id in producers {
+                    if let Some((owner, _)) = rt.remove_producer(id) {
+                        closer_lost_producer |= Some(&owner) == closer;
                     }
                 }
+                let share_stopped = match (&rt.screen_share, closer) {
+                    (Some(s), Some(c)) if closer_lost_producer && &s.participant_id == c => {
+                        let still = rt
+                            .participants
+                            .get(c)
+                            .is_some_and(|p| p.producers.iter().any(|x| x.source == "screen"));
+                        (!still).then(|| s.clone())
+                    }
+                    _ => None,
+                };
+                for id in consumers {
+                    let Some((owner, c)) = rt.remove_consumer(id) else {
+                        continue;
+                    };
+                    if Some(&owner) == closer {
+                        continue;
+                    }
+                    emits.push(Emit {
+                        target: Target::Participants(vec![owner]),
+                        event: "consumer-closed",
+                        payload: json!({"consumerId": c.consumer_id, "producerId": c.producer_id, "reason": reason}),
+                    });
+                }
+                rt.compact_announce_log();
                 if let Some(s) = share_stopped {
                     rt.screen_share = None;
                     emits.push(Emit {
@@ -944,20 +932,13 @@ impl MeetingService {
         let tid = transport.clone();
         let _ = self
             .modify(&meeting, |rt| {
-                let Some(p) = rt.participants.values_mut().find(|p| {
-                    p.send_transport.as_deref() == Some(tid.as_str())
-                        || p.recv_transport.as_deref() == Some(tid.as_str())
-                }) else {
+                let Some(p) = rt.transport_owner(&tid) else {
                     return false;
                 };
-                if p.send_transport.as_deref() == Some(tid.as_str()) {
-                    p.send_transport = None;
-                } else {
-                    p.recv_transport = None;
-                    p.announce_queue.clear();
-                    p.announced_at = None;
-                }
-                owner = Some(p.participant_id.clone());
+                let send = p.send_transport.as_deref() == Some(tid.as_str());
+                let pid = p.participant_id.clone();
+                rt.set_transport(&pid, send, None);
+                owner = Some(pid);
                 true
             })
             .await;
@@ -1035,10 +1016,7 @@ impl MeetingService {
                             for id in ids {
                                 emits.extend(pump(rt, &id, now));
                             }
-                            pending = rt
-                                .participants
-                                .values()
-                                .any(|p| !p.announce_queue.is_empty() || p.announced_at.is_some());
+                            pending = rt.participants.values().any(|p| rt.announcing(p));
                             !emits.is_empty()
                         })
                         .await;

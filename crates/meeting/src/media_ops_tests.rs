@@ -400,7 +400,8 @@ async fn new_producer_is_announced_one_at_a_time_and_only_with_a_recv_transport(
     let mic = r.produce("audio", 1000).await;
     let host_pid = r.host.participant_id();
     let rt = r.w.runtime(&r.m).await;
-    assert_eq!(rt.participants[&host_pid].announce_queue.len(), 1);
+    assert_eq!(rt.participants[&host_pid].announce_cursor, 0);
+    assert_eq!(rt.announce_log, vec![mic.clone()], "one shared log entry");
     // the recv transport starts the announcements: the first one now
     let out =
         r.w.ok(
@@ -512,6 +513,167 @@ async fn a_resume_racing_a_moderator_mute_loses() {
     assert!(r.held(&mic).await, "still paused, on the server too");
 }
 
+// ---- big meetings: owner indexes and the shared announce log (issue 8 item 4)
+
+/// The owner indexes match the participants' records.
+async fn consistent(w: &crate::testkit::World, m: &MeetingId) -> state::MeetingRuntime {
+    let rt = w.runtime(m).await;
+    if let Err(e) = rt.check_indexes() {
+        panic!("indexes out of step: {e}");
+    }
+    rt
+}
+
+/// The host consumes `producer` (needs its recv transport); the consumer id.
+async fn host_consumes(r: &mut Room, producer: &str) -> String {
+    let caps = serde_json::to_value(sfu::ortc::router_capabilities()).expect("caps");
+    let out =
+        r.w.ok(
+            &mut r.host,
+            "consume",
+            json!({"producerId": producer, "rtpCapabilities": caps}),
+        )
+        .await;
+    out.reply["id"].as_str().expect("consumer id").to_owned()
+}
+
+#[tokio::test]
+async fn owner_indexes_follow_produce_consume_close_and_leave() {
+    let mut r = room(true).await;
+    r.w.ok(
+        &mut r.host,
+        "create-transport",
+        json!({"direction": "recv"}),
+    )
+    .await;
+    let mic = r.produce("audio", 1000).await;
+    let cam = r.produce("video", 2000).await;
+    let rt = consistent(&r.w, &r.m).await;
+    let (bob, host) = (r.bob.participant_id(), r.host.participant_id());
+    assert_eq!(rt.producer_owners.get(&mic), Some(&bob));
+    assert_eq!(rt.producer_owners.get(&cam), Some(&bob));
+    assert_eq!(rt.transport_owners.len(), 2, "bob's send, the host's recv");
+    let c_mic = host_consumes(&mut r, &mic).await;
+    let c_cam = host_consumes(&mut r, &cam).await;
+    let rt = consistent(&r.w, &r.m).await;
+    assert_eq!(
+        rt.consumer_owner(&c_mic).map(|p| &p.participant_id),
+        Some(&host)
+    );
+    // closing a producer drops it and the host's consumer of it from the indexes
+    let out = r.bob_sends("producer:close", &mic).await.expect("close");
+    assert_eq!(emits(&out, "consumer-closed").len(), 1);
+    let rt = consistent(&r.w, &r.m).await;
+    assert!(rt.producer_owner(&mic).is_none());
+    assert!(rt.consumer_owner(&c_mic).is_none());
+    assert!(rt.consumer_owner(&c_cam).is_some());
+    // a second send transport replaces the first: its producer goes, the index follows
+    r.w.ok(&mut r.bob, "create-transport", json!({"direction": "send"}))
+        .await;
+    let rt = consistent(&r.w, &r.m).await;
+    assert!(rt.producer_owners.is_empty(), "{:?}", rt.producer_owners);
+    assert!(rt.consumer_owners.is_empty());
+    // bob produces again, the host consumes, then bob leaves: nothing of bob's is left in any index
+    let mic2 = r.produce("audio", 3000).await;
+    host_consumes(&mut r, &mic2).await;
+    consistent(&r.w, &r.m).await;
+    let out = r.w.ok(&mut r.bob, "leave-meeting", json!({})).await;
+    assert_eq!(emits(&out, "consumer-closed").len(), 1);
+    let rt = consistent(&r.w, &r.m).await;
+    assert!(rt.producer_owners.is_empty() && rt.consumer_owners.is_empty());
+    assert_eq!(rt.transport_owners.len(), 1, "the host's recv transport");
+    assert!(rt.transport_owners.values().all(|p| *p == host));
+}
+
+#[tokio::test]
+async fn owner_indexes_follow_a_failed_transport() {
+    let mut r = room(true).await;
+    r.w.ok(
+        &mut r.host,
+        "create-transport",
+        json!({"direction": "recv"}),
+    )
+    .await;
+    let mic = r.produce("audio", 1000).await;
+    let consumer = host_consumes(&mut r, &mic).await;
+    let rt = consistent(&r.w, &r.m).await;
+    let send = rt.participants[&r.bob.participant_id()]
+        .send_transport
+        .clone()
+        .expect("send transport");
+    // the media plane fails bob's send transport (closing it there with its producer and the host's consumer)
+    let (producers, consumers) = r.w.media.core().close_transport(&send);
+    assert_eq!((producers.len(), consumers.len()), (1, 1));
+    let out =
+        r.w.svc
+            .transport_failed(media::CoreEvent::TransportClosed {
+                transport: send.clone(),
+                router: r.m.to_string(),
+                direction: sfu::Direction::Send,
+                reason: "dtls-failed",
+                producers,
+                consumers,
+            })
+            .await;
+    assert_eq!(emits(&out, "transport:closed").len(), 1);
+    let closed = emits(&out, "consumer-closed");
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].payload["consumerId"], json!(consumer));
+    let rt = consistent(&r.w, &r.m).await;
+    assert!(rt.transport_owner(&send).is_none());
+    assert!(rt.producer_owner(&mic).is_none());
+    assert!(rt.consumer_owner(&consumer).is_none());
+    assert!(rt.participants[&r.bob.participant_id()]
+        .send_transport
+        .is_none());
+}
+
+#[tokio::test]
+async fn the_announce_log_is_shared_skips_closed_producers_and_is_compacted() {
+    let mut config = crate::DomainConfig::default();
+    config.limits.produce.count = 1000;
+    let mut r = room_in(crate::testkit::World::with_config(config), true).await;
+    // many producers come and go before the host has a recv transport: one log, no per-participant copies
+    let mut last = String::new();
+    for i in 0..60u32 {
+        let id = r.produce("audio", 10_000 + i).await;
+        if i < 59 {
+            r.bob_sends("producer:close", &id).await.expect("close");
+        }
+        last = id;
+    }
+    let rt = consistent(&r.w, &r.m).await;
+    assert!(
+        rt.announce_log.len() <= 2 * rt.producer_owners.len() + 32,
+        "compacted: {} entries for {} producers",
+        rt.announce_log.len(),
+        rt.producer_owners.len()
+    );
+    // the late recv transport announces only the live producer
+    let out =
+        r.w.ok(
+            &mut r.host,
+            "create-transport",
+            json!({"direction": "recv"}),
+        )
+        .await;
+    let np = emits(&out, "new-producer");
+    assert_eq!(np.len(), 1);
+    assert_eq!(np[0].payload["producerId"], json!(last));
+    host_consumes(&mut r, &last).await;
+    let rt = consistent(&r.w, &r.m).await;
+    let host = &rt.participants[&r.host.participant_id()];
+    assert_eq!(
+        host.announce_cursor,
+        rt.announce_log.len(),
+        "nothing left to announce"
+    );
+    // Only the short hold behind the consume's `subscribed` reply remains (REPLY_IN_FLIGHT_MS).
+    assert!(host.announced_at.is_some_and(
+        |t| proto::time::now_ms() - t >= ANNOUNCE_FALLBACK_MS - REPLY_IN_FLIGHT_MS - 100
+    ));
+}
+
 #[tokio::test]
 async fn a_producer_right_after_a_consume_does_not_overtake_its_subscribed_reply() {
     let mut r = room(true).await;
@@ -548,14 +710,14 @@ async fn a_producer_right_after_a_consume_does_not_overtake_its_subscribed_reply
             .all(|e| !reaches(&e.target, &host_pid)),
         "the host's next announcement waits for its subscribed reply"
     );
-    // It is queued and goes once the reply had time to leave (the pacer's next tick).
-    let rt = r.w.runtime(&r.m).await;
-    let host = &rt.participants[&host_pid];
-    assert_eq!(
-        host.announce_queue.iter().cloned().collect::<Vec<_>>(),
-        vec![cam]
-    );
-    let held = host.announced_at.expect("held");
+    // It is pending and goes once the reply had time to leave (the pacer's next tick).
+    let mut rt = r.w.runtime(&r.m).await;
+    let held = rt.participants[&host_pid].announced_at.expect("held");
+    assert!(rt.announcing(&rt.participants[&host_pid]));
+    let next = rt
+        .next_announcement(&host_pid)
+        .map(|(_, p)| p.producer_id.clone());
+    assert_eq!(next, Some(cam));
     let now = proto::time::now_ms();
     assert!(
         now - held < ANNOUNCE_FALLBACK_MS

@@ -647,7 +647,8 @@ impl MeetingService {
         let pid = ParticipantId::generate();
         let max = rec.max_participants as usize;
         let grace = self.config.rejoin_grace_ms;
-        let mut res: Result<(MeetingRuntime, bool), WireError> = Err(WireError::internal());
+        // The snapshot's runtime part is built from the state in place (no copy of a big meeting's state).
+        let mut res: Result<(Value, usize, bool), WireError> = Err(WireError::internal());
         let mut hand_back = false;
         self.modify(meeting, |rt| {
             if rt.ended {
@@ -666,29 +667,26 @@ impl MeetingService {
                 .retain(|_, at| now.saturating_sub(*at) <= grace);
             hand_back = rt.raised_hands_of_dropped.remove(&who.user_id).is_some();
             rt.next_seq += 1;
-            rt.participants.insert(
-                pid.clone(),
-                RuntimeParticipant {
-                    participant_id: pid.clone(),
-                    user_id: who.user_id.clone(),
-                    user_name: who.user_name.clone(),
-                    role,
-                    hand_raised: hand_back,
-                    joined_at: now,
-                    joined_seq: rt.next_seq,
-                    send_transport: None,
-                    recv_transport: None,
-                    producers: Vec::new(),
-                    consumers: Vec::new(),
-                    announce_queue: Default::default(),
-                    announced_at: None,
-                },
-            );
-            res = Ok((rt.clone(), first));
+            rt.insert_participant(RuntimeParticipant {
+                participant_id: pid.clone(),
+                user_id: who.user_id.clone(),
+                user_name: who.user_name.clone(),
+                role,
+                hand_raised: hand_back,
+                joined_at: now,
+                joined_seq: rt.next_seq,
+                send_transport: None,
+                recv_transport: None,
+                producers: Vec::new(),
+                consumers: Vec::new(),
+                announce_cursor: 0,
+                announced_at: None,
+            });
+            res = Ok((runtime_state_json(rt), rt.participants.len(), first));
             true
         })
         .await?;
-        let (snapshot, first) = res?;
+        let (runtime_state, count, first) = res?;
         metrics::gauge!("meet_participants").increment(1.0);
         if first {
             metrics::gauge!("meet_meetings_active").increment(1.0);
@@ -729,28 +727,32 @@ impl MeetingService {
                 tracing::error!(error = %e, "loading recent chat failed");
                 Vec::new()
             });
-        let state = json!({
+        let mut state = json!({
             "meetingId": meeting,
             "title": rec.title,
             "you": {"participantId": pid, "userId": who.user_id, "role": role},
-            "participants": snapshot.in_join_order().into_iter().map(participant_json).collect::<Vec<_>>(),
-            "layout": layout_str(snapshot.layout),
-            "spotlight": snapshot.spotlight.as_ref().map(|u| json!({"userId": u})),
-            "screenShare": snapshot.screen_share.as_ref().map(|s| json!({
-                "participantId": s.participant_id, "userId": s.user_id, "userName": s.user_name,
-            })),
-            "recording": {"state": "idle"},
-            "rtpCapabilities": sfu::ortc::router_capabilities(),
-            "settings": {
-                "maxParticipants": rec.max_participants,
-                "recordingEnabled": rec.recording_enabled,
-                "allowSelfUnmute": rec.allow_self_unmute,
-            },
-            "recentMessages": recent.iter().map(message_json).collect::<Vec<_>>(),
         });
+        if let (Some(o), Value::Object(rt)) = (state.as_object_mut(), runtime_state) {
+            o.extend(rt);
+            o.insert("recording".into(), json!({"state": "idle"}));
+            o.insert(
+                "settings".into(),
+                json!({
+                    "maxParticipants": rec.max_participants,
+                    "recordingEnabled": rec.recording_enabled,
+                    "allowSelfUnmute": rec.allow_self_unmute,
+                }),
+            );
+            o.insert(
+                "recentMessages".into(),
+                recent.iter().map(message_json).collect::<Vec<_>>().into(),
+            );
+        }
         session.membership = Some(membership.clone());
         out.rooms.push(RoomChange::Join(membership));
-        out.reply = state.clone();
+        // The ack carries no copy of the snapshot (DESIGN §4: it would double every socket's largest write).
+        out.reply =
+            json!({"meetingId": meeting, "participantId": pid, "you": state["you"].clone()});
         out.emits.push(Emit {
             target: Target::Requester,
             event: "meeting-state",
@@ -765,7 +767,7 @@ impl MeetingService {
                 "userId": who.user_id,
                 "userName": who.user_name,
                 "role": role,
-                "participantCount": snapshot.participants.len(),
+                "participantCount": count,
             }),
         });
         if hand_back {
@@ -822,7 +824,7 @@ impl MeetingService {
         let res = self
             .runtime
             .modify(&m.meeting, &mut |rt| {
-                let Some(p) = rt.participants.remove(&m.participant) else {
+                let Some(p) = rt.remove_participant(&m.participant) else {
                     return false;
                 };
                 rt.raised_hands_of_dropped
@@ -945,11 +947,40 @@ impl MeetingService {
         who: &Identity,
         recipient: &Recipient,
     ) -> Result<(Target, Option<UserId>), WireError> {
-        let rt = self.snapshot(meeting).await?;
-        let own: Vec<ParticipantId> = rt
-            .sessions_of(&who.user_id)
-            .map(|p| p.participant_id.clone())
-            .collect();
+        // Only the ids it needs are copied out of the state (no copy of a big meeting's state per message).
+        let mut own = Vec::new();
+        let mut theirs = Vec::new();
+        let mut hosts = Vec::new();
+        let mut present = false;
+        self.read(meeting, |rt| {
+            let Some(rt) = rt else { return };
+            present = true;
+            own = rt
+                .sessions_of(&who.user_id)
+                .map(|p| p.participant_id.clone())
+                .collect();
+            match recipient {
+                Recipient::All => {}
+                Recipient::Private(to) => {
+                    theirs = rt
+                        .sessions_of(to)
+                        .map(|p| p.participant_id.clone())
+                        .collect();
+                }
+                Recipient::Hosts => {
+                    hosts = rt
+                        .participants
+                        .values()
+                        .filter(|p| p.role.can_moderate() && p.user_id != who.user_id)
+                        .map(|p| p.participant_id.clone())
+                        .collect();
+                }
+            }
+        })
+        .await?;
+        if !present {
+            return Err(self.not_in_meeting());
+        }
         Ok(match recipient {
             Recipient::All => (Target::Meeting(meeting.clone()), None),
             Recipient::Private(to) => {
@@ -958,10 +989,6 @@ impl MeetingService {
                         "you cannot send a private message to yourself",
                     ));
                 }
-                let theirs: Vec<ParticipantId> = rt
-                    .sessions_of(to)
-                    .map(|p| p.participant_id.clone())
-                    .collect();
                 if theirs.is_empty() {
                     return Err(err(
                         ErrorCode::NotFound,
@@ -973,17 +1000,10 @@ impl MeetingService {
                     Some(to.clone()),
                 )
             }
-            Recipient::Hosts => {
-                let hosts = rt
-                    .participants
-                    .values()
-                    .filter(|p| p.role.can_moderate() && p.user_id != who.user_id)
-                    .map(|p| p.participant_id.clone());
-                (
-                    Target::Participants(own.into_iter().chain(hosts).collect()),
-                    None,
-                )
-            }
+            Recipient::Hosts => (
+                Target::Participants(own.into_iter().chain(hosts).collect()),
+                None,
+            ),
         })
     }
 
@@ -1148,7 +1168,7 @@ impl MeetingService {
         let mut gone: Vec<RuntimeParticipant> = Vec::new();
         self.modify(id, |rt| {
             rt.ended = true;
-            gone = std::mem::take(&mut rt.participants).into_values().collect();
+            gone = rt.take_participants();
             rt.screen_share = None;
             true
         })
@@ -1310,12 +1330,6 @@ impl MeetingService {
         Ok(rec)
     }
 
-    async fn snapshot(&self, meeting: &MeetingId) -> Result<MeetingRuntime, WireError> {
-        let mut snap = None;
-        self.read(meeting, |rt| snap = rt.cloned()).await?;
-        snap.ok_or_else(|| self.not_in_meeting())
-    }
-
     /// Runs `f` on the meeting's runtime state. The store creates the state when it is missing (a join needs
     /// that); when `f` leaves it empty — a pacer tick or a late media report racing the last leave — it is dropped
     /// again, so no call leaves an empty meeting behind.
@@ -1402,6 +1416,19 @@ fn layout_str(l: Layout) -> &'static str {
         Layout::Speaker => "speaker",
         Layout::Presentation => "presentation",
     }
+}
+
+/// The runtime part of the `meeting-state` snapshot (participants in join order, layout, spotlight, screen share),
+/// built from the state in place.
+fn runtime_state_json(rt: &MeetingRuntime) -> Value {
+    json!({
+        "participants": rt.in_join_order().into_iter().map(participant_json).collect::<Vec<_>>(),
+        "layout": layout_str(rt.layout),
+        "spotlight": rt.spotlight.as_ref().map(|u| json!({"userId": u})),
+        "screenShare": rt.screen_share.as_ref().map(|s| json!({
+            "participantId": s.participant_id, "userId": s.user_id, "userName": s.user_name,
+        })),
+    })
 }
 
 fn screen_stopped_json(meeting: &MeetingId, s: &ScreenShare, now: i64) -> Value {

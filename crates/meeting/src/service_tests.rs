@@ -30,6 +30,13 @@ async fn join_sends_the_snapshot_to_the_joiner_and_participant_joined_to_everyon
         state[0].payload["participants"].as_array().map(Vec::len),
         Some(2)
     );
+    // rtpCapabilities come from GET /meeting/{id}/webrtc-config, not the snapshot
+    assert!(state[0].payload.get("rtpCapabilities").is_none());
+    // the ack is small (DESIGN §4): the snapshot is not repeated in it
+    assert_eq!(
+        out.reply,
+        json!({"meetingId": m, "participantId": b.participant_id(), "you": state[0].payload["you"]})
+    );
     let joined = emits(&out, "participant-joined");
     assert_eq!(joined[0].target, Target::Meeting(m.clone()));
     assert_eq!(joined[0].payload["participantCount"], 2);

@@ -181,7 +181,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     });
     let app: Router = api
         .fallback_service(web_client(&cfg.web.dir))
-        .layer(io_layer);
+        .layer(io_layer)
+        .layer(axum::middleware::map_request(detach_request_head));
 
     let signal = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind((cfg.http.host.as_str(), cfg.http.port))
@@ -222,6 +223,30 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// hyper parses a request's URI and header values as slices of the connection's HTTP/1 read buffer (8–16 KB), and
+/// engineioxide keeps every socket.io session's request head for the session's life (`req_parts`): each websocket
+/// would pin that whole buffer (heaptrack: ~16 KB per connection in `Buffered::poll_read_from_io`). Copying the
+/// head out (a few hundred bytes) before socket.io sees it lets the buffer go after the upgrade.
+async fn detach_request_head(mut req: axum::extract::Request) -> axum::extract::Request {
+    if req.uri().path().starts_with("/socket.io") {
+        let owned: axum::http::HeaderMap = req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.clone(),
+                    axum::http::HeaderValue::from_bytes(v.as_bytes()).ok()?,
+                ))
+            })
+            .collect();
+        *req.headers_mut() = owned;
+        if let Ok(uri) = req.uri().to_string().parse::<axum::http::Uri>() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 /// The built web client when present (unknown paths 404); otherwise a short page at `/` saying how to build it.

@@ -100,6 +100,9 @@ impl Default for SocketLimits {
     }
 }
 
+/// tungstenite's per-websocket read buffer (see `build`).
+pub const WS_READ_BUFFER_BYTES: usize = 1024;
+
 /// Builds the socket.io layer and registers the `/` namespace.
 pub fn build(
     service: Arc<MeetingService>,
@@ -117,6 +120,10 @@ pub fn build(
     config.engine_config.ws_max_frame_size = limits.max_payload_bytes as usize;
     config.engine_config.ping_interval = limits.ping_interval;
     config.engine_config.ping_timeout = limits.ping_timeout;
+    // Memory per connection (issue 8): tungstenite's read buffer is allocated at this size for every websocket
+    // (engineioxide's default is 4 KiB). Client messages are small (the largest, `produce`, is ~2 KB); a bigger
+    // frame still fits, the buffer grows for it.
+    config.engine_config.ws_read_buffer_size = WS_READ_BUFFER_BYTES;
     let (layer, io) = SocketIo::builder()
         .with_config(config)
         .with_state(shared.clone())
@@ -386,6 +393,11 @@ async fn worker(
                 .await;
             }
             Job::Disconnect => {
+                let meeting = session.membership.as_ref().map(|m| m.meeting.clone());
+                let _presence = match &meeting {
+                    Some(m) => Some(presence_lock(m).lock().await),
+                    None => None,
+                };
                 let out = Box::pin(shared.service.disconnect(&mut session)).await;
                 deliver(&io, None, &out).await;
                 break;
@@ -436,7 +448,18 @@ async fn handle(
         "unknown".to_owned()
     };
     metrics::counter!("meet_events_total", "event" => label).increment(1);
-    let result = match Request::parse(event, payload) {
+    let req = Request::parse(event, payload);
+    // A join or leave changes who is in the meeting and who is in its room together (see `presence_lock`).
+    let presence = match &req {
+        Ok(Request::Join { meeting, .. }) => Some(meeting.clone()),
+        Ok(Request::Leave { .. }) => session.membership.as_ref().map(|m| m.meeting.clone()),
+        _ => None,
+    };
+    let _presence = match &presence {
+        Some(m) => Some(presence_lock(m).lock().await),
+        None => None,
+    };
+    let result = match req {
         Ok(req) => service.handle(session, req).await,
         Err(e) => Err(e),
     };
@@ -472,6 +495,23 @@ fn reply_error(s: &SocketRef, ack: AckSender, e: &WireError, silent: bool) {
 
 /// Applies an outcome: the requesting socket's room changes, then the emits, then closed meetings' rooms.
 /// `socket` is None when there is no requesting socket (REST, or a socket that is gone).
+/// Joins and leaves of one meeting are applied and delivered one at a time. A join changes the meeting's state
+/// (the joiner's snapshot is taken there) and only then, at delivery, puts the socket in the meeting's room; a
+/// second join in between would be neither in the first joiner's snapshot nor heard by it (its
+/// `participant-joined` reaching the room before the first joiner is in it). Holding this lock from the state change
+/// to the end of the delivery closes that gap (meet-load's join storm: every client must learn of every
+/// participant). Striped by meeting id: a fixed set, nothing to clean up; meetings sharing a stripe only wait for
+/// each other's joins and leaves.
+fn presence_lock(meeting: &proto::MeetingId) -> &'static tokio::sync::Mutex<()> {
+    use std::hash::{Hash, Hasher};
+    static LOCKS: std::sync::OnceLock<Vec<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+    let locks = LOCKS.get_or_init(|| (0..256).map(|_| tokio::sync::Mutex::new(())).collect());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    meeting.as_str().hash(&mut h);
+    let i = usize::try_from(h.finish() % locks.len() as u64).unwrap_or(0);
+    &locks[i]
+}
+
 pub async fn deliver(io: &SocketIo, socket: Option<&SocketRef>, out: &Outcome) {
     if let Some(s) = socket {
         for change in &out.rooms {

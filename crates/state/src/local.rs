@@ -5,6 +5,7 @@ use proto::MeetingId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::Mutex as AsyncMutex;
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (the data is plain state; a panic in one
 /// request must not take every later request down with it).
@@ -12,9 +13,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The map of meetings is behind a std mutex held only for a lookup; each meeting's state is behind an async
+/// mutex, so a task waiting for a busy meeting (a join storm into one big meeting) yields its runtime thread
+/// instead of blocking it while another thread runs a closure on that meeting.
 #[derive(Default)]
 pub struct LocalRuntimeStore {
-    meetings: Mutex<HashMap<MeetingId, Arc<Mutex<Slot>>>>,
+    meetings: Mutex<HashMap<MeetingId, Arc<AsyncMutex<Slot>>>>,
 }
 
 /// One meeting's state. `removed` tells a `modify` that fetched the slot just before `remove_if_empty` dropped it
@@ -30,11 +34,11 @@ impl LocalRuntimeStore {
         Self::default()
     }
 
-    fn entry(&self, meeting: &MeetingId) -> Arc<Mutex<Slot>> {
+    fn entry(&self, meeting: &MeetingId) -> Arc<AsyncMutex<Slot>> {
         lock(&self.meetings)
             .entry(meeting.clone())
             .or_insert_with(|| {
-                Arc::new(Mutex::new(Slot {
+                Arc::new(AsyncMutex::new(Slot {
                     rt: MeetingRuntime {
                         meeting_id: Some(meeting.clone()),
                         ..MeetingRuntime::default()
@@ -55,7 +59,7 @@ impl RuntimeStore for LocalRuntimeStore {
     ) -> Result<(), StateError> {
         loop {
             let entry = self.entry(meeting);
-            let mut slot = lock(&entry);
+            let mut slot = entry.lock().await;
             if slot.removed {
                 continue;
             }
@@ -73,7 +77,7 @@ impl RuntimeStore for LocalRuntimeStore {
         let entry = lock(&self.meetings).get(meeting).cloned();
         match entry {
             Some(e) => {
-                let slot = lock(&e);
+                let slot = e.lock().await;
                 f(Some(&slot.rt));
             }
             None => f(None),
@@ -83,7 +87,10 @@ impl RuntimeStore for LocalRuntimeStore {
 
     async fn get(&self, meeting: &MeetingId) -> Result<Option<MeetingRuntime>, StateError> {
         let entry = lock(&self.meetings).get(meeting).cloned();
-        Ok(entry.map(|e| lock(&e).rt.clone()))
+        Ok(match entry {
+            Some(e) => Some(e.lock().await.rt.clone()),
+            None => None,
+        })
     }
 
     async fn remove(&self, meeting: &MeetingId) -> Result<(), StateError> {
@@ -95,17 +102,22 @@ impl RuntimeStore for LocalRuntimeStore {
     /// dropped, and a rejoin within the grace period must get the hand back. The domain calls this again once
     /// the grace period is over (after pruning the expired hands), so such a slot does not stay behind.
     async fn remove_if_empty(&self, meeting: &MeetingId) -> Result<(), StateError> {
-        let mut map = lock(&self.meetings);
-        let empty = map.get(meeting).is_some_and(|e| {
-            let mut slot = lock(e);
-            let empty = slot.rt.participants.is_empty()
-                && !slot.rt.ended
-                && slot.rt.raised_hands_of_dropped.is_empty();
-            slot.removed |= empty;
-            empty
-        });
+        let Some(entry) = lock(&self.meetings).get(meeting).cloned() else {
+            return Ok(());
+        };
+        let mut slot = entry.lock().await;
+        let empty = !slot.removed
+            && slot.rt.participants.is_empty()
+            && !slot.rt.ended
+            && slot.rt.raised_hands_of_dropped.is_empty();
         if empty {
-            map.remove(meeting);
+            // Marked and unmapped while the slot is locked: a `modify` that fetched this slot sees `removed` and
+            // fetches a fresh one.
+            slot.removed = true;
+            let mut map = lock(&self.meetings);
+            if map.get(meeting).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+                map.remove(meeting);
+            }
         }
         Ok(())
     }
@@ -115,15 +127,14 @@ impl RuntimeStore for LocalRuntimeStore {
     }
 
     async fn totals(&self) -> Result<(usize, usize), StateError> {
-        let map = lock(&self.meetings);
-        let counts: Vec<usize> = map
-            .values()
-            .map(|m| lock(m).rt.participants.len())
-            .collect();
-        Ok((
-            counts.iter().filter(|n| **n > 0).count(),
-            counts.iter().sum(),
-        ))
+        let slots: Vec<_> = lock(&self.meetings).values().cloned().collect();
+        let (mut live, mut participants) = (0, 0);
+        for s in slots {
+            let n = s.lock().await.rt.participants.len();
+            live += usize::from(n > 0);
+            participants += n;
+        }
+        Ok((live, participants))
     }
 }
 
@@ -316,6 +327,31 @@ mod tests {
         assert!(l.check_at("a", lim, t0).is_ok());
         assert!(l.check_at("a", lim, t0).is_err());
         assert!(l.check_at("b", lim, t0).is_ok());
+    }
+
+    /// A task waiting for a busy meeting must not block its runtime thread: on a current-thread runtime, a second
+    /// task still runs while the first holds the meeting (with a std mutex this would deadlock).
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiting_for_a_busy_meeting_yields_the_thread() {
+        let s = Arc::new(LocalRuntimeStore::new());
+        let m = MeetingId::new("m");
+        let slot = s.entry(&m);
+        let held = slot.lock().await;
+        let (s2, m2) = (s.clone(), m.clone());
+        let waiter = tokio::spawn(async move {
+            s2.modify(&m2, &mut |rt| {
+                rt.next_seq += 1;
+                true
+            })
+            .await
+            .expect("modify");
+        });
+        // the waiter runs up to the lock and parks; this task keeps running on the only thread
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        drop(held);
+        waiter.await.expect("join");
+        assert_eq!(s.get(&m).await.expect("get").map(|r| r.next_seq), Some(1));
     }
 
     #[tokio::test]

@@ -26,6 +26,21 @@ pub struct MeetingRuntime {
     /// [`MeetingRuntime::moderator_muted`], which ignores sessions that left.
     #[serde(default)]
     pub moderator_mutes: BTreeMap<ParticipantId, MutedKinds>,
+    /// Indexes of the media objects recorded on participants: producer / consumer / transport id → its owner, so
+    /// finding an owner costs O(log n) instead of a scan of every participant. Kept by the methods below
+    /// ([`MeetingRuntime::add_producer`], [`MeetingRuntime::remove_participant`], …), which every change of a
+    /// participant's media goes through; [`MeetingRuntime::check_indexes`] verifies them (tests).
+    #[serde(default)]
+    pub producer_owners: BTreeMap<String, ParticipantId>,
+    #[serde(default)]
+    pub consumer_owners: BTreeMap<String, ParticipantId>,
+    #[serde(default)]
+    pub transport_owners: BTreeMap<String, ParticipantId>,
+    /// Every producer of the meeting in the order it was created (closed ones until the next compaction): the
+    /// shared `new-producer` announce queue. Each participant reads it from its own `announce_cursor`, so a new
+    /// producer costs one push, not one per participant.
+    #[serde(default)]
+    pub announce_log: Vec<String>,
 }
 
 /// Which kinds of a participant's media a moderator muted.
@@ -76,10 +91,11 @@ pub struct RuntimeParticipant {
     pub producers: Vec<RuntimeProducer>,
     #[serde(default)]
     pub consumers: Vec<RuntimeConsumer>,
-    /// Producers still to announce with `new-producer`, one at a time (the guide's client tells concurrent
-    /// `subscribed` replies apart only by order), and when the outstanding one was sent.
+    /// Position in the meeting's `announce_log` of the next producer to announce with `new-producer`, one at a
+    /// time (the guide's client tells concurrent `subscribed` replies apart only by order); and when the
+    /// outstanding one was sent. Reset to 0 when a recv transport is created (late joiners get every producer).
     #[serde(default)]
-    pub announce_queue: std::collections::VecDeque<String>,
+    pub announce_cursor: usize,
     #[serde(default)]
     pub announced_at: Option<i64>,
 }
@@ -132,8 +148,23 @@ impl MeetingRuntime {
     /// The participant producing `producer_id`.
     pub fn producer_owner(&self, producer_id: &str) -> Option<&RuntimeParticipant> {
         self.participants
-            .values()
-            .find(|p| p.producers.iter().any(|x| x.producer_id == producer_id))
+            .get(self.producer_owners.get(producer_id)?)
+    }
+
+    /// A producer and its owner.
+    pub fn producer(&self, producer_id: &str) -> Option<(&RuntimeParticipant, &RuntimeProducer)> {
+        let owner = self.producer_owner(producer_id)?;
+        let p = owner
+            .producers
+            .iter()
+            .find(|x| x.producer_id == producer_id)?;
+        Some((owner, p))
+    }
+
+    /// The participant whose send or recv transport `transport_id` is.
+    pub fn transport_owner(&self, transport_id: &str) -> Option<&RuntimeParticipant> {
+        self.participants
+            .get(self.transport_owners.get(transport_id)?)
     }
 
     /// Whether a moderator muted `kind` of this participant session (false once it left).
@@ -173,8 +204,231 @@ impl MeetingRuntime {
     /// The participant consuming through `consumer_id`.
     pub fn consumer_owner(&self, consumer_id: &str) -> Option<&RuntimeParticipant> {
         self.participants
-            .values()
-            .find(|p| p.consumers.iter().any(|x| x.consumer_id == consumer_id))
+            .get(self.consumer_owners.get(consumer_id)?)
+    }
+
+    /// Records a new producer of `owner` (and appends it to the announce log); false if `owner` is not here.
+    pub fn add_producer(&mut self, owner: &ParticipantId, producer: RuntimeProducer) -> bool {
+        let Some(p) = self.participants.get_mut(owner) else {
+            return false;
+        };
+        self.producer_owners
+            .insert(producer.producer_id.clone(), owner.clone());
+        self.announce_log.push(producer.producer_id.clone());
+        p.producers.push(producer);
+        true
+    }
+
+    /// Forgets a producer; returns its owner and record. Its entry in the announce log stays until
+    /// [`MeetingRuntime::compact_announce_log`] (pumping skips producers that are gone).
+    pub fn remove_producer(
+        &mut self,
+        producer_id: &str,
+    ) -> Option<(ParticipantId, RuntimeProducer)> {
+        let owner = self.producer_owners.remove(producer_id)?;
+        let p = self.participants.get_mut(&owner)?;
+        let i = p
+            .producers
+            .iter()
+            .position(|x| x.producer_id == producer_id)?;
+        Some((owner, p.producers.remove(i)))
+    }
+
+    /// Records a new consumer of `owner`; false if `owner` is not here.
+    pub fn add_consumer(&mut self, owner: &ParticipantId, consumer: RuntimeConsumer) -> bool {
+        let Some(p) = self.participants.get_mut(owner) else {
+            return false;
+        };
+        self.consumer_owners
+            .insert(consumer.consumer_id.clone(), owner.clone());
+        p.consumers.push(consumer);
+        true
+    }
+
+    /// Forgets a consumer; returns its owner and record.
+    pub fn remove_consumer(
+        &mut self,
+        consumer_id: &str,
+    ) -> Option<(ParticipantId, RuntimeConsumer)> {
+        let owner = self.consumer_owners.remove(consumer_id)?;
+        let p = self.participants.get_mut(&owner)?;
+        let i = p
+            .consumers
+            .iter()
+            .position(|x| x.consumer_id == consumer_id)?;
+        Some((owner, p.consumers.remove(i)))
+    }
+
+    /// Sets (or clears, with `None`) `owner`'s send or recv transport; false if `owner` is not here. A new recv
+    /// transport starts its announcements from the beginning of the log (every producer already in the meeting);
+    /// clearing it drops the outstanding one.
+    pub fn set_transport(&mut self, owner: &ParticipantId, send: bool, id: Option<String>) -> bool {
+        let Some(p) = self.participants.get_mut(owner) else {
+            return false;
+        };
+        let slot = if send {
+            &mut p.send_transport
+        } else {
+            &mut p.recv_transport
+        };
+        if let Some(old) = slot.take() {
+            self.transport_owners.remove(&old);
+        }
+        if let Some(new) = &id {
+            self.transport_owners.insert(new.clone(), owner.clone());
+        }
+        *slot = id;
+        if !send {
+            p.announce_cursor = 0;
+            p.announced_at = None;
+        }
+        true
+    }
+
+    /// Adds a participant session (without media).
+    pub fn insert_participant(&mut self, p: RuntimeParticipant) {
+        self.participants.insert(p.participant_id.clone(), p);
+    }
+
+    /// Removes a participant session and every index entry of its media.
+    pub fn remove_participant(&mut self, id: &ParticipantId) -> Option<RuntimeParticipant> {
+        let p = self.participants.remove(id)?;
+        self.unindex(&p);
+        if self.participants.is_empty() {
+            self.announce_log.clear();
+        }
+        Some(p)
+    }
+
+    /// Removes every participant (the meeting ended).
+    pub fn take_participants(&mut self) -> Vec<RuntimeParticipant> {
+        self.producer_owners.clear();
+        self.consumer_owners.clear();
+        self.transport_owners.clear();
+        self.announce_log.clear();
+        std::mem::take(&mut self.participants)
+            .into_values()
+            .collect()
+    }
+
+    fn unindex(&mut self, p: &RuntimeParticipant) {
+        for x in &p.producers {
+            self.producer_owners.remove(&x.producer_id);
+        }
+        for x in &p.consumers {
+            self.consumer_owners.remove(&x.consumer_id);
+        }
+        for t in p.send_transport.iter().chain(p.recv_transport.iter()) {
+            self.transport_owners.remove(t);
+        }
+    }
+
+    /// The next producer `pid` is to be told about, moving its cursor past it (and past closed producers and its
+    /// own): the producer's owner and record. Amortized O(1): every log entry is passed once per recv transport.
+    pub fn next_announcement(
+        &mut self,
+        pid: &ParticipantId,
+    ) -> Option<(&RuntimeParticipant, &RuntimeProducer)> {
+        let mut cursor = self.participants.get(pid)?.announce_cursor;
+        let mut found = None;
+        while let Some(id) = self.announce_log.get(cursor) {
+            cursor += 1;
+            if self.producer_owners.get(id).is_some_and(|o| o != pid) {
+                found = Some(id.clone());
+                break;
+            }
+        }
+        if let Some(p) = self.participants.get_mut(pid) {
+            p.announce_cursor = cursor;
+        }
+        self.producer(&found?)
+    }
+
+    /// Whether `p` has producers left to be told about (or one outstanding).
+    pub fn announcing(&self, p: &RuntimeParticipant) -> bool {
+        p.recv_transport.is_some()
+            && (p.announce_cursor < self.announce_log.len() || p.announced_at.is_some())
+    }
+
+    /// Drops closed producers from the announce log once they are more than half of it (each participant's
+    /// cursor is moved to the same live entry): O(log + participants), amortized over the closes that made it due.
+    pub fn compact_announce_log(&mut self) {
+        let live = self.producer_owners.len();
+        if self.announce_log.len() <= 2 * live + 32 {
+            return;
+        }
+        // before[i] = live entries in log[..i]
+        let mut before = Vec::with_capacity(self.announce_log.len() + 1);
+        let mut n = 0;
+        before.push(0);
+        for id in &self.announce_log {
+            if self.producer_owners.contains_key(id) {
+                n += 1;
+            }
+            before.push(n);
+        }
+        for p in self.participants.values_mut() {
+            p.announce_cursor = before.get(p.announce_cursor).copied().unwrap_or(n);
+        }
+        let owners = &self.producer_owners;
+        self.announce_log.retain(|id| owners.contains_key(id));
+    }
+
+    /// Checks that the indexes match the participants' records exactly (tests and debugging).
+    pub fn check_indexes(&self) -> Result<(), String> {
+        let mut producers = BTreeMap::new();
+        let mut consumers = BTreeMap::new();
+        let mut transports = BTreeMap::new();
+        for (id, p) in &self.participants {
+            for x in &p.producers {
+                if producers
+                    .insert(x.producer_id.clone(), id.clone())
+                    .is_some()
+                {
+                    return Err(format!("producer {} recorded twice", x.producer_id));
+                }
+            }
+            for x in &p.consumers {
+                if consumers
+                    .insert(x.consumer_id.clone(), id.clone())
+                    .is_some()
+                {
+                    return Err(format!("consumer {} recorded twice", x.consumer_id));
+                }
+            }
+            for t in p.send_transport.iter().chain(p.recv_transport.iter()) {
+                transports.insert(t.clone(), id.clone());
+            }
+            if p.announce_cursor > self.announce_log.len() {
+                return Err(format!("cursor of {id} past the announce log"));
+            }
+        }
+        if producers != self.producer_owners {
+            return Err(format!(
+                "producer index {:?} != {:?}",
+                self.producer_owners, producers
+            ));
+        }
+        if consumers != self.consumer_owners {
+            return Err(format!(
+                "consumer index {:?} != {:?}",
+                self.consumer_owners, consumers
+            ));
+        }
+        if transports != self.transport_owners {
+            return Err(format!(
+                "transport index {:?} != {:?}",
+                self.transport_owners, transports
+            ));
+        }
+        if let Some(missing) = self
+            .producer_owners
+            .keys()
+            .find(|id| !self.announce_log.contains(id))
+        {
+            return Err(format!("producer {missing} missing from the announce log"));
+        }
+        Ok(())
     }
 }
 
@@ -200,7 +454,7 @@ mod tests {
                     recv_transport: None,
                     producers: Vec::new(),
                     consumers: Vec::new(),
-                    announce_queue: Default::default(),
+                    announce_cursor: 0,
                     announced_at: None,
                 },
             );
@@ -225,6 +479,110 @@ mod tests {
         assert_eq!(rt.moderator_mutes.keys().collect::<Vec<_>>(), vec![&b]);
         assert!(rt.set_moderator_muted(&b, "video", false));
         assert!(rt.moderator_mutes.is_empty(), "an empty entry is dropped");
+    }
+
+    fn prod(id: &str) -> RuntimeProducer {
+        RuntimeProducer {
+            producer_id: id.to_owned(),
+            kind: "audio".into(),
+            source: "mic".into(),
+            paused: false,
+        }
+    }
+
+    #[test]
+    fn indexes_follow_every_change_and_survive_serialization() {
+        let mut rt = with(&["a", "b"]);
+        let (a, b) = (ParticipantId::new("a"), ParticipantId::new("b"));
+        assert!(rt.set_transport(&a, true, Some("ta".into())));
+        assert!(rt.set_transport(&b, false, Some("tb".into())));
+        assert!(rt.add_producer(&a, prod("p1")));
+        assert!(!rt.add_producer(&ParticipantId::new("gone"), prod("px")));
+        assert!(rt.add_consumer(
+            &b,
+            RuntimeConsumer {
+                consumer_id: "c1".into(),
+                producer_id: "p1".into()
+            }
+        ));
+        rt.check_indexes().expect("consistent");
+        assert_eq!(rt.producer_owner("p1").map(|p| &p.participant_id), Some(&a));
+        assert_eq!(rt.consumer_owner("c1").map(|p| &p.participant_id), Some(&b));
+        assert_eq!(
+            rt.transport_owner("tb").map(|p| &p.participant_id),
+            Some(&b)
+        );
+        // a new send transport replaces the old one in the index
+        rt.set_transport(&a, true, Some("ta2".into()));
+        assert!(rt.transport_owner("ta").is_none());
+        rt.check_indexes().expect("consistent");
+        // serde keeps them (a Redis store writes the whole state)
+        let back: MeetingRuntime =
+            serde_json::from_value(serde_json::to_value(&rt).expect("ser")).expect("de");
+        assert_eq!(back, rt);
+        // a participant leaving takes its entries with it
+        let gone = rt.remove_participant(&a).expect("a");
+        assert_eq!(gone.producers.len(), 1);
+        assert!(rt.producer_owner("p1").is_none());
+        assert!(rt.transport_owner("ta2").is_none());
+        rt.remove_consumer("c1").expect("c1");
+        rt.check_indexes().expect("consistent");
+        let all = rt.take_participants();
+        assert_eq!(all.len(), 1);
+        assert!(rt.transport_owners.is_empty() && rt.announce_log.is_empty());
+    }
+
+    #[test]
+    fn announcements_read_one_shared_log_and_compaction_keeps_every_cursor_in_place() {
+        let mut rt = with(&["a", "b", "c"]);
+        let (a, b, c) = (
+            ParticipantId::new("a"),
+            ParticipantId::new("b"),
+            ParticipantId::new("c"),
+        );
+        rt.set_transport(&b, false, Some("tb".into()));
+        rt.set_transport(&c, false, Some("tc".into()));
+        for i in 0..100 {
+            rt.add_producer(&a, prod(&format!("p{i}")));
+        }
+        rt.add_producer(&b, prod("own"));
+        // b reads p0, p1; c reads nothing yet
+        assert_eq!(
+            rt.next_announcement(&b).map(|(_, p)| p.producer_id.clone()),
+            Some("p0".into())
+        );
+        assert_eq!(
+            rt.next_announcement(&b).map(|(_, p)| p.producer_id.clone()),
+            Some("p1".into())
+        );
+        // p0..p89 close: the log is compacted, cursors move to the same live entry
+        for i in 0..90 {
+            rt.remove_producer(&format!("p{i}")).expect("live");
+        }
+        rt.compact_announce_log();
+        assert_eq!(rt.announce_log.len(), 11, "closed producers dropped");
+        rt.check_indexes().expect("consistent");
+        let mut seen_b = Vec::new();
+        while let Some((_, p)) = rt.next_announcement(&b) {
+            seen_b.push(p.producer_id.clone());
+        }
+        let mut seen_c = Vec::new();
+        while let Some((_, p)) = rt.next_announcement(&c) {
+            seen_c.push(p.producer_id.clone());
+        }
+        let live: Vec<String> = (90..100).map(|i| format!("p{i}")).collect();
+        assert_eq!(seen_b, live, "b skips its own producer");
+        let mut with_own = live.clone();
+        with_own.push("own".into());
+        assert_eq!(seen_c, with_own);
+        assert!(!rt.announcing(&rt.participants[&c]));
+        // a new recv transport starts from the beginning again
+        rt.set_transport(&c, false, Some("tc2".into()));
+        assert!(rt.announcing(&rt.participants[&c]));
+        assert_eq!(
+            rt.next_announcement(&c).map(|(_, p)| p.producer_id.clone()),
+            Some("p90".into())
+        );
     }
 
     #[test]

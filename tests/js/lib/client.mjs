@@ -156,6 +156,22 @@ export function emitAck(socket, event, ...args) {
   });
 }
 
+/**
+ * join-meeting (payload as given) on a socket with a Recorder: asserts the ack is `{ok:true, meetingId,
+ * participantId, you}` without the snapshot (DESIGN §4), and returns the `meeting-state` snapshot sent with it.
+ */
+export async function joinState(socket, payload) {
+  const mark = socket.rec.mark();
+  const ack = await emitAck(socket, 'join-meeting', payload);
+  assert.equal(ack?.ok, true, `join-meeting by ${socket.label ?? 'socket'}: ${safeJson(ack)}`);
+  assert.equal(typeof ack.participantId, 'string', `the join ack names the participant: ${safeJson(ack)}`);
+  assert.equal(ack.participants, undefined, 'the join ack carries no snapshot');
+  return socket.rec.waitFor('meeting-state', {
+    since: mark,
+    where: (s) => s?.you?.participantId === ack.participantId,
+  });
+}
+
 /** emitAck and assert success; returns the ack. */
 export async function ok(socket, event, payload) {
   const ack = await emitAck(socket, event, payload);

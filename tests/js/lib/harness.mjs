@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { before, after, test } from 'node:test';
 import { startServer } from './server.mjs';
 import { makeUser, claimsFor, signHS256 } from './tokens.mjs';
-import { connect, emitAck } from './client.mjs';
+import { connect, joinState } from './client.mjs';
 import { request, describeRes } from './http.mjs';
 
 /** Append the server's diagnostics to a failing test's error. */
@@ -106,11 +106,12 @@ export class Ctx {
     return res.body;
   }
 
-  /** join-meeting with an ack; asserts success and returns the ack (= meeting-state + ok). */
+  /**
+   * join-meeting with an ack; asserts success (the ack is {ok, meetingId, participantId, you}) and returns the
+   * `meeting-state` snapshot that came with it.
+   */
   async join(socket, meetingId) {
-    const ack = await emitAck(socket, 'join-meeting', { meetingId });
-    assert.equal(ack?.ok, true, `${socket.label} join ${meetingId}: ${JSON.stringify(ack)}`);
-    return ack;
+    return joinState(socket, { meetingId });
   }
 
   /**
