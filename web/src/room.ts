@@ -4,7 +4,7 @@
 import type { types } from 'mediasoup-client';
 import { devToken, getMessages, meetingLink } from './api';
 import { debugEntries } from './debug';
-import { RequestError, describeError } from './errors';
+import { RequestError, describeError, describeMediaBlocked } from './errors';
 import { MediaSession, qualityOf, type ConsumerEntry, type StatsSample } from './media';
 import { Model } from './model';
 import { Signaling } from './signaling';
@@ -46,6 +46,8 @@ export class Room {
   private readonly popovers: Popover[] = [];
   private readonly cleanups: Array<() => void> = [];
   private shutdownHintMs = 0;
+  /** Why media cannot flow (shown in the banner until a transport connects again). */
+  private mediaBlocked: string | null = null;
   private readonly local: {
     audioTrack: MediaStreamTrack | null;
     videoTrack: MediaStreamTrack | null;
@@ -396,11 +398,29 @@ export class Room {
       if (err instanceof RequestError && err.code === 'CANNOT_CONSUME') toast(describeError(err), 'error');
       else console.warn('consume failed', err);
     };
+    // A transport that goes `disconnected`/`failed` (or the browser comes back `online`) gets an ICE restart from
+    // the MediaSession itself; only when several in a row do not bring it back is the person told why.
     media.onTransportState = (direction, state) => {
       if (state === 'failed' && this.media === media && this.state === 'joined') {
-        toast(`The ${direction === 'send' ? 'outgoing' : 'incoming'} media connection failed. Reconnecting media…`, 'error');
-        void this.restartMedia();
+        toast(`The ${direction === 'send' ? 'outgoing' : 'incoming'} media connection was interrupted. Reconnecting media…`, 'error');
       }
+      if (state === 'connected' && this.media === media && this.mediaBlocked) {
+        this.mediaBlocked = null;
+        banner(null);
+      }
+    };
+    media.onIceGaveUp = (direction) => {
+      if (this.media !== media || this.state !== 'joined') return;
+      void media.diagnose(direction).then((d) => {
+        if (this.media !== media || this.state !== 'joined') return;
+        console.warn('media connection blocked', direction, JSON.stringify(d));
+        this.mediaBlocked = describeMediaBlocked(d);
+        banner(this.mediaBlocked, 'error');
+      });
+    };
+    media.onIceRestart = (direction, outcome, err) => {
+      if (outcome === 'failed') console.warn('ICE restart failed', direction, err);
+      else console.info('ICE restarted', direction);
     };
     try {
       await media.start();
@@ -1111,6 +1131,9 @@ export class Room {
         producers: this.media ? [...this.media.producers].map(([s, p]) => ({ source: s, id: p.id, paused: p.paused, closed: p.closed })) : [],
         consumers: this.media ? [...this.media.consumers.values()].map((c) => ({ id: c.consumer.id, participantId: c.participantId, kind: c.kind, source: c.source })) : [],
         transports: { send: this.media?.sendTransport?.connectionState, recv: this.media?.recvTransport?.connectionState },
+        transportIds: { send: this.media?.sendTransport?.id, recv: this.media?.recvTransport?.id },
+        iceRestarts: this.media?.iceRestarts ?? 0,
+        mediaBlocked: this.mediaBlocked,
         quality: this.quality,
         stats: this.lastStats,
       }),
