@@ -233,3 +233,25 @@ describe('TCP only, IPv4 + IPv6, TURN with time-limited credentials and forced r
     assert.equal(res.status, 404);
   });
 });
+
+describe('the debug drop hook (MEET_MEDIA__DEBUG_HOOKS=true)', () => {
+  const ctx = useServer({ env: { MEET_MEDIA__DEBUG_HOOKS: 'true' } });
+
+  ctx.test('drops one transport\'s packets for the given time; others are untouched; bad input is refused', async () => {
+    const { meetingId, members: [a] } = await ctx.meeting({ participants: 0 });
+    const { params: p } = await ok(a.socket, 'create-transport', { meetingId, direction: 'send' });
+    const { params: q } = await ok(a.socket, 'create-transport', { meetingId, direction: 'recv' });
+    const udp = (x) => x.iceCandidates.find((c) => c.protocol === 'udp');
+    assert.ok(await stunOverUdp(udp(p).ip, udp(p).port, user(p), p.iceParameters.password));
+    const drop = (body) => ctx.api('POST', '/debug/media/drop', { body });
+    assert.equal((await drop({ meetingId, transportId: p.id, ms: 1500 })).status, 200);
+    assert.equal(await stunOverUdp(udp(p).ip, udp(p).port, user(p), p.iceParameters.password, 700), null, 'dropped');
+    assert.ok(await stunOverUdp(udp(q).ip, udp(q).port, user(q), q.iceParameters.password), 'another transport answers');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(await stunOverUdp(udp(p).ip, udp(p).port, user(p), p.iceParameters.password), 'answers again after the outage');
+    assert.equal((await drop({ meetingId, transportId: 'tr_nope', ms: 1000 })).status, 404);
+    assert.equal((await drop({ meetingId, transportId: p.id, ms: 0 })).status, 400);
+    assert.equal((await drop({ meetingId, transportId: p.id })).status, 400);
+    assert.equal((await drop({ meetingId: 'bad id!', transportId: p.id, ms: 10 })).status, 400);
+  });
+});

@@ -42,6 +42,10 @@ type RestartIceSignaling = {
 const ICE_DISCONNECTED_GRACE_MS = 1500;
 /** Restarts that did not bring the transport back are retried after 2, 4, 8 … s, at most this far apart. */
 const ICE_RETRY_MAX_MS = 16_000;
+/** A connected transport carrying media on which nothing at all arrives for this long has lost its path, even if
+ * the browser still calls it `connected` (Chrome takes well over 5 s to notice an outage): restart ICE. Nothing
+ * arriving includes STUN answers, which come every ~2.5 s on a healthy path. */
+const ICE_STALL_MS = 3500;
 /** After this many restarts without a connection, the network is taken to block media (`onIceGaveUp`). */
 const ICE_GIVE_UP_AFTER = 4;
 
@@ -86,6 +90,8 @@ export class MediaSession {
   private readonly iceAttempts = new Map<Direction, number>();
   private readonly iceBusy = new Set<Direction>();
   private readonly everConnected = new Set<Direction>();
+  private readonly lastRx = new Map<Direction, { bytes: number; since: number }>();
+  private stallTimer: number | null = null;
   private readonly onOnline = (): void => {
     // The browser is back online (another network, maybe another address): restart ICE on both transports.
     for (const d of ['send', 'recv'] as const) {
@@ -108,6 +114,7 @@ export class MediaSession {
     try {
       this.device = await loadDevice(this.meetingId);
       window.addEventListener('online', this.onOnline);
+      this.stallTimer = window.setInterval(() => void this.checkStalls(), 1000);
       this.sendTransport = await this.createTransport('send');
       this.recvTransport = await this.createTransport('recv');
     } finally {
@@ -332,6 +339,46 @@ export class MediaSession {
     };
   }
 
+  /** Bytes received on a transport's selected candidate pair (null when there is none yet). */
+  private static async pairBytesReceived(t: types.Transport): Promise<number | null> {
+    const report = await t.getStats().catch(() => null);
+    if (!report) return null;
+    let pairId: string | undefined;
+    report.forEach((r: Record<string, unknown> & { type: string }) => {
+      if (r.type === 'transport' && typeof r.selectedCandidatePairId === 'string') pairId = r.selectedCandidatePairId;
+    });
+    let bytes: number | null = null;
+    report.forEach((r: Record<string, unknown> & { type: string; id: string }) => {
+      if (r.type === 'candidate-pair' && (pairId ? r.id === pairId : r.nominated === true)) bytes = Number(r.bytesReceived ?? 0);
+    });
+    return bytes;
+  }
+
+  /** See ICE_STALL_MS. */
+  private async checkStalls(): Promise<void> {
+    for (const d of ['send', 'recv'] as const) {
+      const t = this.transportOf(d);
+      const carries = d === 'send' ? this.producers.size > 0 : this.consumers.size > 0;
+      if (this.closed || !t || t.closed || t.connectionState !== 'connected' || !carries || this.iceBusy.has(d)) {
+        this.lastRx.delete(d);
+        continue;
+      }
+      const bytes = await MediaSession.pairBytesReceived(t);
+      if (bytes === null) continue;
+      const now = performance.now();
+      const prev = this.lastRx.get(d);
+      if (!prev || bytes !== prev.bytes) {
+        if (prev) this.iceAttempts.delete(d); // packets flow: the path is back
+        this.lastRx.set(d, { bytes, since: now });
+      } else if (now - prev.since >= ICE_STALL_MS) {
+        const n = this.iceAttempts.get(d) ?? 0;
+        console.warn(`no packet on the ${d} transport for ${Math.round(now - prev.since)} ms: restarting ICE`);
+        this.lastRx.set(d, { bytes, since: now });
+        this.scheduleIceRestart(d, n ? Math.min(ICE_RETRY_MAX_MS, 2000 * 2 ** (n - 1)) : 0, true);
+      }
+    }
+  }
+
   private transportOf(direction: Direction): types.Transport | null {
     return direction === 'send' ? this.sendTransport : this.recvTransport;
   }
@@ -403,6 +450,7 @@ export class MediaSession {
   /** Closes everything locally (the server closes its side on leave / disconnect). Local tracks stay alive. */
   close(): void {
     window.removeEventListener('online', this.onOnline);
+    if (this.stallTimer !== null) window.clearInterval(this.stallTimer);
     for (const t of this.iceTimers.values()) window.clearTimeout(t);
     this.iceTimers.clear();
     this.closed = true;
