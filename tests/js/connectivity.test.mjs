@@ -255,3 +255,38 @@ describe('the debug drop hook (MEET_MEDIA__DEBUG_HOOKS=true)', () => {
     assert.equal((await drop({ meetingId: 'bad id!', transportId: p.id, ms: 10 })).status, 400);
   });
 });
+
+describe('ICE failures in /metrics, by protocol (MEET_MEDIA__CONNECT_TIMEOUT_MS=1000)', () => {
+  const ctx = useServer({ env: { MEET_MEDIA__CONNECT_TIMEOUT_MS: '1000' } });
+
+  async function failures() {
+    const text = (await ctx.api('GET', '/metrics')).text ?? '';
+    const out = {};
+    for (const l of String(text).split('\n')) {
+      const m = /^meet_ice_failures_total\{(.*)\} (\d+)/.exec(l);
+      if (!m) continue;
+      const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+      out[`${labels.protocol}/${labels.reason}`] = Number(m[2]);
+    }
+    return out;
+  }
+
+  ctx.test('a connect that never completes: counted as protocol none (no check came) or tcp (checks came over TCP)', async () => {
+    const before = await failures();
+    const { meetingId, members: [a, b] } = await ctx.meeting({ participants: 1 });
+    const hex = Array.from({ length: 32 }, () => 'AB').join(':');
+    const dtls = { role: 'client', fingerprints: [{ algorithm: 'sha-256', value: hex }] };
+    const { params: p } = await ok(a.socket, 'create-transport', { meetingId, direction: 'send' });
+    await ok(a.socket, 'connect-transport', { transportId: p.id, dtlsParameters: dtls });
+    const { params: q } = await ok(b.socket, 'create-transport', { meetingId, direction: 'send' });
+    const tcp = q.iceCandidates.find((c) => c.protocol === 'tcp');
+    assert.ok(await stunOverTcp(tcp.ip, tcp.port, user(q), q.iceParameters.password));
+    await ok(b.socket, 'connect-transport', { transportId: q.id, dtlsParameters: dtls });
+    await a.socket.rec.waitFor('transport:closed', { timeout: 5000 });
+    await b.socket.rec.waitFor('transport:closed', { timeout: 5000 });
+    const after = await failures();
+    const delta = (k) => (after[k] ?? 0) - (before[k] ?? 0);
+    assert.equal(delta('none/connect-timeout'), 1, JSON.stringify(after));
+    assert.equal(delta('tcp/connect-timeout'), 1, JSON.stringify(after));
+  });
+});

@@ -46,6 +46,9 @@ const ICE_RETRY_MAX_MS = 16_000;
  * the browser still calls it `connected` (Chrome takes well over 5 s to notice an outage): restart ICE. Nothing
  * arriving includes STUN answers, which come every ~2.5 s on a healthy path. */
 const ICE_STALL_MS = 3500;
+/** A transport still not connected this long after it started connecting, never connected before: the network
+ * blocks media (`onIceGaveUp`), said at once rather than after the browser's own ICE timeout (~30 s). */
+const ICE_CONNECT_BLOCKED_MS = 10_000;
 /** After this many restarts without a connection, the network is taken to block media (`onIceGaveUp`). */
 const ICE_GIVE_UP_AFTER = 4;
 
@@ -86,6 +89,8 @@ export class MediaSession {
   iceRestarts = 0;
   /** The server asked for relay-only paths (`params.iceTransportPolicy`). */
   private relayOnly = false;
+  /** Protocols of the server's candidates (udp, tcp). */
+  private readonly offeredProtocols = new Set<string>();
   private readonly iceTimers = new Map<Direction, number>();
   private readonly iceAttempts = new Map<Direction, number>();
   private readonly iceBusy = new Set<Direction>();
@@ -127,6 +132,7 @@ export class MediaSession {
     const { params } = await this.sig.request('create-transport', { meetingId: this.meetingId, direction });
     const options = params as unknown as types.TransportOptions;
     if (options.iceTransportPolicy === 'relay') this.relayOnly = true;
+    for (const c of options.iceCandidates ?? []) if (typeof c.protocol === 'string') this.offeredProtocols.add(c.protocol);
     const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
     transport.on('connect', ({ dtlsParameters }, callback, errback) => {
       this.sig
@@ -323,7 +329,7 @@ export class MediaSession {
   async diagnose(direction: Direction): Promise<MediaPathDiagnosis> {
     const t = this.transportOf(direction);
     const local = new Set<string>();
-    const remote = new Set<string>();
+    const remote = new Set<string>(this.offeredProtocols);
     if (t && !t.closed) {
       const report = await t.getStats().catch(() => null);
       report?.forEach((r: Record<string, unknown> & { type: string }) => {
@@ -391,6 +397,14 @@ export class MediaSession {
       const t = this.iceTimers.get(direction);
       if (t !== undefined) window.clearTimeout(t);
       this.iceTimers.delete(direction);
+    } else if (state === 'connecting') {
+      if (!this.everConnected.has(direction)) {
+        window.setTimeout(() => {
+          const t = this.transportOf(direction);
+          if (this.closed || !t || t.closed || this.everConnected.has(direction)) return;
+          if (t.connectionState !== 'connected') this.onIceGaveUp(direction, false);
+        }, ICE_CONNECT_BLOCKED_MS);
+      }
     } else if (state === 'disconnected') {
       this.scheduleIceRestart(direction, ICE_DISCONNECTED_GRACE_MS);
     } else if (state === 'failed') {

@@ -317,6 +317,10 @@ fn run_worker(
                 extras.send(tx);
             }
             shell.forward_events(&mut core);
+            for (protocol, reason) in core.take_ice_failures() {
+                metrics::counter!("meet_ice_failures_total", "protocol" => protocol, "reason" => reason)
+                    .increment(1);
+            }
             if now >= next_counts {
                 next_counts = now + Duration::from_secs(1);
                 shell.publish_counts(&core);

@@ -270,6 +270,10 @@ pub struct Core {
     outgoing_via: VecDeque<Transmit>,
     /// Test hook (`debug_drop_transport`): a transport's datagrams, both ways, are dropped until then.
     debug_drops: HashMap<String, Instant>,
+    /// The protocol of each transport's latest routed STUN request (what its ICE ran over).
+    ice_protocols: HashMap<String, Protocol>,
+    /// ICE failures not yet taken by the shell: (protocol or `none`, reason).
+    ice_failures: Vec<(&'static str, &'static str)>,
 }
 
 /// One address the worker listens on: its socket's address (what str0m's candidate must equal), what clients are
@@ -427,7 +431,16 @@ impl Core {
             listens: Vec::new(),
             outgoing_via: VecDeque::new(),
             debug_drops: HashMap::new(),
+            ice_protocols: HashMap::new(),
+            ice_failures: Vec::new(),
         }
+    }
+
+    /// Transports closed because ICE failed (`ice-timeout`, `connect-timeout`) since the last call, as
+    /// `(protocol, reason)`: the protocol of the last STUN request that reached us (`udp`, `tcp`), or `none` when
+    /// none ever did (the client's network blocks every path to us). For `/metrics`.
+    pub fn take_ice_failures(&mut self) -> Vec<(&'static str, &'static str)> {
+        std::mem::take(&mut self.ice_failures)
     }
 
     /// Every address new transports get a candidate for, in preference order (UDP ones first by priority). Without
@@ -735,6 +748,14 @@ impl Core {
                 t.direction,
                 t.failed.unwrap_or("transport-error"),
             );
+            if matches!(reason, "ice-timeout" | "connect-timeout") {
+                let protocol = match self.ice_protocols.get(&tid) {
+                    Some(Protocol::Udp) => "udp",
+                    Some(_) => "tcp",
+                    None => "none",
+                };
+                self.ice_failures.push((protocol, reason));
+            }
             let (producers, consumers) = self.close_transport(&tid);
             tracing::debug!(transport = %tid, reason, "transport failed and closed");
             self.events.push_back(CoreEvent::TransportClosed {
@@ -1171,6 +1192,7 @@ impl Core {
         }
         consumers.extend(own);
         self.debug_drops.remove(id);
+        self.ice_protocols.remove(id);
         if let Some(mut t) = self.transports.remove(id) {
             t.rtc.disconnect();
             self.by_ufrag.remove(&t.ufrag);
@@ -1222,6 +1244,9 @@ impl Core {
         if self.debug_dropped(&tid, now) {
             self.stats.dropped_datagrams += 1;
             return;
+        }
+        if first < 2 && self.ice_protocols.get(&tid) != Some(&protocol) {
+            self.ice_protocols.insert(tid.clone(), protocol);
         }
         let buf = nominating.as_deref().unwrap_or(buf);
         let Ok(receive) = Receive::new(protocol, source, local, buf) else {
