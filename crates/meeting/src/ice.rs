@@ -130,7 +130,10 @@ mod tests {
         cfg.decorate(&mut params, "user_1", 1_000);
         let s = &params["iceServers"][0];
         assert_eq!(s["username"], "1600:user_1");
-        assert_eq!(s["credential"], turn_rest_credential("s3cret", "1600:user_1"));
+        assert_eq!(
+            s["credential"],
+            turn_rest_credential("s3cret", "1600:user_1")
+        );
         assert_eq!(s["urls"][0], "turn:127.0.0.1:3478?transport=udp");
         assert_eq!(params["iceTransportPolicy"], "relay");
         let other = cfg.ice_servers("user_2", 1_000).unwrap();

@@ -76,7 +76,10 @@ impl std::fmt::Debug for Turn {
             .field("urls", &self.urls)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("username", &self.username)
-            .field("credential", &self.credential.as_ref().map(|_| "<redacted>"))
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|_| "<redacted>"),
+            )
             .field("ttl_secs", &self.ttl_secs)
             .field("force_relay", &self.force_relay)
             .finish()
@@ -430,7 +433,9 @@ impl Config {
         }
         for (ip, _) in self.media.extra_ips()? {
             if ip.is_unspecified() {
-                return Err("media.extra_ips must be concrete addresses (they are ICE candidates)".into());
+                return Err(
+                    "media.extra_ips must be concrete addresses (they are ICE candidates)".into(),
+                );
             }
         }
         if !self.media.udp && !self.media.tcp {
@@ -439,7 +444,9 @@ impl Config {
         let ice = self.media.ice();
         for u in &ice.turn_urls {
             if !(u.starts_with("turn:") || u.starts_with("turns:") || u.starts_with("stun:")) {
-                return Err(format!("media.turn.urls: {u:?} is not a turn:, turns: or stun: URL"));
+                return Err(format!(
+                    "media.turn.urls: {u:?} is not a turn:, turns: or stun: URL"
+                ));
             }
         }
         if !ice.turn_urls.is_empty()
@@ -452,7 +459,11 @@ impl Config {
         if ice.force_relay && ice.turn_urls.iter().all(|u| u.starts_with("stun:")) {
             return Err("media.turn.force_relay needs a TURN URL in media.turn.urls".into());
         }
-        in_range("media.turn.ttl_secs", self.media.turn.ttl_secs, 60..=30 * 86_400)?;
+        in_range(
+            "media.turn.ttl_secs",
+            self.media.turn.ttl_secs,
+            60..=30 * 86_400,
+        )?;
         if self.media.port_min == 0 || self.media.port_min > self.media.port_max {
             return Err("media.port_min must be 1..=media.port_max".into());
         }

@@ -111,7 +111,10 @@ fn dtls_that_never_comes_up_after_connect_is_a_connect_timeout() {
         matches!(&events(&mut w)[..], [CoreEvent::TransportClosed { reason: "connect-timeout", transport: t, .. }] if *t == transport)
     );
     // No STUN ever reached the server: an ICE failure with no protocol (the network blocks every path).
-    assert_eq!(w.core.take_ice_failures(), vec![("none", "connect-timeout")]);
+    assert_eq!(
+        w.core.take_ice_failures(),
+        vec![("none", "connect-timeout")]
+    );
 }
 
 #[test]
