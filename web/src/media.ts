@@ -364,7 +364,12 @@ export class MediaSession {
   private async checkStalls(): Promise<void> {
     for (const d of ['send', 'recv'] as const) {
       const t = this.transportOf(d);
-      const carries = d === 'send' ? this.producers.size > 0 : this.consumers.size > 0;
+      // Only a transport that should be receiving something now: a live producer (RTCP feedback comes back) or a
+      // consumer neither side paused.
+      const carries =
+        d === 'send'
+          ? [...this.producers.values()].some((p) => !p.closed && !p.paused)
+          : [...this.consumers.values()].some((e) => !e.consumer.closed && !e.consumer.paused && !e.producerPaused);
       if (this.closed || !t || t.closed || t.connectionState !== 'connected' || !carries || this.iceBusy.has(d)) {
         this.lastRx.delete(d);
         continue;
