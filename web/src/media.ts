@@ -43,9 +43,10 @@ const ICE_DISCONNECTED_GRACE_MS = 1500;
 /** Restarts that did not bring the transport back are retried after 2, 4, 8 … s, at most this far apart. */
 const ICE_RETRY_MAX_MS = 16_000;
 /** A connected transport carrying media on which nothing at all arrives for this long has lost its path, even if
- * the browser still calls it `connected` (Chrome takes well over 5 s to notice an outage): restart ICE. Nothing
- * arriving includes STUN answers, which come every ~2.5 s on a healthy path. */
-const ICE_STALL_MS = 3500;
+ * the browser still calls it `connected` (Chrome takes well over 5 s to notice an outage): restart ICE. Only
+ * transports that should be receiving are watched (live consumers: RTP; live producers: RTCP feedback, ~10/s), so
+ * a quiet gap this long is an outage, not idleness. Sampled twice a second: detection after 2.5–3 s. */
+const ICE_STALL_MS = 2500;
 /** A transport still not connected this long after it started connecting, never connected before: the network
  * blocks media (`onIceGaveUp`), said at once rather than after the browser's own ICE timeout (~30 s). */
 const ICE_CONNECT_BLOCKED_MS = 10_000;
@@ -119,7 +120,7 @@ export class MediaSession {
     try {
       this.device = await loadDevice(this.meetingId);
       window.addEventListener('online', this.onOnline);
-      this.stallTimer = window.setInterval(() => void this.checkStalls(), 1000);
+      this.stallTimer = window.setInterval(() => void this.checkStalls(), 500);
       this.sendTransport = await this.createTransport('send');
       this.recvTransport = await this.createTransport('recv');
     } finally {
