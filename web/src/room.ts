@@ -899,9 +899,11 @@ export class Room {
     if (progress.state !== 'connected') {
       return performance.now() - this.send.since > SEND_CONNECT_GRACE_MS ? { problem: 'connecting', urgent: true } : 'wait';
     }
-    // Only the microphone and camera send steadily (a still shared screen may send next to nothing).
-    if (on.some((src) => src !== 'screen') && last >= 0 && progress.bytesSent <= last) return { problem: 'stalled', urgent: false };
-    return 'ok';
+    // Only the microphone and camera send steadily (a still shared screen may send next to nothing); a first
+    // sample is only the baseline.
+    if (!on.some((src) => src !== 'screen')) return 'ok';
+    if (last < 0) return 'wait';
+    return progress.bytesSent > last ? 'ok' : { problem: 'stalled', urgent: false };
   }
 
   private async checkSend(): Promise<void> {

@@ -8,7 +8,9 @@ export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
-  '--use-fake-device-for-media-stream',
+  // Two fake cameras (fake_device_0 and fake_device_1) so that switching the camera in a meeting can be tested; the
+  // fake audio devices are three inputs (default + 2) and three outputs already.
+  '--use-fake-device-for-media-stream=device-count=2',
   '--use-fake-ui-for-media-stream',
   '--autoplay-policy=no-user-gesture-required',
   '--disable-background-networking',
@@ -53,8 +55,25 @@ export class User {
     this.console = [];
   }
 
-  static async open(browser, server, label, { device = DESKTOP, path = '/' } = {}) {
+  /**
+   * `slowDevicesMs`: getUserMedia resolves this much later (a camera / microphone that takes a while to open, as
+   * real ones do) — the page's own getUserMedia, wrapped before any script runs. `micBusy`: audio getUserMedia fails
+   * with NotReadableError ("in use by another application") until the page sets `window.__micBusy = false`.
+   */
+  static async open(browser, server, label, { device = DESKTOP, path = '/', slowDevicesMs = 0, micBusy = false } = {}) {
     const context = await browser.newContext({ ...device });
+    if (slowDevicesMs || micBusy) {
+      await context.addInitScript(({ slowDevicesMs, micBusy }) => {
+        const md = navigator.mediaDevices;
+        const real = md.getUserMedia.bind(md);
+        window.__micBusy = micBusy;
+        md.getUserMedia = async (constraints) => {
+          if (slowDevicesMs) await new Promise((r) => setTimeout(r, slowDevicesMs));
+          if (constraints?.audio && window.__micBusy) throw new DOMException('Could not start audio source', 'NotReadableError');
+          return real(constraints);
+        };
+      }, { slowDevicesMs, micBusy });
+    }
     const page = await context.newPage();
     const u = new User(label, context, page);
     const t0 = Date.now();
@@ -129,6 +148,11 @@ export class User {
     return b - a;
   }
 
+  /** The inbound-rtp stats of what this page receives from `userId` (window.meetDebug.inbound(): getStats()). */
+  inboundFrom(userId) {
+    return inboundFrom(this.page, userId);
+  }
+
   async openPanel(which) {
     const tab = which === 'chat' ? '#chat-panel' : '#people-panel';
     if (await this.page.locator(tab).isVisible()) return;
@@ -191,4 +215,36 @@ export class User {
   async close() {
     await this.context.close().catch(() => {});
   }
+}
+
+/** The receiving page's getStats() (inbound-rtp per consumer) for what comes from `userId` (camera and mic). */
+export function inboundFrom(page, userId) {
+  return page.evaluate(async (uid) => (await window.meetDebug.inbound()).filter((s) => s.userId === uid && s.source !== 'screen'), userId);
+}
+
+const sum = (list, kind, key) => list.filter((s) => s.kind === kind).reduce((n, s) => n + Number(s[key] ?? 0), 0);
+
+/**
+ * Proves from the receiver's getStats() that `senderUserId`'s camera and microphone arrive: video framesDecoded > 0
+ * and rising, audio packetsReceived and bytesReceived rising (over `windowMs`). `audio` / `video`: false to skip.
+ */
+export async function expectMediaFrom(receiver, senderUserId, { timeoutMs = 20_000, windowMs = 1200, audio = true, video = true, what = '' } = {}) {
+  const label = what || `${receiver.label} receives ${senderUserId}`;
+  await until(async () => {
+    const s = await inboundFrom(receiver.page, senderUserId);
+    return (!video || sum(s, 'video', 'framesDecoded') > 0) && (!audio || sum(s, 'audio', 'packetsReceived') > 0);
+  }, { timeoutMs, what: `${label}: first decoded frame / audio packets (getStats)` });
+  const a = await inboundFrom(receiver.page, senderUserId);
+  await sleep(windowMs);
+  const b = await inboundFrom(receiver.page, senderUserId);
+  const grew = (kind, key) => sum(b, kind, key) > sum(a, kind, key);
+  const report = `${JSON.stringify(a)} → ${JSON.stringify(b)}`;
+  if (video && !grew('video', 'framesDecoded')) throw new Error(`${label}: video framesDecoded not rising: ${report}`);
+  if (audio && !(grew('audio', 'packetsReceived') && grew('audio', 'bytesReceived'))) throw new Error(`${label}: audio packets/bytes not rising: ${report}`);
+  return { before: a, after: b };
+}
+
+/** The texts of the page's toasts (notifications). */
+export function toasts(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#toasts .toast')].map((t) => t.textContent));
 }
