@@ -1528,6 +1528,15 @@ export class Room {
       inbound: () => this.media?.inboundStats() ?? Promise.resolve([]),
       /** The local microphone ('audio') or camera ('video') track (tests end it to simulate an unplugged device). */
       localTrack: (kind: 'audio' | 'video') => (kind === 'audio' ? this.local.audioTrack : this.local.videoTrack),
+      /** The send transport's outbound-rtp stats (rid, framesEncoded, bytesSent …) from the browser's getStats(). */
+      outbound: async () => {
+        const out: Array<Record<string, unknown>> = [];
+        const report = await this.media?.sendTransport?.getStats();
+        report?.forEach((r: Record<string, unknown> & { type: string }) => {
+          if (r.type === 'outbound-rtp') out.push({ kind: r.kind, rid: r.rid, ssrc: r.ssrc, framesEncoded: r.framesEncoded, packetsSent: r.packetsSent, bytesSent: r.bytesSent, frameWidth: r.frameWidth, active: r.active, qualityLimitationReason: r.qualityLimitationReason });
+        });
+        return out;
+      },
       speakerId: () => this.speakerId,
       audioSinks: () => [...this.audioEls.values()].map((el) => (el as HTMLAudioElement & { sinkId?: string }).sinkId ?? ''),
       sendTransportId: () => this.media?.sendTransport?.id ?? null,

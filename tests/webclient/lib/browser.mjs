@@ -8,9 +8,11 @@ export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
-  // Two fake cameras (fake_device_0 and fake_device_1) so that switching the camera in a meeting can be tested; the
-  // fake audio devices are three inputs (default + 2) and three outputs already.
-  '--use-fake-device-for-media-stream=device-count=2',
+  // Three fake cameras, so that switching the camera in a meeting can be tested: fake_device_0 (I420, the default),
+  // fake_device_1 (Y16, a depth-camera format whose frames Chromium's video encoder does not take: a sender switched
+  // to it encodes nothing) and fake_device_2 (MJPEG, like most USB webcams). The fake audio devices are three inputs
+  // (default + 2) and three outputs already.
+  '--use-fake-device-for-media-stream=device-count=3',
   '--use-fake-ui-for-media-stream',
   '--autoplay-policy=no-user-gesture-required',
   '--disable-background-networking',
