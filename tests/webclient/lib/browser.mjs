@@ -228,22 +228,26 @@ const sum = (list, kind, key) => list.filter((s) => s.kind === kind).reduce((n, 
 
 /**
  * Proves from the receiver's getStats() that `senderUserId`'s camera and microphone arrive: video framesDecoded > 0
- * and rising, audio packetsReceived and bytesReceived rising (over `windowMs`). `audio` / `video`: false to skip.
+ * and rising, audio packetsReceived and bytesReceived rising, all within one window of `windowMs`. Windows are
+ * sampled until one shows it or `timeoutMs` passes (a loaded machine may stall a decoder for a moment; media that
+ * does not flow never passes). `audio` / `video`: false to skip one.
  */
-export async function expectMediaFrom(receiver, senderUserId, { timeoutMs = 20_000, windowMs = 1200, audio = true, video = true, what = '' } = {}) {
+export async function expectMediaFrom(receiver, senderUserId, { timeoutMs = 20_000, windowMs = 1000, audio = true, video = true, what = '' } = {}) {
   const label = what || `${receiver.label} receives ${senderUserId}`;
-  await until(async () => {
-    const s = await inboundFrom(receiver.page, senderUserId);
-    return (!video || sum(s, 'video', 'framesDecoded') > 0) && (!audio || sum(s, 'audio', 'packetsReceived') > 0);
-  }, { timeoutMs, what: `${label}: first decoded frame / audio packets (getStats)` });
-  const a = await inboundFrom(receiver.page, senderUserId);
-  await sleep(windowMs);
-  const b = await inboundFrom(receiver.page, senderUserId);
-  const grew = (kind, key) => sum(b, kind, key) > sum(a, kind, key);
-  const report = `${JSON.stringify(a)} → ${JSON.stringify(b)}`;
-  if (video && !grew('video', 'framesDecoded')) throw new Error(`${label}: video framesDecoded not rising: ${report}`);
-  if (audio && !(grew('audio', 'packetsReceived') && grew('audio', 'bytesReceived'))) throw new Error(`${label}: audio packets/bytes not rising: ${report}`);
-  return { before: a, after: b };
+  const deadline = Date.now() + timeoutMs;
+  let a = await inboundFrom(receiver.page, senderUserId);
+  let report = '';
+  for (;;) {
+    await sleep(windowMs);
+    const b = await inboundFrom(receiver.page, senderUserId);
+    const grew = (kind, key) => sum(b, kind, key) > sum(a, kind, key);
+    const videoOk = !video || (sum(b, 'video', 'framesDecoded') > 0 && grew('video', 'framesDecoded'));
+    const audioOk = !audio || (grew('audio', 'packetsReceived') && grew('audio', 'bytesReceived'));
+    if (videoOk && audioOk) return { before: a, after: b };
+    report = `${video ? `video ${videoOk ? 'ok' : 'framesDecoded not rising'}` : ''} ${audio ? `audio ${audioOk ? 'ok' : 'packets/bytes not rising'}` : ''}: ${JSON.stringify(a)} → ${JSON.stringify(b)}`;
+    if (Date.now() > deadline) throw new Error(`${label} (getStats, ${timeoutMs} ms): ${report}`);
+    a = b;
+  }
 }
 
 /** The texts of the page's toasts (notifications). */

@@ -68,13 +68,16 @@ export class FirefoxUser {
     return this.page.evaluate(() => window.meetDebug?.state());
   }
 
-  /** Decoded frames of `name`'s camera tile (<video>.getVideoPlaybackQuality().totalVideoFrames), or -1. */
+  /**
+   * Frames shown by `name`'s camera tile, or -1. Firefox 153's getVideoPlaybackQuality().totalVideoFrames stays 0
+   * for a MediaStream <video>, so its painted-frame counter (mozPaintedFrames) is read instead.
+   */
   frames(name) {
     return this.page.evaluate((n) => {
       for (const tile of document.querySelectorAll('#stage .tile[data-source="camera"]')) {
         if (tile.querySelector('.tile-name')?.textContent.includes(n)) {
           const v = tile.querySelector('video');
-          return v ? v.getVideoPlaybackQuality().totalVideoFrames : -1;
+          return v ? v.getVideoPlaybackQuality().totalVideoFrames || v.mozPaintedFrames || 0 : -1;
         }
       }
       return -1;
