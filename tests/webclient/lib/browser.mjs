@@ -130,7 +130,7 @@ export class User {
 
   /** Decoded frames of the tile's <video> (getVideoPlaybackQuality().totalVideoFrames). */
   async frames(name, source = 'camera') {
-    return this.tile(name, source).locator('video').evaluate((v) => v.getVideoPlaybackQuality().totalVideoFrames, null, { timeout: 2000 });
+    return this.tile(name, source).locator('video').evaluate((v) => v.getVideoPlaybackQuality().totalVideoFrames, null, { timeout: 10_000 }); // generous: a loaded machine can take seconds to answer
   }
 
   /** Waits until `name`'s tile shows video whose decoded frame count keeps rising. */
