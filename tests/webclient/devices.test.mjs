@@ -160,4 +160,5 @@ step("the send transport dies: the person is told their media is not reaching th
   assert.equal(st.transports.send, 'connected');
   assert.deepEqual(st.producers.map((p) => p.source).sort(), ['camera', 'mic']);
   await expectMediaFrom(s.alice, s.bob.you.userId, { what: 'Alice receives Bob again' });
+  assert.deepEqual(s.bob.console.filter((l) => l.includes('[pageerror]')), [], 'no uncaught error on the page');
 });

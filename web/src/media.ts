@@ -88,14 +88,8 @@ export class MediaSession {
    */
   async restartSend(): Promise<void> {
     if (this.closed || !this.device) throw new Error('media session closed');
-    for (const p of this.producers.values()) {
-      try {
-        if (!p.closed) p.close();
-      } catch {
-        /* its peer connection is gone */
-      }
-    }
-    this.producers.clear();
+    // The transport first: closing it closes its producers without asking its (possibly dead) RTCPeerConnection
+    // to stop each sender.
     const old = this.sendTransport;
     this.sendTransport = null;
     try {
@@ -103,6 +97,14 @@ export class MediaSession {
     } catch {
       /* already closed */
     }
+    for (const p of this.producers.values()) {
+      try {
+        if (!p.closed) p.close();
+      } catch {
+        /* closed with its transport */
+      }
+    }
+    this.producers.clear();
     const next = await this.createTransport('send');
     if (this.closed) {
       next.close();
