@@ -386,6 +386,13 @@ export class Lobby {
     this.setBusy(true, create ? this.createBtn : this.joinBtn);
     // The devices settle while the token and the meeting are fetched; the join waits for both.
     const devices = this.settleDevices();
+    const waitNote = window.setTimeout(() => {
+      this.hint.textContent = 'Waiting for your camera and microphone…';
+    }, 400);
+    void devices.then(() => {
+      window.clearTimeout(waitNote);
+      if (this.hint.textContent === 'Waiting for your camera and microphone…') this.hint.textContent = [this.failure.video, this.failure.audio].filter(Boolean).join(' ');
+    });
     try {
       const who = await this.identity();
       if (create) {
