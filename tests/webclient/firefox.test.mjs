@@ -56,4 +56,8 @@ step('Firefox sees and hears Chromium', async () => {
   // The remote audio is played by an <audio> element that is not paused.
   const playing = await s.fox.page.evaluate(() => [...document.querySelectorAll('#audio-sink audio')].map((a) => !a.paused));
   assert.ok(playing.length >= 1 && playing.every(Boolean), `audio playing on Firefox: ${JSON.stringify(playing)}`);
+  // Neither side's send watchdog saw a problem (Firefox's getStats feeds it as Chromium's does).
+  for (const u of [s.chrome, s.fox]) {
+    assert.equal(await u.page.evaluate(() => document.querySelector('#media-alert').hidden && document.body.dataset.sending !== 'failed'), true, `${u.label}: no media alert`);
+  }
 });
