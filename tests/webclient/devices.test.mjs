@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { useHarness } from './lib/harness.mjs';
 import { expectMediaFrom, inboundFrom, sleep, toasts, until } from './lib/browser.mjs';
 
-const { open, step } = useHarness();
+const { open, step, artifact } = useHarness();
 const s = {};
 
 const meetingOf = (u) => new URL(u.page.url()).searchParams.get('m');
@@ -72,6 +72,7 @@ step('switching the camera in the meeting: same producer (replaceTrack), the oth
   await page.click('#btn-devices');
   await page.locator('#device-menu').waitFor({ state: 'visible' });
   await until(async () => (await page.locator('#dev-camera option').count()) >= 3, { what: 'the camera list filled' });
+  await s.bob.screenshot(artifact('meeting-desktop-devices.png'));
   const cams = await page.$$eval('#dev-camera option', (os) => os.map((o) => ({ value: o.value, label: o.textContent, selected: o.selected })));
   // fake_device_2: an MJPEG camera (fake_device_1 is a Y16 depth camera, see CHROMIUM_ARGS in lib/browser.mjs).
   const other = cams.find((c) => c.label === 'fake_device_2');
