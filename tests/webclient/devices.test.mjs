@@ -137,6 +137,22 @@ step('the microphone is unplugged (its track ends): the client falls back to ano
   await expectMediaFrom(s.alice, s.bob.you.userId, { what: "Alice hears Bob's fallback microphone" });
 });
 
+step('the camera is unplugged too: another camera takes over on the same producer, the other side keeps decoding', async () => {
+  const { page } = s.bob;
+  const camBefore = (await s.bob.state()).producers.find((p) => p.source === 'camera').id;
+  const lost = await page.evaluate(() => {
+    const t = window.meetDebug.localTrack('video');
+    t.stop();
+    t.dispatchEvent(new Event('ended'));
+    return t.label;
+  });
+  await until(async () => (await toasts(page)).some((t) => t.includes(`Your camera "${lost}" stopped (unplugged?). Switched to`)), { what: 'Bob told of the camera fallback' });
+  const now = await page.evaluate(() => window.meetDebug.localTrack('video')?.label);
+  assert.notEqual(now, lost);
+  assert.equal((await s.bob.state()).producers.find((p) => p.source === 'camera').id, camBefore, 'same producer (replaceTrack)');
+  await expectMediaFrom(s.alice, s.bob.you.userId, { what: "Alice sees Bob's fallback camera" });
+});
+
 step("the send transport dies: the person is told their media is not reaching the others, and it recovers on its own", async () => {
   const { page } = s.bob;
   const sendBefore = await page.evaluate(() => window.meetDebug.sendTransportId());
