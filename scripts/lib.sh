@@ -27,6 +27,8 @@ ensure_toolchain() {
   need_cmd node nodejs
   need_cmd npm npm
   need_cmd pkg-config pkg-config
+  need_cmd patch patch
+  scripts/patch-crates # crates.io crates with a small patch of ours (patches/README.md); cargo needs them first
 }
 
 # PostgreSQL on 127.0.0.1:5432 with trust auth for user postgres: used as is when it answers, started when it is

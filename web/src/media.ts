@@ -128,6 +128,83 @@ export class MediaSession {
     }
   }
 
+  /**
+   * Replaces the send transport (its producers go with it: the server closes the old transport when a new one of
+   * the same direction is created, and the others get `consumer-closed`). The caller produces again.
+   */
+  async restartSend(): Promise<void> {
+    if (this.closed || !this.device) throw new Error('media session closed');
+    // The transport first: closing it closes its producers without asking its (possibly dead) RTCPeerConnection
+    // to stop each sender.
+    const old = this.sendTransport;
+    this.sendTransport = null;
+    try {
+      old?.close();
+    } catch {
+      /* already closed */
+    }
+    for (const p of this.producers.values()) {
+      try {
+        if (!p.closed) p.close();
+      } catch {
+        /* closed with its transport */
+      }
+    }
+    this.producers.clear();
+    const next = await this.createTransport('send');
+    if (this.closed) {
+      next.close();
+      throw new Error('media session closed');
+    }
+    this.sendTransport = next;
+  }
+
+  /**
+   * What the send transport is doing now: its connection state and the bytes its outbound RTP streams sent so far
+   * (`null` when its stats cannot be read: its peer connection was closed under it).
+   */
+  async sendProgress(): Promise<{ state: string; bytesSent: number | null } | null> {
+    const t = this.sendTransport;
+    if (!t || t.closed) return null;
+    let bytesSent: number | null = 0;
+    try {
+      const report = await t.getStats();
+      report.forEach((r: Record<string, unknown> & { type: string }) => {
+        if (r.type === 'outbound-rtp') bytesSent! += Number(r.bytesSent ?? 0);
+      });
+    } catch {
+      bytesSent = null;
+    }
+    return { state: t.connectionState, bytesSent };
+  }
+
+  /** Inbound RTP of every consumer as the browser's getStats() reports it (support and tests). */
+  async inboundStats(): Promise<Array<Record<string, unknown>>> {
+    const out: Array<Record<string, unknown>> = [];
+    for (const e of this.consumers.values()) {
+      try {
+        const report = await e.consumer.getStats();
+        report.forEach((r: Record<string, unknown> & { type: string }) => {
+          if (r.type !== 'inbound-rtp') return;
+          out.push({
+            participantId: e.participantId,
+            userId: e.userId,
+            source: e.source,
+            kind: e.kind,
+            producerId: e.producerId,
+            framesDecoded: r.framesDecoded,
+            packetsReceived: r.packetsReceived,
+            bytesReceived: r.bytesReceived,
+            totalAudioEnergy: r.totalAudioEnergy,
+          });
+        });
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+    return out;
+  }
+
   private async createTransport(direction: 'send' | 'recv'): Promise<types.Transport> {
     const device = this.device!;
     const { params } = await this.sig.request('create-transport', { meetingId: this.meetingId, direction });
@@ -152,6 +229,7 @@ export class MediaSession {
       });
     }
     transport.on('connectionstatechange', (state) => {
+      if (transport !== this.sendTransport && transport !== this.recvTransport) return;
       this.watchIce(direction, state);
       this.onTransportState(direction, state);
     });

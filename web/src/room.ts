@@ -14,13 +14,30 @@ import { ChatPanel } from './ui/chat';
 import { confirmDialog } from './ui/dialog';
 import { $, h } from './ui/dom';
 import { icon } from './ui/icons';
-import { audioConstraints, videoConstraints, type JoinRequest } from './ui/lobby';
+import { audioConstraints, mediaErrorText, videoConstraints, type JoinRequest } from './ui/lobby';
 import { PeoplePanel } from './ui/people';
 import { Popover } from './ui/popover';
 import { Stage } from './ui/stage';
 import { banner, toast } from './ui/toast';
 
 const STATS_INTERVAL_MS = 5000;
+/** The send watchdog looks at the send transport this often. */
+const SEND_CHECK_MS = 1000;
+/** A send transport that is disconnected or sends nothing for this long is a problem the person is told about. */
+const SEND_TROUBLE_MS = 3000;
+/** A new send transport has this long to connect. */
+const SEND_CONNECT_GRACE_MS = 10_000;
+/** Back-off between recovery attempts: 5 s, 10 s, 20 s, then every 30 s. */
+const sendRetryDelay = (attempt: number) => Math.min(30_000, 5000 * 2 ** Math.max(0, attempt - 1));
+const SEND_PROBLEMS: Record<string, string> = {
+  failed: 'the media connection failed',
+  closed: 'the media connection was closed',
+  disconnected: 'the media connection was interrupted',
+  connecting: 'the media connection could not be set up',
+  stalled: 'nothing has been sent for a few seconds',
+};
+type SendVerdict = 'ok' | 'none' | 'wait' | { problem: keyof typeof SEND_PROBLEMS; urgent: boolean };
+type LocalSource = 'mic' | 'camera';
 const LAYOUT_NAMES: Record<Layout, string> = { grid: 'Grid', speaker: 'Speaker', presentation: 'Presentation' };
 const LAYOUT_ICONS: Record<Layout, string> = { grid: 'grid', speaker: 'speaker', presentation: 'present' };
 
@@ -48,6 +65,23 @@ export class Room {
   private shutdownHintMs = 0;
   /** Why media cannot flow (shown in the banner until a transport connects again). */
   private mediaBlocked: string | null = null;
+  /** The audio output chosen in the device menu ('' = the system's), applied to every remote <audio>. */
+  private speakerId = '';
+  /** Why a wanted microphone / camera is not being sent (shown on its toolbar button), or ''. */
+  private readonly deviceError: Record<LocalSource, string> = { mic: '', camera: '' };
+  private devicePopover: Popover | null = null;
+  /** The send watchdog: is our own media reaching the server? */
+  private sendWatch: number | undefined;
+  private readonly send = {
+    since: 0, // when the current send transport was created
+    lastBytes: -1,
+    troubleSince: 0,
+    alerting: false,
+    attempt: 0,
+    nextAttemptAt: 0,
+    checking: false,
+    recovering: false,
+  };
   private readonly local: {
     audioTrack: MediaStreamTrack | null;
     videoTrack: MediaStreamTrack | null;
@@ -138,6 +172,8 @@ export class Room {
     this.state = 'joined';
     if (this.local.audioTrack) this.speaker.add(this.model.you.participantId, this.local.audioTrack, true);
     if (this.local.videoTrack) this.stage.setTrack(this.model.you.participantId, 'camera', this.local.videoTrack);
+    this.watchTrack('mic', this.local.audioTrack);
+    this.watchTrack('camera', this.local.videoTrack);
     this.setupToolbar();
     this.setupPanel();
     this.setupKeyboard();
@@ -148,6 +184,14 @@ export class Room {
     if (state.participants.length > 1) {
       toast(`${state.participants.length - 1} other${state.participants.length > 2 ? 's are' : ' is'} here`);
     }
+    for (const source of ['mic', 'camera'] as const) {
+      const why = this.req.deviceErrors?.[source];
+      if (!why) continue;
+      const [what, action] = source === 'mic' ? ['microphone', 'Unmute'] : ['camera', 'Start video'];
+      this.setDeviceError(source, why);
+      toast(`${why} You joined without your ${what}; press ${action} to try again.`, 'error', 15_000);
+    }
+    this.sendWatch = window.setInterval(() => void this.checkSend(), SEND_CHECK_MS);
   }
 
   private get meetingId(): string {
@@ -307,6 +351,8 @@ export class Room {
     s.on('transport:closed', (d) => {
       // The server gave up on one of our transports (its network failed, or DTLS did): set media up again.
       if (this.state !== 'joined' || !this.media) return;
+      const current = d.direction === 'send' ? this.media.sendTransport : this.media.recvTransport;
+      if (current && current.id !== d.transportId) return; // one we replaced already
       toast(`Your ${d.direction === 'send' ? 'outgoing' : 'incoming'} media connection failed (${d.reason}). Reconnecting media…`, 'error');
       void this.restartMedia();
     });
@@ -401,16 +447,27 @@ export class Room {
     // A transport that goes `disconnected`/`failed` (or the browser comes back `online`) gets an ICE restart from
     // the MediaSession itself; only when several in a row do not bring it back is the person told why.
     media.onTransportState = (direction, state) => {
-      if (state === 'failed' && this.media === media && this.state === 'joined') {
-        toast(`The ${direction === 'send' ? 'outgoing' : 'incoming'} media connection was interrupted. Reconnecting media…`, 'error');
-      }
-      if (state === 'connected' && this.media === media && this.mediaBlocked) {
+      if (this.media !== media || this.state !== 'joined') return;
+      if (state === 'connected' && this.mediaBlocked) {
         this.mediaBlocked = null;
         banner(null);
       }
+      if (direction === 'send') {
+        // The send watchdog decides (and tells the person); a state change only makes it look now.
+        void this.checkSend();
+      } else if (state === 'failed') {
+        // The MediaSession restarts ICE at once (same transport and consumers); if restarts do not bring it back,
+        // onIceGaveUp sets media up again.
+        toast('The incoming media connection failed. Reconnecting media…', 'error');
+      }
     };
-    media.onIceGaveUp = (direction) => {
+    media.onIceGaveUp = (direction, everConnected) => {
       if (this.media !== media || this.state !== 'joined') return;
+      if (everConnected && direction === 'recv') {
+        // It worked before: set media up again (new transports), as a failed transport always did.
+        void this.restartMedia();
+        return;
+      }
       void media.diagnose(direction).then((d) => {
         if (this.media !== media || this.state !== 'joined') return;
         console.warn('media connection blocked', direction, JSON.stringify(d));
@@ -425,13 +482,8 @@ export class Room {
     try {
       await media.start();
       if (this.media !== media) return;
-      const a = this.local.audioTrack;
-      if (a && a.readyState === 'live') {
-        await this.produceLocal('mic', a);
-        if (!this.local.micOn) await media.setPaused('mic', true);
-      }
-      const v = this.local.videoTrack;
-      if (v && v.readyState === 'live' && this.local.camOn) await this.produceLocal('camera', v);
+      this.resetSendWatch();
+      await this.produceMicAndCamera(media);
       const sTrack = this.local.screenTrack;
       if (sTrack && sTrack.readyState === 'live') {
         try {
@@ -450,6 +502,17 @@ export class Room {
     this.renderAll();
   }
 
+  /** Produces the live microphone (paused when muted) and the camera (when on). */
+  private async produceMicAndCamera(media: MediaSession): Promise<void> {
+    const a = this.local.audioTrack;
+    if (a && a.readyState === 'live') {
+      await this.produceLocal('mic', a);
+      if (!this.local.micOn && this.media === media) await media.setPaused('mic', true);
+    }
+    const v = this.local.videoTrack;
+    if (v && v.readyState === 'live' && this.local.camOn && this.media === media) await this.produceLocal('camera', v);
+  }
+
   private async restartMedia(): Promise<void> {
     this.teardownMedia();
     this.stage.resetQualityPlan();
@@ -465,9 +528,9 @@ export class Room {
       for (const [id, x] of me.producers) if (x.source === source) me.producers.delete(id);
       me.producers.set(producer.id, { producerId: producer.id, kind: producer.kind as 'audio' | 'video', source, paused: producer.paused });
     }
+    // A microphone or camera that ends is handled by watchTrack (fallback to another device).
     producer.on('trackended', () => {
       if (source === 'screen') void this.stopShare(true);
-      else toast(`Your ${source === 'mic' ? 'microphone' : 'camera'} stopped (disconnected?).`, 'error');
     });
     return producer;
   }
@@ -508,6 +571,7 @@ export class Room {
       const audio = h('audio', { autoplay: true, 'data-participant-id': entry.participantId });
       audio.srcObject = new MediaStream([track]);
       $('#audio-sink').append(audio);
+      void this.applySpeaker(audio).catch(() => {});
       void audio.play().catch(() => {});
       this.audioEls.set(entry.consumer.id, audio);
       this.speaker.add(entry.participantId, track);
@@ -568,6 +632,8 @@ export class Room {
           const stream = await navigator.mediaDevices.getUserMedia({ audio: audioConstraints(this.local.micId) });
           this.local.audioTrack = stream.getAudioTracks()[0];
           this.speaker.add(this.myPid, this.local.audioTrack, true);
+          this.watchTrack('mic', this.local.audioTrack);
+          this.setDeviceError('mic', '');
         }
         const producer = media?.producers.get('mic');
         if (media && (!producer || producer.closed)) {
@@ -583,7 +649,10 @@ export class Room {
         this.setLocalPaused('mic', false);
       }
     } catch (e) {
-      this.fail(e, 'Microphone: ');
+      if (e instanceof DOMException) {
+        this.setDeviceError('mic', mediaErrorText('microphone', e));
+        toast(this.deviceError.mic, 'error');
+      } else this.fail(e, 'Microphone: ');
     }
     this.renderAll();
   }
@@ -600,6 +669,8 @@ export class Room {
         if (!this.local.videoTrack || this.local.videoTrack.readyState !== 'live') {
           const stream = await navigator.mediaDevices.getUserMedia({ video: videoConstraints(this.local.cameraId) });
           this.local.videoTrack = stream.getVideoTracks()[0];
+          this.watchTrack('camera', this.local.videoTrack);
+          this.setDeviceError('camera', '');
         }
         const track = this.local.videoTrack;
         const producer = media?.producers.get('camera');
@@ -614,7 +685,10 @@ export class Room {
         this.stage.setTrack(this.myPid, 'camera', track);
       }
     } catch (e) {
-      if (!this.local.camOn) this.fail(e, 'Camera: ');
+      if (!this.local.camOn && e instanceof DOMException) {
+        this.setDeviceError('camera', mediaErrorText('camera', e));
+        toast(this.deviceError.camera, 'error');
+      } else if (!this.local.camOn) this.fail(e, 'Camera: ');
       else this.fail(e);
       if (this.local.camOn && this.media?.producers.get('camera')?.paused) {
         this.local.camOn = false;
@@ -622,6 +696,318 @@ export class Room {
       }
     }
     this.renderAll();
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Devices in the meeting: choose camera / microphone / speaker, fall back when one is unplugged
+  // ---------------------------------------------------------------------------------------------------------
+
+  /** Marks the toolbar button of a wanted device that is not being sent, with the reason ('' clears it). */
+  private setDeviceError(source: LocalSource, why: string): void {
+    this.deviceError[source] = why;
+    if (this.model) this.renderAll();
+  }
+
+  /** A microphone or camera track that ends (unplugged, taken by the system) falls back to another device. */
+  private watchTrack(source: LocalSource, track: MediaStreamTrack | null): void {
+    if (!track) return;
+    track.addEventListener('ended', () => {
+      const current = source === 'mic' ? this.local.audioTrack : this.local.videoTrack;
+      if (current !== track || this.state === 'left' || this.state === 'ended') return;
+      void this.deviceLost(source, track);
+    });
+  }
+
+  private async openDevice(source: LocalSource, deviceId: string): Promise<MediaStreamTrack> {
+    if (source === 'mic') {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: audioConstraints(deviceId) });
+      return stream.getAudioTracks()[0];
+    }
+    const stream = await navigator.mediaDevices.getUserMedia({ video: videoConstraints(deviceId) });
+    return stream.getVideoTracks()[0];
+  }
+
+  /**
+   * Puts `track` in place of the current microphone / camera: the producer's track is replaced (RTCRtpSender
+   * replaceTrack: same producer, no renegotiation, nothing the others notice but the picture or sound), the old
+   * track stopped. A device that was wanted but had no producer (it failed before) is produced now.
+   */
+  private async swapTrack(source: LocalSource, track: MediaStreamTrack): Promise<void> {
+    const old = source === 'mic' ? this.local.audioTrack : this.local.videoTrack;
+    const media = this.media;
+    const producer = media?.producers.get(source);
+    if (producer && !producer.closed) await producer.replaceTrack({ track });
+    const deviceId = track.getSettings().deviceId ?? '';
+    if (source === 'mic') {
+      this.local.audioTrack = track;
+      this.local.micId = deviceId;
+      this.speaker.add(this.myPid, track, true);
+    } else {
+      this.local.videoTrack = track;
+      this.local.cameraId = deviceId;
+      this.stage.setTrack(this.myPid, 'camera', track);
+    }
+    this.watchTrack(source, track);
+    this.setDeviceError(source, '');
+    if (old && old !== track) old.stop();
+    if (media && this.media === media && (!producer || producer.closed)) {
+      if (source === 'mic') {
+        this.local.micOn = true;
+        await this.produceLocal('mic', track);
+      } else if (this.local.camOn) {
+        await this.produceLocal('camera', track);
+      }
+    }
+    this.renderAll();
+  }
+
+  /** The device menu's choice of a microphone or camera. */
+  private async chooseInput(source: LocalSource, deviceId: string): Promise<void> {
+    const what = source === 'mic' ? 'microphone' : 'camera';
+    const current = source === 'mic' ? this.local.audioTrack : this.local.videoTrack;
+    const inUse = current && current.readyState === 'live';
+    // A camera that is off is only remembered: it opens when the camera is turned on.
+    if (source === 'camera' && !this.local.camOn && !inUse) {
+      this.local.cameraId = deviceId;
+      return;
+    }
+    if (source === 'mic' && !inUse && !this.local.micOn) {
+      this.local.micId = deviceId;
+      return;
+    }
+    let track: MediaStreamTrack;
+    try {
+      track = await this.openDevice(source, deviceId);
+    } catch (e) {
+      toast(`${mediaErrorText(what, e)} Still using the previous ${what}.`, 'error');
+      await this.renderDeviceMenu();
+      return;
+    }
+    try {
+      await this.swapTrack(source, track);
+      toast(`Now using ${track.label || `the chosen ${what}`}`, 'success');
+    } catch (e) {
+      track.stop();
+      this.fail(e, `Could not switch the ${what}: `);
+    }
+    await this.renderDeviceMenu();
+  }
+
+  /** The active microphone or camera ended: open another one (the person is told which), or say none is left. */
+  private async deviceLost(source: LocalSource, lost: MediaStreamTrack): Promise<void> {
+    const what = source === 'mic' ? 'microphone' : 'camera';
+    const lostLabel = lost.label || `your ${what}`;
+    const settings = lost.getSettings();
+    let candidates: MediaDeviceInfo[] = [];
+    try {
+      const kind = source === 'mic' ? 'audioinput' : 'videoinput';
+      candidates = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === kind && d.deviceId && d.deviceId !== settings.deviceId);
+    } catch {
+      /* no list: only the browser's default is tried below */
+    }
+    // Another physical device first: aliases such as "default" share the lost device's group.
+    candidates.sort((a, b) => Number(a.groupId === settings.groupId) - Number(b.groupId === settings.groupId));
+    let next: MediaStreamTrack | null = null;
+    for (const id of [...candidates.map((d) => d.deviceId), '']) {
+      try {
+        const t = await this.openDevice(source, id);
+        if (t.readyState === 'live') {
+          next = t;
+          break;
+        }
+        t.stop();
+      } catch {
+        /* try the next one */
+      }
+    }
+    const current = source === 'mic' ? this.local.audioTrack : this.local.videoTrack;
+    if (current !== lost || this.state === 'left' || this.state === 'ended') {
+      next?.stop();
+      return;
+    }
+    if (next) {
+      try {
+        await this.swapTrack(source, next);
+        toast(`Your ${what} "${lostLabel}" stopped (unplugged?). Switched to "${next.label || `another ${what}`}".`, 'info', 8000);
+        void this.renderDeviceMenu();
+        return;
+      } catch (e) {
+        next.stop();
+        console.warn('fallback device failed', e);
+      }
+    }
+    // Nothing else to use: say so, and stop announcing a device that sends nothing.
+    const media = this.media;
+    if (source === 'mic') {
+      this.local.audioTrack = null;
+      this.local.micOn = false;
+      this.setLocalPaused('mic', true);
+      this.speaker.remove(this.myPid);
+      if (media?.producers.get('mic')) await media.setPaused('mic', true).catch(() => {});
+    } else {
+      this.local.camOn = false;
+      this.setLocalPaused('camera', true);
+      if (media?.producers.get('camera')) await media.setPaused('camera', true).catch(() => {});
+      this.releaseCamera();
+    }
+    const why = `Your ${what} "${lostLabel}" stopped and no other ${what} could be opened.`;
+    this.setDeviceError(source, why);
+    toast(`${why} The others cannot ${source === 'mic' ? 'hear' : 'see'} you; connect one and press ${source === 'mic' ? 'Unmute' : 'Start video'}.`, 'error', 15_000);
+  }
+
+  private get canChooseSpeaker(): boolean {
+    return typeof HTMLMediaElement !== 'undefined' && 'setSinkId' in HTMLMediaElement.prototype;
+  }
+
+  private async applySpeaker(el: HTMLAudioElement): Promise<void> {
+    if (!this.speakerId || !this.canChooseSpeaker) return;
+    await (el as HTMLAudioElement & { setSinkId(id: string): Promise<void> }).setSinkId(this.speakerId);
+  }
+
+  private async chooseSpeaker(deviceId: string): Promise<void> {
+    const previous = this.speakerId;
+    this.speakerId = deviceId;
+    try {
+      for (const el of this.audioEls.values()) await (el as HTMLAudioElement & { setSinkId(id: string): Promise<void> }).setSinkId(deviceId);
+      toast('Speaker changed', 'success');
+    } catch (e) {
+      this.speakerId = previous;
+      toast(`The speaker could not be used (${(e as Error)?.message ?? e}).`, 'error');
+      await this.renderDeviceMenu();
+    }
+  }
+
+  /** Fills the device menu from enumerateDevices(), the devices in use selected. */
+  private async renderDeviceMenu(): Promise<void> {
+    let devices: MediaDeviceInfo[] = [];
+    try {
+      devices = await navigator.mediaDevices.enumerateDevices();
+    } catch {
+      /* leave the lists as they are */
+    }
+    const fill = (select: HTMLSelectElement, kind: MediaDeviceKind, selected: string, fallback: string) => {
+      const list = devices.filter((d) => d.kind === kind && d.deviceId);
+      select.replaceChildren(
+        ...(list.length ? list : [{ deviceId: '', label: `Default ${fallback.toLowerCase()}` } as MediaDeviceInfo]).map((d, i) =>
+          h('option', { value: d.deviceId, selected: d.deviceId === selected }, d.label || `${fallback} ${i + 1}`),
+        ),
+      );
+      select.disabled = list.length === 0;
+    };
+    fill($<HTMLSelectElement>('#dev-camera'), 'videoinput', this.local.videoTrack?.getSettings().deviceId ?? this.local.cameraId, 'Camera');
+    fill($<HTMLSelectElement>('#dev-mic'), 'audioinput', this.local.audioTrack?.getSettings().deviceId ?? this.local.micId, 'Microphone');
+    $('#dev-speaker-field').hidden = !this.canChooseSpeaker;
+    if (this.canChooseSpeaker) fill($<HTMLSelectElement>('#dev-speaker'), 'audiooutput', this.speakerId || 'default', 'Speaker');
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Send watchdog: is our own media reaching the server? (tells the person, and recovers on its own)
+  // ---------------------------------------------------------------------------------------------------------
+
+  private resetSendWatch(): void {
+    Object.assign(this.send, { since: performance.now(), lastBytes: -1, troubleSince: 0 });
+  }
+
+  /** Looks at the send transport: its state, and whether the bytes it sent keep rising while something is on. */
+  private async sendVerdict(media: MediaSession): Promise<SendVerdict> {
+    if (!media.sendTransport) return 'wait';
+    const on = [...media.producers].filter(([, p]) => !p.closed && !p.paused && p.track?.readyState === 'live').map(([src]) => src);
+    if (!on.length) {
+      this.send.lastBytes = -1;
+      return 'none';
+    }
+    const progress = await media.sendProgress();
+    if (!progress) return 'wait';
+    if (progress.bytesSent === null) return { problem: 'closed', urgent: true };
+    if (progress.state === 'failed' || progress.state === 'closed') return { problem: progress.state, urgent: true };
+    const last = this.send.lastBytes;
+    this.send.lastBytes = progress.bytesSent;
+    if (progress.state === 'disconnected') return { problem: 'disconnected', urgent: false };
+    if (progress.state !== 'connected') {
+      return performance.now() - this.send.since > SEND_CONNECT_GRACE_MS ? { problem: 'connecting', urgent: true } : 'wait';
+    }
+    // Only the microphone and camera send steadily (a still shared screen may send next to nothing); a first
+    // sample is only the baseline.
+    if (!on.some((src) => src !== 'screen')) return 'ok';
+    if (last < 0) return 'wait';
+    return progress.bytesSent > last ? 'ok' : { problem: 'stalled', urgent: false };
+  }
+
+  private async checkSend(): Promise<void> {
+    const media = this.media;
+    if (this.state !== 'joined' || !media || this.send.checking || this.send.recovering) return;
+    this.send.checking = true;
+    let verdict: SendVerdict;
+    try {
+      verdict = await this.sendVerdict(media);
+    } finally {
+      this.send.checking = false;
+    }
+    if (this.media !== media || this.state !== 'joined') return;
+    const now = performance.now();
+    if (verdict === 'ok' || verdict === 'none') {
+      this.send.troubleSince = 0;
+      this.send.attempt = 0;
+      this.send.nextAttemptAt = 0;
+      if (this.send.alerting) {
+        this.showSendAlert(null);
+        if (verdict === 'ok') toast(`Your ${this.sendingWhat().what} ${this.sendingWhat().verb} reaching the others again.`, 'success', 6000);
+      }
+      return;
+    }
+    if (verdict === 'wait') return;
+    if (!this.send.troubleSince) this.send.troubleSince = now;
+    if (!verdict.urgent && now - this.send.troubleSince < SEND_TROUBLE_MS) return;
+    if (now < this.send.nextAttemptAt) return;
+    this.send.attempt += 1;
+    this.showSendAlert(verdict.problem);
+    await this.recoverSend(media);
+  }
+
+  /** What we are trying to send, for the messages ("camera and microphone are", "microphone is"). */
+  private sendingWhat(): { what: string; verb: string } {
+    const mic = this.local.micOn && Boolean(this.local.audioTrack);
+    const cam = this.local.camOn && Boolean(this.local.videoTrack);
+    if (mic && cam) return { what: 'camera and microphone', verb: 'are' };
+    if (cam) return { what: 'camera', verb: 'is' };
+    if (mic) return { what: 'microphone', verb: 'is' };
+    return { what: 'media', verb: 'is' };
+  }
+
+  private showSendAlert(problem: string | null): void {
+    const el = $('#media-alert');
+    this.send.alerting = Boolean(problem);
+    el.hidden = !problem;
+    document.body.dataset.sending = problem ? 'failed' : 'ok';
+    if (!problem) {
+      el.textContent = '';
+      return;
+    }
+    const { what, verb } = this.sendingWhat();
+    el.textContent = `Your ${what} ${verb} not reaching the others: ${SEND_PROBLEMS[problem] ?? problem}. Reconnecting your media… (attempt ${this.send.attempt})`;
+  }
+
+  /** A new send transport, and the microphone and camera produced on it again (the others consume them anew). */
+  private async recoverSend(media: MediaSession): Promise<void> {
+    this.send.recovering = true;
+    try {
+      const sharing = this.local.screenTrack;
+      await media.restartSend();
+      if (this.media !== media) return;
+      this.resetSendWatch();
+      const me = this.model.me;
+      if (me) for (const [id, x] of me.producers) if (x.source !== 'screen') me.producers.delete(id);
+      await this.produceMicAndCamera(media);
+      // The server ended the screen share with the old transport (screen:stopped follows).
+      if (sharing) toast('Your screen share stopped while your media reconnected. Share again when it is back.', 'info', 8000);
+    } catch (e) {
+      console.warn('send recovery failed', e);
+    } finally {
+      this.send.recovering = false;
+      this.send.troubleSince = 0;
+      this.send.nextAttemptAt = performance.now() + sendRetryDelay(this.send.attempt);
+      this.renderAll();
+    }
   }
 
   private async toggleShare(): Promise<void> {
@@ -870,6 +1256,8 @@ export class Room {
     if (kind !== 'left' && (this.state === 'ended' || this.state === 'left')) return;
     this.state = kind === 'left' ? 'left' : 'ended';
     window.clearTimeout(this.statsTimer);
+    window.clearInterval(this.sendWatch);
+    this.showSendAlert(null);
     this.teardownMedia();
     for (const t of [this.local.audioTrack, this.local.videoTrack, this.local.screenTrack]) t?.stop();
     this.speaker.close();
@@ -911,6 +1299,19 @@ export class Room {
       }),
     );
     this.popovers.push(new Popover($<HTMLButtonElement>('#btn-react'), reactMenu));
+    // Devices: camera, microphone and (where the browser can route audio) speaker, changed without leaving.
+    const devBtn = $<HTMLButtonElement>('#btn-devices');
+    this.devicePopover = new Popover(devBtn, $('#device-menu'));
+    this.popovers.push(this.devicePopover);
+    devBtn.addEventListener('click', () => void this.renderDeviceMenu());
+    $<HTMLSelectElement>('#dev-camera').addEventListener('change', (e) => void this.chooseInput('camera', (e.target as HTMLSelectElement).value));
+    $<HTMLSelectElement>('#dev-mic').addEventListener('change', (e) => void this.chooseInput('mic', (e.target as HTMLSelectElement).value));
+    $<HTMLSelectElement>('#dev-speaker').addEventListener('change', (e) => void this.chooseSpeaker((e.target as HTMLSelectElement).value));
+    const onDeviceChange = () => {
+      if (this.devicePopover?.isOpen) void this.renderDeviceMenu();
+    };
+    navigator.mediaDevices?.addEventListener?.('devicechange', onDeviceChange);
+    this.cleanups.push(() => navigator.mediaDevices?.removeEventListener?.('devicechange', onDeviceChange));
     const more = new Popover($<HTMLButtonElement>('#btn-more'), $('#more-menu'));
     this.popovers.push(more);
     for (const b of document.querySelectorAll<HTMLButtonElement>('#more-menu [data-layout]')) {
@@ -955,6 +1356,7 @@ export class Room {
     this.setToolContent('btn-react', 'smile', 'Reactions', 'Send a reaction');
     this.setToolContent('btn-more', 'more', 'More', 'More options');
     this.setToolContent('btn-people', 'people', 'People', 'Show participants');
+    this.setToolContent('btn-devices', 'settings', 'Devices', 'Camera, microphone and speaker');
     this.setToolContent('btn-leave', 'leave', 'Leave', 'Leave meeting');
   }
 
@@ -1058,6 +1460,7 @@ export class Room {
     mic.title = `${micOn ? 'Mute' : 'Unmute'} (Alt+M)`;
     mic.removeAttribute('aria-pressed');
     mic.dataset.state = micOn ? 'on' : 'off';
+    this.markDeviceError(mic, this.deviceError.mic && !micOn ? this.deviceError.mic : '', 'Unmute');
     const cam = $<HTMLButtonElement>('#btn-cam');
     const camOn = this.local.camOn;
     cam.innerHTML = `${icon(camOn ? 'cam' : 'camOff')}<span class="tool-label">${camOn ? 'Stop video' : 'Start video'}</span>`;
@@ -1065,6 +1468,7 @@ export class Room {
     cam.title = `${camOn ? 'Turn off camera' : 'Turn on camera'} (Alt+V)`;
     cam.removeAttribute('aria-pressed');
     cam.dataset.state = camOn ? 'on' : 'off';
+    this.markDeviceError(cam, this.deviceError.camera && !camOn ? this.deviceError.camera : '', 'Start video');
     const sharing = Boolean(this.local.screenTrack);
     const share = $<HTMLButtonElement>('#btn-share');
     share.innerHTML = `${icon('screen')}<span class="tool-label">${sharing ? 'Stop sharing' : 'Share'}</span>`;
@@ -1097,6 +1501,18 @@ export class Room {
     // Leave: hosts get a menu (leave / end for all); everyone else leaves directly.
     $('#btn-leave').setAttribute('aria-haspopup', m.isHost ? 'true' : 'false');
     $('#btn-leave').setAttribute('aria-label', m.isHost ? 'Leave or end the meeting' : 'Leave meeting');
+  }
+
+  /** A wanted device that is not sent: a warning mark on its button, the reason in its label and tooltip. */
+  private markDeviceError(b: HTMLButtonElement, why: string, retry: string): void {
+    if (!why) {
+      delete b.dataset.error;
+      return;
+    }
+    b.dataset.error = why;
+    b.insertAdjacentHTML('beforeend', '<span class="tool-warn" aria-hidden="true">!</span>');
+    b.setAttribute('aria-label', `${retry} (try again): ${why}`);
+    b.title = `${why} Press to try again.`;
   }
 
   private renderAll(): void {
@@ -1138,6 +1554,31 @@ export class Room {
         stats: this.lastStats,
       }),
       dropConnection: () => this.sig.socket.io.engine?.close(),
+      /** The browser's inbound-rtp stats of every consumer (framesDecoded, packetsReceived, bytesReceived …). */
+      inbound: () => this.media?.inboundStats() ?? Promise.resolve([]),
+      /** The local microphone ('audio') or camera ('video') track (tests end it to simulate an unplugged device). */
+      localTrack: (kind: 'audio' | 'video') => (kind === 'audio' ? this.local.audioTrack : this.local.videoTrack),
+      /** The send transport's outbound-rtp stats (rid, framesEncoded, bytesSent …) from the browser's getStats(). */
+      outbound: async () => {
+        const out: Array<Record<string, unknown>> = [];
+        const report = await this.media?.sendTransport?.getStats();
+        report?.forEach((r: Record<string, unknown> & { type: string }) => {
+          if (r.type === 'outbound-rtp') out.push({ kind: r.kind, rid: r.rid, ssrc: r.ssrc, framesEncoded: r.framesEncoded, packetsSent: r.packetsSent, bytesSent: r.bytesSent, frameWidth: r.frameWidth, active: r.active, qualityLimitationReason: r.qualityLimitationReason });
+        });
+        return out;
+      },
+      speakerId: () => this.speakerId,
+      audioSinks: () => [...this.audioEls.values()].map((el) => (el as HTMLAudioElement & { sinkId?: string }).sinkId ?? ''),
+      sendTransportId: () => this.media?.sendTransport?.id ?? null,
+      /**
+       * Closes the send transport's RTCPeerConnection under mediasoup-client (no event fires; nothing is sent any
+       * more): what a browser whose media connection died looks like to the send watchdog (support and tests).
+       */
+      breakSendTransport: () => {
+        const handler = this.media?.sendTransport?.handler as unknown as { _pc?: RTCPeerConnection } | undefined;
+        handler?._pc?.close();
+        return Boolean(handler?._pc);
+      },
       // A network that dies without a FIN: the client gives up on its connection and reconnects, but the old
       // websocket stays open, so the server still holds the old session until its ping timeout (support/tests).
       // The browser's `offline` event is what engine.io-client itself reacts to ("network connection lost"); its

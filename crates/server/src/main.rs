@@ -249,6 +249,10 @@ async fn detach_request_head(mut req: axum::extract::Request) -> axum::extract::
             .collect();
         *req.headers_mut() = owned;
         if let Ok(uri) = req.uri().to_string().parse::<axum::http::Uri>() {
+            // axum's router stored a clone of the parsed URI as `OriginalUri` before any layer ran: that clone is
+            // a slice of the same read buffer, so it is replaced too (else the buffer stays pinned).
+            req.extensions_mut()
+                .insert(axum::extract::OriginalUri(uri.clone()));
             *req.uri_mut() = uri;
         }
     }

@@ -18,7 +18,7 @@ use proto::{ErrorCode, WireError};
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
-use socketioxide::{SocketIo, SocketIoConfig};
+use socketioxide::SocketIo;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,18 +114,19 @@ pub fn build(
         verifier,
         workers: Arc::new(AtomicUsize::new(0)),
     };
-    let mut config = SocketIoConfig::default();
-    config.engine_config.max_payload = limits.max_payload_bytes;
-    config.engine_config.ws_max_message_size = limits.max_payload_bytes as usize;
-    config.engine_config.ws_max_frame_size = limits.max_payload_bytes as usize;
-    config.engine_config.ping_interval = limits.ping_interval;
-    config.engine_config.ping_timeout = limits.ping_timeout;
-    // Memory per connection (issue 8): tungstenite's read buffer is allocated at this size for every websocket
-    // (engineioxide's default is 4 KiB). Client messages are small (the largest, `produce`, is ~2 KB); a bigger
-    // frame still fits, the buffer grows for it.
-    config.engine_config.ws_read_buffer_size = WS_READ_BUFFER_BYTES;
+    // Set through the builder's own methods: `SocketIoBuilder::build_layer` rebuilds the engine config from its
+    // builder, so engine settings passed inside `with_config(SocketIoConfig)` are silently dropped (socketioxide
+    // 0.18.9) — that is how these limits once went unenforced.
+    // Memory per connection (issue 8): tungstenite's read buffer is allocated at `ws_read_buffer_size` for every
+    // websocket (engineioxide's default is 4 KiB). Client messages are small (the largest, `produce`, is ~2 KB); a
+    // bigger frame still fits, the buffer grows for it.
     let (layer, io) = SocketIo::builder()
-        .with_config(config)
+        .max_payload(limits.max_payload_bytes)
+        .ws_max_message_size(limits.max_payload_bytes as usize)
+        .ws_max_frame_size(limits.max_payload_bytes as usize)
+        .ping_interval(limits.ping_interval)
+        .ping_timeout(limits.ping_timeout)
+        .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .with_state(shared.clone())
         .build_layer();
     io.ns("/", on_connect.with(authenticate));

@@ -8,7 +8,11 @@ export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
-  '--use-fake-device-for-media-stream',
+  // Three fake cameras, so that switching the camera in a meeting can be tested: fake_device_0 (I420, the default),
+  // fake_device_1 (Y16, a depth-camera format whose frames Chromium's video encoder does not take: a sender switched
+  // to it encodes nothing) and fake_device_2 (MJPEG, like most USB webcams). The fake audio devices are three inputs
+  // (default + 2) and three outputs already.
+  '--use-fake-device-for-media-stream=device-count=3',
   '--use-fake-ui-for-media-stream',
   '--autoplay-policy=no-user-gesture-required',
   '--disable-background-networking',
@@ -53,8 +57,25 @@ export class User {
     this.console = [];
   }
 
-  static async open(browser, server, label, { device = DESKTOP, path = '/' } = {}) {
+  /**
+   * `slowDevicesMs`: getUserMedia resolves this much later (a camera / microphone that takes a while to open, as
+   * real ones do) — the page's own getUserMedia, wrapped before any script runs. `micBusy`: audio getUserMedia fails
+   * with NotReadableError ("in use by another application") until the page sets `window.__micBusy = false`.
+   */
+  static async open(browser, server, label, { device = DESKTOP, path = '/', slowDevicesMs = 0, micBusy = false } = {}) {
     const context = await browser.newContext({ ...device });
+    if (slowDevicesMs || micBusy) {
+      await context.addInitScript(({ slowDevicesMs, micBusy }) => {
+        const md = navigator.mediaDevices;
+        const real = md.getUserMedia.bind(md);
+        window.__micBusy = micBusy;
+        md.getUserMedia = async (constraints) => {
+          if (slowDevicesMs) await new Promise((r) => setTimeout(r, slowDevicesMs));
+          if (constraints?.audio && window.__micBusy) throw new DOMException('Could not start audio source', 'NotReadableError');
+          return real(constraints);
+        };
+      }, { slowDevicesMs, micBusy });
+    }
     const page = await context.newPage();
     const u = new User(label, context, page);
     const t0 = Date.now();
@@ -109,7 +130,7 @@ export class User {
 
   /** Decoded frames of the tile's <video> (getVideoPlaybackQuality().totalVideoFrames). */
   async frames(name, source = 'camera') {
-    return this.tile(name, source).locator('video').evaluate((v) => v.getVideoPlaybackQuality().totalVideoFrames, null, { timeout: 2000 });
+    return this.tile(name, source).locator('video').evaluate((v) => v.getVideoPlaybackQuality().totalVideoFrames, null, { timeout: 10_000 }); // generous: a loaded machine can take seconds to answer
   }
 
   /** Waits until `name`'s tile shows video whose decoded frame count keeps rising. */
@@ -127,6 +148,11 @@ export class User {
     const b = await this.frames(name, source);
     if (!(b - a >= minFrames)) throw new Error(`${this.label}: ${name}'s ${source} video is not playing (frames ${a} → ${b} over ${windowMs} ms)`);
     return b - a;
+  }
+
+  /** The inbound-rtp stats of what this page receives from `userId` (window.meetDebug.inbound(): getStats()). */
+  inboundFrom(userId) {
+    return inboundFrom(this.page, userId);
   }
 
   async openPanel(which) {
@@ -191,4 +217,40 @@ export class User {
   async close() {
     await this.context.close().catch(() => {});
   }
+}
+
+/** The receiving page's getStats() (inbound-rtp per consumer) for what comes from `userId` (camera and mic). */
+export function inboundFrom(page, userId) {
+  return page.evaluate(async (uid) => (await window.meetDebug.inbound()).filter((s) => s.userId === uid && s.source !== 'screen'), userId);
+}
+
+const sum = (list, kind, key) => list.filter((s) => s.kind === kind).reduce((n, s) => n + Number(s[key] ?? 0), 0);
+
+/**
+ * Proves from the receiver's getStats() that `senderUserId`'s camera and microphone arrive: video framesDecoded > 0
+ * and rising, audio packetsReceived and bytesReceived rising, all within one window of `windowMs`. Windows are
+ * sampled until one shows it or `timeoutMs` passes (a loaded machine may stall a decoder for a moment; media that
+ * does not flow never passes). `audio` / `video`: false to skip one.
+ */
+export async function expectMediaFrom(receiver, senderUserId, { timeoutMs = 20_000, windowMs = 1000, audio = true, video = true, what = '' } = {}) {
+  const label = what || `${receiver.label} receives ${senderUserId}`;
+  const deadline = Date.now() + timeoutMs;
+  let a = await inboundFrom(receiver.page, senderUserId);
+  let report = '';
+  for (;;) {
+    await sleep(windowMs);
+    const b = await inboundFrom(receiver.page, senderUserId);
+    const grew = (kind, key) => sum(b, kind, key) > sum(a, kind, key);
+    const videoOk = !video || (sum(b, 'video', 'framesDecoded') > 0 && grew('video', 'framesDecoded'));
+    const audioOk = !audio || (grew('audio', 'packetsReceived') && grew('audio', 'bytesReceived'));
+    if (videoOk && audioOk) return { before: a, after: b };
+    report = `${video ? `video ${videoOk ? 'ok' : 'framesDecoded not rising'}` : ''} ${audio ? `audio ${audioOk ? 'ok' : 'packets/bytes not rising'}` : ''}: ${JSON.stringify(a)} → ${JSON.stringify(b)}`;
+    if (Date.now() > deadline) throw new Error(`${label} (getStats, ${timeoutMs} ms): ${report}`);
+    a = b;
+  }
+}
+
+/** The texts of the page's toasts (notifications). */
+export function toasts(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#toasts .toast')].map((t) => t.textContent));
 }

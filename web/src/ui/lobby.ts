@@ -18,6 +18,8 @@ export interface JoinRequest {
   micId: string;
   cameraId: string;
   devToken: boolean;
+  /** Devices the person wanted but that could not be opened, with the reason (the meeting tells them). */
+  deviceErrors: { mic?: string; camera?: string };
 }
 
 const NAME_KEY = 'meet.name';
@@ -34,8 +36,12 @@ export function audioConstraints(deviceId: string): MediaTrackConstraints {
   return deviceId ? { ...MIC_CONSTRAINTS, deviceId: { exact: deviceId } } : { ...MIC_CONSTRAINTS };
 }
 
-function mediaErrorText(kind: 'camera' | 'microphone', err: unknown): string {
+/** How long a join waits for a camera / microphone that is still opening before it goes ahead without it. */
+const DEVICE_WAIT_MS = 15_000;
+
+export function mediaErrorText(kind: 'camera' | 'microphone', err: unknown): string {
   const name = (err as DOMException)?.name;
+  if (name === 'TimeoutError') return `The ${kind} did not start within ${DEVICE_WAIT_MS / 1000} s.`;
   if (name === 'NotAllowedError' || name === 'SecurityError') return `Access to the ${kind} was blocked. Allow it in the browser's site settings.`;
   if (name === 'NotFoundError' || name === 'OverconstrainedError') return `No ${kind} found.`;
   if (name === 'NotReadableError') return `The ${kind} is in use by another application.`;
@@ -78,8 +84,13 @@ export class Lobby {
   private readonly hint = $('#device-hint');
   private audioTrack: MediaStreamTrack | null = null;
   private videoTrack: MediaStreamTrack | null = null;
+  /** What the person wants (the preview toggles); whether a track is open is separate. */
   private micOn = true;
   private camOn = true;
+  /** Why the last attempt to open a device failed (cleared when one succeeds). */
+  private readonly failure: { audio: string; video: string } = { audio: '', video: '' };
+  /** The acquisition in flight per kind: acquisitions of one kind run one after another, never overlapping. */
+  private readonly pending: { audio: Promise<void>; video: Promise<void> } = { audio: Promise.resolve(), video: Promise.resolve() };
   private busy = false;
   private meterCtx: AudioContext | null = null;
   private meterTimer: number | undefined;
@@ -96,8 +107,9 @@ export class Lobby {
     this.nameInput.value = localStorage.getItem(NAME_KEY) ?? '';
     this.nameInput.addEventListener('input', () => this.updateAvatar());
     this.tokenInput.addEventListener('input', () => this.describeToken());
-    this.micBtn.addEventListener('click', () => void this.setMic(!this.micOn));
-    this.camBtn.addEventListener('click', () => void this.setCam(!this.camOn));
+    // A device that is wanted but failed to open: the click tries it again instead of turning it off.
+    this.micBtn.addEventListener('click', () => void (this.micOn && !this.audioTrack ? this.acquire('audio') : this.setMic(!this.micOn)));
+    this.camBtn.addEventListener('click', () => void (this.camOn && !this.videoTrack ? this.acquire('video') : this.setCam(!this.camOn)));
     this.camSelect.addEventListener('change', () => void this.restart('video'));
     this.micSelect.addEventListener('change', () => void this.restart('audio'));
     $('#lobby-form').addEventListener('submit', (e) => {
@@ -142,16 +154,20 @@ export class Lobby {
   }
 
   private renderToggles(): void {
-    this.micBtn.innerHTML = icon(this.micOn ? 'mic' : 'micOff');
-    this.micBtn.setAttribute('aria-label', this.micOn ? 'Turn off microphone' : 'Turn on microphone');
-    this.micBtn.setAttribute('aria-pressed', String(this.micOn));
-    this.micBtn.classList.toggle('off', !this.micOn);
-    this.camBtn.innerHTML = icon(this.camOn ? 'cam' : 'camOff');
-    this.camBtn.setAttribute('aria-label', this.camOn ? 'Turn off camera' : 'Turn on camera');
-    this.camBtn.setAttribute('aria-pressed', String(this.camOn));
-    this.camBtn.classList.toggle('off', !this.camOn);
-    this.frame.dataset.camera = this.camOn && this.videoTrack ? 'on' : 'off';
-    this.frame.dataset.mic = this.micOn && this.audioTrack ? 'on' : 'off';
+    const mic = this.micOn && Boolean(this.audioTrack);
+    const cam = this.camOn && Boolean(this.videoTrack);
+    const micFailed = this.micOn && !this.audioTrack && Boolean(this.failure.audio);
+    const camFailed = this.camOn && !this.videoTrack && Boolean(this.failure.video);
+    this.micBtn.innerHTML = icon(mic ? 'mic' : 'micOff');
+    this.micBtn.setAttribute('aria-label', micFailed ? 'Try the microphone again' : mic ? 'Turn off microphone' : 'Turn on microphone');
+    this.micBtn.setAttribute('aria-pressed', String(mic));
+    this.micBtn.classList.toggle('off', !mic);
+    this.camBtn.innerHTML = icon(cam ? 'cam' : 'camOff');
+    this.camBtn.setAttribute('aria-label', camFailed ? 'Try the camera again' : cam ? 'Turn off camera' : 'Turn on camera');
+    this.camBtn.setAttribute('aria-pressed', String(cam));
+    this.camBtn.classList.toggle('off', !cam);
+    this.frame.dataset.camera = cam ? 'on' : 'off';
+    this.frame.dataset.mic = mic ? 'on' : 'off';
   }
 
   private async startPreview(): Promise<void> {
@@ -165,26 +181,71 @@ export class Lobby {
     await this.listDevices();
   }
 
-  private async acquire(kind: 'audio' | 'video'): Promise<void> {
+  /** Opens the chosen device of `kind` (queued behind any acquisition of that kind still running). */
+  private acquire(kind: 'audio' | 'video'): Promise<void> {
+    const next = this.pending[kind].then(() => this.doAcquire(kind));
+    this.pending[kind] = next;
+    return next;
+  }
+
+  private async doAcquire(kind: 'audio' | 'video'): Promise<void> {
+    if (this.handedOver) return;
     try {
+      const constraints = kind === 'video' ? { video: videoConstraints(this.camSelect.value) } : { audio: audioConstraints(this.micSelect.value) };
+      const stream = await navigator.mediaDevices.getUserMedia(constraints);
+      const track = (kind === 'video' ? stream.getVideoTracks()[0] : stream.getAudioTracks()[0]) ?? null;
+      const wanted = kind === 'video' ? this.camOn : this.micOn;
+      if (this.handedOver || !wanted) {
+        // Turned off (or joined) while the device was opening: this track is nobody's.
+        track?.stop();
+        return;
+      }
       if (kind === 'video') {
-        const stream = await navigator.mediaDevices.getUserMedia({ video: videoConstraints(this.camSelect.value) });
         this.videoTrack?.stop();
-        this.videoTrack = stream.getVideoTracks()[0] ?? null;
-        this.video.srcObject = this.videoTrack ? new MediaStream([this.videoTrack]) : null;
+        this.videoTrack = track;
+        this.video.srcObject = track ? new MediaStream([track]) : null;
       } else {
-        const stream = await navigator.mediaDevices.getUserMedia({ audio: audioConstraints(this.micSelect.value) });
         this.audioTrack?.stop();
-        this.audioTrack = stream.getAudioTracks()[0] ?? null;
+        this.audioTrack = track;
         this.startMeter();
       }
-      this.hint.textContent = '';
+      this.failure[kind] = '';
     } catch (err) {
-      this.hint.textContent = mediaErrorText(kind === 'video' ? 'camera' : 'microphone', err);
-      if (kind === 'video') this.camOn = false;
-      else this.micOn = false;
+      this.failure[kind] = mediaErrorText(kind === 'video' ? 'camera' : 'microphone', err);
     }
+    this.hint.textContent = [this.failure.video, this.failure.audio].filter(Boolean).join(' ');
     this.renderToggles();
+  }
+
+  /**
+   * Before joining: waits for the devices still opening (a fast click must not join without them), and opens once
+   * more a wanted device that failed or is not open (it may have been busy). Returns why a wanted one is missing.
+   */
+  private async settleDevices(): Promise<{ mic?: string; camera?: string }> {
+    const errors: { mic?: string; camera?: string } = {};
+    if (!navigator.mediaDevices?.getUserMedia) return errors;
+    const live = (t: MediaStreamTrack | null) => Boolean(t && t.readyState === 'live');
+    const settle = async (kind: 'audio' | 'video') => {
+      const want = () => (kind === 'audio' ? this.micOn : this.camOn);
+      const track = () => (kind === 'audio' ? this.audioTrack : this.videoTrack);
+      if (!want()) return;
+      let timer: number | undefined;
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = window.setTimeout(() => resolve('timeout'), DEVICE_WAIT_MS);
+      });
+      try {
+        if ((await Promise.race([this.pending[kind], timeout])) !== 'timeout' && !live(track()) && want()) {
+          if ((await Promise.race([this.acquire(kind), timeout])) === 'timeout') this.failure[kind] ||= mediaErrorText(kind === 'audio' ? 'microphone' : 'camera', { name: 'TimeoutError' });
+        } else if (!live(track())) {
+          this.failure[kind] ||= mediaErrorText(kind === 'audio' ? 'microphone' : 'camera', { name: 'TimeoutError' });
+        }
+      } finally {
+        window.clearTimeout(timer);
+      }
+      if (want() && !live(track())) errors[kind === 'audio' ? 'mic' : 'camera'] = this.failure[kind] || `The ${kind === 'audio' ? 'microphone' : 'camera'} could not be started.`;
+    };
+    await Promise.all([settle('audio'), settle('video')]);
+    return errors;
   }
 
   private release(kind: 'audio' | 'video'): void {
@@ -323,6 +384,15 @@ export class Lobby {
       }
     }
     this.setBusy(true, create ? this.createBtn : this.joinBtn);
+    // The devices settle while the token and the meeting are fetched; the join waits for both.
+    const devices = this.settleDevices();
+    const waitNote = window.setTimeout(() => {
+      this.hint.textContent = 'Waiting for your camera and microphone…';
+    }, 400);
+    void devices.then(() => {
+      window.clearTimeout(waitNote);
+      if (this.hint.textContent === 'Waiting for your camera and microphone…') this.hint.textContent = [this.failure.video, this.failure.audio].filter(Boolean).join(' ');
+    });
     try {
       const who = await this.identity();
       if (create) {
@@ -335,21 +405,27 @@ export class Lobby {
       }
       history.replaceState(null, '', `/?m=${encodeURIComponent(meetingId!)}`);
       this.meetingInput.value = meetingId!;
+      const deviceErrors = await devices;
+      const live = (t: MediaStreamTrack | null) => (t && t.readyState === 'live' ? t : null);
+      const audioTrack = this.micOn ? live(this.audioTrack) : null;
+      const videoTrack = this.camOn ? live(this.videoTrack) : null;
       this.handedOver = true;
       await this.onJoin({
         token: who.token,
         userName: who.userName,
         meetingId: meetingId!,
-        audioTrack: this.micOn ? this.audioTrack : null,
-        videoTrack: this.camOn ? this.videoTrack : null,
-        micOn: this.micOn && Boolean(this.audioTrack),
-        camOn: this.camOn && Boolean(this.videoTrack),
-        micId: this.micSelect.value,
-        cameraId: this.camSelect.value,
+        audioTrack,
+        videoTrack,
+        micOn: Boolean(audioTrack),
+        camOn: Boolean(videoTrack),
+        micId: audioTrack?.getSettings().deviceId ?? this.micSelect.value,
+        cameraId: videoTrack?.getSettings().deviceId ?? this.camSelect.value,
         devToken: who.dev,
+        deviceErrors,
       });
     } catch (e) {
       this.handedOver = false;
+      await devices.catch(() => undefined);
       const msg = e instanceof RequestError ? (e.code.startsWith('HTTP_') || e.code === 'NO_DEV_TOKENS' || e.code === 'BAD_TOKEN' || e.code === 'NO_NAME' || e.code === 'NETWORK' || e.code === 'UNAUTHORIZED' ? e.message : describeError(e)) : String((e as Error)?.message ?? e);
       this.showError(msg);
     } finally {

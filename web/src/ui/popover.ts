@@ -20,6 +20,8 @@ export class Popover {
         e.stopPropagation();
         this.close(true);
       }
+      // Arrow keys inside a <select> change its value; elsewhere they move between the menu's items.
+      if ((e.target as HTMLElement).tagName === 'SELECT') return;
       if (e.key === 'ArrowRight' || e.key === 'ArrowDown' || e.key === 'ArrowLeft' || e.key === 'ArrowUp') {
         const items = this.items();
         const i = items.indexOf(document.activeElement as HTMLElement);
@@ -32,7 +34,7 @@ export class Popover {
   }
 
   private items(): HTMLElement[] {
-    return [...this.panel.querySelectorAll<HTMLElement>('button:not([disabled]):not([hidden]), [role="menuitemradio"]')].filter(
+    return [...this.panel.querySelectorAll<HTMLElement>('button:not([disabled]):not([hidden]), [role="menuitemradio"], select:not([disabled])')].filter(
       (el) => el.offsetParent !== null,
     );
   }
