@@ -23,6 +23,55 @@ pub struct Config {
     pub shutdown: Shutdown,
     pub web: Web,
     pub media: Media,
+    pub webhooks: Webhooks,
+}
+
+/// Webhooks for integrators (docs/webhooks.md): events POSTed, signed, to every URL in `urls`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhooks {
+    /// Receiver URLs, comma-separated (`http://` or `https://`); empty = webhooks off.
+    pub urls: String,
+    /// HMAC-SHA256 key for `X-Meet-Signature` (at least 16 characters; required when `urls` is set).
+    pub secret: Option<String>,
+    /// Per delivery attempt.
+    pub timeout_ms: u64,
+    /// Attempts per event and receiver before it is given up.
+    pub max_attempts: u32,
+    /// Wait before the second attempt, doubled per attempt up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+impl Webhooks {
+    pub fn url_list(&self) -> Vec<String> {
+        self.urls
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks")
+            .field(
+                "urls",
+                &self
+                    .url_list()
+                    .iter()
+                    .map(|u| store::redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_base_ms", &self.retry_base_ms)
+            .field("retry_max_ms", &self.retry_max_ms)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -296,6 +345,14 @@ impl Default for Config {
                     force_relay: false,
                 },
             },
+            webhooks: Webhooks {
+                urls: String::new(),
+                secret: None,
+                timeout_ms: 5_000,
+                max_attempts: 10,
+                retry_base_ms: 1_000,
+                retry_max_ms: 300_000,
+            },
         }
     }
 }
@@ -477,6 +534,30 @@ impl Config {
             self.media.connect_timeout_ms,
             1_000..=600_000,
         )?;
+        let w = &self.webhooks;
+        in_range("webhooks.timeout_ms", w.timeout_ms, 100..=120_000)?;
+        in_range("webhooks.max_attempts", w.max_attempts, 1..=100)?;
+        in_range("webhooks.retry_base_ms", w.retry_base_ms, 10..=3_600_000)?;
+        in_range(
+            "webhooks.retry_max_ms",
+            w.retry_max_ms,
+            w.retry_base_ms..=86_400_000,
+        )?;
+        for url in w.url_list() {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
+                return Err(format!(
+                    "webhooks.urls (MEET_WEBHOOKS__URLS) must be comma-separated http:// or https:// URLs, got {:?}",
+                    store::redact_url(&url)
+                ));
+            }
+        }
+        if !w.url_list().is_empty() && w.secret.as_deref().map_or(0, str::len) < 16 {
+            return Err(
+                "webhooks.secret (MEET_WEBHOOKS__SECRET) of at least 16 characters is required when webhooks.urls is \
+                 set: receivers verify each delivery's signature with it"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }

@@ -103,7 +103,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     })?);
     let dev_signer = dev_key.as_ref().map(|k| Arc::new(k.signer()));
 
-    let store = store::Store::connect(&cfg.database.url)
+    let mut store = store::Store::connect(&cfg.database.url)
         .await
         .with_context(|| {
             format!(
@@ -112,6 +112,22 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             )
         })?;
     tracing::info!(backend = ?store.backend(), "database ready (migrations applied)");
+    let webhook_urls = cfg.webhooks.url_list();
+    if !webhook_urls.is_empty() {
+        store.set_webhook_urls(webhook_urls.clone());
+        webhooks::spawn(
+            store.clone(),
+            webhooks::WebhookConfig {
+                secret: cfg.webhooks.secret.clone().unwrap_or_default(),
+                timeout: Duration::from_millis(cfg.webhooks.timeout_ms),
+                max_attempts: cfg.webhooks.max_attempts,
+                retry_base: Duration::from_millis(cfg.webhooks.retry_base_ms),
+                retry_max: Duration::from_millis(cfg.webhooks.retry_max_ms),
+            },
+        )
+        .map_err(anyhow::Error::msg)?;
+        tracing::info!(receivers = webhook_urls.len(), "webhooks on");
+    }
 
     let media = media::MediaEngine::start(&media::MediaConfig {
         listen_ip: cfg.media.listen_ip.parse().context("media.listen_ip")?,

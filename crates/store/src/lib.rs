@@ -8,6 +8,11 @@ use proto::{MeetingId, MessageId, ParticipantId, Role, UserId};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+mod webhooks;
+pub use webhooks::{
+    WebhookDelivery, WebhookEvent, WebhookMeeting, WebhookParticipant, WebhookStatus,
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("unsupported database URL (use sqlite://… or postgres://…): {0}")]
@@ -120,6 +125,9 @@ pub struct Viewer<'a> {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Webhook receivers (empty: webhooks off). See `webhooks.rs`.
+    webhook_urls: std::sync::Arc<[String]>,
+    webhook_notify: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -164,7 +172,12 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            webhook_urls: Vec::new().into(),
+            webhook_notify: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -218,14 +231,42 @@ impl Store {
         row.map(|r| meeting_from_row(&r)).transpose()
     }
 
-    /// Marks a meeting ended. Returns false when it was not active (already ended or unknown).
+    /// Marks a meeting ended. Returns false when it was not active (already ended or unknown). With webhooks on,
+    /// `meeting.ended` is queued in the same transaction.
     pub async fn end_meeting(&self, id: &MeetingId, at: i64) -> Result<bool> {
-        let done = sqlx::query("UPDATE meetings SET status = 'ended', ended_at = $1 WHERE id = $2 AND status = 'active'")
+        const END: &str = "UPDATE meetings SET status = 'ended', ended_at = $1 WHERE id = $2 AND status = 'active'";
+        if !self.webhooks_enabled() {
+            let done = sqlx::query(END)
+                .bind(at)
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await?;
+            return Ok(done.rows_affected() > 0);
+        }
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(END)
             .bind(at)
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let ended = done.rows_affected() > 0;
+        if ended {
+            let meeting = Self::meeting_for_hook(&mut tx, id.as_str(), Some(at)).await?;
+            let ev = WebhookEvent {
+                id: webhooks::event_id(),
+                event: "meeting.ended",
+                created_at: proto::time::iso8601(at),
+                meeting_id: id.as_str().to_owned(),
+                meeting,
+                participant: None,
+            };
+            self.enqueue(&mut tx, &ev, at).await?;
+        }
+        tx.commit().await?;
+        if ended {
+            self.webhook_notify.notify_one();
+        }
+        Ok(ended)
     }
 
     pub async fn count_active_meetings(&self) -> Result<i64> {
@@ -274,6 +315,8 @@ impl Store {
 
     // ---- participant sessions
 
+    /// Records a participant's session. With webhooks on, `participant.joined` (and `meeting.started` for the
+    /// meeting's first participant ever) is queued in the same transaction.
     pub async fn open_session(
         &self,
         id: &ParticipantId,
@@ -283,29 +326,105 @@ impl Store {
         role: Role,
         at: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO participant_sessions (id, meeting_id, user_id, user_name, role, joined_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id.as_str())
-        .bind(meeting.as_str())
-        .bind(user.as_str())
-        .bind(user_name)
-        .bind(role.as_str())
-        .bind(at)
-        .execute(&self.pool)
-        .await?;
+        const OPEN: &str = "INSERT INTO participant_sessions (id, meeting_id, user_id, user_name, role, joined_at) \
+                            VALUES ($1, $2, $3, $4, $5, $6)";
+        let bind = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>>| {
+            q.bind(id.as_str().to_owned())
+                .bind(meeting.as_str().to_owned())
+                .bind(user.as_str().to_owned())
+                .bind(user_name.to_owned())
+                .bind(role.as_str())
+                .bind(at)
+        };
+        if !self.webhooks_enabled() {
+            bind(sqlx::query(OPEN)).execute(&self.pool).await?;
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        bind(sqlx::query(OPEN)).execute(&mut *tx).await?;
+        // exactly one session marks the meeting started, however many join at once
+        let first =
+            sqlx::query("UPDATE meetings SET started_at = $1 WHERE id = $2 AND started_at IS NULL")
+                .bind(at)
+                .bind(meeting.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+        if first {
+            let ev = WebhookEvent {
+                id: webhooks::event_id(),
+                event: "meeting.started",
+                created_at: proto::time::iso8601(at),
+                meeting_id: meeting.as_str().to_owned(),
+                meeting: Self::meeting_for_hook(&mut tx, meeting.as_str(), None).await?,
+                participant: None,
+            };
+            self.enqueue(&mut tx, &ev, at).await?;
+        }
+        let ev = WebhookEvent {
+            id: webhooks::event_id(),
+            event: "participant.joined",
+            created_at: proto::time::iso8601(at),
+            meeting_id: meeting.as_str().to_owned(),
+            meeting: None,
+            participant: Some(webhooks::participant_for_hook(
+                id,
+                user.as_str(),
+                user_name,
+                role.as_str(),
+            )),
+        };
+        self.enqueue(&mut tx, &ev, at).await?;
+        tx.commit().await?;
+        self.webhook_notify.notify_one();
         Ok(())
     }
 
+    /// Closes a participant's session (once). With webhooks on, `participant.left` is queued in the same
+    /// transaction.
     pub async fn close_session(&self, id: &ParticipantId, at: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE participant_sessions SET left_at = $1 WHERE id = $2 AND left_at IS NULL",
-        )
-        .bind(at)
-        .bind(id.as_str())
-        .execute(&self.pool)
-        .await?;
+        const CLOSE: &str =
+            "UPDATE participant_sessions SET left_at = $1 WHERE id = $2 AND left_at IS NULL";
+        if !self.webhooks_enabled() {
+            sqlx::query(CLOSE)
+                .bind(at)
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await?;
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let closed = sqlx::query(CLOSE)
+            .bind(at)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if closed {
+            let row = sqlx::query("SELECT meeting_id, user_id, user_name, role FROM participant_sessions WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            let meeting_id: String = row.try_get("meeting_id")?;
+            let user: String = row.try_get("user_id")?;
+            let name: String = row.try_get("user_name")?;
+            let role: String = row.try_get("role")?;
+            let ev = WebhookEvent {
+                id: webhooks::event_id(),
+                event: "participant.left",
+                created_at: proto::time::iso8601(at),
+                meeting_id,
+                meeting: None,
+                participant: Some(webhooks::participant_for_hook(id, &user, &name, &role)),
+            };
+            self.enqueue(&mut tx, &ev, at).await?;
+        }
+        tx.commit().await?;
+        if closed {
+            self.webhook_notify.notify_one();
+        }
         Ok(())
     }
 

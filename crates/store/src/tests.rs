@@ -248,3 +248,128 @@ fn redacts_passwords() {
     assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
 }
+
+/// The webhook outbox: events queued with their change, one row per URL, only each (url, meeting)'s oldest pending
+/// event due, retries move `next_attempt_at`, give-ups unblock the next event.
+async fn outbox_scenario(mut store: Store) {
+    store.set_webhook_urls(vec!["http://a/hook".into(), "http://b/hook".into()]);
+    let (m1, m2) = (meeting("wh1"), meeting("wh2"));
+    store.insert_meeting(&m1).await.expect("m1");
+    store.insert_meeting(&m2).await.expect("m2");
+    let p = |s: &str| ParticipantId::new(s);
+    let u = UserId::new("u_1");
+    store
+        .open_session(&p("p1"), &m1.id, &u, "Ada", Role::Host, 10)
+        .await
+        .expect("open p1");
+    store
+        .open_session(&p("p2"), &m1.id, &u, "Ada", Role::Participant, 11)
+        .await
+        .expect("open p2");
+    store
+        .open_session(&p("p3"), &m2.id, &u, "Bo", Role::Host, 12)
+        .await
+        .expect("open p3");
+    store.close_session(&p("p2"), 13).await.expect("close p2");
+    store
+        .close_session(&p("p2"), 14)
+        .await
+        .expect("close p2 twice: nothing queued");
+    assert!(store.end_meeting(&m1.id, 15).await.expect("end"));
+    assert!(!store
+        .end_meeting(&m1.id, 16)
+        .await
+        .expect("end twice: nothing queued"));
+    let events = |v: Vec<WebhookStatus>| {
+        v.into_iter()
+            .filter(|w| w.url == "http://a/hook")
+            .map(|w| w.event)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        events(store.webhooks_of(&m1.id).await.expect("of m1")),
+        [
+            "meeting.started",
+            "participant.joined",
+            "participant.joined",
+            "participant.left",
+            "meeting.ended"
+        ]
+    );
+    assert_eq!(
+        events(store.webhooks_of(&m2.id).await.expect("of m2")),
+        ["meeting.started", "participant.joined"]
+    );
+    // due: the head of each (url, meeting): 2 urls × 2 meetings, all meeting.started
+    let due = store.due_webhooks(100, 50).await.expect("due");
+    assert_eq!(due.len(), 4);
+    assert!(due.iter().all(|d| d.event == "meeting.started"));
+    let body: serde_json::Value = serde_json::from_str(&due[0].body).expect("json body");
+    assert_eq!(body["meeting"]["title"], "Standup");
+    assert_eq!(
+        body["id"].as_str().map(|s| s.starts_with("evt_")),
+        Some(true)
+    );
+    // the same event id for both URLs
+    let m1_heads: Vec<_> = due.iter().filter(|d| d.meeting_id == "wh1").collect();
+    assert_eq!(m1_heads[0].id, m1_heads[1].id);
+    // a failed attempt with a retry time: not due before it, the meeting's next event still waits behind it
+    let head = m1_heads[0].clone();
+    store
+        .webhook_attempt_failed(head.seq, "HTTP 500", 100, Some(200))
+        .await
+        .expect("fail");
+    let due = store.due_webhooks(150, 50).await.expect("due");
+    assert!(
+        !due.iter()
+            .any(|d| d.url == head.url && d.meeting_id == "wh1"),
+        "{due:?}"
+    );
+    assert_eq!(store.next_webhook_due().await.expect("next"), Some(10));
+    let due = store.due_webhooks(250, 50).await.expect("due");
+    let again = due
+        .iter()
+        .find(|d| d.seq == head.seq)
+        .expect("retried head is due");
+    assert_eq!(again.attempts, 1);
+    // delivered: the next event of that meeting becomes due
+    store
+        .webhook_delivered(head.seq, 260)
+        .await
+        .expect("delivered");
+    let due = store.due_webhooks(300, 50).await.expect("due");
+    let next = due
+        .iter()
+        .find(|d| d.url == head.url && d.meeting_id == "wh1")
+        .expect("next of m1");
+    assert_eq!(next.event, "participant.joined");
+    // given up: unblocks the one after it
+    store
+        .webhook_attempt_failed(next.seq, "HTTP 410", 300, None)
+        .await
+        .expect("give up");
+    let due = store.due_webhooks(300, 50).await.expect("due");
+    let after = due
+        .iter()
+        .find(|d| d.url == head.url && d.meeting_id == "wh1")
+        .expect("after give-up");
+    assert_eq!(after.event, "participant.joined");
+    assert_ne!(after.seq, next.seq);
+    // pruning forgets finished rows only
+    assert_eq!(store.prune_webhooks(1_000).await.expect("prune"), 2);
+}
+
+#[tokio::test]
+async fn sqlite_webhook_outbox() {
+    let (store, dir) = sqlite_store().await;
+    outbox_scenario(store).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_webhook_outbox() {
+    let (store, name) = postgres_store().await;
+    outbox_scenario(store.clone()).await;
+    store.close().await;
+    drop_pg(&name).await;
+}
