@@ -71,10 +71,12 @@ describe('media network settings: announced IP, port range, a port per worker', 
     const all = await transportsOf(ctx, 6);
     const ports = new Set();
     for (const { meetingId, candidates } of all) {
-      assert.equal(candidates.length, 1, JSON.stringify(candidates));
-      const [c] = candidates;
+      // UDP first, then ICE-TCP (tcp passive) on the same port and announced address (issue 13).
+      assert.equal(candidates.length, 2, JSON.stringify(candidates));
+      const [c, tcp] = candidates;
       assert.equal(c.ip, '203.0.113.7', 'the announced address, not the listen address');
       assert.equal(c.protocol, 'udp');
+      assert.deepEqual([tcp.protocol, tcp.tcpType, tcp.ip, tcp.port], ['tcp', 'passive', '203.0.113.7', c.port]);
       assert.ok(c.port >= min && c.port <= max, `port ${c.port} outside ${min}-${max}`);
       const same = all.filter((t) => t.meetingId === meetingId).map((t) => t.candidates[0].port);
       assert.equal(new Set(same).size, 1, `one meeting, one worker, one port: ${same}`);
@@ -142,6 +144,12 @@ describe('media network settings: defaults and refusals', () => {
     [{ MEET_MEDIA__PORT_MIN: '45010', MEET_MEDIA__PORT_MAX: '45000' }, /port_min/],
     [{ MEET_MEDIA__ANNOUNCED_IP: 'media.example.com' }, /announced_ip/],
     [{ MEET_MEDIA__LISTEN_IP: '0.0.0.0' }, /listen_ip/],
+    [{ MEET_MEDIA__UDP: 'false', MEET_MEDIA__TCP: 'false' }, /cannot both be off/],
+    [{ MEET_MEDIA__EXTRA_IPS: '::1,media.example.com' }, /extra_ips/],
+    [{ MEET_MEDIA__EXTRA_IPS: '::' }, /extra_ips must be concrete/],
+    [{ MEET_MEDIA__TURN__URLS: 'turn:127.0.0.1:3478' }, /set secret, or username and credential/],
+    [{ MEET_MEDIA__TURN__URLS: 'http://turn.example.com', MEET_MEDIA__TURN__SECRET: 'x' }, /not a turn:/],
+    [{ MEET_MEDIA__TURN__FORCE_RELAY: 'true' }, /force_relay needs a TURN URL/],
   ];
   for (const [env, message] of refusals) {
     test(`refused at start-up: ${JSON.stringify(env)}`, async () => {

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SERVER_BIN = process.env.MEET_SERVER_BIN || path.join(REPO_ROOT, 'target', 'debug', 'meet-server');
 
-const READY_RE = /meet-server listening on (http:\/\/[0-9.]+:\d+)/;
+const READY_RE = /meet-server listening on (http:\/\/(?:[0-9.]+|\[[0-9a-f:]+\]):\d+)/;
 const READY_TIMEOUT_MS = 30_000;
 
 const live = new Set();

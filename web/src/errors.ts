@@ -98,6 +98,32 @@ export function describeError(err: { code: string; message?: string; event?: str
   }
 }
 
+/** What the browser's ICE statistics say about a media connection that does not come up (MediaSession.diagnose). */
+export interface MediaPathDiagnosis {
+  /** The transport had been connected before (a network change, not a blocked network). */
+  everConnected: boolean;
+  /** Local candidate types the browser gathered (host, srflx, prflx, relay). */
+  localTypes: string[];
+  /** Protocols of the server's candidates that were tried (udp, tcp). */
+  remoteProtocols: string[];
+  /** Only relayed paths are allowed (the server's iceTransportPolicy). */
+  relayOnly: boolean;
+}
+
+/** "Your network blocks the media connection", with the reason, instead of black tiles. */
+export function describeMediaBlocked(d: MediaPathDiagnosis): string {
+  const head = 'Your network blocks the media connection';
+  if (d.everConnected) {
+    return `${head}: the connection to the media server was lost and could not be restored after a network change. Check your network; media reconnects on its own when it can.`;
+  }
+  if (d.localTypes.length === 0) return `${head}: your browser found no network to use (offline, or WebRTC disabled).`;
+  if (d.relayOnly && !d.localTypes.includes('relay')) {
+    return `${head}: this meeting sends media only through a relay (TURN) server, and your browser could not reach it.`;
+  }
+  const tried = d.remoteProtocols.length ? d.remoteProtocols.map((p) => p.toUpperCase()).join(' and ') : 'UDP and TCP';
+  return `${head}: the media server could not be reached over ${tried}${d.localTypes.includes('relay') ? ', not even through the relay server' : ''} (a firewall or proxy?). Ask your network administrator, or try another network.`;
+}
+
 /** The server's connect_error messages (docs/protocol.md "Connecting") in plain words. */
 export function describeConnectError(message: string): string {
   if (message.startsWith('authentication required')) return 'Sign-in required: no token was sent.';

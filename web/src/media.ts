@@ -2,7 +2,7 @@
 // screen) and consumers. Signaling goes through acks; `new-producer` announcements are consumed one at a time.
 import { Device, type types } from 'mediasoup-client';
 import { getWebrtcConfig } from './api';
-import { RequestError } from './errors';
+import { RequestError, type MediaPathDiagnosis } from './errors';
 import type { Signaling } from './signaling';
 import type { Kind, NewProducer, Source, Subscribed } from './types';
 
@@ -33,6 +33,26 @@ export interface StatsSample {
 
 let sharedDevice: Device | null = null;
 
+type Direction = 'send' | 'recv';
+/** `restart-ice` (docs/protocol.md): new ICE credentials of one of our transports, for transport.restartIce. */
+type RestartIceSignaling = {
+  request(event: 'restart-ice', payload: { transportId: string }): Promise<{ transportId: string; iceParameters: types.IceParameters }>;
+};
+/** A transport that is `disconnected` this long gets an ICE restart (it often recovers on its own sooner). */
+const ICE_DISCONNECTED_GRACE_MS = 1500;
+/** Restarts that did not bring the transport back are retried after 2, 4, 8 … s, at most this far apart. */
+const ICE_RETRY_MAX_MS = 16_000;
+/** A connected transport carrying media on which nothing at all arrives for this long has lost its path, even if
+ * the browser still calls it `connected` (Chrome takes well over 5 s to notice an outage): restart ICE. Only
+ * transports that should be receiving are watched (live consumers: RTP; live producers: RTCP feedback, ~10/s), so
+ * a quiet gap this long is an outage, not idleness. Sampled twice a second: detection after 2.5–3 s. */
+const ICE_STALL_MS = 2500;
+/** A transport still not connected this long after it started connecting, never connected before: the network
+ * blocks media (`onIceGaveUp`), said at once rather than after the browser's own ICE timeout (~30 s). */
+const ICE_CONNECT_BLOCKED_MS = 10_000;
+/** After this many restarts without a connection, the network is taken to block media (`onIceGaveUp`). */
+const ICE_GIVE_UP_AFTER = 4;
+
 /** One mediasoup Device per page, loaded with the router capabilities from GET /meeting/{id}/webrtc-config. */
 async function loadDevice(meetingId: string): Promise<Device> {
   if (sharedDevice?.loaded) return sharedDevice;
@@ -61,6 +81,30 @@ export class MediaSession {
   onConsumer: (entry: ConsumerEntry) => void = () => {};
   onConsumeError: (err: unknown, np: NewProducer) => void = () => {};
   onTransportState: (direction: 'send' | 'recv', state: string) => void = () => {};
+  /** An ICE restart was done (`ok`) or could not be (`failed`, with the error). */
+  onIceRestart: (direction: Direction, outcome: 'ok' | 'failed', err?: unknown) => void = () => {};
+  /** Several ICE restarts in a row did not connect a transport: the network blocks media (`everConnected` false:
+   * it never connected at all — UDP and TCP to the media server are blocked and no TURN relay helped). */
+  onIceGaveUp: (direction: Direction, everConnected: boolean) => void = () => {};
+  /** ICE restarts done on this session (support and tests read it). */
+  iceRestarts = 0;
+  /** The server asked for relay-only paths (`params.iceTransportPolicy`). */
+  private relayOnly = false;
+  /** Protocols of the server's candidates (udp, tcp). */
+  private readonly offeredProtocols = new Set<string>();
+  private readonly iceTimers = new Map<Direction, number>();
+  private readonly iceAttempts = new Map<Direction, number>();
+  private readonly iceBusy = new Set<Direction>();
+  private readonly everConnected = new Set<Direction>();
+  private readonly lastRx = new Map<Direction, { bytes: number; since: number }>();
+  private stallTimer: number | null = null;
+  private readonly onOnline = (): void => {
+    // The browser is back online (another network, maybe another address): restart ICE on both transports.
+    for (const d of ['send', 'recv'] as const) {
+      this.iceAttempts.delete(d);
+      this.scheduleIceRestart(d, 0, true);
+    }
+  };
 
   constructor(
     private readonly sig: Signaling,
@@ -75,6 +119,8 @@ export class MediaSession {
   async start(): Promise<void> {
     try {
       this.device = await loadDevice(this.meetingId);
+      window.addEventListener('online', this.onOnline);
+      this.stallTimer = window.setInterval(() => void this.checkStalls(), 500);
       this.sendTransport = await this.createTransport('send');
       this.recvTransport = await this.createTransport('recv');
     } finally {
@@ -163,6 +209,8 @@ export class MediaSession {
     const device = this.device!;
     const { params } = await this.sig.request('create-transport', { meetingId: this.meetingId, direction });
     const options = params as unknown as types.TransportOptions;
+    if (options.iceTransportPolicy === 'relay') this.relayOnly = true;
+    for (const c of options.iceCandidates ?? []) if (typeof c.protocol === 'string') this.offeredProtocols.add(c.protocol);
     const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
     transport.on('connect', ({ dtlsParameters }, callback, errback) => {
       this.sig
@@ -181,7 +229,9 @@ export class MediaSession {
       });
     }
     transport.on('connectionstatechange', (state) => {
-      if (transport === this.sendTransport || transport === this.recvTransport) this.onTransportState(direction, state);
+      if (transport !== this.sendTransport && transport !== this.recvTransport) return;
+      this.watchIce(direction, state);
+      this.onTransportState(direction, state);
     });
     return transport;
   }
@@ -354,8 +404,153 @@ export class MediaSession {
     return out;
   }
 
+  /** Why a transport's media path does not come up, from the browser's ICE statistics. */
+  async diagnose(direction: Direction): Promise<MediaPathDiagnosis> {
+    const t = this.transportOf(direction);
+    const local = new Set<string>();
+    const remote = new Set<string>(this.offeredProtocols);
+    if (t && !t.closed) {
+      const report = await t.getStats().catch(() => null);
+      report?.forEach((r: Record<string, unknown> & { type: string }) => {
+        if (r.type === 'local-candidate' && typeof r.candidateType === 'string') local.add(r.candidateType);
+        if (r.type === 'remote-candidate' && typeof r.protocol === 'string') remote.add(r.protocol);
+      });
+    }
+    return {
+      everConnected: this.everConnected.has(direction),
+      localTypes: [...local],
+      remoteProtocols: [...remote].sort().reverse(),
+      relayOnly: this.relayOnly,
+    };
+  }
+
+  /** Bytes received on a transport's selected candidate pair (null when there is none yet). */
+  private static async pairBytesReceived(t: types.Transport): Promise<number | null> {
+    const report = await t.getStats().catch(() => null);
+    if (!report) return null;
+    let pairId: string | undefined;
+    report.forEach((r: Record<string, unknown> & { type: string }) => {
+      if (r.type === 'transport' && typeof r.selectedCandidatePairId === 'string') pairId = r.selectedCandidatePairId;
+    });
+    let bytes: number | null = null;
+    report.forEach((r: Record<string, unknown> & { type: string; id: string }) => {
+      if (r.type === 'candidate-pair' && (pairId ? r.id === pairId : r.nominated === true)) bytes = Number(r.bytesReceived ?? 0);
+    });
+    return bytes;
+  }
+
+  /** See ICE_STALL_MS. */
+  private async checkStalls(): Promise<void> {
+    for (const d of ['send', 'recv'] as const) {
+      const t = this.transportOf(d);
+      // Only a transport that should be receiving something now: a live producer (RTCP feedback comes back) or a
+      // consumer neither side paused.
+      const carries =
+        d === 'send'
+          ? [...this.producers.values()].some((p) => !p.closed && !p.paused)
+          : [...this.consumers.values()].some((e) => !e.consumer.closed && !e.consumer.paused && !e.producerPaused);
+      if (this.closed || !t || t.closed || t.connectionState !== 'connected' || !carries || this.iceBusy.has(d)) {
+        this.lastRx.delete(d);
+        continue;
+      }
+      const bytes = await MediaSession.pairBytesReceived(t);
+      if (bytes === null) continue;
+      const now = performance.now();
+      const prev = this.lastRx.get(d);
+      if (!prev || bytes !== prev.bytes) {
+        if (prev) this.iceAttempts.delete(d); // packets flow: the path is back
+        this.lastRx.set(d, { bytes, since: now });
+      } else if (now - prev.since >= ICE_STALL_MS) {
+        const n = this.iceAttempts.get(d) ?? 0;
+        console.warn(`no packet on the ${d} transport for ${Math.round(now - prev.since)} ms: restarting ICE`);
+        this.lastRx.set(d, { bytes, since: now });
+        this.scheduleIceRestart(d, n ? Math.min(ICE_RETRY_MAX_MS, 2000 * 2 ** (n - 1)) : 0, true);
+      }
+    }
+  }
+
+  private transportOf(direction: Direction): types.Transport | null {
+    return direction === 'send' ? this.sendTransport : this.recvTransport;
+  }
+
+  /** `disconnected` → ICE restart after a short grace; `failed` → at once; `connected` → all is well again. */
+  private watchIce(direction: Direction, state: string): void {
+    if (state === 'connected' || state === 'completed') {
+      this.everConnected.add(direction);
+      this.iceAttempts.delete(direction);
+      const t = this.iceTimers.get(direction);
+      if (t !== undefined) window.clearTimeout(t);
+      this.iceTimers.delete(direction);
+    } else if (state === 'connecting') {
+      if (!this.everConnected.has(direction)) {
+        window.setTimeout(() => {
+          const t = this.transportOf(direction);
+          if (this.closed || !t || t.closed || this.everConnected.has(direction)) return;
+          if (t.connectionState !== 'connected') this.onIceGaveUp(direction, false);
+        }, ICE_CONNECT_BLOCKED_MS);
+      }
+    } else if (state === 'disconnected') {
+      this.scheduleIceRestart(direction, ICE_DISCONNECTED_GRACE_MS);
+    } else if (state === 'failed') {
+      this.scheduleIceRestart(direction, 0);
+    }
+  }
+
+  private scheduleIceRestart(direction: Direction, delayMs: number, evenIfConnected = false): void {
+    if (this.closed || !this.transportOf(direction)) return;
+    const pending = this.iceTimers.get(direction);
+    if (pending !== undefined) {
+      if (delayMs > 0) return;
+      window.clearTimeout(pending);
+    }
+    const timer = window.setTimeout(() => {
+      this.iceTimers.delete(direction);
+      const t = this.transportOf(direction);
+      if (!t || t.closed || this.closed) return;
+      if (!evenIfConnected && t.connectionState === 'connected') return;
+      // A recv transport is connected only at its first consume: nothing to restart before that.
+      if (t.connectionState === 'new') return;
+      void this.restartIce(direction);
+    }, delayMs);
+    this.iceTimers.set(direction, timer);
+  }
+
+  /** `restart-ice` on the server, then mediasoup-client's transport.restartIce with the new credentials. */
+  async restartIce(direction: Direction): Promise<boolean> {
+    const transport = this.transportOf(direction);
+    if (!transport || transport.closed || this.closed || this.iceBusy.has(direction)) return false;
+    this.iceBusy.add(direction);
+    const attempt = (this.iceAttempts.get(direction) ?? 0) + 1;
+    this.iceAttempts.set(direction, attempt);
+    let done = false;
+    try {
+      const sig = this.sig as unknown as RestartIceSignaling;
+      const { iceParameters } = await sig.request('restart-ice', { transportId: transport.id });
+      if (transport.closed || this.closed) return false;
+      await transport.restartIce({ iceParameters });
+      this.iceRestarts++;
+      done = true;
+      this.onIceRestart(direction, 'ok');
+    } catch (e) {
+      this.onIceRestart(direction, 'failed', e);
+    } finally {
+      this.iceBusy.delete(direction);
+    }
+    if (this.closed || transport.closed) return done;
+    if (attempt >= ICE_GIVE_UP_AFTER && transport.connectionState !== 'connected') {
+      this.onIceGaveUp(direction, this.everConnected.has(direction));
+    }
+    // Not connected again by the next check: restart once more (the server allows 10 a minute).
+    this.scheduleIceRestart(direction, Math.min(ICE_RETRY_MAX_MS, 2000 * 2 ** (attempt - 1)));
+    return done;
+  }
+
   /** Closes everything locally (the server closes its side on leave / disconnect). Local tracks stay alive. */
   close(): void {
+    window.removeEventListener('online', this.onOnline);
+    if (this.stallTimer !== null) window.clearInterval(this.stallTimer);
+    for (const t of this.iceTimers.values()) window.clearTimeout(t);
+    this.iceTimers.clear();
     this.closed = true;
     this.recvReady(false);
     for (const p of this.producers.values()) if (!p.closed) p.close();

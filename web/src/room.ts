@@ -4,7 +4,7 @@
 import type { types } from 'mediasoup-client';
 import { devToken, getMessages, meetingLink } from './api';
 import { debugEntries } from './debug';
-import { RequestError, describeError } from './errors';
+import { RequestError, describeError, describeMediaBlocked } from './errors';
 import { MediaSession, qualityOf, type ConsumerEntry, type StatsSample } from './media';
 import { Model } from './model';
 import { Signaling } from './signaling';
@@ -63,6 +63,8 @@ export class Room {
   private readonly popovers: Popover[] = [];
   private readonly cleanups: Array<() => void> = [];
   private shutdownHintMs = 0;
+  /** Why media cannot flow (shown in the banner until a transport connects again). */
+  private mediaBlocked: string | null = null;
   /** The audio output chosen in the device menu ('' = the system's), applied to every remote <audio>. */
   private speakerId = '';
   /** Why a wanted microphone / camera is not being sent (shown on its toolbar button), or ''. */
@@ -442,15 +444,40 @@ export class Room {
       if (err instanceof RequestError && err.code === 'CANNOT_CONSUME') toast(describeError(err), 'error');
       else console.warn('consume failed', err);
     };
+    // A transport that goes `disconnected`/`failed` (or the browser comes back `online`) gets an ICE restart from
+    // the MediaSession itself; only when several in a row do not bring it back is the person told why.
     media.onTransportState = (direction, state) => {
       if (this.media !== media || this.state !== 'joined') return;
+      if (state === 'connected' && this.mediaBlocked) {
+        this.mediaBlocked = null;
+        banner(null);
+      }
       if (direction === 'send') {
         // The send watchdog decides (and tells the person); a state change only makes it look now.
         void this.checkSend();
       } else if (state === 'failed') {
+        // The MediaSession restarts ICE at once (same transport and consumers); if restarts do not bring it back,
+        // onIceGaveUp sets media up again.
         toast('The incoming media connection failed. Reconnecting media…', 'error');
-        void this.restartMedia();
       }
+    };
+    media.onIceGaveUp = (direction, everConnected) => {
+      if (this.media !== media || this.state !== 'joined') return;
+      if (everConnected && direction === 'recv') {
+        // It worked before: set media up again (new transports), as a failed transport always did.
+        void this.restartMedia();
+        return;
+      }
+      void media.diagnose(direction).then((d) => {
+        if (this.media !== media || this.state !== 'joined') return;
+        console.warn('media connection blocked', direction, JSON.stringify(d));
+        this.mediaBlocked = describeMediaBlocked(d);
+        banner(this.mediaBlocked, 'error');
+      });
+    };
+    media.onIceRestart = (direction, outcome, err) => {
+      if (outcome === 'failed') console.warn('ICE restart failed', direction, err);
+      else console.info('ICE restarted', direction);
     };
     try {
       await media.start();
@@ -1520,6 +1547,9 @@ export class Room {
         producers: this.media ? [...this.media.producers].map(([s, p]) => ({ source: s, id: p.id, paused: p.paused, closed: p.closed })) : [],
         consumers: this.media ? [...this.media.consumers.values()].map((c) => ({ id: c.consumer.id, participantId: c.participantId, kind: c.kind, source: c.source })) : [],
         transports: { send: this.media?.sendTransport?.connectionState, recv: this.media?.recvTransport?.connectionState },
+        transportIds: { send: this.media?.sendTransport?.id, recv: this.media?.recvTransport?.id },
+        iceRestarts: this.media?.iceRestarts ?? 0,
+        mediaBlocked: this.mediaBlocked,
         quality: this.quality,
         stats: this.lastStats,
       }),

@@ -32,6 +32,8 @@ pub struct ApiState {
     pub dev_signer: Option<Arc<DevSigner>>,
     /// False once shutdown has begun (readiness).
     pub ready: Arc<AtomicBool>,
+    /// Test hooks (`POST /debug/media/drop`, loopback only); off by default (`MEET_MEDIA__DEBUG_HOOKS`).
+    pub debug_hooks: bool,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -47,6 +49,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/dev/token", post(dev_token))
+        .route("/debug/media/drop", post(debug_media_drop))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .with_state(state)
 }
@@ -267,8 +270,78 @@ async fn api_not_found() -> ApiError {
 
 /// The guide's path, fetched by its example client without a token: router capabilities are not secret, and
 /// every id gets the same answer so the endpoint reveals nothing about which meetings exist.
-async fn webrtc_config(Path(_id): Path<String>) -> Json<Value> {
-    Json(json!({"rtpCapabilities": sfu::ortc::router_capabilities()}))
+/// `{rtpCapabilities}` for everyone (the guide's client sends no token); with `Authorization: Bearer <JWT>` also
+/// the caller's `iceServers` (TURN credentials for that user) and `iceTransportPolicy` when relay is forced.
+async fn webrtc_config(
+    State(st): State<ApiState>,
+    Path(_id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let mut out = json!({"rtpCapabilities": sfu::ortc::router_capabilities()});
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .unwrap_or_default();
+        let who = st
+            .verifier
+            .verify(token)
+            .map_err(|e| ApiError(WireError::new(ErrorCode::Unauthorized, e.to_string())))?;
+        let now = u64::try_from(proto::time::now_ms() / 1000).unwrap_or(0);
+        st.service
+            .config()
+            .ice
+            .decorate(&mut out, who.user_id.as_str(), now);
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DropBody {
+    meeting_id: String,
+    transport_id: String,
+    ms: u64,
+}
+
+/// Test hook (only with `media.debug_hooks`, only from loopback): drops every packet of one transport, both
+/// ways, for `ms` — a browser's network outage, for the ICE restart test. 404 when off.
+async fn debug_media_drop(
+    State(st): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let not_found = || ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"));
+    if !st.debug_hooks
+        || !peer.ip().is_loopback()
+        || PROXY_HEADERS.iter().any(|h| headers.contains_key(*h))
+    {
+        return Err(not_found());
+    }
+    let b: DropBody = parse_body(&body)?;
+    if !(1..=120_000).contains(&b.ms) {
+        return Err(ApiError(WireError::validation("ms must be 1..=120000")));
+    }
+    let meeting = parse_meeting_id(&b.meeting_id)?;
+    if b.transport_id.is_empty() || b.transport_id.len() > 128 {
+        return Err(ApiError(WireError::validation("transportId is malformed")));
+    }
+    let found = st
+        .service
+        .debug_drop_transport(&meeting, b.transport_id, b.ms)
+        .await?;
+    if !found {
+        return Err(ApiError(WireError::new(
+            ErrorCode::NotFound,
+            "transport not found",
+        )));
+    }
+    Ok(Json(json!({"ok": true})))
 }
 
 async fn readyz(State(st): State<ApiState>) -> Response {

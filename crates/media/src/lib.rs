@@ -7,6 +7,8 @@
 //! [`MediaEngine::take_events`]; each worker also publishes its object counts as gauges
 //! (`meet_media_transports`, `meet_media_producers`, `meet_media_consumers`, labelled by worker).
 
+pub mod tcp;
+
 use sfu::Core;
 pub use sfu::{CoreEvent, Liveness};
 use std::hash::{Hash, Hasher};
@@ -26,6 +28,15 @@ pub struct MediaConfig {
     pub workers: usize,
     /// When a transport whose peer is gone is closed.
     pub liveness: Liveness,
+    /// More addresses to listen on and announce, each with its announced address (itself when None): IPv6 next
+    /// to IPv4, a private next to a public one. Every worker binds its port on each.
+    pub extra_ips: Vec<(IpAddr, Option<IpAddr>)>,
+    /// ICE over UDP (candidates for every address); off = only TCP candidates (the primary UDP socket stays
+    /// bound, unannounced).
+    pub udp: bool,
+    /// ICE over TCP: each worker also listens on TCP, same port as its UDP socket (`tcp passive` candidates,
+    /// RFC 4571 framing).
+    pub tcp: bool,
 }
 
 impl Default for MediaConfig {
@@ -37,6 +48,9 @@ impl Default for MediaConfig {
             port_max: 49_999,
             workers: 0,
             liveness: Liveness::default(),
+            extra_ips: Vec::new(),
+            udp: true,
+            tcp: true,
         }
     }
 }
@@ -76,7 +90,7 @@ impl MediaEngine {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut next_port = cfg.port_min;
         for i in 0..n {
-            let (socket, port) = bind_in_range(cfg.listen_ip, next_port, cfg.port_max).ok_or(
+            let (socket, port, extras) = bind_worker_sockets(cfg, next_port).ok_or(
                 MediaError::NoPort(cfg.port_min, cfg.port_max, cfg.listen_ip),
             )?;
             next_port = port.saturating_add(1);
@@ -90,7 +104,7 @@ impl MediaEngine {
             };
             std::thread::Builder::new()
                 .name(format!("media-{i}"))
-                .spawn(move || run_worker(socket, local, announced, rx, shell))
+                .spawn(move || run_worker(socket, local, announced, rx, shell, extras))
                 .map_err(|e| MediaError::Start(e.to_string()))?;
             tracing::info!(worker = i, %local, %announced, "media worker started");
             workers.push(Worker { tx, addr: local });
@@ -145,11 +159,54 @@ fn guarded(what: &str, f: impl FnOnce()) {
     }
 }
 
-fn bind_in_range(ip: IpAddr, from: u16, to: u16) -> Option<(std::net::UdpSocket, u16)> {
-    (from..=to).find_map(|port| {
-        std::net::UdpSocket::bind((ip, port))
-            .ok()
-            .map(|s| (s, port))
+/// A worker's sockets beyond the primary UDP one, and the addresses its transports announce.
+struct WorkerSockets {
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Vec<std::net::TcpListener>,
+    listens: Vec<sfu::ListenAddr>,
+}
+
+/// The first port from `from` on which every socket of a worker binds: UDP on the primary address, and (as
+/// configured) UDP on the extra addresses and TCP on all of them.
+fn bind_worker_sockets(
+    cfg: &MediaConfig,
+    from: u16,
+) -> Option<(std::net::UdpSocket, u16, WorkerSockets)> {
+    let ips: Vec<(IpAddr, IpAddr)> = std::iter::once((cfg.listen_ip, cfg.announced_ip))
+        .chain(cfg.extra_ips.iter().copied())
+        .map(|(ip, announced)| (ip, announced.unwrap_or(ip)))
+        .collect();
+    (from..=cfg.port_max).find_map(|port| {
+        let primary = std::net::UdpSocket::bind((cfg.listen_ip, port)).ok()?;
+        let mut out = WorkerSockets {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            listens: Vec::new(),
+        };
+        let addr = |ip: IpAddr| SocketAddr::new(ip, port);
+        if cfg.udp {
+            for (i, (ip, announced)) in ips.iter().enumerate() {
+                if i > 0 {
+                    out.udp.push(std::net::UdpSocket::bind(addr(*ip)).ok()?);
+                }
+                out.listens.push(sfu::ListenAddr {
+                    protocol: sfu::Protocol::Udp,
+                    local: addr(*ip),
+                    announced: addr(*announced),
+                });
+            }
+        }
+        if cfg.tcp {
+            for (ip, announced) in &ips {
+                out.tcp.push(std::net::TcpListener::bind(addr(*ip)).ok()?);
+                out.listens.push(sfu::ListenAddr {
+                    protocol: sfu::Protocol::Tcp,
+                    local: addr(*ip),
+                    announced: addr(*announced),
+                });
+            }
+        }
+        Some((primary, port, out))
     })
 }
 
@@ -197,6 +254,7 @@ fn run_worker(
     announced: SocketAddr,
     mut rx: mpsc::UnboundedReceiver<Job>,
     shell: Shell,
+    sockets: WorkerSockets,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -216,6 +274,8 @@ fn run_worker(
             return;
         };
         let mut core = Core::new(local, announced);
+        core.set_listen_addrs(sockets.listens);
+        let mut extras = tcp::Extras::start(sockets.udp, sockets.tcp);
         core.set_clock_base(Instant::now(), std::time::SystemTime::now());
         core.set_liveness(shell.liveness);
         shell.publish_counts(&core);
@@ -238,6 +298,9 @@ fn run_worker(
                     Ok((n, source)) => guarded("datagram", || core.handle_receive(Instant::now(), source, &buf[..n])),
                     Err(e) => tracing::debug!(error = %e, "udp receive"),
                 },
+                Some(p) = extras.recv() => guarded("packet", || {
+                    core.handle_receive_on(Instant::now(), p.protocol, p.local, p.source, &p.data)
+                }),
                 _ = sleep => {}
             }
             let now = Instant::now();
@@ -250,7 +313,14 @@ fn run_worker(
                     tracing::debug!(error = %e, %dest, "udp send");
                 }
             }
+            while let Some(tx) = core.poll_transmit_via() {
+                extras.send(tx);
+            }
             shell.forward_events(&mut core);
+            for (protocol, reason) in core.take_ice_failures() {
+                metrics::counter!("meet_ice_failures_total", "protocol" => protocol, "reason" => reason)
+                    .increment(1);
+            }
             if now >= next_counts {
                 next_counts = now + Duration::from_secs(1);
                 shell.publish_counts(&core);

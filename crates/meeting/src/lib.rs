@@ -6,6 +6,7 @@
 //! requester). The signaling edge turns targets into socket.io rooms, so the same outcome works on one node and,
 //! with the Redis adapter, on many.
 
+pub mod ice;
 mod media_ops;
 #[cfg(test)]
 mod media_ops_tests;

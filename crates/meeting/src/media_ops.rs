@@ -137,6 +137,7 @@ impl MeetingService {
         let (class, limit) = match &op {
             MediaOp::CreateTransport { .. } => ("create-transport", limits.create_transport),
             MediaOp::ConnectTransport { .. } => ("connect-transport", limits.connect_transport),
+            MediaOp::RestartIce { .. } => ("restart-ice", limits.restart_ice),
             MediaOp::Produce { .. } => ("produce", limits.produce),
             MediaOp::Consume { .. } => ("consume", limits.consume),
             _ => ("media control requests", limits.media_control),
@@ -194,8 +195,14 @@ impl MeetingService {
                     self.discard(meeting, Discard::Transport(info.id)).await;
                     return Err(self.not_in_meeting());
                 }
+                let mut params = info.params;
+                self.config().ice.decorate(
+                    &mut params,
+                    me.user_id.as_str(),
+                    u64::try_from(now / 1000).unwrap_or(0),
+                );
                 let payload =
-                    json!({"direction": if send { "send" } else { "recv" }, "params": info.params});
+                    json!({"direction": if send { "send" } else { "recv" }, "params": params});
                 out.reply = payload.clone();
                 out = out.emit(Target::Requester, "transport-created", payload);
                 out.emits.extend(pumped);
@@ -218,6 +225,28 @@ impl MeetingService {
                 Ok(Outcome::reply(payload.clone()).emit(
                     Target::Requester,
                     "transport-connected",
+                    payload,
+                ))
+            }
+            MediaOp::RestartIce { transport } => {
+                // Only the requester's own transports (another participant's is as unknown as a made-up id).
+                if me.send_transport.as_ref() != Some(&transport)
+                    && me.recv_transport.as_ref() != Some(&transport)
+                {
+                    return Err(err(ErrorCode::NotFound, "transport not found"));
+                }
+                let t = transport.clone();
+                let ice = self
+                    .media
+                    .call(&router, move |core, _| core.restart_ice(&t))
+                    .await
+                    .map_err(media_gone)?
+                    .map_err(sfu_error)?;
+                metrics::counter!("meet_ice_restarts_total").increment(1);
+                let payload = json!({"transportId": transport, "iceParameters": ice});
+                Ok(Outcome::reply(payload.clone()).emit(
+                    Target::Requester,
+                    "ice-restarted",
                     payload,
                 ))
             }
@@ -598,6 +627,23 @@ impl MeetingService {
                 ))
             }
         }
+    }
+
+    /// Test hook (the REST edge allows it only with `media.debug_hooks`): the transport's packets are dropped, both
+    /// ways, for `ms`. False when the meeting's router has no such transport.
+    pub async fn debug_drop_transport(
+        &self,
+        meeting: &MeetingId,
+        transport: String,
+        ms: u64,
+    ) -> Result<bool, WireError> {
+        let router = meeting.to_string();
+        self.media
+            .call(&router, move |core, now| {
+                core.debug_drop_transport(&transport, now + Duration::from_millis(ms))
+            })
+            .await
+            .map_err(media_gone)
     }
 
     /// Closes a media object made for a participant who was gone by the time it existed (a leave, a replacing

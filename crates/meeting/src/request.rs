@@ -104,6 +104,9 @@ pub enum MediaOp {
         transport: String,
         dtls: Value,
     },
+    RestartIce {
+        transport: String,
+    },
     Produce {
         kind: sfu::Kind,
         rtp: Box<sfu::RtpParameters>,
@@ -182,7 +185,7 @@ impl Recipient {
 }
 
 /// The media-plane events of the guide and DESIGN.md §4.
-pub const MEDIA_EVENTS: [&str; 10] = [
+pub const MEDIA_EVENTS: [&str; 11] = [
     "create-transport",
     "connect-transport",
     "produce",
@@ -193,6 +196,7 @@ pub const MEDIA_EVENTS: [&str; 10] = [
     "producer:resume",
     "producer:close",
     "quality:change",
+    "restart-ice",
 ];
 
 /// Every event name the server answers (besides the media ones).
@@ -511,6 +515,9 @@ impl<'a> Fields<'a> {
         Ok(match event {
             "create-transport" => MediaOp::CreateTransport {
                 send: self.choice("direction", &["send", "recv"])? == "send",
+            },
+            "restart-ice" => MediaOp::RestartIce {
+                transport: self.opaque_id("transportId")?,
             },
             "connect-transport" => {
                 let dtls = match self.0.get("dtlsParameters") {

@@ -28,6 +28,8 @@ pub struct Limits {
     pub consume: Limit,
     /// pause-consumer, resume-consumer, producer:pause/resume/close, quality:change.
     pub media_control: Limit,
+    /// restart-ice: a browser restarts on a network change (`disconnected`, `failed`, back `online`).
+    pub restart_ice: Limit,
 }
 
 impl Default for Limits {
@@ -48,6 +50,7 @@ impl Default for Limits {
             produce: per(20, 10),
             consume: per(300, 10),
             media_control: per(100, 10),
+            restart_ice: per(10, 60),
         }
     }
 }
@@ -66,6 +69,8 @@ pub struct DomainConfig {
     /// An ended meeting's runtime state is kept this long (it stops a join racing the end; later joins are refused
     /// by the stored status), then dropped.
     pub ended_state_ms: u64,
+    /// TURN servers and the ICE transport policy handed to clients (`transport-created.params`).
+    pub ice: crate::ice::IceConfig,
 }
 
 impl Default for DomainConfig {
@@ -77,6 +82,7 @@ impl Default for DomainConfig {
             recent_messages: 50,
             rejoin_grace_ms: 30_000,
             ended_state_ms: 60_000,
+            ice: crate::ice::IceConfig::default(),
         }
     }
 }

@@ -90,6 +90,87 @@ pub struct Media {
     pub consent_timeout_ms: u64,
     /// A transport whose DTLS is not up this long after `connect-transport` is closed (`connect-timeout`).
     pub connect_timeout_ms: u64,
+    /// More addresses to listen on and announce, comma-separated, each `ip` or `ip=announced_ip` (IPv6 next to
+    /// IPv4, a private next to a public address), e.g. `::1` or `10.0.0.5=203.0.113.7`.
+    pub extra_ips: String,
+    /// ICE over UDP (off: only TCP candidates).
+    pub udp: bool,
+    /// ICE over TCP: every media worker also listens on TCP (same port; `tcp passive` candidates).
+    pub tcp: bool,
+    /// Test hooks (`POST /debug/media/drop`, loopback only). Never on in production.
+    pub debug_hooks: bool,
+    pub turn: Turn,
+}
+
+/// TURN servers handed to clients (`transport-created.params.iceServers`, `webrtc-config`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Turn {
+    /// Comma-separated `turn:`/`turns:` URLs (empty: no TURN).
+    pub urls: String,
+    /// Shared secret for time-limited per-user credentials (coturn `use-auth-secret` / `static-auth-secret`).
+    pub secret: Option<String>,
+    /// Static credentials, used when no secret is set.
+    pub username: Option<String>,
+    pub credential: Option<String>,
+    /// How long time-limited credentials last.
+    pub ttl_secs: u64,
+    /// Tell clients `iceTransportPolicy: 'relay'` (media only through TURN).
+    pub force_relay: bool,
+}
+
+impl std::fmt::Debug for Turn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Turn")
+            .field("urls", &self.urls)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("username", &self.username)
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|_| "<redacted>"),
+            )
+            .field("ttl_secs", &self.ttl_secs)
+            .field("force_relay", &self.force_relay)
+            .finish()
+    }
+}
+
+impl Media {
+    /// `extra_ips` parsed: (listen, announced).
+    pub fn extra_ips(&self) -> Result<Vec<(std::net::IpAddr, Option<std::net::IpAddr>)>, String> {
+        let ip = |s: &str| {
+            s.trim()
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| format!("media.extra_ips: {s:?} is not an IP address"))
+        };
+        self.extra_ips
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|item| match item.split_once('=') {
+                Some((l, a)) => Ok((ip(l)?, Some(ip(a)?))),
+                None => Ok((ip(item)?, None)),
+            })
+            .collect()
+    }
+
+    /// The TURN settings as the domain takes them.
+    pub fn ice(&self) -> meeting::ice::IceConfig {
+        meeting::ice::IceConfig {
+            turn_urls: self
+                .turn
+                .urls
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            turn_secret: self.turn.secret.clone().filter(|s| !s.is_empty()),
+            turn_username: self.turn.username.clone(),
+            turn_credential: self.turn.credential.clone(),
+            turn_ttl_secs: self.turn.ttl_secs,
+            force_relay: self.turn.force_relay,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -162,6 +243,8 @@ pub struct RateLimits {
     pub consume: LimitConfig,
     /// pause-consumer, resume-consumer, producer:pause/resume/close, quality:change.
     pub media_control: LimitConfig,
+    /// restart-ice.
+    pub restart_ice: LimitConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -227,6 +310,7 @@ impl Default for Config {
                 produce: limit(20, 10_000),
                 consume: limit(300, 10_000),
                 media_control: limit(100, 10_000),
+                restart_ice: limit(10, 60_000),
             },
             socket: Socket {
                 max_payload_bytes: 64 * 1024,
@@ -248,6 +332,18 @@ impl Default for Config {
                 workers: 0,
                 consent_timeout_ms: 30_000,
                 connect_timeout_ms: 30_000,
+                extra_ips: String::new(),
+                udp: true,
+                tcp: true,
+                debug_hooks: false,
+                turn: Turn {
+                    urls: String::new(),
+                    secret: None,
+                    username: None,
+                    credential: None,
+                    ttl_secs: 86_400,
+                    force_relay: false,
+                },
             },
             webhooks: Webhooks {
                 urls: String::new(),
@@ -392,6 +488,39 @@ impl Config {
             a.parse::<std::net::IpAddr>()
                 .map_err(|_| format!("media.announced_ip must be an IP address, got {a:?}"))?;
         }
+        for (ip, _) in self.media.extra_ips()? {
+            if ip.is_unspecified() {
+                return Err(
+                    "media.extra_ips must be concrete addresses (they are ICE candidates)".into(),
+                );
+            }
+        }
+        if !self.media.udp && !self.media.tcp {
+            return Err("media.udp and media.tcp cannot both be off".into());
+        }
+        let ice = self.media.ice();
+        for u in &ice.turn_urls {
+            if !(u.starts_with("turn:") || u.starts_with("turns:") || u.starts_with("stun:")) {
+                return Err(format!(
+                    "media.turn.urls: {u:?} is not a turn:, turns: or stun: URL"
+                ));
+            }
+        }
+        if !ice.turn_urls.is_empty()
+            && ice.turn_secret.is_none()
+            && (ice.turn_username.is_none() || ice.turn_credential.is_none())
+            && ice.turn_urls.iter().any(|u| !u.starts_with("stun:"))
+        {
+            return Err("media.turn: set secret, or username and credential".into());
+        }
+        if ice.force_relay && ice.turn_urls.iter().all(|u| u.starts_with("stun:")) {
+            return Err("media.turn.force_relay needs a TURN URL in media.turn.urls".into());
+        }
+        in_range(
+            "media.turn.ttl_secs",
+            self.media.turn.ttl_secs,
+            60..=30 * 86_400,
+        )?;
         if self.media.port_min == 0 || self.media.port_min > self.media.port_max {
             return Err("media.port_min must be 1..=media.port_max".into());
         }

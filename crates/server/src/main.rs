@@ -141,6 +141,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         port_min: cfg.media.port_min,
         port_max: cfg.media.port_max,
         workers: cfg.media.workers,
+        extra_ips: cfg.media.extra_ips().map_err(anyhow::Error::msg)?,
+        udp: cfg.media.udp,
+        tcp: cfg.media.tcp,
         liveness: media::Liveness {
             consent_timeout: Duration::from_millis(cfg.media.consent_timeout_ms),
             connect_timeout: Duration::from_millis(cfg.media.connect_timeout_ms),
@@ -167,10 +170,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                 produce: limit(cfg.limits.produce),
                 consume: limit(cfg.limits.consume),
                 media_control: limit(cfg.limits.media_control),
+                restart_ice: limit(cfg.limits.restart_ice),
             },
             recent_messages: cfg.meetings.recent_messages,
             rejoin_grace_ms: i64::from(cfg.meetings.rejoin_grace_secs) * 1000,
             ended_state_ms: u64::from(cfg.meetings.ended_state_secs) * 1000,
+            ice: cfg.media.ice(),
         },
     ));
     if let Some(events) = media_events {
@@ -194,6 +199,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         metrics_token: cfg.metrics.token.clone(),
         dev_signer,
         ready: ready.clone(),
+        debug_hooks: cfg.media.debug_hooks,
     });
     let app: Router = api
         .fallback_service(web_client(&cfg.web.dir))

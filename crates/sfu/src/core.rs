@@ -264,6 +264,42 @@ pub struct Core {
     /// One DTLS certificate for every transport of this core, as mediasoup has one per worker: generating one per
     /// transport cost ~1.4 ms of the worker thread each (`cargo bench -p sfu` prints create_transport).
     dtls_cert: Option<str0m::crypto::dtls::DtlsCert>,
+    /// Every address a transport is reachable on (`set_listen_addrs`); empty = UDP on `local_addr` only.
+    listens: Vec<ListenAddr>,
+    /// What leaves from another socket than the primary UDP one (TCP, other addresses): see `poll_transmit_via`.
+    outgoing_via: VecDeque<Transmit>,
+    /// Test hook (`debug_drop_transport`): a transport's datagrams, both ways, are dropped until then.
+    debug_drops: HashMap<String, Instant>,
+    /// The protocol of each transport's latest routed STUN request (what its ICE ran over).
+    ice_protocols: HashMap<String, Protocol>,
+    /// ICE failures not yet taken by the shell: (protocol or `none`, reason).
+    ice_failures: Vec<(&'static str, &'static str)>,
+}
+
+/// One address the worker listens on: its socket's address (what str0m's candidate must equal), what clients are
+/// told, and the protocol (UDP, or TCP passive with RFC 4571 framing in the shell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddr {
+    pub protocol: Protocol,
+    pub local: SocketAddr,
+    pub announced: SocketAddr,
+}
+
+/// A datagram to send from a particular local socket (`Core::poll_transmit_via`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub protocol: Protocol,
+    pub local: SocketAddr,
+    pub destination: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+/// An ICE candidate's priority as mediasoup computes it (RFC 8445 §5.1.2.1, host type): every UDP address above
+/// every TCP one, and earlier addresses above later ones.
+fn candidate_priority(protocol: Protocol, index: usize) -> u32 {
+    let type_pref: u32 = if protocol == Protocol::Udp { 64 } else { 32 };
+    let local_pref = 65_535u32.saturating_sub(index.min(65_535) as u32);
+    (type_pref << 24) | (local_pref << 8) | 255
 }
 
 fn str0m_codec(mime: &str) -> Option<Codec> {
@@ -392,7 +428,86 @@ impl Core {
             dtls_cert: str0m::crypto::from_feature_flags()
                 .dtls_provider
                 .generate_certificate(),
+            listens: Vec::new(),
+            outgoing_via: VecDeque::new(),
+            debug_drops: HashMap::new(),
+            ice_protocols: HashMap::new(),
+            ice_failures: Vec::new(),
         }
+    }
+
+    /// Transports closed because ICE failed (`ice-timeout`, `connect-timeout`) since the last call, as
+    /// `(protocol, reason)`: the protocol of the last STUN request that reached us (`udp`, `tcp`), or `none` when
+    /// none ever did (the client's network blocks every path to us). For `/metrics`.
+    pub fn take_ice_failures(&mut self) -> Vec<(&'static str, &'static str)> {
+        std::mem::take(&mut self.ice_failures)
+    }
+
+    /// Every address new transports get a candidate for, in preference order (UDP ones first by priority). Without
+    /// a call, UDP on the address given to `new`. An empty list keeps that default.
+    pub fn set_listen_addrs(&mut self, listens: Vec<ListenAddr>) {
+        self.listens = listens;
+    }
+
+    fn listen_addrs(&self) -> Vec<ListenAddr> {
+        if self.listens.is_empty() {
+            vec![ListenAddr {
+                protocol: Protocol::Udp,
+                local: self.local_addr,
+                announced: self.announced,
+            }]
+        } else {
+            self.listens.clone()
+        }
+    }
+
+    /// The next datagram to send that does not leave from the primary UDP socket (`poll_transmit`'s): over TCP, or
+    /// from another address.
+    pub fn poll_transmit_via(&mut self) -> Option<Transmit> {
+        self.outgoing_via.pop_front()
+    }
+
+    /// `restart-ice` (mediasoup's `WebRtcTransport.restartIce`): new local ICE credentials; the browser's checks
+    /// with them select a path again (from any address). DTLS and media state are kept. Returns `iceParameters`.
+    pub fn restart_ice(&mut self, id: &str) -> Result<Value, SfuError> {
+        let t = self
+            .transports
+            .get_mut(id)
+            .filter(|t| t.failed.is_none())
+            .ok_or(SfuError::NotFound("transport"))?;
+        let ufrag = random_token(16);
+        let pwd = random_token(32);
+        t.rtc.direct_api().set_local_ice_credentials(IceCreds {
+            ufrag: ufrag.clone(),
+            pass: pwd.clone(),
+        });
+        let old = std::mem::replace(&mut t.ufrag, ufrag.clone());
+        t.pwd = pwd.clone();
+        // The first check with the new credentials selects its pair at once (see `route_stun`).
+        t.nominated = false;
+        // Addresses are learned again from authenticated checks (the browser may come from elsewhere now).
+        for s in t.sources.drain() {
+            self.by_source.remove(&s);
+        }
+        self.by_ufrag.remove(&old);
+        self.by_ufrag.insert(ufrag.clone(), id.to_owned());
+        self.dirty.push(id.to_owned());
+        Ok(json!({"usernameFragment": ufrag, "password": pwd, "iceLite": true}))
+    }
+
+    /// Test hook (off unless the shell's debug setting enables the path that calls it): every datagram of this
+    /// transport, in and out, is dropped until `until` — a network outage of one browser. False if unknown.
+    pub fn debug_drop_transport(&mut self, id: &str, until: Instant) -> bool {
+        if !self.transports.contains_key(id) {
+            return false;
+        }
+        self.debug_drops.retain(|t, _| t != id);
+        self.debug_drops.insert(id.to_owned(), until);
+        true
+    }
+
+    fn debug_dropped(&self, tid: &str, now: Instant) -> bool {
+        !self.debug_drops.is_empty() && self.debug_drops.get(tid).is_some_and(|u| now < *u)
     }
 
     /// Lets the core map sender-report NTP times to `Instant`s (the shell reads both clocks once at start-up).
@@ -457,24 +572,33 @@ impl Core {
             cfg = cfg.set_dtls_cert(cert.clone());
         }
         let mut rtc = cfg.build(now);
-        let candidate = Candidate::host(self.local_addr, "udp")
-            .map_err(|e| SfuError::Invalid(format!("candidate: {e}")))?;
-        rtc.add_local_candidate(candidate);
+        let mut ice_candidates = Vec::new();
+        for (i, l) in self.listen_addrs().iter().enumerate() {
+            let tcp = l.protocol != Protocol::Udp;
+            let candidate = Candidate::host(l.local, if tcp { "tcp" } else { "udp" })
+                .map_err(|e| SfuError::Invalid(format!("candidate: {e}")))?;
+            rtc.add_local_candidate(candidate);
+            let mut c = json!({
+                "foundation": if tcp { "tcpcandidate" } else { "udpcandidate" },
+                "priority": candidate_priority(l.protocol, i),
+                "ip": l.announced.ip().to_string(),
+                "address": l.announced.ip().to_string(),
+                "protocol": if tcp { "tcp" } else { "udp" },
+                "port": l.announced.port(),
+                "type": "host",
+            });
+            if tcp {
+                c["tcpType"] = json!("passive");
+            }
+            ice_candidates.push(c);
+        }
         let fp = rtc.direct_api().local_dtls_fingerprint().to_string();
         let (algorithm, value) = fp.split_once(' ').unwrap_or(("sha-256", fp.as_str()));
         let id = format!("tr_{}", random_token(16));
         let params = json!({
             "id": id,
             "iceParameters": {"usernameFragment": ufrag, "password": pwd, "iceLite": true},
-            "iceCandidates": [{
-                "foundation": "udpcandidate",
-                "priority": 1_076_302_079u32,
-                "ip": self.announced.ip().to_string(),
-                "address": self.announced.ip().to_string(),
-                "protocol": "udp",
-                "port": self.announced.port(),
-                "type": "host",
-            }],
+            "iceCandidates": ice_candidates,
             "dtlsParameters": {"role": "auto", "fingerprints": [{"algorithm": algorithm, "value": value}]},
         });
         self.by_ufrag.insert(ufrag.clone(), id.clone());
@@ -624,6 +748,14 @@ impl Core {
                 t.direction,
                 t.failed.unwrap_or("transport-error"),
             );
+            if matches!(reason, "ice-timeout" | "connect-timeout") {
+                let protocol = match self.ice_protocols.get(&tid) {
+                    Some(Protocol::Udp) => "udp",
+                    Some(_) => "tcp",
+                    None => "none",
+                };
+                self.ice_failures.push((protocol, reason));
+            }
             let (producers, consumers) = self.close_transport(&tid);
             tracing::debug!(transport = %tid, reason, "transport failed and closed");
             self.events.push_back(CoreEvent::TransportClosed {
@@ -1059,6 +1191,8 @@ impl Core {
             self.close_consumer(c);
         }
         consumers.extend(own);
+        self.debug_drops.remove(id);
+        self.ice_protocols.remove(id);
         if let Some(mut t) = self.transports.remove(id) {
             t.rtc.disconnect();
             self.by_ufrag.remove(&t.ufrag);
@@ -1073,6 +1207,18 @@ impl Core {
 
     /// One datagram from the UDP socket.
     pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, buf: &[u8]) {
+        self.handle_receive_on(now, Protocol::Udp, self.local_addr, source, buf);
+    }
+
+    /// One datagram (or one RFC 4571 frame of a TCP connection) that arrived on the socket at `local`.
+    pub fn handle_receive_on(
+        &mut self,
+        now: Instant,
+        protocol: Protocol,
+        local: SocketAddr,
+        source: SocketAddr,
+        buf: &[u8],
+    ) {
         let Some(&first) = buf.first() else { return };
         let mut nominating = None;
         let tid = if first < 2 {
@@ -1095,8 +1241,15 @@ impl Core {
                 }
             }
         };
+        if self.debug_dropped(&tid, now) {
+            self.stats.dropped_datagrams += 1;
+            return;
+        }
+        if first < 2 && self.ice_protocols.get(&tid) != Some(&protocol) {
+            self.ice_protocols.insert(tid.clone(), protocol);
+        }
         let buf = nominating.as_deref().unwrap_or(buf);
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local_addr, buf) else {
+        let Ok(receive) = Receive::new(protocol, source, local, buf) else {
             self.stats.dropped_datagrams += 1;
             return;
         };
@@ -1259,6 +1412,17 @@ impl Core {
                 _ => return,
             };
             match out {
+                Ok(Output::Transmit(_)) if self.debug_dropped(tid, now) => {}
+                Ok(Output::Transmit(tx))
+                    if tx.proto != Protocol::Udp || tx.source != self.local_addr =>
+                {
+                    self.outgoing_via.push_back(Transmit {
+                        protocol: tx.proto,
+                        local: tx.source,
+                        destination: tx.destination,
+                        data: tx.contents.to_vec(),
+                    });
+                }
                 Ok(Output::Transmit(tx)) => {
                     self.outgoing
                         .push_back((tx.destination, tx.contents.to_vec()));

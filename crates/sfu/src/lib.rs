@@ -12,4 +12,13 @@ pub mod vp8;
 pub use crate::core::{
     ConsumerInfo, Core, CoreEvent, CoreStats, Direction, Liveness, SfuError, TransportInfo,
 };
+pub use crate::core::{ListenAddr, Transmit};
 pub use ortc::{Kind, RtpCapabilities, RtpParameters};
+pub use str0m::net::Protocol;
+
+/// HMAC-SHA1 (the crypto provider str0m uses for STUN): the TURN REST credential is base64 of it.
+pub fn hmac_sha1(key: &[u8], data: &[u8]) -> [u8; 20] {
+    str0m::crypto::from_feature_flags()
+        .sha1_hmac_provider
+        .sha1_hmac(key, &[data])
+}

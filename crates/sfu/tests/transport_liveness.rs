@@ -65,6 +65,9 @@ fn a_subscriber_that_vanishes_is_closed_after_the_consent_timeout_and_a_live_one
             consumers,
         }]
     );
+    // Counted for /metrics as an ICE failure over UDP (its checks came over UDP).
+    assert_eq!(w.core.take_ice_failures(), vec![("udp", "ice-timeout")]);
+    assert!(w.core.take_ice_failures().is_empty());
     // The publisher and the other subscriber go on.
     let before = w.subs[s2].ep.rtp_count;
     w.run(Duration::from_secs(1));
@@ -106,6 +109,11 @@ fn dtls_that_never_comes_up_after_connect_is_a_connect_timeout() {
     assert!(w.elapsed() >= LIVENESS.connect_timeout);
     assert!(
         matches!(&events(&mut w)[..], [CoreEvent::TransportClosed { reason: "connect-timeout", transport: t, .. }] if *t == transport)
+    );
+    // No STUN ever reached the server: an ICE failure with no protocol (the network blocks every path).
+    assert_eq!(
+        w.core.take_ice_failures(),
+        vec![("none", "connect-timeout")]
     );
 }
 

@@ -62,6 +62,7 @@ export class Participant {
   startMedia(opts = { audio: true, video: true }) { return this.eval((o) => window.meeting.startMedia(o), opts); }
   stats() { return this.eval(() => window.meeting.stats()); }
   sendStats() { return this.eval(() => window.meeting.sendStats()); }
+  selectedPath(which = 'recv') { return this.eval((w) => window.meeting.selectedPath(w), which); }
   consumerIds() { return this.eval(() => window.meeting.consumerIds()); }
   pauseConsumer(id) { return this.eval((i) => window.meeting.pauseConsumer(i), id); }
   resumeConsumer(id) { return this.eval((i) => window.meeting.resumeConsumer(i), id); }

@@ -596,6 +596,26 @@ async function sendStats() {
   return { availableOutgoingBitrate, video };
 }
 
+/**
+ * The selected ICE candidate pair of a transport (`recv` by default), from its getStats(): local and remote
+ * candidate type, protocol and address, and the pair's state (tests of ICE over TCP, TURN relay, IPv6).
+ */
+async function selectedPath(which = 'recv') {
+  const t = which === 'send' ? client?.sendTransport : client?.recvTransport;
+  const report = await t?.getStats().catch(() => null);
+  if (!report) return null;
+  const byId = new Map();
+  report.forEach((r) => byId.set(r.id, r));
+  let pair = null;
+  report.forEach((r) => {
+    if (r.type === 'transport' && r.selectedCandidatePairId) pair = byId.get(r.selectedCandidatePairId) ?? pair;
+  });
+  if (!pair) report.forEach((r) => { if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') pair = r; });
+  if (!pair) return null;
+  const cand = (c) => (c ? { candidateType: c.candidateType, protocol: c.protocol, address: c.address ?? c.ip, port: c.port, relayProtocol: c.relayProtocol ?? null } : null);
+  return { state: pair.state, local: cand(byId.get(pair.localCandidateId)), remote: cand(byId.get(pair.remoteCandidateId)) };
+}
+
 async function pauseConsumer(consumerId) {
   const consumer = client.consumers.get(consumerId);
   if (!consumer) throw new Error(`no consumer ${consumerId}`);
@@ -644,6 +664,7 @@ window.meeting = {
   startMedia,
   stats,
   sendStats,
+  selectedPath,
   consumerIds: () => (client ? [...client.consumers.keys()] : []),
   pauseConsumer,
   resumeConsumer,
