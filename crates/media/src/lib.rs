@@ -263,7 +263,8 @@ fn run_worker(
             let dropped = sender.dropped;
             sender.send(&socket, &mut out);
             if sender.dropped > dropped {
-                metrics::counter!("meet_media_udp_send_dropped_total").increment(sender.dropped - dropped);
+                metrics::counter!("meet_media_udp_send_dropped_total")
+                    .increment(sender.dropped - dropped);
             }
             shell.forward_events(&mut core);
             if now >= next_counts {

@@ -64,14 +64,8 @@ impl Receiver {
                 .iter_mut()
                 .map(|b| [IoSliceMut::new(&mut b[..])])
                 .collect();
-            let results = recvmmsg(
-                fd,
-                headers,
-                iovs.iter_mut(),
-                MsgFlags::MSG_DONTWAIT,
-                None,
-            )
-            .map_err(std::io::Error::from)?;
+            let results = recvmmsg(fd, headers, iovs.iter_mut(), MsgFlags::MSG_DONTWAIT, None)
+                .map_err(std::io::Error::from)?;
             for (i, r) in results.enumerate() {
                 let source = r.address.as_ref().and_then(to_std);
                 match source {
@@ -172,15 +166,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_goes_out_in_one_call_and_comes_back_in_order_with_its_sources() {
-        let a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        let b = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let a = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let b = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let to = b.local_addr().expect("addr");
-        let mut out: Vec<(SocketAddr, Vec<u8>)> =
-            (0..40u8).map(|i| (to, vec![i; 100 + usize::from(i)])).collect();
+        let mut out: Vec<(SocketAddr, Vec<u8>)> = (0..40u8)
+            .map(|i| (to, vec![i; 100 + usize::from(i)]))
+            .collect();
         let mut tx = Sender::default();
         tx.send(&a, &mut out);
         assert!(out.is_empty());
-        assert_eq!((tx.calls, tx.dropped), (2, 0), "40 datagrams: two calls of ≤ 32");
+        assert_eq!(
+            (tx.calls, tx.dropped),
+            (2, 0),
+            "40 datagrams: two calls of ≤ 32"
+        );
         let mut rx = Receiver::default();
         let mut seen = Vec::new();
         while seen.len() < 40 {
@@ -203,8 +206,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_oversized_datagram_is_dropped_not_truncated() {
-        let a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        let b = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let a = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let b = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let to = b.local_addr().expect("addr");
         let mut out = vec![(to, vec![1u8; MAX_DATAGRAM + 1]), (to, vec![2u8; 10])];
         Sender::default().send(&a, &mut out);
@@ -222,7 +229,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_empty_socket_would_block() {
-        let b = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let b = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let mut rx = Receiver::default();
         let e = rx.recv(&b).expect_err("nothing queued");
         assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);

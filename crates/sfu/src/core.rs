@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use slotmap::SlotMap;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::format::{Codec, FormatParams};
 use str0m::ice::StunMessage;
@@ -1096,7 +1096,9 @@ impl Core {
 
     /// Packets forwarded by a consumer so far.
     pub fn consumer_packets(&self, id: &str) -> Option<u64> {
-        self.consumers.get(self.consumer_key(id)?).map(|c| c.packets)
+        self.consumers
+            .get(self.consumer_key(id)?)
+            .map(|c| c.packets)
     }
 
     pub fn set_consumer_paused(
@@ -1117,7 +1119,10 @@ impl Core {
         }
         c.paused = paused;
         c.current_layer = None;
-        let connected = self.transports.get(c.transport).is_some_and(|t| t.connected);
+        let connected = self
+            .transports
+            .get(c.transport)
+            .is_some_and(|t| t.connected);
         // Before DTLS is up a keyframe would be dropped, and the request would hold the per-stream limit for 500 ms
         // right when the Connected event asks again (mediasoup-client resumes before its DTLS handshake ends):
         // leave it to that event.
@@ -1438,7 +1443,8 @@ impl Core {
             match out {
                 Ok(Output::Transmit(tx)) => {
                     // Moved, not copied: str0m's datagram is a Vec.
-                    self.outgoing.push_back((tx.destination, tx.contents.into()));
+                    self.outgoing
+                        .push_back((tx.destination, tx.contents.into()));
                 }
                 Ok(Output::Timeout(at)) => {
                     self.schedule(tk, at);
@@ -1606,7 +1612,11 @@ impl Core {
         }
         // Nothing may start before the subscriber's DTLS is up: a keyframe sent into the void would leave it
         // waiting for the next one. The Connected event requests a fresh keyframe.
-        if !self.transports.get(c.transport).is_some_and(|t| t.connected) {
+        if !self
+            .transports
+            .get(c.transport)
+            .is_some_and(|t| t.connected)
+        {
             return;
         }
         let (layer, keyframe, video, pkt) = (inc.layer, inc.keyframe, inc.video, inc.pkt);
@@ -1833,7 +1843,9 @@ mod tests {
             assert!(live >= 1, "the live entry is in the heap");
         }
         let earliest = core.transports.values().filter_map(|t| t.scheduled).min();
-        let liveness = core.next_liveness_check.filter(|_| !core.transports.is_empty());
+        let liveness = core
+            .next_liveness_check
+            .filter(|_| !core.transports.is_empty());
         let want = match (earliest, liveness) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

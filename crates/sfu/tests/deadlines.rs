@@ -19,7 +19,9 @@ fn only_due_transports_are_advanced_and_closed_ones_leave_no_deadline() {
             } else {
                 Direction::Recv
             };
-            core.create_transport(ROUTER, dir, t0).expect("transport").id
+            core.create_transport(ROUTER, dir, t0)
+                .expect("transport")
+                .id
         })
         .collect();
     // Every new transport is due at once.
@@ -38,7 +40,10 @@ fn only_due_transports_are_advanced_and_closed_ones_leave_no_deadline() {
     for _ in 0..20 {
         let b = core.stats().transport_timeouts;
         core.handle_timeout(at);
-        assert!(core.stats().transport_timeouts - b <= 50, "one timeout per due transport");
+        assert!(
+            core.stats().transport_timeouts - b <= 50,
+            "one timeout per due transport"
+        );
         at = core.next_deadline().expect("a deadline").max(at);
     }
     let advanced = core.stats().transport_timeouts - before;
