@@ -6,6 +6,10 @@
 //! What a core reports without being asked (a transport that failed and was closed) comes out of
 //! [`MediaEngine::take_events`]; each worker also publishes its object counts as gauges
 //! (`meet_media_transports`, `meet_media_producers`, `meet_media_consumers`, labelled by worker).
+//!
+//! Datagrams move in batches (`recvmmsg`/`sendmmsg`, `udp.rs`).
+
+mod udp;
 
 pub mod tcp;
 
@@ -280,7 +284,9 @@ fn run_worker(
         core.set_liveness(shell.liveness);
         shell.publish_counts(&core);
         let mut next_counts = Instant::now() + Duration::from_secs(1);
-        let mut buf = vec![0u8; 2048];
+        let mut receiver = udp::Receiver::default();
+        let mut sender = udp::Sender::default();
+        let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
         loop {
             let now = Instant::now();
             // Cap the wait: str0m deadlines are often a few ms, and a cap keeps timers honest.
@@ -294,8 +300,15 @@ fn run_worker(
                     Some(job) => guarded("command", || job(&mut core, Instant::now())),
                     None => break,
                 },
-                r = socket.recv_from(&mut buf) => match r {
-                    Ok((n, source)) => guarded("datagram", || core.handle_receive(Instant::now(), source, &buf[..n])),
+                r = socket.readable() => match r.and_then(|()| receiver.recv(&socket)) {
+                    // A batch in one system call; the transports it wrote to are drained once, below.
+                    Ok(_) => {
+                        let now = Instant::now();
+                        for (source, data) in receiver.datagrams() {
+                            guarded("datagram", || core.handle_receive(now, source, data));
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => tracing::debug!(error = %e, "udp receive"),
                 },
                 Some(p) = extras.recv() => guarded("packet", || {
@@ -304,14 +317,17 @@ fn run_worker(
                 _ = sleep => {}
             }
             let now = Instant::now();
+            // Due transports come off the core's deadline heap: no scan of every transport per datagram.
             guarded("timers", || {
                 core.handle_timeout(now);
                 core.drain_dirty(now);
             });
-            while let Some((dest, data)) = core.poll_transmit() {
-                if let Err(e) = socket.try_send_to(&data, dest) {
-                    tracing::debug!(error = %e, %dest, "udp send");
-                }
+            out.extend(std::iter::from_fn(|| core.poll_transmit()));
+            let dropped = sender.dropped;
+            sender.send(&socket, &mut out);
+            if sender.dropped > dropped {
+                metrics::counter!("meet_media_udp_send_dropped_total")
+                    .increment(sender.dropped - dropped);
             }
             while let Some(tx) = core.poll_transmit_via() {
                 extras.send(tx);

@@ -10,8 +10,11 @@ use crate::ortc::{self, Kind, ProducerMapping, RtpCapabilities, RtpParameters};
 use crate::sdp::{self, Section, PLACEHOLDER_ICE_PWD};
 use crate::vp8;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet, VecDeque};
+use slotmap::SlotMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::format::{Codec, FormatParams};
 use str0m::ice::StunMessage;
@@ -114,7 +117,19 @@ fn random_ssrc() -> u32 {
     rand::rng().random_range(100_000_000..=4_000_000_000)
 }
 
+slotmap::new_key_type! {
+    /// A transport inside one core: an index + generation, so the packet path never hashes or clones the
+    /// mediasoup-style id (`tr_…`), which is looked up once at the API boundary.
+    struct TransportKey;
+    /// A producer inside one core (see [`TransportKey`]).
+    struct ProducerKey;
+    /// A consumer inside one core (see [`TransportKey`]).
+    struct ConsumerKey;
+}
+
 struct Transport {
+    /// The external id (`tr_…`), for reports and logs.
+    id: String,
     router: String,
     direction: Direction,
     rtc: Rtc,
@@ -142,14 +157,23 @@ struct Transport {
     sections: Vec<Section>,
     offer_dirty: bool,
     offer_version: u64,
-    mid_to_producer: HashMap<String, String>,
+    /// Send transports: mid (as the client signalled it) → producer. Only read when an SSRC is first seen.
+    mid_to_producer: HashMap<String, ProducerKey>,
     /// Send transports: incoming SSRC → (producer, spatial layer), learned from str0m's streams.
-    ssrc_cache: HashMap<u32, (String, usize)>,
-    /// Recv transports: the next consumer mid, and mid → consumer.
+    ssrc_cache: HashMap<u32, (ProducerKey, usize)>,
+    /// Recv transports: the next consumer mid, and mid → consumer (our mids: decimal numbers).
     next_mid: u32,
-    mid_to_consumer: HashMap<String, String>,
+    mid_to_consumer: HashMap<Mid, ConsumerKey>,
+    /// This transport's producers and consumers (closing a transport, its Connected event).
+    producers: Vec<ProducerKey>,
+    consumers: Vec<ConsumerKey>,
     sources: HashSet<SocketAddr>,
-    deadline: Option<Instant>,
+    /// str0m's next timeout for this transport.
+    deadline: Instant,
+    /// The deadline heap's live entry for this transport (see `Core::schedule`).
+    scheduled: Option<Instant>,
+    /// Queued in `Core::dirty` (written to since it was last drained).
+    dirty: bool,
     connected: bool,
     /// One CNAME for every producer of a send transport (mediasoup's `cnameForProducers`): the first one a client
     /// gives, else a random one. mediasoup-client sends an empty CNAME for simulcast video, and a consumer with an
@@ -170,11 +194,18 @@ impl Transport {
 }
 
 struct Producer {
+    /// The external id (`pr_…`).
+    id: String,
     router: String,
-    transport: String,
+    transport: TransportKey,
+    /// The mid of its m-section on the send transport.
+    mid: String,
     mapping: ProducerMapping,
+    /// The router codec as str0m knows it (keyframe detection), looked up once.
+    codec: Codec,
     paused: bool,
-    consumers: Vec<String>,
+    /// Fan-out list: iterated by index per packet, never cloned.
+    consumers: Vec<ConsumerKey>,
     /// The SSRC seen for each spatial layer, and when a keyframe was last asked of it.
     layer_ssrcs: Vec<Option<u32>>,
     last_keyframe_request: Vec<Option<Instant>>,
@@ -184,10 +215,11 @@ struct Producer {
 }
 
 struct Consumer {
-    transport: String,
-    producer: String,
-    mid: String,
-    kind: Kind,
+    /// The external id (`co_…`).
+    id: String,
+    transport: TransportKey,
+    producer: ProducerKey,
+    mid: Mid,
     ssrc: u32,
     payload_type: u8,
     paused: bool,
@@ -243,18 +275,27 @@ pub struct Core {
     /// Reported transport failures, oldest first.
     events: VecDeque<CoreEvent>,
     /// Transports that failed inside a call, closed at its end (see `settle_failures`).
-    failing: Vec<String>,
+    failing: Vec<TransportKey>,
     /// Liveness is checked at most this often (it looks at every transport).
     next_liveness_check: Option<Instant>,
     local_addr: SocketAddr,
     announced: SocketAddr,
-    transports: HashMap<String, Transport>,
-    by_ufrag: HashMap<String, String>,
-    by_source: HashMap<SocketAddr, String>,
-    producers: HashMap<String, Producer>,
-    consumers: HashMap<String, Consumer>,
+    transports: SlotMap<TransportKey, Transport>,
+    producers: SlotMap<ProducerKey, Producer>,
+    consumers: SlotMap<ConsumerKey, Consumer>,
+    /// External ids → handles: the only place the API's strings are hashed.
+    transport_ids: HashMap<String, TransportKey>,
+    producer_ids: HashMap<String, ProducerKey>,
+    consumer_ids: HashMap<String, ConsumerKey>,
+    by_ufrag: HashMap<String, TransportKey>,
+    by_source: HashMap<SocketAddr, TransportKey>,
+    /// Transport deadlines, earliest first, with lazy invalidation: an entry is live only while it equals its
+    /// transport's `scheduled` (a moved deadline pushes a new entry; the old one is skipped when it surfaces), so
+    /// neither a datagram nor a timer tick looks at every transport.
+    deadlines: BinaryHeap<Reverse<(Instant, TransportKey)>>,
     outgoing: VecDeque<(SocketAddr, Vec<u8>)>,
-    dirty: Vec<String>,
+    /// Transports written to since the last drain (each at most once: `Transport::dirty`).
+    dirty: Vec<TransportKey>,
     stats: CoreStats,
     /// The shell's `(Instant, SystemTime)` at one moment, to turn a producer's RTCP sender-report NTP time into the
     /// `Instant` str0m takes as a packet's wallclock.
@@ -269,9 +310,9 @@ pub struct Core {
     /// What leaves from another socket than the primary UDP one (TCP, other addresses): see `poll_transmit_via`.
     outgoing_via: VecDeque<Transmit>,
     /// Test hook (`debug_drop_transport`): a transport's datagrams, both ways, are dropped until then.
-    debug_drops: HashMap<String, Instant>,
+    debug_drops: HashMap<TransportKey, Instant>,
     /// The protocol of each transport's latest routed STUN request (what its ICE ran over).
-    ice_protocols: HashMap<String, Protocol>,
+    ice_protocols: HashMap<TransportKey, Protocol>,
     /// ICE failures not yet taken by the shell: (protocol or `none`, reason).
     ice_failures: Vec<(&'static str, &'static str)>,
 }
@@ -415,11 +456,15 @@ impl Core {
             next_liveness_check: None,
             local_addr,
             announced,
-            transports: HashMap::new(),
+            transports: SlotMap::with_key(),
+            producers: SlotMap::with_key(),
+            consumers: SlotMap::with_key(),
+            transport_ids: HashMap::new(),
+            producer_ids: HashMap::new(),
+            consumer_ids: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_source: HashMap::new(),
-            producers: HashMap::new(),
-            consumers: HashMap::new(),
+            deadlines: BinaryHeap::new(),
             outgoing: VecDeque::new(),
             dirty: Vec::new(),
             stats: CoreStats::default(),
@@ -470,9 +515,12 @@ impl Core {
     /// `restart-ice` (mediasoup's `WebRtcTransport.restartIce`): new local ICE credentials; the browser's checks
     /// with them select a path again (from any address). DTLS and media state are kept. Returns `iceParameters`.
     pub fn restart_ice(&mut self, id: &str) -> Result<Value, SfuError> {
+        let tk = self
+            .transport_key(id)
+            .ok_or(SfuError::NotFound("transport"))?;
         let t = self
             .transports
-            .get_mut(id)
+            .get_mut(tk)
             .filter(|t| t.failed.is_none())
             .ok_or(SfuError::NotFound("transport"))?;
         let ufrag = random_token(16);
@@ -490,24 +538,23 @@ impl Core {
             self.by_source.remove(&s);
         }
         self.by_ufrag.remove(&old);
-        self.by_ufrag.insert(ufrag.clone(), id.to_owned());
-        self.dirty.push(id.to_owned());
+        self.by_ufrag.insert(ufrag.clone(), tk);
+        self.mark_dirty(tk);
         Ok(json!({"usernameFragment": ufrag, "password": pwd, "iceLite": true}))
     }
 
     /// Test hook (off unless the shell's debug setting enables the path that calls it): every datagram of this
     /// transport, in and out, is dropped until `until` — a network outage of one browser. False if unknown.
     pub fn debug_drop_transport(&mut self, id: &str, until: Instant) -> bool {
-        if !self.transports.contains_key(id) {
+        let Some(tk) = self.transport_key(id) else {
             return false;
-        }
-        self.debug_drops.retain(|t, _| t != id);
-        self.debug_drops.insert(id.to_owned(), until);
+        };
+        self.debug_drops.insert(tk, until);
         true
     }
 
-    fn debug_dropped(&self, tid: &str, now: Instant) -> bool {
-        !self.debug_drops.is_empty() && self.debug_drops.get(tid).is_some_and(|u| now < *u)
+    fn debug_dropped(&self, tk: TransportKey, now: Instant) -> bool {
+        !self.debug_drops.is_empty() && self.debug_drops.get(&tk).is_some_and(|u| now < *u)
     }
 
     /// Lets the core map sender-report NTP times to `Instant`s (the shell reads both clocks once at start-up).
@@ -557,6 +604,58 @@ impl Core {
         }
     }
 
+    fn transport_key(&self, id: &str) -> Option<TransportKey> {
+        self.transport_ids.get(id).copied()
+    }
+
+    fn producer_key(&self, id: &str) -> Option<ProducerKey> {
+        self.producer_ids.get(id).copied()
+    }
+
+    fn consumer_key(&self, id: &str) -> Option<ConsumerKey> {
+        self.consumer_ids.get(id).copied()
+    }
+
+    /// Queues a transport for `drain_dirty` (once until it is drained).
+    fn mark_dirty(&mut self, tk: TransportKey) {
+        if let Some(t) = self.transports.get_mut(tk) {
+            if !t.dirty {
+                t.dirty = true;
+                self.dirty.push(tk);
+            }
+        }
+    }
+
+    /// Records str0m's next timeout for a transport. The heap gets an entry only when the deadline moves earlier
+    /// than the live one; a later deadline is re-queued when the live entry surfaces (`handle_timeout`).
+    fn schedule(&mut self, tk: TransportKey, at: Instant) {
+        let Some(t) = self.transports.get_mut(tk) else {
+            return;
+        };
+        t.deadline = at;
+        if t.scheduled.is_none_or(|s| at < s) {
+            t.scheduled = Some(at);
+            self.deadlines.push(Reverse((at, tk)));
+        }
+    }
+
+    /// Whether a heap entry is its transport's live one.
+    fn is_live(&self, at: Instant, tk: TransportKey) -> bool {
+        self.transports
+            .get(tk)
+            .is_some_and(|t| t.scheduled == Some(at))
+    }
+
+    /// Drops stale entries from the top of the heap, so `next_deadline` sees a live one.
+    fn prune_deadlines(&mut self) {
+        while let Some(&Reverse((at, tk))) = self.deadlines.peek() {
+            if self.is_live(at, tk) {
+                return;
+            }
+            self.deadlines.pop();
+        }
+    }
+
     // ---- control
 
     pub fn create_transport(
@@ -601,43 +700,48 @@ impl Core {
             "iceCandidates": ice_candidates,
             "dtlsParameters": {"role": "auto", "fingerprints": [{"algorithm": algorithm, "value": value}]},
         });
-        self.by_ufrag.insert(ufrag.clone(), id.clone());
-        self.transports.insert(
-            id.clone(),
-            Transport {
-                router: router.to_owned(),
-                direction,
-                rtc,
-                ufrag,
-                pwd,
-                remote_ufrag: None,
-                nominated: false,
-                remote_fingerprint: None,
-                expected_fingerprint: None,
-                peer_der: None,
-                dtls_started: None,
-                last_stun: None,
-                failed: None,
-                sections: Vec::new(),
-                offer_dirty: false,
-                offer_version: 1,
-                mid_to_producer: HashMap::new(),
-                ssrc_cache: HashMap::new(),
-                next_mid: 0,
-                mid_to_consumer: HashMap::new(),
-                sources: HashSet::new(),
-                deadline: Some(now),
-                connected: false,
-                cname: None,
-            },
-        );
-        self.dirty.push(id.clone());
+        let tk = self.transports.insert(Transport {
+            id: id.clone(),
+            router: router.to_owned(),
+            direction,
+            rtc,
+            ufrag: ufrag.clone(),
+            pwd,
+            remote_ufrag: None,
+            nominated: false,
+            remote_fingerprint: None,
+            expected_fingerprint: None,
+            peer_der: None,
+            dtls_started: None,
+            last_stun: None,
+            failed: None,
+            sections: Vec::new(),
+            offer_dirty: false,
+            offer_version: 1,
+            mid_to_producer: HashMap::new(),
+            ssrc_cache: HashMap::new(),
+            next_mid: 0,
+            mid_to_consumer: HashMap::new(),
+            producers: Vec::new(),
+            consumers: Vec::new(),
+            sources: HashSet::new(),
+            deadline: now,
+            scheduled: None,
+            dirty: false,
+            connected: false,
+            cname: None,
+        });
+        self.by_ufrag.insert(ufrag, tk);
+        self.transport_ids.insert(id.clone(), tk);
+        self.schedule(tk, now);
+        self.mark_dirty(tk);
         Ok(TransportInfo { id, params })
     }
 
     /// The transport's router, if it exists (callers check ownership with it).
     pub fn transport_router(&self, id: &str) -> Option<&str> {
-        self.transports.get(id).map(|t| t.router.as_str())
+        let tk = self.transport_key(id)?;
+        self.transports.get(tk).map(|t| t.router.as_str())
     }
 
     /// `connect-transport`: the client's DTLS fingerprint and role. Every algorithm mediasoup accepts is taken
@@ -694,9 +798,12 @@ impl Core {
         if !matches!(role, "client" | "server" | "auto") {
             return Err(invalid("role must be client, server or auto"));
         }
+        let tk = self
+            .transport_key(id)
+            .ok_or(SfuError::NotFound("transport"))?;
         let t = self
             .transports
-            .get_mut(id)
+            .get_mut(tk)
             .ok_or(SfuError::NotFound("transport"))?;
         if t.remote_fingerprint.is_some() {
             return Err(SfuError::Invalid("transport already connected".into()));
@@ -712,8 +819,8 @@ impl Core {
         if t.direction == Direction::Send && !t.sections.is_empty() {
             t.offer_dirty = true;
         }
-        self.apply_offer(id)?;
-        self.dirty.push(id.to_owned());
+        self.apply_offer(tk)?;
+        self.mark_dirty(tk);
         Ok(())
     }
 
@@ -728,38 +835,42 @@ impl Core {
     }
 
     /// Marks a transport failed: nothing more of it is handled, and the end of the current call closes it.
-    fn fail(&mut self, tid: &str, reason: &'static str) {
-        if let Some(t) = self.transports.get_mut(tid) {
+    fn fail(&mut self, tk: TransportKey, reason: &'static str) {
+        if let Some(t) = self.transports.get_mut(tk) {
             if t.failed.is_none() {
                 t.failed = Some(reason);
-                self.failing.push(tid.to_owned());
+                self.failing.push(tk);
             }
         }
     }
 
     /// Closes the transports that failed, and reports each.
     fn settle_failures(&mut self) {
-        for tid in std::mem::take(&mut self.failing) {
-            let Some(t) = self.transports.get(&tid) else {
+        if self.failing.is_empty() {
+            return;
+        }
+        for tk in std::mem::take(&mut self.failing) {
+            let Some(t) = self.transports.get(tk) else {
                 continue;
             };
-            let (router, direction, reason) = (
+            let (id, router, direction, reason) = (
+                t.id.clone(),
                 t.router.clone(),
                 t.direction,
                 t.failed.unwrap_or("transport-error"),
             );
             if matches!(reason, "ice-timeout" | "connect-timeout") {
-                let protocol = match self.ice_protocols.get(&tid) {
+                let protocol = match self.ice_protocols.get(&tk) {
                     Some(Protocol::Udp) => "udp",
                     Some(_) => "tcp",
                     None => "none",
                 };
                 self.ice_failures.push((protocol, reason));
             }
-            let (producers, consumers) = self.close_transport(&tid);
-            tracing::debug!(transport = %tid, reason, "transport failed and closed");
+            let (producers, consumers) = self.close_transport_key(tk);
+            tracing::debug!(transport = %id, reason, "transport failed and closed");
             self.events.push_back(CoreEvent::TransportClosed {
-                transport: tid,
+                transport: id,
                 router,
                 direction,
                 reason,
@@ -770,8 +881,8 @@ impl Core {
     }
 
     /// The peer's certificate against the fingerprint `connect` gave; the reason to fail the transport if not.
-    fn check_peer_certificate(&mut self, tid: &str) -> Result<(), &'static str> {
-        let t = self.transports.get_mut(tid).ok_or("transport-error")?;
+    fn check_peer_certificate(&mut self, tk: TransportKey) -> Result<(), &'static str> {
+        let t = self.transports.get_mut(tk).ok_or("transport-error")?;
         let (algorithm, want) = t.expected_fingerprint.as_ref().ok_or("dtls-failed")?;
         let got = if fingerprint::str0m_computes(algorithm) {
             // With its own check off, str0m computes the peer's fingerprint with the announced algorithm.
@@ -806,25 +917,25 @@ impl Core {
                 t.dtls_started = Some(now);
             }
         }
-        let dead: Vec<(String, &'static str)> = self
+        let dead: Vec<(TransportKey, &'static str)> = self
             .transports
             .iter()
             .filter(|(_, t)| t.failed.is_none())
-            .filter_map(|(id, t)| {
+            .filter_map(|(tk, t)| {
                 let since = |at: Option<Instant>| at.map(|at| now.saturating_duration_since(at));
                 if t.connected {
                     // Connected means a STUN request came, so `last_stun` is set.
                     (since(t.last_stun).unwrap_or(Duration::ZERO) > consent_timeout)
-                        .then(|| (id.clone(), "ice-timeout"))
+                        .then_some((tk, "ice-timeout"))
                 } else {
                     since(t.dtls_started)
                         .is_some_and(|d| d > connect_timeout)
-                        .then(|| (id.clone(), "connect-timeout"))
+                        .then_some((tk, "connect-timeout"))
                 }
             })
             .collect();
-        for (id, reason) in dead {
-            self.fail(&id, reason);
+        for (tk, reason) in dead {
+            self.fail(tk, reason);
         }
     }
 
@@ -836,9 +947,12 @@ impl Core {
         rtp: &RtpParameters,
     ) -> Result<String, SfuError> {
         let mut mapping = ortc::map_producer(kind, rtp)?;
+        let tk = self
+            .transport_key(transport_id)
+            .ok_or(SfuError::NotFound("transport"))?;
         let t = self
             .transports
-            .get_mut(transport_id)
+            .get_mut(tk)
             .ok_or(SfuError::NotFound("transport"))?;
         if t.direction != Direction::Send {
             return Err(SfuError::Invalid("produce needs a send transport".into()));
@@ -882,33 +996,38 @@ impl Core {
             mapping: mapping.clone(),
             closed: false,
         });
-        t.mid_to_producer.insert(mid.clone(), id.clone());
         t.offer_dirty = true;
         let router = t.router.clone();
-        self.producers.insert(
-            id.clone(),
-            Producer {
-                router,
-                transport: transport_id.to_owned(),
-                mapping,
-                paused: false,
-                consumers: Vec::new(),
-                layer_ssrcs: vec![None; layers],
-                last_keyframe_request: vec![None; layers],
-                last_packet: vec![None; layers],
-            },
-        );
-        if let Err(e) = self.apply_offer(transport_id) {
+        let codec = str0m_codec(mapping.router_codec.mime_type).unwrap_or(Codec::Vp8);
+        let pk = self.producers.insert(Producer {
+            id: id.clone(),
+            router,
+            transport: tk,
+            mid: mid.clone(),
+            mapping,
+            codec,
+            paused: false,
+            consumers: Vec::new(),
+            layer_ssrcs: vec![None; layers],
+            last_keyframe_request: vec![None; layers],
+            last_packet: vec![None; layers],
+        });
+        self.producer_ids.insert(id.clone(), pk);
+        if let Some(t) = self.transports.get_mut(tk) {
+            t.mid_to_producer.insert(mid, pk);
+            t.producers.push(pk);
+        }
+        if let Err(e) = self.apply_offer(tk) {
             self.close_producer(&id);
             return Err(e);
         }
-        self.dirty.push(transport_id.to_owned());
+        self.mark_dirty(tk);
         Ok(id)
     }
 
     /// Applies the rebuilt offer once the browser's ufrag and fingerprint are known.
-    fn apply_offer(&mut self, transport_id: &str) -> Result<(), SfuError> {
-        let Some(t) = self.transports.get_mut(transport_id) else {
+    fn apply_offer(&mut self, tk: TransportKey) -> Result<(), SfuError> {
+        let Some(t) = self.transports.get_mut(tk) else {
             return Ok(());
         };
         if !t.offer_dirty {
@@ -934,11 +1053,13 @@ impl Core {
     }
 
     pub fn producer_kind(&self, id: &str) -> Option<Kind> {
-        self.producers.get(id).map(|p| p.mapping.kind)
+        let pk = self.producer_key(id)?;
+        self.producers.get(pk).map(|p| p.mapping.kind)
     }
 
     pub fn producer_router(&self, id: &str) -> Option<&str> {
-        self.producers.get(id).map(|p| p.router.as_str())
+        let pk = self.producer_key(id)?;
+        self.producers.get(pk).map(|p| p.router.as_str())
     }
 
     pub fn set_producer_paused(
@@ -947,22 +1068,24 @@ impl Core {
         paused: bool,
         now: Instant,
     ) -> Result<(), SfuError> {
+        let pk = self
+            .producer_key(id)
+            .ok_or(SfuError::NotFound("producer"))?;
         let p = self
             .producers
-            .get_mut(id)
+            .get_mut(pk)
             .ok_or(SfuError::NotFound("producer"))?;
         let was = p.paused;
         p.paused = paused;
         if was && !paused {
             // Consumers restart on a keyframe.
-            let consumers = p.consumers.clone();
-            for c in consumers {
-                if let Some(c) = self.consumers.get_mut(&c) {
+            for &ck in &p.consumers {
+                if let Some(c) = self.consumers.get_mut(ck) {
                     c.current_layer = None;
                 }
             }
-            for layer in 0..self.producers.get(id).map_or(0, |p| p.layer_ssrcs.len()) {
-                self.request_keyframe(id, layer, now);
+            for layer in 0..p.layer_ssrcs.len() {
+                self.request_keyframe(pk, layer, now);
             }
         }
         Ok(())
@@ -970,29 +1093,36 @@ impl Core {
 
     /// Closes a producer and its consumers; returns the closed consumer ids.
     pub fn close_producer(&mut self, id: &str) -> Vec<String> {
-        let Some(p) = self.producers.remove(id) else {
+        match self.producer_key(id) {
+            Some(pk) => self.close_producer_key(pk),
+            None => Vec::new(),
+        }
+    }
+
+    fn close_producer_key(&mut self, pk: ProducerKey) -> Vec<String> {
+        let Some(p) = self.producers.remove(pk) else {
             return Vec::new();
         };
-        if let Some(t) = self.transports.get_mut(&p.transport) {
-            let mid = t
-                .mid_to_producer
-                .iter()
-                .find(|(_, v)| v.as_str() == id)
-                .map(|(k, _)| k.clone());
-            if let Some(mid) = mid {
-                t.mid_to_producer.remove(&mid);
-                if let Some(s) = t.sections.iter_mut().find(|s| s.mid == mid) {
-                    s.closed = true;
-                    t.offer_dirty = true;
-                }
+        self.producer_ids.remove(&p.id);
+        if let Some(t) = self.transports.get_mut(p.transport) {
+            t.producers.retain(|&x| x != pk);
+            if t.mid_to_producer.get(&p.mid) == Some(&pk) {
+                t.mid_to_producer.remove(&p.mid);
             }
-            t.ssrc_cache.retain(|_, (pid, _)| pid != id);
+            if let Some(s) = t.sections.iter_mut().find(|s| s.mid == p.mid) {
+                s.closed = true;
+                t.offer_dirty = true;
+            }
+            t.ssrc_cache.retain(|_, (x, _)| *x != pk);
         }
-        let _ = self.apply_offer(&p.transport);
-        for c in &p.consumers {
-            self.close_consumer(c);
+        let _ = self.apply_offer(p.transport);
+        let mut closed = Vec::with_capacity(p.consumers.len());
+        for &ck in &p.consumers {
+            if let Some(id) = self.close_consumer_key(ck) {
+                closed.push(id);
+            }
         }
-        p.consumers
+        closed
     }
 
     /// `consume`: a consumer on a recv transport, created paused.
@@ -1002,13 +1132,19 @@ impl Core {
         producer_id: &str,
         caps: &RtpCapabilities,
     ) -> Result<ConsumerInfo, SfuError> {
+        let pk = self
+            .producer_key(producer_id)
+            .ok_or(SfuError::NotFound("producer"))?;
+        let tk = self
+            .transport_key(transport_id)
+            .ok_or(SfuError::NotFound("transport"))?;
         let p = self
             .producers
-            .get(producer_id)
+            .get(pk)
             .ok_or(SfuError::NotFound("producer"))?;
         let t = self
             .transports
-            .get_mut(transport_id)
+            .get_mut(tk)
             .ok_or(SfuError::NotFound("transport"))?;
         if t.direction != Direction::Recv {
             return Err(SfuError::Invalid("consume needs a recv transport".into()));
@@ -1032,51 +1168,46 @@ impl Core {
             .map(|r| r.ssrc);
         t.next_mid += 1;
         let kind = p.mapping.kind;
+        let str0m_mid = Mid::from(mid.as_str());
         let mut api = t.rtc.direct_api();
         api.declare_media(
-            Mid::from(mid.as_str()),
+            str0m_mid,
             if kind == Kind::Audio {
                 MediaKind::Audio
             } else {
                 MediaKind::Video
             },
         );
-        api.declare_stream_tx(
-            Ssrc::from(ssrc),
-            rtx.map(Ssrc::from),
-            Mid::from(mid.as_str()),
-            None,
-        );
+        api.declare_stream_tx(Ssrc::from(ssrc), rtx.map(Ssrc::from), str0m_mid, None);
         let id = format!("co_{}", random_token(16));
-        t.mid_to_consumer.insert(mid.clone(), id.clone());
         let layers = p.mapping.encodings.len();
         let producer_paused = p.paused;
-        self.consumers.insert(
-            id.clone(),
-            Consumer {
-                transport: transport_id.to_owned(),
-                producer: producer_id.to_owned(),
-                mid,
-                kind,
-                ssrc,
-                payload_type: p.mapping.router_codec.payload_type,
-                paused: true,
-                target_layer: layers.saturating_sub(1),
-                vp8: (layers > 1
-                    && str0m_codec(p.mapping.router_codec.mime_type) == Some(Codec::Vp8))
-                .then(vp8::Rewriter::default),
-                current_layer: None,
-                seq_delta: 0,
-                ts_delta: 0,
-                floor_seq: 0,
-                last_out_seq: 0,
-                last_out_ts: 0,
-                sent_any: false,
-                packets: 0,
-            },
-        );
-        if let Some(p) = self.producers.get_mut(producer_id) {
-            p.consumers.push(id.clone());
+        let ck = self.consumers.insert(Consumer {
+            id: id.clone(),
+            transport: tk,
+            producer: pk,
+            mid: str0m_mid,
+            ssrc,
+            payload_type: p.mapping.router_codec.payload_type,
+            paused: true,
+            target_layer: layers.saturating_sub(1),
+            vp8: (layers > 1 && p.codec == Codec::Vp8).then(vp8::Rewriter::default),
+            current_layer: None,
+            seq_delta: 0,
+            ts_delta: 0,
+            floor_seq: 0,
+            last_out_seq: 0,
+            last_out_ts: 0,
+            sent_any: false,
+            packets: 0,
+        });
+        self.consumer_ids.insert(id.clone(), ck);
+        if let Some(t) = self.transports.get_mut(tk) {
+            t.mid_to_consumer.insert(str0m_mid, ck);
+            t.consumers.push(ck);
+        }
+        if let Some(p) = self.producers.get_mut(pk) {
+            p.consumers.push(ck);
         }
         Ok(ConsumerInfo {
             id,
@@ -1088,16 +1219,20 @@ impl Core {
     }
 
     pub fn consumer_transport(&self, id: &str) -> Option<&str> {
-        self.consumers.get(id).map(|c| c.transport.as_str())
+        let c = self.consumers.get(self.consumer_key(id)?)?;
+        self.transports.get(c.transport).map(|t| t.id.as_str())
     }
 
     pub fn consumer_producer(&self, id: &str) -> Option<&str> {
-        self.consumers.get(id).map(|c| c.producer.as_str())
+        let c = self.consumers.get(self.consumer_key(id)?)?;
+        self.producers.get(c.producer).map(|p| p.id.as_str())
     }
 
     /// Packets forwarded by a consumer so far.
     pub fn consumer_packets(&self, id: &str) -> Option<u64> {
-        self.consumers.get(id).map(|c| c.packets)
+        self.consumers
+            .get(self.consumer_key(id)?)
+            .map(|c| c.packets)
     }
 
     pub fn set_consumer_paused(
@@ -1106,9 +1241,12 @@ impl Core {
         paused: bool,
         now: Instant,
     ) -> Result<(), SfuError> {
+        let ck = self
+            .consumer_key(id)
+            .ok_or(SfuError::NotFound("consumer"))?;
         let c = self
             .consumers
-            .get_mut(id)
+            .get_mut(ck)
             .ok_or(SfuError::NotFound("consumer"))?;
         if c.paused == paused {
             return Ok(());
@@ -1117,16 +1255,16 @@ impl Core {
         c.current_layer = None;
         let connected = self
             .transports
-            .get(&c.transport)
+            .get(c.transport)
             .is_some_and(|t| t.connected);
         // Before DTLS is up a keyframe would be dropped, and the request would hold the per-stream limit for 500 ms
         // right when the Connected event asks again (mediasoup-client resumes before its DTLS handshake ends):
         // leave it to that event.
         if !paused && connected {
             // Fast start: ask every layer up to the target for a keyframe and start on the first that comes.
-            let (producer, target) = (c.producer.clone(), c.target_layer);
+            let (producer, target) = (c.producer, c.target_layer);
             for layer in 0..=target {
-                self.request_keyframe(&producer, layer, now);
+                self.request_keyframe(producer, layer, now);
             }
         }
         Ok(())
@@ -1139,65 +1277,82 @@ impl Core {
         layer: usize,
         now: Instant,
     ) -> Result<(), SfuError> {
+        let ck = self
+            .consumer_key(id)
+            .ok_or(SfuError::NotFound("consumer"))?;
         let c = self
             .consumers
-            .get_mut(id)
+            .get_mut(ck)
             .ok_or(SfuError::NotFound("consumer"))?;
         let layers = self
             .producers
-            .get(&c.producer)
+            .get(c.producer)
             .map_or(1, |p| p.layer_ssrcs.len());
         c.target_layer = layer.min(layers.saturating_sub(1));
-        let (producer, target) = (c.producer.clone(), c.target_layer);
-        self.request_keyframe(&producer, target, now);
+        let (producer, target) = (c.producer, c.target_layer);
+        self.request_keyframe(producer, target, now);
         Ok(())
     }
 
     pub fn close_consumer(&mut self, id: &str) {
-        let Some(c) = self.consumers.remove(id) else {
-            return;
-        };
-        if let Some(p) = self.producers.get_mut(&c.producer) {
-            p.consumers.retain(|x| x != id);
+        if let Some(ck) = self.consumer_key(id) {
+            self.close_consumer_key(ck);
         }
-        if let Some(t) = self.transports.get_mut(&c.transport) {
+    }
+
+    /// Returns the closed consumer's id.
+    fn close_consumer_key(&mut self, ck: ConsumerKey) -> Option<String> {
+        let c = self.consumers.remove(ck)?;
+        self.consumer_ids.remove(&c.id);
+        if let Some(p) = self.producers.get_mut(c.producer) {
+            p.consumers.retain(|&x| x != ck);
+        }
+        if let Some(t) = self.transports.get_mut(c.transport) {
             t.mid_to_consumer.remove(&c.mid);
+            t.consumers.retain(|&x| x != ck);
             let mut api = t.rtc.direct_api();
             api.remove_stream_tx(Ssrc::from(c.ssrc));
-            api.remove_media(Mid::from(c.mid.as_str()));
+            api.remove_media(c.mid);
         }
+        Some(c.id)
     }
 
     /// Closes a transport with its producers and consumers; returns `(closed producers, closed consumers)`,
     /// consumers of other transports included.
     pub fn close_transport(&mut self, id: &str) -> (Vec<String>, Vec<String>) {
-        let producers: Vec<String> = self
-            .producers
-            .iter()
-            .filter(|(_, p)| p.transport == id)
-            .map(|(k, _)| k.clone())
-            .collect();
+        match self.transport_key(id) {
+            Some(tk) => self.close_transport_key(tk),
+            None => (Vec::new(), Vec::new()),
+        }
+    }
+
+    fn close_transport_key(&mut self, tk: TransportKey) -> (Vec<String>, Vec<String>) {
+        let Some(t) = self.transports.get_mut(tk) else {
+            return (Vec::new(), Vec::new());
+        };
+        let own_producers = std::mem::take(&mut t.producers);
+        let own_consumers = std::mem::take(&mut t.consumers);
+        let mut producers = Vec::with_capacity(own_producers.len());
         let mut consumers: Vec<String> = Vec::new();
-        for p in &producers {
-            consumers.extend(self.close_producer(p));
+        for pk in own_producers {
+            if let Some(p) = self.producers.get(pk) {
+                producers.push(p.id.clone());
+            }
+            consumers.extend(self.close_producer_key(pk));
         }
-        let own: Vec<String> = self
-            .consumers
-            .iter()
-            .filter(|(_, c)| c.transport == id)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for c in &own {
-            self.close_consumer(c);
+        for ck in own_consumers {
+            consumers.extend(self.close_consumer_key(ck));
         }
-        consumers.extend(own);
-        self.debug_drops.remove(id);
-        self.ice_protocols.remove(id);
-        if let Some(mut t) = self.transports.remove(id) {
+        if let Some(mut t) = self.transports.remove(tk) {
+            self.debug_drops.remove(&tk);
+            self.ice_protocols.remove(&tk);
             t.rtc.disconnect();
+            self.transport_ids.remove(&t.id);
             self.by_ufrag.remove(&t.ufrag);
             for s in &t.sources {
-                self.by_source.remove(s);
+                if self.by_source.get(s) == Some(&tk) {
+                    self.by_source.remove(s);
+                }
             }
         }
         (producers, consumers)
@@ -1221,11 +1376,11 @@ impl Core {
     ) {
         let Some(&first) = buf.first() else { return };
         let mut nominating = None;
-        let tid = if first < 2 {
+        let tk = if first < 2 {
             match self.route_stun(now, source, buf) {
-                Some((t, copy)) => {
+                Some((tk, copy)) => {
                     nominating = copy;
-                    t
+                    tk
                 }
                 None => {
                     self.stats.dropped_datagrams += 1;
@@ -1234,26 +1389,26 @@ impl Core {
             }
         } else {
             match self.by_source.get(&source) {
-                Some(t) => t.clone(),
+                Some(&tk) => tk,
                 None => {
                     self.stats.dropped_datagrams += 1;
                     return;
                 }
             }
         };
-        if self.debug_dropped(&tid, now) {
+        if self.debug_dropped(tk, now) {
             self.stats.dropped_datagrams += 1;
             return;
         }
-        if first < 2 && self.ice_protocols.get(&tid) != Some(&protocol) {
-            self.ice_protocols.insert(tid.clone(), protocol);
+        if first < 2 && self.ice_protocols.get(&tk) != Some(&protocol) {
+            self.ice_protocols.insert(tk, protocol);
         }
         let buf = nominating.as_deref().unwrap_or(buf);
         let Ok(receive) = Receive::new(protocol, source, local, buf) else {
             self.stats.dropped_datagrams += 1;
             return;
         };
-        let Some(t) = self.transports.get_mut(&tid) else {
+        let Some(t) = self.transports.get_mut(tk) else {
             return;
         };
         if t.failed.is_some() {
@@ -1270,10 +1425,10 @@ impl Core {
             t.peer_der = der;
         }
         if let Err(e) = res {
-            tracing::debug!(transport = %tid, error = %e, "input refused");
+            tracing::debug!(transport = %t.id, error = %e, "input refused");
             self.stats.dropped_datagrams += 1;
         }
-        self.drain(&tid, now);
+        self.drain(tk, now);
         self.settle_failures();
     }
 
@@ -1290,11 +1445,11 @@ impl Core {
         now: Instant,
         source: SocketAddr,
         buf: &[u8],
-    ) -> Option<(String, Option<Vec<u8>>)> {
+    ) -> Option<(TransportKey, Option<Vec<u8>>)> {
         let msg = StunMessage::parse(buf).ok()?;
         let (local, remote) = msg.split_username()?;
-        let tid = self.by_ufrag.get(local)?.clone();
-        let t = self.transports.get_mut(&tid)?;
+        let tk = *self.by_ufrag.get(local)?;
+        let t = self.transports.get_mut(tk)?;
         // Only an authenticated request may teach us a ufrag or a source address: the USERNAME is public in the
         // SDP, the password is not.
         let hmac = self.hmac;
@@ -1310,13 +1465,13 @@ impl Core {
                 pass: PLACEHOLDER_ICE_PWD.to_owned(),
             });
             t.remote_ufrag = Some(remote.to_owned());
-            tracing::debug!(transport = %tid, %source, "first authenticated STUN request");
+            tracing::debug!(transport = %t.id, %source, "first authenticated STUN request");
             if !t.sections.is_empty() {
                 t.offer_dirty = true;
             }
-            let _ = self.apply_offer(&tid);
+            let _ = self.apply_offer(tk);
         }
-        let t = self.transports.get_mut(&tid)?;
+        let t = self.transports.get_mut(tk)?;
         t.last_stun = Some(now);
         if t.sources.insert(source) {
             if t.sources.len() > 8 {
@@ -1324,7 +1479,7 @@ impl Core {
                 t.sources.remove(&source);
                 return None;
             }
-            self.by_source.insert(source, tid.clone());
+            self.by_source.insert(source, tk);
         }
         let copy = if t.nominated {
             None
@@ -1332,49 +1487,69 @@ impl Core {
             t.nominated = true;
             nominating_copy(&msg, &t.pwd, hmac)
         };
-        Some((tid, copy))
+        Some((tk, copy))
     }
 
-    /// Advances every transport whose deadline passed.
+    /// Advances every transport whose deadline passed: pops them off the deadline heap (no scan of all
+    /// transports), hands each str0m a timeout, and re-queues a live entry whose transport's deadline moved later.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .transports
-            .iter()
-            .filter(|(_, t)| t.deadline.is_none_or(|d| d <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for tid in due {
-            self.stats.transport_timeouts += 1;
-            if let Some(t) = self.transports.get_mut(&tid) {
-                if t.failed.is_some() {
-                    continue;
-                }
-                let (res, der) = fingerprint::capturing(t.wants_peer_der(), || {
-                    t.rtc.handle_input(Input::Timeout(now))
-                });
-                if der.is_some() {
-                    t.peer_der = der;
-                }
-                if let Err(e) = res {
-                    tracing::debug!(transport = %tid, error = %e, "timeout refused");
-                }
+        let mut due: Vec<TransportKey> = Vec::new();
+        while let Some(&Reverse((at, tk))) = self.deadlines.peek() {
+            if at > now {
+                break;
             }
-            self.drain(&tid, now);
+            self.deadlines.pop();
+            let Some(t) = self.transports.get_mut(tk) else {
+                continue; // closed
+            };
+            if t.scheduled != Some(at) {
+                continue; // superseded by an earlier entry
+            }
+            t.scheduled = None;
+            if t.deadline <= now {
+                due.push(tk);
+            } else {
+                // The deadline moved later since this entry was queued: queue the real one.
+                let d = t.deadline;
+                self.schedule(tk, d);
+            }
+        }
+        for tk in due {
+            self.stats.transport_timeouts += 1;
+            let Some(t) = self.transports.get_mut(tk) else {
+                continue;
+            };
+            if t.failed.is_some() {
+                continue;
+            }
+            let (res, der) = fingerprint::capturing(t.wants_peer_der(), || {
+                t.rtc.handle_input(Input::Timeout(now))
+            });
+            if der.is_some() {
+                t.peer_der = der;
+            }
+            if let Err(e) = res {
+                tracing::debug!(transport = %t.id, error = %e, "timeout refused");
+            }
+            self.drain(tk, now);
         }
         self.check_liveness(now);
         self.drain_dirty(now);
     }
 
-    /// The earliest deadline of any transport (and of the next liveness check while there are transports).
+    /// The earliest deadline of any transport (and of the next liveness check while there are transports): the
+    /// top of the deadline heap.
     pub fn next_deadline(&self) -> Option<Instant> {
         let liveness = self
             .next_liveness_check
             .filter(|_| !self.transports.is_empty());
-        self.transports
-            .values()
-            .filter_map(|t| t.deadline)
-            .chain(liveness)
-            .min()
+        // `drain_dirty` (which `handle_timeout` ends with) prunes stale entries off the top; one left by a later
+        // call would only cost an early wake-up.
+        let top = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        match (top, liveness) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next datagram to send: `(destination, bytes)`.
@@ -1382,25 +1557,34 @@ impl Core {
         self.outgoing.pop_front()
     }
 
+    /// Datagrams waiting for `poll_transmit`.
+    pub fn pending_transmits(&self) -> usize {
+        self.outgoing.len()
+    }
+
     /// Drains transports written to by forwarding or control calls.
     pub fn drain_dirty(&mut self, now: Instant) {
         let mut rounds = 0;
         while !self.dirty.is_empty() && rounds < 8 {
             rounds += 1;
-            let mut dirty = std::mem::take(&mut self.dirty);
-            dirty.sort();
-            dirty.dedup();
-            for tid in dirty {
-                self.drain(&tid, now);
+            let dirty = std::mem::take(&mut self.dirty);
+            for &tk in &dirty {
+                if let Some(t) = self.transports.get_mut(tk) {
+                    t.dirty = false;
+                }
+            }
+            for tk in dirty {
+                self.drain(tk, now);
             }
         }
         self.settle_failures();
+        self.prune_deadlines();
     }
 
     /// Polls one transport until it only has a deadline left; forwards its media.
-    fn drain(&mut self, tid: &str, now: Instant) {
+    fn drain(&mut self, tk: TransportKey, now: Instant) {
         loop {
-            let out = match self.transports.get_mut(tid) {
+            let out = match self.transports.get_mut(tk) {
                 Some(t) if t.failed.is_none() => {
                     let (out, der) =
                         fingerprint::capturing(t.wants_peer_der(), || t.rtc.poll_output());
@@ -1412,7 +1596,7 @@ impl Core {
                 _ => return,
             };
             match out {
-                Ok(Output::Transmit(_)) if self.debug_dropped(tid, now) => {}
+                Ok(Output::Transmit(_)) if self.debug_dropped(tk, now) => {}
                 Ok(Output::Transmit(tx))
                     if tx.proto != Protocol::Udp || tx.source != self.local_addr =>
                 {
@@ -1420,23 +1604,25 @@ impl Core {
                         protocol: tx.proto,
                         local: tx.source,
                         destination: tx.destination,
-                        data: tx.contents.to_vec(),
+                        data: tx.contents.into(),
                     });
                 }
                 Ok(Output::Transmit(tx)) => {
+                    // Moved, not copied: str0m's datagram is a Vec.
                     self.outgoing
-                        .push_back((tx.destination, tx.contents.to_vec()));
+                        .push_back((tx.destination, tx.contents.into()));
                 }
                 Ok(Output::Timeout(at)) => {
-                    if let Some(t) = self.transports.get_mut(tid) {
-                        t.deadline = Some(at);
-                    }
+                    self.schedule(tk, at);
                     return;
                 }
-                Ok(Output::Event(e)) => self.on_event(tid, e, now),
+                Ok(Output::Event(e)) => self.on_event(tk, e, now),
                 Err(e) => {
-                    let dead = self.transports.get(tid).is_some_and(|t| !t.rtc.is_alive());
-                    tracing::debug!(transport = %tid, error = %e, dead, "transport error");
+                    let Some(t) = self.transports.get(tk) else {
+                        return;
+                    };
+                    let dead = !t.rtc.is_alive();
+                    tracing::debug!(transport = %t.id, error = %e, dead, "transport error");
                     if dead {
                         let reason = match e {
                             str0m::RtcError::Dtls(_) | str0m::RtcError::RemoteSdp(_) => {
@@ -1444,9 +1630,9 @@ impl Core {
                             }
                             _ => "transport-error",
                         };
-                        self.fail(tid, reason);
-                    } else if let Some(t) = self.transports.get_mut(tid) {
-                        t.deadline = Some(now + Duration::from_millis(100));
+                        self.fail(tk, reason);
+                    } else {
+                        self.schedule(tk, now + Duration::from_millis(100));
                     }
                     return;
                 }
@@ -1454,99 +1640,98 @@ impl Core {
         }
     }
 
-    fn on_event(&mut self, tid: &str, e: Event, now: Instant) {
+    fn on_event(&mut self, tk: TransportKey, e: Event, now: Instant) {
         match e {
-            Event::RtpPacket(pkt) => self.on_rtp(tid, pkt, now),
+            Event::RtpPacket(pkt) => self.on_rtp(tk, pkt, now),
             Event::KeyframeRequest(req) => {
-                let Some(t) = self.transports.get(tid) else {
+                let Some(t) = self.transports.get(tk) else {
                     return;
                 };
-                let Some(cid) = t.mid_to_consumer.get(&req.mid.to_string()) else {
+                let Some(&ck) = t.mid_to_consumer.get(&req.mid) else {
                     return;
                 };
-                let Some(c) = self.consumers.get(cid) else {
+                let Some(c) = self.consumers.get(ck) else {
                     return;
                 };
-                let (producer, layer) = (
-                    c.producer.clone(),
-                    c.current_layer.unwrap_or(c.target_layer),
-                );
-                self.request_keyframe(&producer, layer, now);
+                let (producer, layer) = (c.producer, c.current_layer.unwrap_or(c.target_layer));
+                self.request_keyframe(producer, layer, now);
             }
             Event::Connected => {
-                if let Err(reason) = self.check_peer_certificate(tid) {
-                    tracing::debug!(transport = %tid, "peer certificate does not match the fingerprint");
-                    self.fail(tid, reason);
+                if let Err(reason) = self.check_peer_certificate(tk) {
+                    if let Some(t) = self.transports.get(tk) {
+                        tracing::debug!(transport = %t.id, "peer certificate does not match the fingerprint");
+                    }
+                    self.fail(tk, reason);
                     return;
                 }
-                if let Some(t) = self.transports.get_mut(tid) {
-                    t.connected = true;
-                    t.peer_der = None;
-                }
-                tracing::debug!(transport = %tid, "connected");
+                let Some(t) = self.transports.get_mut(tk) else {
+                    return;
+                };
+                t.connected = true;
+                t.peer_der = None;
+                tracing::debug!(transport = %t.id, "connected");
                 // Consumers resumed before DTLS was up start now: ask their producers for keyframes.
-                let waiting: Vec<(String, usize)> = self
-                    .consumers
-                    .values_mut()
-                    .filter(|c| c.transport == tid && !c.paused)
-                    .map(|c| {
-                        c.current_layer = None;
-                        (c.producer.clone(), c.target_layer)
-                    })
-                    .collect();
+                let mut waiting: Vec<(ProducerKey, usize)> = Vec::new();
+                for &ck in &t.consumers {
+                    if let Some(c) = self.consumers.get_mut(ck) {
+                        if !c.paused {
+                            c.current_layer = None;
+                            waiting.push((c.producer, c.target_layer));
+                        }
+                    }
+                }
                 for (producer, target) in waiting {
                     for layer in 0..=target {
-                        self.request_keyframe(&producer, layer, now);
+                        self.request_keyframe(producer, layer, now);
                     }
                 }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                tracing::debug!(transport = %tid, "ice disconnected");
+                if let Some(t) = self.transports.get(tk) {
+                    tracing::debug!(transport = %t.id, "ice disconnected");
+                }
             }
             _ => {}
         }
     }
 
-    fn on_rtp(&mut self, tid: &str, pkt: RtpPacket, now: Instant) {
+    /// Which producer layer an incoming SSRC is: cached per transport, resolved from str0m's stream (mid, rid) once.
+    fn resolve_ssrc(&mut self, tk: TransportKey, ssrc: u32) -> Option<(ProducerKey, usize)> {
+        let t = self.transports.get_mut(tk)?;
+        if let Some(&m) = t.ssrc_cache.get(&ssrc) {
+            return Some(m);
+        }
+        let (mid, rid) = t
+            .rtc
+            .direct_api()
+            .stream_rx(&Ssrc::from(ssrc))
+            .map(|s| (s.mid(), s.rid()))?;
+        let pk = *t.mid_to_producer.get(&mid.to_string())?;
+        let p = self.producers.get(pk)?;
+        let layer = match rid {
+            Some(rid) => p
+                .mapping
+                .encodings
+                .iter()
+                .position(|e| e.rid.as_deref() == Some(&*rid.to_string()))?,
+            None => p
+                .mapping
+                .encodings
+                .iter()
+                .position(|e| e.ssrc == Some(ssrc))
+                .unwrap_or(0),
+        };
+        t.ssrc_cache.insert(ssrc, (pk, layer));
+        Some((pk, layer))
+    }
+
+    fn on_rtp(&mut self, tk: TransportKey, pkt: RtpPacket, now: Instant) {
         self.stats.rtp_in += 1;
         let ssrc = *pkt.header.ssrc;
-        let Some(t) = self.transports.get_mut(tid) else {
+        let Some((pk, layer)) = self.resolve_ssrc(tk, ssrc) else {
             return;
         };
-        let mapped = match t.ssrc_cache.get(&ssrc) {
-            Some(m) => Some(m.clone()),
-            None => {
-                let found = t
-                    .rtc
-                    .direct_api()
-                    .stream_rx(&pkt.header.ssrc)
-                    .map(|s| (s.mid(), s.rid()));
-                let resolved = found.and_then(|(mid, rid)| {
-                    let pid = t.mid_to_producer.get(&mid.to_string())?.clone();
-                    let p = self.producers.get(&pid)?;
-                    let layer = match rid {
-                        Some(rid) => p
-                            .mapping
-                            .encodings
-                            .iter()
-                            .position(|e| e.rid.as_deref() == Some(&*rid.to_string()))?,
-                        None => p
-                            .mapping
-                            .encodings
-                            .iter()
-                            .position(|e| e.ssrc == Some(ssrc))
-                            .unwrap_or(0),
-                    };
-                    Some((pid, layer))
-                });
-                if let Some(r) = &resolved {
-                    t.ssrc_cache.insert(ssrc, r.clone());
-                }
-                resolved
-            }
-        };
-        let Some((pid, layer)) = mapped else { return };
-        let Some(p) = self.producers.get_mut(&pid) else {
+        let Some(p) = self.producers.get_mut(pk) else {
             return;
         };
         if let Some(slot) = p.layer_ssrcs.get_mut(layer) {
@@ -1555,53 +1740,58 @@ impl Core {
         if let Some(slot) = p.last_packet.get_mut(layer) {
             *slot = Some(now);
         }
-        if p.paused {
+        if p.paused || p.consumers.is_empty() {
             return;
         }
-        let consumers = p.consumers.clone();
-        let codec = str0m_codec(p.mapping.router_codec.mime_type).unwrap_or(Codec::Vp8);
-        let keyframe = p.mapping.kind == Kind::Video && is_keyframe(codec, &pkt.payload);
-        for cid in consumers {
-            self.forward(&cid, &pid, layer, keyframe, &pkt, now);
+        let video = p.mapping.kind == Kind::Video;
+        let keyframe = video && is_keyframe(p.codec, &pkt.payload);
+        // The same for every consumer: computed once per packet.
+        let fwd = Incoming {
+            layer,
+            keyframe,
+            video,
+            wallclock: self.wallclock(&pkt, if video { 90_000 } else { 48_000 }),
+            ext: ExtensionValues {
+                audio_level: pkt.header.ext_vals.audio_level,
+                voice_activity: pkt.header.ext_vals.voice_activity,
+                video_orientation: pkt.header.ext_vals.video_orientation,
+                ..ExtensionValues::default()
+            },
+            pkt: &pkt,
+        };
+        // The fan-out list is walked by index: `forward` never adds or removes consumers, so no copy is needed.
+        let mut i = 0;
+        while let Some(&ck) = self.producers.get(pk).and_then(|p| p.consumers.get(i)) {
+            i += 1;
+            self.forward(ck, pk, &fwd, now);
         }
     }
 
     /// mediasoup's SimulcastConsumer, reduced: start on a keyframe of any layer up to the target, climb (or drop)
     /// to the target on its keyframe, rewrite sequence numbers and timestamps so the stream stays continuous.
-    fn forward(
-        &mut self,
-        cid: &str,
-        pid: &str,
-        layer: usize,
-        keyframe: bool,
-        pkt: &RtpPacket,
-        now: Instant,
-    ) {
-        let Some(c) = self.consumers.get(cid) else {
-            return;
-        };
-        // Nothing may start before the subscriber's DTLS is up: a keyframe sent into the void would leave it
-        // waiting for the next one. The Connected event requests a fresh keyframe.
-        if !self
-            .transports
-            .get(&c.transport)
-            .is_some_and(|t| t.connected)
-        {
-            return;
-        }
-        let Some(c) = self.consumers.get_mut(cid) else {
+    fn forward(&mut self, ck: ConsumerKey, pk: ProducerKey, inc: &Incoming<'_>, now: Instant) {
+        let Some(c) = self.consumers.get_mut(ck) else {
             return;
         };
         if c.paused {
             return;
         }
-        let video = c.kind == Kind::Video;
+        // Nothing may start before the subscriber's DTLS is up: a keyframe sent into the void would leave it
+        // waiting for the next one. The Connected event requests a fresh keyframe.
+        if !self
+            .transports
+            .get(c.transport)
+            .is_some_and(|t| t.connected)
+        {
+            return;
+        }
+        let (layer, keyframe, video, pkt) = (inc.layer, inc.keyframe, inc.video, inc.pkt);
         let in_seq = *pkt.seq_no;
         let switch = match c.current_layer {
             None => {
                 if video && !(keyframe && layer <= c.target_layer) {
                     let target = c.target_layer;
-                    self.request_keyframe(pid, target.min(layer), now);
+                    self.request_keyframe(pk, target.min(layer), now);
                     return;
                 }
                 true
@@ -1609,29 +1799,24 @@ impl Core {
             Some(cur) if cur != layer => {
                 let current_quiet = self
                     .producers
-                    .get(pid)
+                    .get(pk)
                     .and_then(|p| p.last_packet.get(cur).copied().flatten())
                     .is_none_or(|t| now.saturating_duration_since(t) > LAYER_QUIET);
-                let Some(c) = self.consumers.get(cid) else {
-                    return;
-                };
-                let towards = (cur < c.target_layer && layer > cur && layer <= c.target_layer)
-                    || (cur > c.target_layer && layer == c.target_layer)
-                    || (current_quiet && layer <= c.target_layer);
+                let target = c.target_layer;
+                let towards = (cur < target && layer > cur && layer <= target)
+                    || (cur > target && layer == target)
+                    || (current_quiet && layer <= target);
                 if !(towards && keyframe) {
-                    if towards || cur > c.target_layer {
+                    if towards || cur > target {
                         // Ask the layer we want to land on: the target, or this one when the current went quiet.
-                        let want = if current_quiet { layer } else { c.target_layer };
-                        self.request_keyframe(pid, want, now);
+                        let want = if current_quiet { layer } else { target };
+                        self.request_keyframe(pk, want, now);
                     }
                     return;
                 }
                 true
             }
             Some(_) => false,
-        };
-        let Some(c) = self.consumers.get_mut(cid) else {
-            return;
         };
         if switch {
             let step: u32 = if video { 3000 } else { 960 };
@@ -1650,7 +1835,7 @@ impl Core {
                 r.switch(&pkt.payload);
             }
             if video {
-                tracing::debug!(consumer = cid, from = ?c.current_layer, to = layer, target = c.target_layer, "layer switch");
+                tracing::debug!(consumer = %c.id, from = ?c.current_layer, to = layer, target = c.target_layer, "layer switch");
             }
             c.current_layer = Some(layer);
         }
@@ -1668,8 +1853,8 @@ impl Core {
             c.last_out_seq = out_seq;
             c.last_out_ts = out_ts;
         }
-        // Each VP8 simulcast consumer writes its own ids into a copy; everyone else shares the payload.
-        let payload = match c
+        // Each VP8 simulcast consumer writes its own ids into a copy; everyone else shares the payload (an Arc).
+        let payload: Arc<[u8]> = match c
             .vp8
             .as_mut()
             .and_then(|r| r.rewritten(&pkt.payload, newest))
@@ -1679,20 +1864,10 @@ impl Core {
         };
         c.sent_any = true;
         c.packets += 1;
-        let (ssrc, pt, transport) = (c.ssrc, c.payload_type, c.transport.clone());
-        let wallclock = self.wallclock(pkt, if video { 90_000 } else { 48_000 });
-        let ext = ExtensionValues {
-            audio_level: pkt.header.ext_vals.audio_level,
-            voice_activity: pkt.header.ext_vals.voice_activity,
-            video_orientation: pkt.header.ext_vals.video_orientation,
-            ..ExtensionValues::default()
-        };
-        let Some(t) = self.transports.get_mut(&transport) else {
+        let (ssrc, pt, tk) = (c.ssrc, c.payload_type, c.transport);
+        let Some(t) = self.transports.get_mut(tk) else {
             return;
         };
-        if !t.connected {
-            return;
-        }
         let mut api = t.rtc.direct_api();
         let Some(tx) = api.stream_tx(&Ssrc::from(ssrc)) else {
             return;
@@ -1702,19 +1877,19 @@ impl Core {
                 Pt::from(pt),
                 SeqNo::from(out_seq),
                 out_ts,
-                wallclock,
+                inc.wallclock,
                 payload,
             )
             .marker(pkt.header.marker)
             .nackable(video)
-            .ext_vals(ext),
+            .ext_vals(inc.ext.clone()),
         );
         self.stats.rtp_out += 1;
-        self.dirty.push(transport);
+        self.mark_dirty(tk);
     }
 
-    fn request_keyframe(&mut self, pid: &str, layer: usize, now: Instant) {
-        let Some(p) = self.producers.get_mut(pid) else {
+    fn request_keyframe(&mut self, pk: ProducerKey, layer: usize, now: Instant) {
+        let Some(p) = self.producers.get_mut(pk) else {
             return;
         };
         if p.mapping.kind != Kind::Video {
@@ -1745,17 +1920,33 @@ impl Core {
         } else {
             KeyframeRequestKind::Pli
         };
-        let transport = p.transport.clone();
-        let Some(t) = self.transports.get_mut(&transport) else {
+        let tk = p.transport;
+        let Some(t) = self.transports.get_mut(tk) else {
             return;
         };
-        if let Some(rx) = t.rtc.direct_api().stream_rx(&Ssrc::from(ssrc)) {
-            rx.request_keyframe(kind);
-            tracing::debug!(producer = pid, layer, "keyframe requested");
+        let requested = match t.rtc.direct_api().stream_rx(&Ssrc::from(ssrc)) {
+            Some(rx) => {
+                rx.request_keyframe(kind);
+                true
+            }
+            None => false,
+        };
+        if requested {
+            tracing::debug!(producer = %p.id, layer, "keyframe requested");
             self.stats.keyframe_requests += 1;
-            self.dirty.push(transport);
+            self.mark_dirty(tk);
         }
     }
+}
+
+/// What every consumer of one incoming packet shares.
+struct Incoming<'a> {
+    layer: usize,
+    keyframe: bool,
+    video: bool,
+    wallclock: Instant,
+    ext: ExtensionValues,
+    pkt: &'a RtpPacket,
 }
 
 #[cfg(test)]
@@ -1802,6 +1993,77 @@ mod tests {
         assert_eq!((c.prio(), c.ice_controlling()), (msg.prio(), Some(42)));
         assert!(c.verify(b"our-password", |k, p| hmac().sha1_hmac(k, p)));
         assert!(!c.verify(b"other", |k, p| hmac().sha1_hmac(k, p)));
+    }
+
+    /// Every open transport has exactly one live heap entry, at or before its str0m deadline (a later deadline is
+    /// re-queued when the entry surfaces); `next_deadline` is the earliest live entry.
+    fn assert_deadline_invariant(core: &Core) {
+        for (tk, t) in &core.transports {
+            let s = t.scheduled.expect("every open transport is scheduled");
+            assert!(s <= t.deadline, "scheduled after its deadline");
+            let live = core
+                .deadlines
+                .iter()
+                .filter(|Reverse((at, k))| *k == tk && *at == s)
+                .count();
+            assert!(live >= 1, "the live entry is in the heap");
+        }
+        let earliest = core.transports.values().filter_map(|t| t.scheduled).min();
+        let liveness = core
+            .next_liveness_check
+            .filter(|_| !core.transports.is_empty());
+        let want = match (earliest, liveness) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        assert_eq!(core.next_deadline(), want);
+    }
+
+    #[test]
+    fn the_deadline_heap_keeps_one_live_entry_per_transport_through_timeouts_and_closes() {
+        let addr: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        let mut core = Core::new(addr, addr);
+        let t0 = Instant::now();
+        let mut ids = Vec::new();
+        for i in 0..30 {
+            let dir = if i % 3 == 0 {
+                Direction::Send
+            } else {
+                Direction::Recv
+            };
+            ids.push(core.create_transport("r", dir, t0).expect("transport").id);
+        }
+        core.drain_dirty(t0);
+        assert_deadline_invariant(&core);
+        let mut now = t0;
+        for step in 0..400 {
+            now += Duration::from_millis(7);
+            core.handle_timeout(now);
+            assert_deadline_invariant(&core);
+            // A live deadline is never in the past after a call: nothing due is left behind.
+            if let Some(d) = core.transports.values().filter_map(|t| t.scheduled).min() {
+                assert!(d >= now, "a due transport was left behind at step {step}");
+            }
+            if step % 40 == 0 {
+                if let Some(id) = ids.pop() {
+                    core.close_transport(&id);
+                    core.drain_dirty(now);
+                    assert_deadline_invariant(&core);
+                }
+            }
+        }
+        // The heap does not grow without bound: stale entries are dropped as they surface.
+        assert!(
+            core.deadlines.len() <= 4 * core.transports.len() + 4,
+            "{} heap entries for {} transports",
+            core.deadlines.len(),
+            core.transports.len()
+        );
+        for id in ids {
+            core.close_transport(&id);
+        }
+        core.drain_dirty(now);
+        assert_eq!(core.next_deadline(), None);
     }
 
     #[test]
