@@ -167,7 +167,7 @@ async fn get_meeting(
     State(st): State<ApiState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<proto::rest::MeetingView>> {
     let id = parse_meeting_id(&id)?;
     Ok(Json(st.service.meeting_view(&who, &id).await?))
 }
@@ -187,7 +187,7 @@ async fn participants(
     State(st): State<ApiState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<proto::rest::ParticipantList>> {
     let id = parse_meeting_id(&id)?;
     Ok(Json(st.service.participants(&who, &id).await?))
 }
@@ -203,7 +203,7 @@ async fn messages(
     Caller(who): Caller,
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<proto::rest::MessagePage>> {
     let id = parse_meeting_id(&id)?;
     let limit = match q.limit.as_deref() {
         None | Some("") => 50,

@@ -127,7 +127,7 @@ pub enum MediaOp {
     Quality {
         participant: String,
         layer: usize,
-        quality: &'static str,
+        quality: proto::events::Quality,
     },
 }
 
@@ -141,20 +141,8 @@ pub enum ConsumeTarget {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MuteType {
-    Audio,
-    Video,
-}
-
-impl MuteType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MuteType::Audio => "audio",
-            MuteType::Video => "video",
-        }
-    }
-}
+/// A moderator's `muteType`: the wire enum itself.
+pub use proto::events::MediaKind as MuteType;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordingAction {
@@ -223,8 +211,20 @@ pub const EVENTS: [&str; 21] = [
 const MAX_ID_LEN: usize = 128;
 
 impl Request {
-    /// Parses `payload` of `event`. Unknown events are NOT_SUPPORTED; malformed payloads VALIDATION_ERROR.
+    /// Parses `payload` of `event`. Unknown events are NOT_SUPPORTED; malformed payloads VALIDATION_ERROR naming
+    /// the field and what was expected. Two layers: the checks below (ids' charset and length, the emoji list,
+    /// message length …), then the payload must also deserialize into its `proto::requests` struct — the struct
+    /// the TypeScript declarations and the AsyncAPI document are generated from — so what the server accepts
+    /// cannot drift from what it publishes.
     pub fn parse(event: &str, payload: Option<&Value>) -> Result<Request, WireError> {
+        let req = Self::parse_fields(event, payload)?;
+        if let Some(v) = payload {
+            check_contract(event, v)?;
+        }
+        Ok(req)
+    }
+
+    fn parse_fields(event: &str, payload: Option<&Value>) -> Result<Request, WireError> {
         if MEDIA_EVENTS.contains(&event) {
             let obj = match payload {
                 Some(Value::Object(o)) => Fields(o),
@@ -404,6 +404,57 @@ impl Request {
     }
 }
 
+/// Deserializes `v` into the `proto::requests` struct of `event`; a failure names the field (its JSON path) and
+/// what was expected.
+fn check_contract(event: &str, v: &Value) -> Result<(), WireError> {
+    use proto::requests as r;
+    match event {
+        "join-meeting" => typed_as::<r::JoinMeeting>(v),
+        "leave-meeting" | "screen:start" | "screen:stop" | "hand:raise" | "hand:lower"
+        | "meeting:end" => typed_as::<r::MeetingRequest>(v),
+        "participant:mute" | "participant:unmute" => typed_as::<r::MuteRequest>(v),
+        "reaction:send" => typed_as::<r::ReactionSend>(v),
+        "layout:change" => typed_as::<r::LayoutChange>(v),
+        "participant:pin" => typed_as::<r::PinRequest>(v),
+        "participant:spotlight" => typed_as::<r::SpotlightRequest>(v),
+        "participant:role" => typed_as::<r::RoleRequest>(v),
+        "stats:report" => typed_as::<r::StatsReport>(v),
+        "recording:start" | "recording:stop" | "recording:pause" | "recording:resume" => {
+            typed_as::<r::RecordingRequest>(v)
+        }
+        "send-message" => typed_as::<r::SendMessage>(v),
+        "typing" => typed_as::<r::TypingRequest>(v),
+        "create-transport" => typed_as::<r::CreateTransport>(v),
+        "connect-transport" => typed_as::<r::ConnectTransport>(v),
+        "produce" => typed_as::<r::Produce>(v),
+        "consume" => typed_as::<r::Consume>(v),
+        "resume-consumer" | "pause-consumer" => typed_as::<r::ConsumerRequest>(v),
+        "producer:pause" | "producer:resume" | "producer:close" => {
+            typed_as::<r::ProducerRequest>(v)
+        }
+        "quality:change" => typed_as::<r::QualityChange>(v),
+        _ => Ok(()),
+    }
+}
+
+fn typed_as<T: serde::de::DeserializeOwned>(v: &Value) -> Result<(), WireError> {
+    serde_path_to_error::deserialize::<_, T>(v)
+        .map(|_| ())
+        .map_err(|e| WireError::validation(path_error(None, &e)))
+}
+
+/// `field.path: what serde expected` (e.g. `rtpParameters.codecs[0].payloadType: invalid type: string "x",
+/// expected u8`).
+fn path_error(root: Option<&str>, e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    let field = match (root, path.as_str()) {
+        (Some(r), ".") => r.to_owned(),
+        (Some(r), p) => format!("{r}.{p}"),
+        (None, p) => p.to_owned(),
+    };
+    format!("{field}: {}", e.inner())
+}
+
 /// Validates a meeting id from anywhere (socket payloads and REST paths).
 pub fn parse_meeting_id(s: &str) -> Result<MeetingId, WireError> {
     valid_id(s, "meetingId").map(MeetingId::new)
@@ -500,8 +551,8 @@ impl<'a> Fields<'a> {
 
     fn typed<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, WireError> {
         match self.0.get(name) {
-            Some(v @ Value::Object(_)) => serde_json::from_value(v.clone())
-                .map_err(|e| WireError::validation(format!("{name} is malformed: {e}"))),
+            Some(v @ Value::Object(_)) => serde_path_to_error::deserialize(v)
+                .map_err(|e| WireError::validation(path_error(Some(name), &e))),
             None | Some(Value::Null) => Err(WireError::validation(format!("{name} is required"))),
             Some(_) => Err(WireError::validation(format!("{name} must be an object"))),
         }
@@ -589,7 +640,11 @@ impl<'a> Fields<'a> {
                         "medium" => 1,
                         _ => 2,
                     },
-                    quality,
+                    quality: match quality {
+                        "low" => proto::events::Quality::Low,
+                        "medium" => proto::events::Quality::Medium,
+                        _ => proto::events::Quality::High,
+                    },
                 }
             }
         })

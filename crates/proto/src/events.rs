@@ -5,7 +5,7 @@
 //! field names (camelCase, except `new-message`'s snake_case) cannot drift between the server, the docs and the
 //! clients. Opaque mediasoup shapes (RTP parameters, ICE/DTLS parameters) stay `JsonValue`: the SFU owns them.
 
-use crate::{Layout, MeetingId, ParticipantId, Role, UserId};
+use crate::{Layout, MeetingId, MessageId, ParticipantId, Role, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
@@ -28,6 +28,15 @@ impl MediaKind {
             MediaKind::Video => "video",
         }
     }
+}
+
+/// What a producer carries (`appData.source` of `produce`; default `mic` for audio, `camera` for video).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Mic,
+    Camera,
+    Screen,
 }
 
 /// A transport's direction, as the client sees it.
@@ -206,7 +215,7 @@ pub struct MeetingEnded {
 /// `new-message`: the guide's snake_case fields, exactly.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
 pub struct NewMessage {
-    pub id: String,
+    pub id: MessageId,
     pub meeting_id: MeetingId,
     pub sender_id: UserId,
     pub sender_name: String,
@@ -236,8 +245,7 @@ pub struct You {
 pub struct ProducerSummary {
     pub producer_id: String,
     pub kind: MediaKind,
-    /// `mic`, `camera` or `screen`.
-    pub source: String,
+    pub source: Source,
     pub paused: bool,
 }
 
@@ -325,7 +333,7 @@ pub struct NewProducer {
     pub user_name: String,
     pub producer_id: String,
     pub kind: MediaKind,
-    pub source: String,
+    pub source: Source,
 }
 
 /// `producer:paused` / `producer:resumed`.
@@ -338,16 +346,67 @@ pub struct ProducerPaused {
     pub user_name: String,
     pub producer_id: String,
     pub kind: MediaKind,
-    pub source: String,
+    pub source: Source,
     pub by_moderator: bool,
 }
 
-/// `transport-created`. `params` is what mediasoup-client's `createSendTransport`/`createRecvTransport` takes:
-/// `{id, iceParameters, iceCandidates, dtlsParameters}`.
+/// `iceParameters` of a transport (the server is ICE-lite).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct IceParameters {
+    pub username_fragment: String,
+    pub password: String,
+    pub ice_lite: bool,
+}
+
+/// One ICE candidate of a transport.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+pub struct IceCandidate {
+    pub foundation: String,
+    pub priority: u32,
+    pub ip: String,
+    pub address: String,
+    /// `udp`.
+    pub protocol: String,
+    pub port: u16,
+    /// `host`.
+    #[serde(rename = "type")]
+    pub candidate_type: String,
+}
+
+/// A DTLS certificate fingerprint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+pub struct DtlsFingerprint {
+    pub algorithm: String,
+    pub value: String,
+}
+
+/// `dtlsParameters` of a transport (`role` is `auto` from the server, `client` or `server` from a browser).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+pub struct DtlsParameters {
+    pub role: String,
+    pub fingerprints: Vec<DtlsFingerprint>,
+}
+
+/// What mediasoup-client's `createSendTransport` / `createRecvTransport` takes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TransportParams {
+    pub id: String,
+    pub ice_parameters: IceParameters,
+    pub ice_candidates: Vec<IceCandidate>,
+    pub dtls_parameters: DtlsParameters,
+    /// Fields the media plane adds that this struct does not name yet (kept, so nothing is dropped on the way).
+    #[serde(flatten)]
+    #[ts(skip)]
+    pub extra: serde_json::Map<String, Value>,
+}
+
+/// `transport-created`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
 pub struct TransportCreated {
     pub direction: Direction,
-    pub params: Value,
+    pub params: TransportParams,
 }
 
 /// `transport-connected`.
@@ -363,7 +422,7 @@ pub struct TransportConnected {
 pub struct Produced {
     pub producer_id: String,
     pub kind: MediaKind,
-    pub source: String,
+    pub source: Source,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub paused: Option<bool>,
@@ -376,6 +435,7 @@ pub struct Subscribed {
     pub id: String,
     pub producer_id: String,
     pub kind: MediaKind,
+    #[ts(type = "unknown")]
     pub rtp_parameters: Value,
     /// `simple` or `simulcast`.
     #[serde(rename = "type")]
@@ -383,7 +443,7 @@ pub struct Subscribed {
     pub producer_paused: bool,
     pub participant_id: ParticipantId,
     pub user_id: UserId,
-    pub source: String,
+    pub source: Source,
 }
 
 /// The `pause-consumer` / `resume-consumer` ack.
@@ -467,4 +527,31 @@ pub struct HandAck {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
 pub struct ScreenStartAck {
     pub sharing: bool,
+}
+
+/// A successful ack: `{ok: true, …reply}` (the reply is one of the ack structs above).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AckOk<'a, T: Serialize> {
+    pub ok: bool,
+    #[serde(flatten)]
+    pub reply: &'a T,
+}
+
+impl<'a, T: Serialize> AckOk<'a, T> {
+    pub fn new(reply: &'a T) -> Self {
+        Self { ok: true, reply }
+    }
+}
+
+/// A failed ack: `{ok: false, error: {code, message, event, retryAfterMs?}}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AckErr<'a> {
+    pub ok: bool,
+    pub error: &'a crate::WireError,
+}
+
+impl<'a> AckErr<'a> {
+    pub fn new(error: &'a crate::WireError) -> Self {
+        Self { ok: false, error }
+    }
 }

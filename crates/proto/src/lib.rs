@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod requests;
+pub mod rest;
 pub mod time;
 pub mod typescript;
 

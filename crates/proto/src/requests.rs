@@ -2,7 +2,7 @@
 //! (serde names the field and what was expected) before its own checks (id charset, lengths, the emoji list), so
 //! the contract generated from them is the one the server enforces. Unknown fields are ignored.
 
-use crate::events::{Direction, GrantableRole, MediaKind, Quality, RecipientType};
+use crate::events::{Direction, GrantableRole, MediaKind, Quality, RecipientType, Source};
 use crate::{Layout, MeetingId, ParticipantId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -21,12 +21,14 @@ pub struct MeetingRequest {
 #[serde(rename_all = "camelCase")]
 pub struct JoinMeeting {
     pub meeting_id: MeetingId,
+    /// Ignored (any JSON is accepted, as before this struct existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
-    pub user_id: Option<String>,
+    #[ts(optional, type = "string")]
+    pub user_id: Option<Value>,
+    /// Ignored (any JSON is accepted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
-    pub user_name: Option<String>,
+    #[ts(optional, type = "string")]
+    pub user_name: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub previous_participant_id: Option<ParticipantId>,
@@ -117,6 +119,7 @@ pub struct RecordingRequest {
     pub meeting_id: MeetingId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[ts(type = "Record<string, unknown>")]
     pub options: Option<serde_json::Map<String, Value>>,
 }
 
@@ -158,6 +161,7 @@ pub struct ConnectTransport {
     #[ts(optional)]
     pub meeting_id: Option<MeetingId>,
     pub transport_id: String,
+    #[ts(type = "unknown")]
     pub dtls_parameters: Value,
 }
 
@@ -166,7 +170,7 @@ pub struct ConnectTransport {
 pub struct ProduceAppData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub source: Option<String>,
+    pub source: Option<Source>,
 }
 
 /// `produce`: mediasoup-client's `produce` event data.
@@ -175,6 +179,7 @@ pub struct ProduceAppData {
 pub struct Produce {
     pub meeting_id: MeetingId,
     pub kind: MediaKind,
+    #[ts(type = "unknown")]
     pub rtp_parameters: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -197,7 +202,8 @@ pub struct Consume {
     pub kind: Option<MediaKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub source: Option<String>,
+    pub source: Option<Source>,
+    #[ts(type = "unknown")]
     pub rtp_capabilities: Value,
 }
 
