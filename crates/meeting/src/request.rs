@@ -863,4 +863,220 @@ mod tests {
         ))
         .contains("2001"));
     }
+
+    /// Issue 12 item 5: for every request event, a missing or wrongly typed field is refused with a message that
+    /// names the field and says what was expected, and the refusal is a VALIDATION_ERROR (nothing is handled).
+    #[test]
+    fn every_request_names_the_bad_field_and_what_was_expected() {
+        let m = "meeting_a";
+        // (event, payload, the field the message must name, a word of what was expected)
+        let cases: Vec<(&str, Value, &str, &str)> = vec![
+            ("join-meeting", json!({}), "meetingId", "required"),
+            (
+                "join-meeting",
+                json!({"meetingId": m, "previousParticipantId": 7}),
+                "previousParticipantId",
+                "string",
+            ),
+            (
+                "leave-meeting",
+                json!({"meetingId": 5}),
+                "meetingId",
+                "string",
+            ),
+            (
+                "screen:start",
+                json!({"meetingId": "bad id!"}),
+                "meetingId",
+                "A-Z",
+            ),
+            ("screen:stop", json!({}), "meetingId", "required"),
+            (
+                "hand:raise",
+                json!({"meetingId": null}),
+                "meetingId",
+                "required",
+            ),
+            (
+                "hand:lower",
+                json!({"meetingId": []}),
+                "meetingId",
+                "string",
+            ),
+            (
+                "participant:mute",
+                json!({"meetingId": m, "targetUserId": "u"}),
+                "muteType",
+                "audio, video",
+            ),
+            (
+                "participant:unmute",
+                json!({"meetingId": m, "muteType": "audio"}),
+                "targetUserId",
+                "required",
+            ),
+            (
+                "reaction:send",
+                json!({"meetingId": m, "emoji": "x"}),
+                "emoji",
+                "one of",
+            ),
+            (
+                "layout:change",
+                json!({"meetingId": m, "layout": "tiles"}),
+                "layout",
+                "grid, speaker, presentation",
+            ),
+            (
+                "participant:pin",
+                json!({"meetingId": m, "targetUserId": 1}),
+                "targetUserId",
+                "string",
+            ),
+            (
+                "participant:spotlight",
+                json!({"meetingId": m, "targetUserId": true}),
+                "targetUserId",
+                "string",
+            ),
+            (
+                "participant:role",
+                json!({"meetingId": m, "targetUserId": "u", "role": "host"}),
+                "role",
+                "moderator, participant",
+            ),
+            ("meeting:end", json!({}), "meetingId", "required"),
+            (
+                "stats:report",
+                json!({"meetingId": m, "stats": {"rtt": -1}}),
+                "stats.rtt",
+                "non-negative",
+            ),
+            (
+                "recording:start",
+                json!({"meetingId": m, "options": 3}),
+                "options",
+                "object",
+            ),
+            (
+                "recording:stop",
+                json!({"meetingId": 3}),
+                "meetingId",
+                "string",
+            ),
+            ("recording:pause", json!({}), "meetingId", "required"),
+            ("recording:resume", json!({}), "meetingId", "required"),
+            (
+                "send-message",
+                json!({"meetingId": m}),
+                "message",
+                "required",
+            ),
+            (
+                "send-message",
+                json!({"meetingId": m, "message": "hi", "recipientType": "private"}),
+                "recipientId",
+                "required",
+            ),
+            (
+                "typing",
+                json!({"meetingId": m, "typing": "yes"}),
+                "typing",
+                "boolean",
+            ),
+            (
+                "create-transport",
+                json!({"meetingId": m, "direction": "both"}),
+                "direction",
+                "send, recv",
+            ),
+            (
+                "connect-transport",
+                json!({"transportId": "t"}),
+                "dtlsParameters",
+                "object",
+            ),
+            (
+                "produce",
+                json!({"meetingId": m, "kind": "smell", "rtpParameters": {}}),
+                "kind",
+                "audio, video",
+            ),
+            (
+                "produce",
+                json!({"meetingId": m, "kind": "audio", "rtpParameters": {"codecs": "x"}}),
+                "rtpParameters.codecs",
+                "expected",
+            ),
+            (
+                "produce",
+                json!({"meetingId": m, "kind": "audio", "rtpParameters": {"codecs": []}, "appData": {"source": "tv"}}),
+                "appData.source",
+                "mic, camera, screen",
+            ),
+            (
+                "consume",
+                json!({"meetingId": m, "producerId": "p"}),
+                "rtpCapabilities",
+                "required",
+            ),
+            ("resume-consumer", json!({}), "consumerId", "required"),
+            (
+                "pause-consumer",
+                json!({"consumerId": 4}),
+                "consumerId",
+                "string",
+            ),
+            ("producer:pause", json!({}), "producerId", "required"),
+            (
+                "producer:resume",
+                json!({"producerId": {}}),
+                "producerId",
+                "string",
+            ),
+            ("producer:close", json!({}), "producerId", "required"),
+            (
+                "quality:change",
+                json!({"meetingId": m, "participantId": "p", "quality": "ultra"}),
+                "quality",
+                "low, medium, high",
+            ),
+        ];
+        let mut covered: Vec<&str> = Vec::new();
+        for (event, payload, field, expected) in &cases {
+            let message = msg(parse(event, payload.clone()));
+            assert!(
+                message.contains(field),
+                "{event}: `{message}` does not name `{field}`"
+            );
+            assert!(
+                message.contains(expected),
+                "{event}: `{message}` does not say `{expected}`"
+            );
+            covered.push(event);
+        }
+        for event in EVENTS.iter().chain(MEDIA_EVENTS.iter()) {
+            assert!(covered.contains(event), "{event} has no validation case");
+        }
+    }
+
+    /// What only the contract structs catch (the field checks above let it through) is refused too, naming the
+    /// field's JSON path and serde's expectation.
+    #[test]
+    fn the_contract_structs_refuse_what_they_do_not_declare() {
+        let message = msg(parse(
+            "send-message",
+            json!({"meetingId": "m", "message": "hi", "recipientType": "all", "recipientId": 42}),
+        ));
+        assert!(
+            message.starts_with("recipientId: invalid type: integer `42`"),
+            "{message}"
+        );
+        // Nested shapes name their path too.
+        let message = msg(parse(
+            "produce",
+            json!({"meetingId": "m", "kind": "audio", "rtpParameters": {}}),
+        ));
+        assert_eq!(message, "rtpParameters: missing field `codecs`");
+    }
 }
