@@ -462,6 +462,33 @@ export type ParticipantList = { participants: Array<ParticipantSummary>, };
  */
 export type MessagePage = { messages: Array<NewMessage>, nextBefore: MessageId | null, };
 
+export type RestErrorBody = { code: ErrorCode, message: string, };
+
+/**
+ * A REST error: `{error: {code, message}}` with the code's HTTP status.
+ */
+export type RestError = { error: RestErrorBody, };
+
+/**
+ * `POST /api/meetings/{id}/end`.
+ */
+export type RestOk = { ok: boolean, };
+
+/**
+ * `PUT /api/meetings/{id}/roles/{userId}`.
+ */
+export type RoleSet = { ok: boolean, userId: UserId, role: Role, };
+
+/**
+ * `GET /meeting/{id}/webrtc-config`: the router's RTP capabilities (mediasoup-client's `device.load`).
+ */
+export type WebRtcConfig = { rtpCapabilities: unknown, };
+
+/**
+ * `POST /dev/token` (development mode).
+ */
+export type DevToken = { token: string, userId: UserId, };
+
 /** Every request's optional socket.io ack: `{ok: true, …}` or `{ok: false, error}`. */
 export type Ack<T> = ({ ok: true } & T) | { ok: false; error: WireError };
 

@@ -13,7 +13,7 @@ use meeting::{Identity, MeetingService, NewMeeting};
 use metrics_exporter_prometheus::PrometheusHandle;
 use proto::{ErrorCode, MessageId, Role, WireError};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use signaling::auth::{DevSigner, Verifier};
 use socketioxide::SocketIo;
 use std::net::SocketAddr;
@@ -65,7 +65,12 @@ impl IntoResponse for ApiError {
         metrics::counter!("meet_errors_total", "code" => self.0.code.as_str()).increment(1);
         let status = StatusCode::from_u16(self.0.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = json!({"error": {"code": self.0.code, "message": self.0.message}});
+        let body = proto::rest::RestError {
+            error: proto::rest::RestErrorBody {
+                code: self.0.code,
+                message: self.0.message,
+            },
+        };
         let mut res = (status, Json(body)).into_response();
         if self.0.code == ErrorCode::Unauthorized {
             res.headers_mut().insert(
@@ -176,11 +181,11 @@ async fn end_meeting(
     State(st): State<ApiState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<proto::rest::RestOk>> {
     let id = parse_meeting_id(&id)?;
     let out = st.service.end_meeting(&who, &id).await?;
     signaling::deliver(&st.io, None, &out).await;
-    Ok(Json(json!({"ok": true})))
+    Ok(Json(proto::rest::RestOk { ok: true }))
 }
 
 async fn participants(
@@ -243,7 +248,7 @@ async fn set_role(
     Caller(who): Caller,
     Path((id, user)): Path<(String, String)>,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<proto::rest::RoleSet>> {
     let id = parse_meeting_id(&id)?;
     let user = parse_user_id(&user, "userId")?;
     let b: RoleBody = parse_body(&body)?;
@@ -258,7 +263,11 @@ async fn set_role(
     };
     let out = st.service.change_role(&who, &id, &user, role).await?;
     signaling::deliver(&st.io, None, &out).await;
-    Ok(Json(json!({"ok": true, "userId": user, "role": role})))
+    Ok(Json(proto::rest::RoleSet {
+        ok: true,
+        user_id: user,
+        role,
+    }))
 }
 
 async fn api_not_found() -> ApiError {
@@ -267,8 +276,11 @@ async fn api_not_found() -> ApiError {
 
 /// The guide's path, fetched by its example client without a token: router capabilities are not secret, and
 /// every id gets the same answer so the endpoint reveals nothing about which meetings exist.
-async fn webrtc_config(Path(_id): Path<String>) -> Json<Value> {
-    Json(json!({"rtpCapabilities": sfu::ortc::router_capabilities()}))
+async fn webrtc_config(Path(_id): Path<String>) -> Json<proto::rest::WebRtcConfig> {
+    Json(proto::rest::WebRtcConfig {
+        rtp_capabilities: serde_json::to_value(sfu::ortc::router_capabilities())
+            .unwrap_or(Value::Null),
+    })
 }
 
 async fn readyz(State(st): State<ApiState>) -> Response {
@@ -326,7 +338,7 @@ async fn dev_token(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<proto::rest::DevToken>> {
     let not_found = || ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"));
     let Some(signer) = &st.dev_signer else {
         return Err(not_found());
@@ -358,5 +370,8 @@ async fn dev_token(
             tracing::error!(error = %e, "minting dev token failed");
             ApiError(WireError::internal())
         })?;
-    Ok(Json(json!({"token": token, "userId": user_id})))
+    Ok(Json(proto::rest::DevToken {
+        token,
+        user_id: proto::UserId::new(user_id),
+    }))
 }

@@ -49,3 +49,46 @@ pub struct MessagePage {
     pub messages: Vec<NewMessage>,
     pub next_before: Option<MessageId>,
 }
+
+/// A REST error: `{error: {code, message}}` with the code's HTTP status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+pub struct RestError {
+    pub error: RestErrorBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+pub struct RestErrorBody {
+    pub code: crate::ErrorCode,
+    pub message: String,
+}
+
+/// `POST /api/meetings/{id}/end`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+pub struct RestOk {
+    pub ok: bool,
+}
+
+/// `PUT /api/meetings/{id}/roles/{userId}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleSet {
+    pub ok: bool,
+    pub user_id: UserId,
+    pub role: crate::Role,
+}
+
+/// `GET /meeting/{id}/webrtc-config`: the router's RTP capabilities (mediasoup-client's `device.load`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct WebRtcConfig {
+    #[ts(type = "unknown")]
+    pub rtp_capabilities: serde_json::Value,
+}
+
+/// `POST /dev/token` (development mode).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct DevToken {
+    pub token: String,
+    pub user_id: UserId,
+}

@@ -6,7 +6,10 @@
 
 use crate::events::*;
 use crate::requests::*;
-use crate::rest::{MeetingStatus, MeetingView, MessagePage, ParticipantList};
+use crate::rest::{
+    DevToken, MeetingStatus, MeetingView, MessagePage, ParticipantList, RestError, RestErrorBody,
+    RestOk, RoleSet, WebRtcConfig,
+};
 use crate::{ErrorCode, Layout, MeetingId, MessageId, ParticipantId, Role, UserId, WireError};
 use ts_rs::{Config, TS};
 
@@ -198,6 +201,12 @@ pub fn typescript() -> String {
         MeetingView,
         ParticipantList,
         MessagePage,
+        RestErrorBody,
+        RestError,
+        RestOk,
+        RoleSet,
+        WebRtcConfig,
+        DevToken,
     );
     out.push_str(
         "/** Every request's optional socket.io ack: `{ok: true, …}` or `{ok: false, error}`. */\n\
