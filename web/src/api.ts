@@ -1,6 +1,7 @@
 // REST calls and tokens. Same origin: the server serves this client.
 import { RequestError } from './errors';
 import type { ChatMessage, Meeting } from './types';
+import type { ErrorCode } from '../../clients/ts/src/index';
 
 async function call<T>(method: string, path: string, token: string | null, body?: unknown): Promise<T> {
   const headers: Record<string, string> = {};
@@ -20,7 +21,7 @@ async function call<T>(method: string, path: string, token: string | null, body?
     data = null;
   }
   if (!res.ok) {
-    const err = (data as { error?: { code?: string; message?: string } } | null)?.error;
+    const err = (data as { error?: { code?: ErrorCode; message?: string } } | null)?.error;
     throw new RequestError({ code: err?.code ?? `HTTP_${res.status}`, message: err?.message ?? `${res.status} ${res.statusText}` });
   }
   return data as T;

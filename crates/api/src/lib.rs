@@ -13,7 +13,7 @@ use meeting::{Identity, MeetingService, NewMeeting};
 use metrics_exporter_prometheus::PrometheusHandle;
 use proto::{ErrorCode, MessageId, Role, WireError};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use signaling::auth::{DevSigner, Verifier};
 use socketioxide::SocketIo;
 use std::net::SocketAddr;
@@ -68,7 +68,12 @@ impl IntoResponse for ApiError {
         metrics::counter!("meet_errors_total", "code" => self.0.code.as_str()).increment(1);
         let status = StatusCode::from_u16(self.0.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = json!({"error": {"code": self.0.code, "message": self.0.message}});
+        let body = proto::rest::RestError {
+            error: proto::rest::RestErrorBody {
+                code: self.0.code,
+                message: self.0.message,
+            },
+        };
         let mut res = (status, Json(body)).into_response();
         if self.0.code == ErrorCode::Unauthorized {
             res.headers_mut().insert(
@@ -170,7 +175,7 @@ async fn get_meeting(
     State(st): State<ApiState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<proto::rest::MeetingView>> {
     let id = parse_meeting_id(&id)?;
     Ok(Json(st.service.meeting_view(&who, &id).await?))
 }
@@ -179,18 +184,18 @@ async fn end_meeting(
     State(st): State<ApiState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<proto::rest::RestOk>> {
     let id = parse_meeting_id(&id)?;
     let out = st.service.end_meeting(&who, &id).await?;
     signaling::deliver(&st.io, None, &out).await;
-    Ok(Json(json!({"ok": true})))
+    Ok(Json(proto::rest::RestOk { ok: true }))
 }
 
 async fn participants(
     State(st): State<ApiState>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<proto::rest::ParticipantList>> {
     let id = parse_meeting_id(&id)?;
     Ok(Json(st.service.participants(&who, &id).await?))
 }
@@ -206,7 +211,7 @@ async fn messages(
     Caller(who): Caller,
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<proto::rest::MessagePage>> {
     let id = parse_meeting_id(&id)?;
     let limit = match q.limit.as_deref() {
         None | Some("") => 50,
@@ -246,7 +251,7 @@ async fn set_role(
     Caller(who): Caller,
     Path((id, user)): Path<(String, String)>,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<proto::rest::RoleSet>> {
     let id = parse_meeting_id(&id)?;
     let user = parse_user_id(&user, "userId")?;
     let b: RoleBody = parse_body(&body)?;
@@ -261,7 +266,11 @@ async fn set_role(
     };
     let out = st.service.change_role(&who, &id, &user, role).await?;
     signaling::deliver(&st.io, None, &out).await;
-    Ok(Json(json!({"ok": true, "userId": user, "role": role})))
+    Ok(Json(proto::rest::RoleSet {
+        ok: true,
+        user_id: user,
+        role,
+    }))
 }
 
 async fn api_not_found() -> ApiError {
@@ -277,7 +286,7 @@ async fn webrtc_config(
     Path(_id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let mut out = json!({"rtpCapabilities": sfu::ortc::router_capabilities()});
+    let mut out = serde_json::json!({"rtpCapabilities": sfu::ortc::router_capabilities()});
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let token = value
             .to_str()
@@ -341,7 +350,7 @@ async fn debug_media_drop(
             "transport not found",
         )));
     }
-    Ok(Json(json!({"ok": true})))
+    Ok(Json(serde_json::json!({"ok": true})))
 }
 
 async fn readyz(State(st): State<ApiState>) -> Response {
@@ -399,7 +408,7 @@ async fn dev_token(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<proto::rest::DevToken>> {
     let not_found = || ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"));
     let Some(signer) = &st.dev_signer else {
         return Err(not_found());
@@ -431,5 +440,8 @@ async fn dev_token(
             tracing::error!(error = %e, "minting dev token failed");
             ApiError(WireError::internal())
         })?;
-    Ok(Json(json!({"token": token, "userId": user_id})))
+    Ok(Json(proto::rest::DevToken {
+        token,
+        user_id: proto::UserId::new(user_id),
+    }))
 }

@@ -110,21 +110,43 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn reply(reply: Value) -> Self {
+    /// An outcome whose ack carries `reply` (one of `proto::events`' ack structs).
+    fn reply(reply: &impl serde::Serialize) -> Self {
         Self {
-            reply,
+            reply: wire(reply),
             ..Self::default()
         }
     }
 
-    fn emit(mut self, target: Target, event: &'static str, payload: Value) -> Self {
-        self.emits.push(Emit {
-            target,
-            event,
-            payload,
-        });
+    /// Adds an event; `payload` is its `proto::events` struct.
+    fn emit(
+        mut self,
+        target: Target,
+        event: &'static str,
+        payload: &impl serde::Serialize,
+    ) -> Self {
+        self.emits.push(Emit::new(target, event, payload));
         self
     }
+}
+
+impl Emit {
+    pub fn new(target: Target, event: &'static str, payload: &impl serde::Serialize) -> Self {
+        Self {
+            target,
+            event,
+            payload: wire(payload),
+        }
+    }
+}
+
+/// A payload struct as the JSON the edge sends. The structs of `proto::events` have string keys and no
+/// fallible `Serialize`, so this cannot fail; if it ever did, the event goes out as `null` and is logged.
+pub(crate) fn wire(payload: &impl serde::Serialize) -> Value {
+    serde_json::to_value(payload).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "serializing a payload failed");
+        Value::Null
+    })
 }
 
 /// Socket.io room names. One place, so the edge and the REST layer agree.

@@ -7,9 +7,10 @@
 
 use crate::request::{ConsumeTarget, MediaOp, MuteType};
 use crate::service::MeetingService;
+use crate::service::{media_kind, source_of};
 use crate::{Emit, Outcome, Target};
+use proto::events as ev;
 use proto::{ErrorCode, MeetingId, ParticipantId, UserId, WireError};
-use serde_json::{json, Value};
 use sfu::{Direction, Kind, SfuError};
 use state::{MeetingRuntime, RuntimeConsumer, RuntimeParticipant, RuntimeProducer};
 use std::time::Duration;
@@ -50,15 +51,15 @@ fn media_gone(e: media::MediaError) -> WireError {
     WireError::internal()
 }
 
-fn producer_json(owner: &RuntimeParticipant, p: &RuntimeProducer) -> Value {
-    json!({
-        "participantId": owner.participant_id,
-        "userId": owner.user_id,
-        "userName": owner.user_name,
-        "producerId": p.producer_id,
-        "kind": p.kind,
-        "source": p.source,
-    })
+fn new_producer(owner: &RuntimeParticipant, p: &RuntimeProducer) -> ev::NewProducer {
+    ev::NewProducer {
+        participant_id: owner.participant_id.clone(),
+        user_id: owner.user_id.clone(),
+        user_name: owner.user_name.clone(),
+        producer_id: p.producer_id.clone(),
+        kind: media_kind(&p.kind),
+        source: source_of(&p.source),
+    }
 }
 
 fn muted_by_moderator() -> WireError {
@@ -69,18 +70,22 @@ fn muted_by_moderator() -> WireError {
 }
 
 /// `producer:paused` / `producer:resumed`.
-fn paused_json(
+fn paused_event(
     meeting: &MeetingId,
     owner: &RuntimeParticipant,
     p: &RuntimeProducer,
     by_moderator: bool,
-) -> Value {
-    let mut payload = producer_json(owner, p);
-    if let Some(o) = payload.as_object_mut() {
-        o.insert("byModerator".into(), json!(by_moderator));
-        o.insert("meetingId".into(), json!(meeting));
+) -> ev::ProducerPaused {
+    ev::ProducerPaused {
+        meeting_id: meeting.clone(),
+        participant_id: owner.participant_id.clone(),
+        user_id: owner.user_id.clone(),
+        user_name: owner.user_name.clone(),
+        producer_id: p.producer_id.clone(),
+        kind: media_kind(&p.kind),
+        source: source_of(&p.source),
+        by_moderator,
     }
-    payload
 }
 
 /// The next `new-producer` for `pid`, if it may have one now (it has a recv transport, and nothing is outstanding
@@ -95,16 +100,16 @@ fn pump(rt: &mut MeetingRuntime, pid: &ParticipantId, now: i64) -> Option<Emit> 
     }
     let found = rt
         .next_announcement(pid)
-        .map(|(owner, prod)| producer_json(owner, prod));
+        .map(|(owner, prod)| new_producer(owner, prod));
     let p = rt.participants.get_mut(pid)?;
     match found {
         Some(payload) => {
             p.announced_at = Some(now);
-            Some(Emit {
-                target: Target::Participants(vec![pid.clone()]),
-                event: "new-producer",
-                payload,
-            })
+            Some(Emit::new(
+                Target::Participants(vec![pid.clone()]),
+                "new-producer",
+                &payload,
+            ))
         }
         None => {
             p.announced_at = None;
@@ -145,7 +150,7 @@ impl MeetingService {
         self.rate_limit(meeting, &me.user_id, class, limit).await?;
         match op {
             MediaOp::CreateTransport { send } => {
-                let mut out = Outcome::reply(json!({}));
+                let mut out = Outcome::reply(&ev::Empty {});
                 let old = if send {
                     me.send_transport.clone()
                 } else {
@@ -174,6 +179,22 @@ impl MeetingService {
                     .await
                     .map_err(media_gone)?
                     .map_err(sfu_error)?;
+                // TURN servers (per-user credentials) and the relay policy, when configured (`ice.rs`).
+                let mut raw_params = info.params;
+                self.config().ice.decorate(
+                    &mut raw_params,
+                    me.user_id.as_str(),
+                    u64::try_from(now / 1000).unwrap_or(0),
+                );
+                // Typed before anything is recorded, so a mismatch with the media plane changes nothing.
+                let params: ev::TransportParams = match serde_json::from_value(raw_params) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the media plane's transport parameters");
+                        self.discard(meeting, Discard::Transport(info.id)).await;
+                        return Err(WireError::internal());
+                    }
+                };
                 let pid = me.participant_id.clone();
                 let mut pumped = None;
                 let mut attached = false;
@@ -195,16 +216,16 @@ impl MeetingService {
                     self.discard(meeting, Discard::Transport(info.id)).await;
                     return Err(self.not_in_meeting());
                 }
-                let mut params = info.params;
-                self.config().ice.decorate(
-                    &mut params,
-                    me.user_id.as_str(),
-                    u64::try_from(now / 1000).unwrap_or(0),
-                );
-                let payload =
-                    json!({"direction": if send { "send" } else { "recv" }, "params": params});
-                out.reply = payload.clone();
-                out = out.emit(Target::Requester, "transport-created", payload);
+                let payload = ev::TransportCreated {
+                    direction: if send {
+                        ev::Direction::Send
+                    } else {
+                        ev::Direction::Recv
+                    },
+                    params,
+                };
+                out.reply = crate::wire(&payload);
+                out = out.emit(Target::Requester, "transport-created", &payload);
                 out.emits.extend(pumped);
                 self.schedule_pacing(meeting);
                 Ok(out)
@@ -221,11 +242,13 @@ impl MeetingService {
                     .await
                     .map_err(media_gone)?
                     .map_err(sfu_error)?;
-                let payload = json!({"transportId": transport});
-                Ok(Outcome::reply(payload.clone()).emit(
+                let payload = ev::TransportConnected {
+                    transport_id: transport,
+                };
+                Ok(Outcome::reply(&payload).emit(
                     Target::Requester,
                     "transport-connected",
-                    payload,
+                    &payload,
                 ))
             }
             MediaOp::RestartIce { transport } => {
@@ -243,12 +266,16 @@ impl MeetingService {
                     .map_err(media_gone)?
                     .map_err(sfu_error)?;
                 metrics::counter!("meet_ice_restarts_total").increment(1);
-                let payload = json!({"transportId": transport, "iceParameters": ice});
-                Ok(Outcome::reply(payload.clone()).emit(
-                    Target::Requester,
-                    "ice-restarted",
-                    payload,
-                ))
+                let ice_parameters: ev::IceParameters =
+                    serde_json::from_value(ice).map_err(|e| {
+                        tracing::error!(error = %e, "the media plane's ICE parameters");
+                        WireError::internal()
+                    })?;
+                let payload = ev::IceRestarted {
+                    transport_id: transport,
+                    ice_parameters,
+                };
+                Ok(Outcome::reply(&payload).emit(Target::Requester, "ice-restarted", &payload))
             }
             MediaOp::Produce { kind, rtp, source } => {
                 let transport = me
@@ -383,20 +410,19 @@ impl MeetingService {
                         .map_err(sfu_error)?;
                 }
                 self.schedule_pacing(meeting);
-                let mut payload =
-                    json!({"producerId": producer, "kind": kind.as_str(), "source": source});
-                if held {
-                    if let Some(o) = payload.as_object_mut() {
-                        o.insert("paused".into(), json!(true));
-                    }
-                }
+                let payload = ev::Produced {
+                    producer_id: producer,
+                    kind: media_kind(kind.as_str()),
+                    source: source_of(&source),
+                    paused: held.then_some(true),
+                };
                 let mut out =
-                    Outcome::reply(payload.clone()).emit(Target::Requester, "produced", payload);
+                    Outcome::reply(&payload).emit(Target::Requester, "produced", &payload);
                 if held {
                     out = out.emit(
                         Target::Meeting(meeting.clone()),
                         "producer:paused",
-                        paused_json(
+                        &paused_event(
                             meeting,
                             me,
                             &RuntimeProducer {
@@ -411,8 +437,13 @@ impl MeetingService {
                     out = out.emit(
                         Target::Meeting(meeting.clone()),
                         "screen:started",
-                        json!({"meetingId": meeting, "participantId": pid, "userId": me.user_id,
-                               "userName": me.user_name, "timestamp": proto::time::iso8601(now)}),
+                        &ev::ParticipantAction {
+                            meeting_id: meeting.clone(),
+                            participant_id: pid,
+                            user_id: me.user_id.clone(),
+                            user_name: me.user_name.clone(),
+                            timestamp: proto::time::iso8601(now),
+                        },
                     );
                 }
                 out.emits.extend(emits);
@@ -494,19 +525,19 @@ impl MeetingService {
                     self.discard(meeting, Discard::Consumer(info.id)).await;
                     return Err(self.not_in_meeting());
                 }
-                let payload = json!({
-                    "id": info.id,
-                    "producerId": producer.producer_id,
-                    "kind": info.kind.as_str(),
-                    "rtpParameters": info.rtp_parameters,
-                    "type": info.consumer_type,
-                    "producerPaused": producer.paused || info.producer_paused,
-                    "participantId": owner.participant_id,
-                    "userId": owner.user_id,
-                    "source": producer.source,
-                });
+                let payload = ev::Subscribed {
+                    id: info.id,
+                    producer_id: producer.producer_id,
+                    kind: media_kind(info.kind.as_str()),
+                    rtp_parameters: crate::wire(&info.rtp_parameters),
+                    consumer_type: info.consumer_type.to_owned(),
+                    producer_paused: producer.paused || info.producer_paused,
+                    participant_id: owner.participant_id,
+                    user_id: owner.user_id,
+                    source: source_of(&producer.source),
+                };
                 let mut out =
-                    Outcome::reply(payload.clone()).emit(Target::Requester, "subscribed", payload);
+                    Outcome::reply(&payload).emit(Target::Requester, "subscribed", &payload);
                 out.emits.extend(next);
                 Ok(out)
             }
@@ -522,9 +553,10 @@ impl MeetingService {
                     .await
                     .map_err(media_gone)?
                     .map_err(sfu_error)?;
-                Ok(Outcome::reply(
-                    json!({"consumerId": consumer, "paused": paused}),
-                ))
+                Ok(Outcome::reply(&ev::ConsumerPausedAck {
+                    consumer_id: consumer,
+                    paused,
+                }))
             }
             MediaOp::ProducerPaused { producer, paused } => {
                 let Some(rec) = me
@@ -572,7 +604,9 @@ impl MeetingService {
                         "producer-closed",
                     )
                     .await;
-                let mut out = Outcome::reply(json!({"producerId": producer}));
+                let mut out = Outcome::reply(&ev::ProducerAck {
+                    producer_id: producer,
+                });
                 out.emits.extend(emits);
                 Ok(out)
             }
@@ -619,12 +653,11 @@ impl MeetingService {
                     })
                     .await
                     .map_err(media_gone)?;
-                let payload = json!({"participantId": participant, "quality": quality});
-                Ok(Outcome::reply(payload.clone()).emit(
-                    Target::Requester,
-                    "quality:changed",
-                    payload,
-                ))
+                let payload = ev::QualityChanged {
+                    participant_id: participant,
+                    quality,
+                };
+                Ok(Outcome::reply(&payload).emit(Target::Requester, "quality:changed", &payload))
             }
         }
     }
@@ -714,13 +747,13 @@ impl MeetingService {
                 .map_err(sfu_error)?;
             return Err(muted_by_moderator());
         }
-        let payload = paused_json(meeting, owner, rec, by_moderator);
+        let payload = paused_event(meeting, owner, rec, by_moderator);
         let event = if paused {
             "producer:paused"
         } else {
             "producer:resumed"
         };
-        Ok(Outcome::reply(payload.clone()).emit(Target::Meeting(meeting.clone()), event, payload))
+        Ok(Outcome::reply(&payload).emit(Target::Meeting(meeting.clone()), event, &payload))
     }
 
     /// Moderator mute: marks every session of `target` muted for `kind` (participant state, DESIGN §4) and pauses
@@ -935,21 +968,24 @@ impl MeetingService {
                     if Some(&owner) == closer {
                         continue;
                     }
-                    emits.push(Emit {
-                        target: Target::Participants(vec![owner]),
-                        event: "consumer-closed",
-                        payload: json!({"consumerId": c.consumer_id, "producerId": c.producer_id, "reason": reason}),
-                    });
+                    emits.push(Emit::new(
+                        Target::Participants(vec![owner]),
+                        "consumer-closed",
+                        &ev::ConsumerClosed {
+                            consumer_id: c.consumer_id,
+                            producer_id: c.producer_id,
+                            reason: reason.to_owned(),
+                        },
+                    ));
                 }
                 rt.compact_announce_log();
                 if let Some(s) = share_stopped {
                     rt.screen_share = None;
-                    emits.push(Emit {
-                        target: Target::Meeting(meeting.clone()),
-                        event: "screen:stopped",
-                        payload: json!({"meetingId": meeting, "participantId": s.participant_id, "userId": s.user_id,
-                                        "userName": s.user_name, "timestamp": proto::time::iso8601(now)}),
-                    });
+                    emits.push(Emit::new(
+                        Target::Meeting(meeting.clone()),
+                        "screen:stopped",
+                        &crate::service::screen_stopped(meeting, &s, now),
+                    ));
                 }
                 true
             })
@@ -992,15 +1028,19 @@ impl MeetingService {
             // Its owner left meanwhile; leaving closed everything it had.
             return Outcome::default();
         };
-        let closed = Emit {
-            target: Target::Participants(vec![owner.clone()]),
-            event: "transport:closed",
-            payload: json!({
-                "transportId": transport,
-                "direction": if direction == Direction::Send { "send" } else { "recv" },
-                "reason": reason,
-            }),
-        };
+        let closed = Emit::new(
+            Target::Participants(vec![owner.clone()]),
+            "transport:closed",
+            &ev::TransportClosed {
+                transport_id: transport,
+                direction: if direction == Direction::Send {
+                    ev::Direction::Send
+                } else {
+                    ev::Direction::Recv
+                },
+                reason: reason.to_string(),
+            },
+        );
         let others = self
             .forget_media(
                 &meeting,

@@ -130,7 +130,7 @@ pub enum MediaOp {
     Quality {
         participant: String,
         layer: usize,
-        quality: &'static str,
+        quality: proto::events::Quality,
     },
 }
 
@@ -144,20 +144,8 @@ pub enum ConsumeTarget {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MuteType {
-    Audio,
-    Video,
-}
-
-impl MuteType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MuteType::Audio => "audio",
-            MuteType::Video => "video",
-        }
-    }
-}
+/// A moderator's `muteType`: the wire enum itself.
+pub use proto::events::MediaKind as MuteType;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordingAction {
@@ -227,8 +215,20 @@ pub const EVENTS: [&str; 21] = [
 const MAX_ID_LEN: usize = 128;
 
 impl Request {
-    /// Parses `payload` of `event`. Unknown events are NOT_SUPPORTED; malformed payloads VALIDATION_ERROR.
+    /// Parses `payload` of `event`. Unknown events are NOT_SUPPORTED; malformed payloads VALIDATION_ERROR naming
+    /// the field and what was expected. Two layers: the checks below (ids' charset and length, the emoji list,
+    /// message length …), then the payload must also deserialize into its `proto::requests` struct — the struct
+    /// the TypeScript declarations and the AsyncAPI document are generated from — so what the server accepts
+    /// cannot drift from what it publishes.
     pub fn parse(event: &str, payload: Option<&Value>) -> Result<Request, WireError> {
+        let req = Self::parse_fields(event, payload)?;
+        if let Some(v) = payload {
+            check_contract(event, v)?;
+        }
+        Ok(req)
+    }
+
+    fn parse_fields(event: &str, payload: Option<&Value>) -> Result<Request, WireError> {
         if MEDIA_EVENTS.contains(&event) {
             let obj = match payload {
                 Some(Value::Object(o)) => Fields(o),
@@ -408,6 +408,58 @@ impl Request {
     }
 }
 
+/// Deserializes `v` into the `proto::requests` struct of `event`; a failure names the field (its JSON path) and
+/// what was expected.
+fn check_contract(event: &str, v: &Value) -> Result<(), WireError> {
+    use proto::requests as r;
+    match event {
+        "join-meeting" => typed_as::<r::JoinMeeting>(v),
+        "leave-meeting" | "screen:start" | "screen:stop" | "hand:raise" | "hand:lower"
+        | "meeting:end" => typed_as::<r::MeetingRequest>(v),
+        "participant:mute" | "participant:unmute" => typed_as::<r::MuteRequest>(v),
+        "reaction:send" => typed_as::<r::ReactionSend>(v),
+        "layout:change" => typed_as::<r::LayoutChange>(v),
+        "participant:pin" => typed_as::<r::PinRequest>(v),
+        "participant:spotlight" => typed_as::<r::SpotlightRequest>(v),
+        "participant:role" => typed_as::<r::RoleRequest>(v),
+        "stats:report" => typed_as::<r::StatsReport>(v),
+        "recording:start" | "recording:stop" | "recording:pause" | "recording:resume" => {
+            typed_as::<r::RecordingRequest>(v)
+        }
+        "send-message" => typed_as::<r::SendMessage>(v),
+        "typing" => typed_as::<r::TypingRequest>(v),
+        "create-transport" => typed_as::<r::CreateTransport>(v),
+        "connect-transport" => typed_as::<r::ConnectTransport>(v),
+        "restart-ice" => typed_as::<r::RestartIce>(v),
+        "produce" => typed_as::<r::Produce>(v),
+        "consume" => typed_as::<r::Consume>(v),
+        "resume-consumer" | "pause-consumer" => typed_as::<r::ConsumerRequest>(v),
+        "producer:pause" | "producer:resume" | "producer:close" => {
+            typed_as::<r::ProducerRequest>(v)
+        }
+        "quality:change" => typed_as::<r::QualityChange>(v),
+        _ => Ok(()),
+    }
+}
+
+fn typed_as<T: serde::de::DeserializeOwned>(v: &Value) -> Result<(), WireError> {
+    serde_path_to_error::deserialize::<_, T>(v)
+        .map(|_| ())
+        .map_err(|e| WireError::validation(path_error(None, &e)))
+}
+
+/// `field.path: what serde expected` (e.g. `rtpParameters.codecs[0].payloadType: invalid type: string "x",
+/// expected u8`).
+fn path_error(root: Option<&str>, e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    let field = match (root, path.as_str()) {
+        (Some(r), ".") => r.to_owned(),
+        (Some(r), p) => format!("{r}.{p}"),
+        (None, p) => p.to_owned(),
+    };
+    format!("{field}: {}", e.inner())
+}
+
 /// Validates a meeting id from anywhere (socket payloads and REST paths).
 pub fn parse_meeting_id(s: &str) -> Result<MeetingId, WireError> {
     valid_id(s, "meetingId").map(MeetingId::new)
@@ -504,8 +556,8 @@ impl<'a> Fields<'a> {
 
     fn typed<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, WireError> {
         match self.0.get(name) {
-            Some(v @ Value::Object(_)) => serde_json::from_value(v.clone())
-                .map_err(|e| WireError::validation(format!("{name} is malformed: {e}"))),
+            Some(v @ Value::Object(_)) => serde_path_to_error::deserialize(v)
+                .map_err(|e| WireError::validation(path_error(Some(name), &e))),
             None | Some(Value::Null) => Err(WireError::validation(format!("{name} is required"))),
             Some(_) => Err(WireError::validation(format!("{name} must be an object"))),
         }
@@ -596,7 +648,11 @@ impl<'a> Fields<'a> {
                         "medium" => 1,
                         _ => 2,
                     },
-                    quality,
+                    quality: match quality {
+                        "low" => proto::events::Quality::Low,
+                        "medium" => proto::events::Quality::Medium,
+                        _ => proto::events::Quality::High,
+                    },
                 }
             }
         })
@@ -814,5 +870,227 @@ mod tests {
             json!({"meetingId":"m","message":long})
         ))
         .contains("2001"));
+    }
+
+    /// Issue 12 item 5: for every request event, a missing or wrongly typed field is refused with a message that
+    /// names the field and says what was expected, and the refusal is a VALIDATION_ERROR (nothing is handled).
+    #[test]
+    fn every_request_names_the_bad_field_and_what_was_expected() {
+        let m = "meeting_a";
+        // (event, payload, the field the message must name, a word of what was expected)
+        let cases: Vec<(&str, Value, &str, &str)> = vec![
+            ("join-meeting", json!({}), "meetingId", "required"),
+            (
+                "join-meeting",
+                json!({"meetingId": m, "previousParticipantId": 7}),
+                "previousParticipantId",
+                "string",
+            ),
+            (
+                "leave-meeting",
+                json!({"meetingId": 5}),
+                "meetingId",
+                "string",
+            ),
+            (
+                "screen:start",
+                json!({"meetingId": "bad id!"}),
+                "meetingId",
+                "A-Z",
+            ),
+            ("screen:stop", json!({}), "meetingId", "required"),
+            (
+                "hand:raise",
+                json!({"meetingId": null}),
+                "meetingId",
+                "required",
+            ),
+            (
+                "hand:lower",
+                json!({"meetingId": []}),
+                "meetingId",
+                "string",
+            ),
+            (
+                "participant:mute",
+                json!({"meetingId": m, "targetUserId": "u"}),
+                "muteType",
+                "audio, video",
+            ),
+            (
+                "participant:unmute",
+                json!({"meetingId": m, "muteType": "audio"}),
+                "targetUserId",
+                "required",
+            ),
+            (
+                "reaction:send",
+                json!({"meetingId": m, "emoji": "x"}),
+                "emoji",
+                "one of",
+            ),
+            (
+                "layout:change",
+                json!({"meetingId": m, "layout": "tiles"}),
+                "layout",
+                "grid, speaker, presentation",
+            ),
+            (
+                "participant:pin",
+                json!({"meetingId": m, "targetUserId": 1}),
+                "targetUserId",
+                "string",
+            ),
+            (
+                "participant:spotlight",
+                json!({"meetingId": m, "targetUserId": true}),
+                "targetUserId",
+                "string",
+            ),
+            (
+                "participant:role",
+                json!({"meetingId": m, "targetUserId": "u", "role": "host"}),
+                "role",
+                "moderator, participant",
+            ),
+            ("meeting:end", json!({}), "meetingId", "required"),
+            (
+                "stats:report",
+                json!({"meetingId": m, "stats": {"rtt": -1}}),
+                "stats.rtt",
+                "non-negative",
+            ),
+            (
+                "recording:start",
+                json!({"meetingId": m, "options": 3}),
+                "options",
+                "object",
+            ),
+            (
+                "recording:stop",
+                json!({"meetingId": 3}),
+                "meetingId",
+                "string",
+            ),
+            ("recording:pause", json!({}), "meetingId", "required"),
+            ("recording:resume", json!({}), "meetingId", "required"),
+            (
+                "send-message",
+                json!({"meetingId": m}),
+                "message",
+                "required",
+            ),
+            (
+                "send-message",
+                json!({"meetingId": m, "message": "hi", "recipientType": "private"}),
+                "recipientId",
+                "required",
+            ),
+            (
+                "typing",
+                json!({"meetingId": m, "typing": "yes"}),
+                "typing",
+                "boolean",
+            ),
+            (
+                "create-transport",
+                json!({"meetingId": m, "direction": "both"}),
+                "direction",
+                "send, recv",
+            ),
+            (
+                "connect-transport",
+                json!({"transportId": "t"}),
+                "dtlsParameters",
+                "object",
+            ),
+            (
+                "restart-ice",
+                json!({"meetingId": m, "transportId": 7}),
+                "transportId",
+                "string",
+            ),
+            (
+                "produce",
+                json!({"meetingId": m, "kind": "smell", "rtpParameters": {}}),
+                "kind",
+                "audio, video",
+            ),
+            (
+                "produce",
+                json!({"meetingId": m, "kind": "audio", "rtpParameters": {"codecs": "x"}}),
+                "rtpParameters.codecs",
+                "expected",
+            ),
+            (
+                "produce",
+                json!({"meetingId": m, "kind": "audio", "rtpParameters": {"codecs": []}, "appData": {"source": "tv"}}),
+                "appData.source",
+                "mic, camera, screen",
+            ),
+            (
+                "consume",
+                json!({"meetingId": m, "producerId": "p"}),
+                "rtpCapabilities",
+                "required",
+            ),
+            ("resume-consumer", json!({}), "consumerId", "required"),
+            (
+                "pause-consumer",
+                json!({"consumerId": 4}),
+                "consumerId",
+                "string",
+            ),
+            ("producer:pause", json!({}), "producerId", "required"),
+            (
+                "producer:resume",
+                json!({"producerId": {}}),
+                "producerId",
+                "string",
+            ),
+            ("producer:close", json!({}), "producerId", "required"),
+            (
+                "quality:change",
+                json!({"meetingId": m, "participantId": "p", "quality": "ultra"}),
+                "quality",
+                "low, medium, high",
+            ),
+        ];
+        let mut covered: Vec<&str> = Vec::new();
+        for (event, payload, field, expected) in &cases {
+            let message = msg(parse(event, payload.clone()));
+            assert!(
+                message.contains(field),
+                "{event}: `{message}` does not name `{field}`"
+            );
+            assert!(
+                message.contains(expected),
+                "{event}: `{message}` does not say `{expected}`"
+            );
+            covered.push(event);
+        }
+        for event in EVENTS.iter().chain(MEDIA_EVENTS.iter()) {
+            assert!(covered.contains(event), "{event} has no validation case");
+        }
+    }
+
+    /// What only the contract structs catch (the field checks above let it through) is refused too, naming the
+    /// field's JSON path and serde's expectation.
+    #[test]
+    fn the_contract_structs_refuse_what_they_do_not_declare() {
+        let message = msg(parse(
+            "send-message",
+            json!({"meetingId": "m", "message": "hi", "recipientType": "all", "recipientId": 42}),
+        ));
+        assert!(
+            message.starts_with("recipientId: invalid type: integer `42`"),
+            "{message}"
+        );
+        // Nested shapes name their path too.
+        let message = msg(parse(
+            "produce",
+            json!({"meetingId": "m", "kind": "audio", "rtpParameters": {}}),
+        ));
+        assert_eq!(message, "rtpParameters: missing field `codecs`");
     }
 }

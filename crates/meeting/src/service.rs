@@ -4,9 +4,10 @@
 use crate::ports::{MediaPlane, MeetingStore};
 use crate::request::{Recipient, RecordingAction, Request};
 use crate::{Emit, Identity, Membership, Outcome, RoomChange, Session, Target};
+use proto::events as ev;
 use proto::time::{iso8601, now_ms};
 use proto::{ErrorCode, Layout, MeetingId, MessageId, ParticipantId, Role, UserId, WireError};
-use serde_json::{json, Value};
+use serde_json::Value;
 use state::{Limit, MeetingRuntime, RateLimiter, RuntimeParticipant, RuntimeStore, ScreenShare};
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,55 +133,98 @@ fn can_access(m: &MeetingRecord, who: &Identity) -> bool {
         || m.invited_user_ids.iter().any(|u| u == who.user_id.as_str())
 }
 
-fn who_json(who: &Identity) -> Value {
-    json!({"userId": who.user_id, "userName": who.user_name})
+fn who_ref(who: &Identity) -> ev::UserRef {
+    ev::UserRef {
+        user_id: who.user_id.clone(),
+        user_name: who.user_name.clone(),
+    }
 }
 
-fn participant_json(p: &RuntimeParticipant) -> Value {
-    json!({
-        "participantId": p.participant_id,
-        "userId": p.user_id,
-        "userName": p.user_name,
-        "role": p.role,
-        "handRaised": p.hand_raised,
-        "joinedAt": iso8601(p.joined_at),
-        "producers": p.producers.iter().map(|x| json!({
-            "producerId": x.producer_id, "kind": x.kind, "source": x.source, "paused": x.paused,
-        })).collect::<Vec<_>>(),
-    })
+/// The runtime keeps a producer's kind as `sfu::Kind::as_str` wrote it: `audio` or `video`.
+pub(crate) fn media_kind(kind: &str) -> ev::MediaKind {
+    if kind == "audio" {
+        ev::MediaKind::Audio
+    } else {
+        ev::MediaKind::Video
+    }
 }
 
-/// The `new-message` shape (the guide's snake_case fields).
+/// The runtime keeps a producer's source as the request parser validated it: `mic`, `camera` or `screen`.
+pub(crate) fn source_of(source: &str) -> ev::Source {
+    match source {
+        "mic" => ev::Source::Mic,
+        "screen" => ev::Source::Screen,
+        _ => ev::Source::Camera,
+    }
+}
+
+/// A participant in the snapshot; `with_producers` false for the REST list.
+fn participant_summary(p: &RuntimeParticipant, with_producers: bool) -> ev::ParticipantSummary {
+    ev::ParticipantSummary {
+        participant_id: p.participant_id.clone(),
+        user_id: p.user_id.clone(),
+        user_name: p.user_name.clone(),
+        role: p.role,
+        hand_raised: p.hand_raised,
+        joined_at: iso8601(p.joined_at),
+        producers: with_producers.then(|| {
+            p.producers
+                .iter()
+                .map(|x| ev::ProducerSummary {
+                    producer_id: x.producer_id.clone(),
+                    kind: media_kind(&x.kind),
+                    source: source_of(&x.source),
+                    paused: x.paused,
+                })
+                .collect()
+        }),
+    }
+}
+
+/// `new-message` (the guide's snake_case fields).
+pub fn new_message(m: &ChatRecord) -> ev::NewMessage {
+    ev::NewMessage {
+        id: m.id.clone(),
+        meeting_id: m.meeting_id.clone(),
+        sender_id: m.sender_id.clone(),
+        sender_name: m.sender_name.clone(),
+        message: m.message.clone(),
+        message_type: "text".to_owned(),
+        recipient_type: match m.recipient_type {
+            store::RecipientType::All => ev::RecipientType::All,
+            store::RecipientType::Private => ev::RecipientType::Private,
+            store::RecipientType::Host => ev::RecipientType::Host,
+        },
+        recipient_id: m.recipient_id.clone(),
+        timestamp: iso8601(m.created_at),
+    }
+}
+
+/// `new-message` as JSON, for the REST history.
 pub fn message_json(m: &ChatRecord) -> Value {
-    json!({
-        "id": m.id,
-        "meeting_id": m.meeting_id,
-        "sender_id": m.sender_id,
-        "sender_name": m.sender_name,
-        "message": m.message,
-        "message_type": "text",
-        "recipient_type": m.recipient_type.as_str(),
-        "recipient_id": m.recipient_id,
-        "timestamp": iso8601(m.created_at),
-    })
+    crate::wire(&new_message(m))
 }
 
 /// The REST meeting object.
-pub fn meeting_json(m: &MeetingRecord) -> Value {
-    json!({
-        "meetingId": m.id,
-        "title": m.title,
-        "hostUserId": m.host_user_id,
-        "campusId": m.campus_id,
-        "maxParticipants": m.max_participants,
-        "recordingEnabled": m.recording_enabled,
-        "allowSelfUnmute": m.allow_self_unmute,
-        "allowedCampuses": m.allowed_campuses,
-        "invitedUserIds": m.invited_user_ids,
-        "status": match m.status { MeetingStatus::Active => "active", MeetingStatus::Ended => "ended" },
-        "createdAt": iso8601(m.created_at),
-        "endedAt": m.ended_at.map(iso8601),
-    })
+pub fn meeting_json(m: &MeetingRecord) -> proto::rest::MeetingView {
+    proto::rest::MeetingView {
+        meeting_id: m.id.clone(),
+        title: m.title.clone(),
+        host_user_id: m.host_user_id.clone(),
+        campus_id: m.campus_id.clone(),
+        max_participants: m.max_participants,
+        recording_enabled: m.recording_enabled,
+        allow_self_unmute: m.allow_self_unmute,
+        allowed_campuses: m.allowed_campuses.clone(),
+        invited_user_ids: m.invited_user_ids.clone(),
+        status: match m.status {
+            MeetingStatus::Active => proto::rest::MeetingStatus::Active,
+            MeetingStatus::Ended => proto::rest::MeetingStatus::Ended,
+        },
+        created_at: iso8601(m.created_at),
+        ended_at: m.ended_at.map(iso8601),
+        participant_count: None,
+    }
 }
 
 impl MeetingService {
@@ -242,18 +286,12 @@ impl MeetingService {
         let me = self.member(session, &meeting).await?;
         let who = &session.identity;
         let now = now_ms();
-        let base = |extra: Value| {
-            let mut v = json!({
-                "meetingId": meeting,
-                "participantId": me.participant_id,
-                "userId": me.user_id,
-                "userName": me.user_name,
-                "timestamp": iso8601(now),
-            });
-            if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
-                o.extend(e);
-            }
-            v
+        let action = || ev::ParticipantAction {
+            meeting_id: meeting.clone(),
+            participant_id: me.participant_id.clone(),
+            user_id: me.user_id.clone(),
+            user_name: me.user_name.clone(),
+            timestamp: iso8601(now),
         };
         match req {
             Request::Leave { .. } => {
@@ -289,12 +327,12 @@ impl MeetingService {
                 })
                 .await?;
                 let started = res?;
-                let out = Outcome::reply(json!({"sharing": true}));
+                let out = Outcome::reply(&ev::ScreenStartAck { sharing: true });
                 Ok(if started {
                     out.emit(
                         Target::Meeting(meeting.clone()),
                         "screen:started",
-                        base(json!({})),
+                        &action(),
                     )
                 } else {
                     out
@@ -318,13 +356,15 @@ impl MeetingService {
                 })
                 .await?;
                 let share = res?;
-                Ok(Outcome::reply(json!({})).emit(
-                    Target::Meeting(meeting.clone()),
-                    "screen:stopped",
-                    share
-                        .map(|s| screen_stopped_json(&meeting, &s, now))
-                        .unwrap_or_default(),
-                ))
+                let out = Outcome::reply(&ev::Empty {});
+                Ok(match share {
+                    Some(s) => out.emit(
+                        Target::Meeting(meeting.clone()),
+                        "screen:stopped",
+                        &screen_stopped(&meeting, &s, now),
+                    ),
+                    None => out,
+                })
             }
             Request::HandRaise { .. } | Request::HandLower { .. } => {
                 let raise = matches!(req, Request::HandRaise { .. });
@@ -340,10 +380,10 @@ impl MeetingService {
                     }
                 })
                 .await?;
-                let out = Outcome::reply(json!({"handRaised": raise}));
+                let out = Outcome::reply(&ev::HandAck { hand_raised: raise });
                 Ok(if changed {
                     let event = if raise { "hand:raised" } else { "hand:lowered" };
-                    out.emit(Target::Meeting(meeting.clone()), event, base(json!({})))
+                    out.emit(Target::Meeting(meeting.clone()), event, &action())
                 } else {
                     out
                 })
@@ -359,18 +399,18 @@ impl MeetingService {
                 let paused = self.pause_for_moderator(&meeting, &target, kind).await?;
                 self.audit(&meeting, &who.user_id, "mute", Some(&target), kind.as_str())
                     .await;
-                let payload = json!({
-                    "meetingId": meeting,
-                    "targetUserId": target,
-                    "muteType": kind.as_str(),
-                    "moderatorId": who.user_id,
-                    "moderatorName": who.user_name,
-                    "timestamp": iso8601(now),
-                });
-                let mut out = Outcome::reply(payload.clone()).emit(
+                let payload = ev::ParticipantMuted {
+                    meeting_id: meeting.clone(),
+                    target_user_id: target.clone(),
+                    mute_type: kind,
+                    moderator_id: who.user_id.clone(),
+                    moderator_name: who.user_name.clone(),
+                    timestamp: iso8601(now),
+                };
+                let mut out = Outcome::reply(&payload).emit(
                     Target::Meeting(meeting.clone()),
                     "participant:muted",
-                    payload,
+                    &payload,
                 );
                 out.emits.extend(paused);
                 Ok(out)
@@ -384,21 +424,21 @@ impl MeetingService {
                 }
                 self.require_present(&meeting, &target).await?;
                 let lifted = self.lift_moderator_mute(&meeting, &target, kind).await?;
-                let payload = json!({
-                    "meetingId": meeting,
-                    "targetUserId": target,
-                    "muteType": kind.as_str(),
-                    "moderatorId": who.user_id,
-                    "moderatorName": who.user_name,
-                    "timestamp": iso8601(now),
-                });
-                let mut reply = payload.clone();
-                if let Some(o) = reply.as_object_mut() {
-                    o.insert("lifted".into(), json!(lifted));
-                }
+                let payload = ev::ParticipantMuted {
+                    meeting_id: meeting.clone(),
+                    target_user_id: target.clone(),
+                    mute_type: kind,
+                    moderator_id: who.user_id.clone(),
+                    moderator_name: who.user_name.clone(),
+                    timestamp: iso8601(now),
+                };
+                let reply = ev::UnmuteAck {
+                    unmuted: payload.clone(),
+                    lifted,
+                };
                 if !lifted {
                     // Nothing to lift: no event (as hand:raise when already raised).
-                    return Ok(Outcome::reply(reply));
+                    return Ok(Outcome::reply(&reply));
                 }
                 self.audit(
                     &meeting,
@@ -408,10 +448,10 @@ impl MeetingService {
                     kind.as_str(),
                 )
                 .await;
-                Ok(Outcome::reply(reply).emit(
+                Ok(Outcome::reply(&reply).emit(
                     Target::Meeting(meeting.clone()),
                     "participant:unmuted",
-                    payload,
+                    &payload,
                 ))
             }
             Request::Reaction { emoji, .. } => {
@@ -422,11 +462,18 @@ impl MeetingService {
                     self.config.limits.reaction,
                 )
                 .await?;
-                let payload = base(json!({"emoji": emoji}));
-                Ok(Outcome::reply(json!({})).emit(
+                let payload = ev::ReactionReceived {
+                    meeting_id: meeting.clone(),
+                    participant_id: me.participant_id.clone(),
+                    user_id: me.user_id.clone(),
+                    user_name: me.user_name.clone(),
+                    emoji,
+                    timestamp: iso8601(now),
+                };
+                Ok(Outcome::reply(&ev::Empty {}).emit(
                     Target::Meeting(meeting),
                     "reaction:received",
-                    payload,
+                    &payload,
                 ))
             }
             Request::Layout { layout, .. } => {
@@ -444,23 +491,32 @@ impl MeetingService {
                 let name = layout_str(layout);
                 self.audit(&meeting, &who.user_id, "layout", None, name)
                     .await;
-                let payload = json!({
-                    "meetingId": meeting, "layout": name, "changedBy": who_json(who), "timestamp": iso8601(now),
-                });
-                Ok(Outcome::reply(payload.clone()).emit(
+                let payload = ev::LayoutChanged {
+                    meeting_id: meeting.clone(),
+                    layout,
+                    changed_by: who_ref(who),
+                    timestamp: iso8601(now),
+                };
+                Ok(Outcome::reply(&payload).emit(
                     Target::Meeting(meeting),
                     "layout:changed",
-                    payload,
+                    &payload,
                 ))
             }
             Request::Pin { target, .. } => {
                 self.require_present(&meeting, &target).await?;
-                let payload = json!({"meetingId": meeting, "targetUserId": target, "timestamp": iso8601(now)});
-                Ok(Outcome::reply(payload.clone()).emit(
-                    Target::Requester,
-                    "participant:pinned",
-                    payload,
-                ))
+                let payload = ev::ParticipantPinned {
+                    meeting_id: meeting.clone(),
+                    target_user_id: target,
+                    timestamp: iso8601(now),
+                };
+                Ok(
+                    Outcome::reply(&payload).emit(
+                        Target::Requester,
+                        "participant:pinned",
+                        &payload,
+                    ),
+                )
             }
             Request::Spotlight { target, .. } => {
                 if !me.role.can_moderate() {
@@ -481,14 +537,17 @@ impl MeetingService {
                 .await?;
                 self.audit(&meeting, &who.user_id, "spotlight", target.as_ref(), "")
                     .await;
-                let payload = json!({
-                    "meetingId": meeting, "targetUserId": target, "userName": target_name,
-                    "changedBy": who_json(who), "timestamp": iso8601(now),
-                });
-                Ok(Outcome::reply(payload.clone()).emit(
+                let payload = ev::ParticipantSpotlighted {
+                    meeting_id: meeting.clone(),
+                    target_user_id: target,
+                    user_name: target_name,
+                    changed_by: who_ref(who),
+                    timestamp: iso8601(now),
+                };
+                Ok(Outcome::reply(&payload).emit(
                     Target::Meeting(meeting),
                     "participant:spotlighted",
-                    payload,
+                    &payload,
                 ))
             }
             Request::SetRole { target, role, .. } => {
@@ -511,7 +570,7 @@ impl MeetingService {
                     .insert_stats(&meeting, &me.participant_id, &who.user_id, &stats, now)
                     .await
                     .map_err(|e| internal("storing stats", e))?;
-                Ok(Outcome::reply(json!({})))
+                Ok(Outcome::reply(&ev::Empty {}))
             }
             Request::Recording { action, .. } => {
                 let rec = self.meeting_record(&meeting).await?;
@@ -549,14 +608,17 @@ impl MeetingService {
             Request::Typing { typing, .. } => {
                 self.rate_limit(&meeting, &who.user_id, "typing", self.config.limits.typing)
                     .await?;
-                let payload = json!({
-                    "meetingId": meeting, "participantId": me.participant_id, "userId": me.user_id,
-                    "userName": me.user_name, "typing": typing,
-                });
-                Ok(Outcome::reply(json!({})).emit(
+                let payload = ev::UserTyping {
+                    meeting_id: meeting.clone(),
+                    participant_id: me.participant_id.clone(),
+                    user_id: me.user_id.clone(),
+                    user_name: me.user_name.clone(),
+                    typing,
+                };
+                Ok(Outcome::reply(&ev::Empty {}).emit(
                     Target::MeetingExcept(meeting, me.participant_id.clone()),
                     "user-typing",
-                    payload,
+                    &payload,
                 ))
             }
             Request::Join { .. } | Request::Media { .. } => Err(WireError::internal()),
@@ -654,7 +716,7 @@ impl MeetingService {
         let max = rec.max_participants as usize;
         let grace = self.config.rejoin_grace_ms;
         // The snapshot's runtime part is built from the state in place (no copy of a big meeting's state).
-        let mut res: Result<(Value, usize, bool), WireError> = Err(WireError::internal());
+        let mut res: Result<(RuntimeSnapshot, usize, bool), WireError> = Err(WireError::internal());
         let mut hand_back = false;
         self.modify(meeting, |rt| {
             if rt.ended {
@@ -688,7 +750,7 @@ impl MeetingService {
                 announce_cursor: 0,
                 announced_at: None,
             });
-            res = Ok((runtime_state_json(rt), rt.participants.len(), first));
+            res = Ok((runtime_snapshot(rt), rt.participants.len(), first));
             true
         })
         .await?;
@@ -733,62 +795,65 @@ impl MeetingService {
                 tracing::error!(error = %e, "loading recent chat failed");
                 Vec::new()
             });
-        let mut state = json!({
-            "meetingId": meeting,
-            "title": rec.title,
-            "you": {"participantId": pid, "userId": who.user_id, "role": role},
-        });
-        if let (Some(o), Value::Object(rt)) = (state.as_object_mut(), runtime_state) {
-            o.extend(rt);
-            o.insert("recording".into(), json!({"state": "idle"}));
-            o.insert(
-                "settings".into(),
-                json!({
-                    "maxParticipants": rec.max_participants,
-                    "recordingEnabled": rec.recording_enabled,
-                    "allowSelfUnmute": rec.allow_self_unmute,
-                }),
-            );
-            o.insert(
-                "recentMessages".into(),
-                recent.iter().map(message_json).collect::<Vec<_>>().into(),
-            );
-        }
+        let you = ev::You {
+            participant_id: pid.clone(),
+            user_id: who.user_id.clone(),
+            role,
+        };
+        let (participants, layout, spotlight, screen_share) = runtime_state;
+        let state = ev::MeetingState {
+            meeting_id: meeting.clone(),
+            title: rec.title.clone(),
+            you: you.clone(),
+            participants,
+            layout,
+            spotlight,
+            screen_share,
+            recording: ev::RecordingStatus {
+                state: "idle".to_owned(),
+            },
+            settings: ev::MeetingSettings {
+                max_participants: rec.max_participants,
+                recording_enabled: rec.recording_enabled,
+                allow_self_unmute: rec.allow_self_unmute,
+            },
+            recent_messages: recent.iter().map(new_message).collect(),
+        };
         session.membership = Some(membership.clone());
         out.rooms.push(RoomChange::Join(membership));
         // The ack carries no copy of the snapshot (DESIGN §4: it would double every socket's largest write).
-        out.reply =
-            json!({"meetingId": meeting, "participantId": pid, "you": state["you"].clone()});
-        out.emits.push(Emit {
-            target: Target::Requester,
-            event: "meeting-state",
-            payload: state,
+        out.reply = crate::wire(&ev::JoinAck {
+            meeting_id: meeting.clone(),
+            participant_id: pid.clone(),
+            you,
         });
-        out.emits.push(Emit {
-            target: Target::Meeting(meeting.clone()),
-            event: "participant-joined",
-            payload: json!({
-                "meetingId": meeting,
-                "participantId": pid,
-                "userId": who.user_id,
-                "userName": who.user_name,
-                "role": role,
-                "participantCount": count,
-            }),
-        });
+        out.emits
+            .push(Emit::new(Target::Requester, "meeting-state", &state));
+        out.emits.push(Emit::new(
+            Target::Meeting(meeting.clone()),
+            "participant-joined",
+            &ev::ParticipantJoined {
+                meeting_id: meeting.clone(),
+                participant_id: pid.clone(),
+                user_id: who.user_id.clone(),
+                user_name: who.user_name.clone(),
+                role,
+                participant_count: count_u32(count),
+            },
+        ));
         if hand_back {
             // The others saw the hand go with `participant-left`; tell them it is back.
-            out.emits.push(Emit {
-                target: Target::MeetingExcept(meeting.clone(), pid.clone()),
-                event: "hand:raised",
-                payload: json!({
-                    "meetingId": meeting,
-                    "participantId": pid,
-                    "userId": who.user_id,
-                    "userName": who.user_name,
-                    "timestamp": iso8601(now),
-                }),
-            });
+            out.emits.push(Emit::new(
+                Target::MeetingExcept(meeting.clone(), pid.clone()),
+                "hand:raised",
+                &ev::ParticipantAction {
+                    meeting_id: meeting.clone(),
+                    participant_id: pid.clone(),
+                    user_id: who.user_id.clone(),
+                    user_name: who.user_name.clone(),
+                    timestamp: iso8601(now),
+                },
+            ));
         }
         Ok(out)
     }
@@ -851,7 +916,7 @@ impl MeetingService {
         if let Err(e) = res {
             tracing::error!(error = %e, "leaving meeting failed");
         }
-        let mut out = Outcome::reply(json!({}));
+        let mut out = Outcome::reply(&ev::Empty {});
         out.rooms.push(RoomChange::Leave(m.clone()));
         let Some((p, share, count)) = removed else {
             return out;
@@ -894,20 +959,20 @@ impl MeetingService {
             out = out.emit(
                 Target::Meeting(m.meeting.clone()),
                 "screen:stopped",
-                screen_stopped_json(&m.meeting, &s, now),
+                &screen_stopped(&m.meeting, &s, now),
             );
         }
         out.emit(
             Target::Meeting(m.meeting.clone()),
             "participant-left",
-            json!({
-                "meetingId": m.meeting,
-                "participantId": p.participant_id,
-                "userId": p.user_id,
-                "userName": p.user_name,
-                "participantCount": count,
-                "reason": reason,
-            }),
+            &ev::ParticipantLeft {
+                meeting_id: m.meeting.clone(),
+                participant_id: p.participant_id.clone(),
+                user_id: p.user_id.clone(),
+                user_name: p.user_name.clone(),
+                participant_count: count_u32(count),
+                reason: reason.to_owned(),
+            },
         )
     }
 
@@ -942,8 +1007,8 @@ impl MeetingService {
             .insert_message(&record)
             .await
             .map_err(|e| internal("storing chat message", e))?;
-        let payload = message_json(&record);
-        Ok(Outcome::reply(payload.clone()).emit(target, "new-message", payload))
+        let payload = new_message(&record);
+        Ok(Outcome::reply(&payload).emit(target, "new-message", &payload))
     }
 
     /// Who a private or host-only chat message reaches (the sender's own sessions too).
@@ -1069,38 +1134,38 @@ impl MeetingService {
     }
 
     /// A meeting the caller may see, with its live participant count.
-    pub async fn meeting_view(&self, who: &Identity, id: &MeetingId) -> Result<Value, WireError> {
+    pub async fn meeting_view(
+        &self,
+        who: &Identity,
+        id: &MeetingId,
+    ) -> Result<proto::rest::MeetingView, WireError> {
         let rec = self.accessible(who, id).await?;
         let mut count = 0;
         self.read(id, |rt| count = rt.map_or(0, |r| r.participants.len()))
             .await?;
         let mut v = meeting_json(&rec);
-        if let Some(o) = v.as_object_mut() {
-            o.insert("participantCount".into(), json!(count));
-        }
+        v.participant_count = Some(count_u32(count));
         Ok(v)
     }
 
     /// Current participants, in join order.
-    pub async fn participants(&self, who: &Identity, id: &MeetingId) -> Result<Value, WireError> {
+    pub async fn participants(
+        &self,
+        who: &Identity,
+        id: &MeetingId,
+    ) -> Result<proto::rest::ParticipantList, WireError> {
         self.accessible(who, id).await?;
         let mut list = Vec::new();
         self.read(id, |rt| {
             list = rt.map_or_else(Vec::new, |r| {
                 r.in_join_order()
                     .into_iter()
-                    .map(|p| {
-                        let mut v = participant_json(p);
-                        if let Some(o) = v.as_object_mut() {
-                            o.remove("producers");
-                        }
-                        v
-                    })
+                    .map(|p| participant_summary(p, false))
                     .collect()
             })
         })
         .await?;
-        Ok(json!({"participants": list}))
+        Ok(proto::rest::ParticipantList { participants: list })
     }
 
     /// Chat history the caller may see, `limit` messages before message `before`, oldest first.
@@ -1110,7 +1175,7 @@ impl MeetingService {
         id: &MeetingId,
         before: Option<&MessageId>,
         limit: u32,
-    ) -> Result<Value, WireError> {
+    ) -> Result<proto::rest::MessagePage, WireError> {
         let rec = self.accessible(who, id).await?;
         let sees_host = rec.host_user_id == who.user_id
             || self
@@ -1139,9 +1204,10 @@ impl MeetingService {
         } else {
             None
         };
-        Ok(
-            json!({"messages": msgs.iter().map(message_json).collect::<Vec<_>>(), "nextBefore": next}),
-        )
+        Ok(proto::rest::MessagePage {
+            messages: msgs.iter().map(new_message).collect(),
+            next_before: next,
+        })
     }
 
     /// Ends a meeting (host only): everyone gets `meeting:ended` and is removed; sockets stay connected.
@@ -1199,10 +1265,14 @@ impl MeetingService {
         }
         self.audit(id, &who.user_id, "end", None, "").await;
         tracing::info!(meeting = %id, by = %who.user_id, removed = gone.len(), "meeting ended");
-        let mut out = Outcome::reply(json!({})).emit(
+        let mut out = Outcome::reply(&ev::Empty {}).emit(
             Target::Meeting(id.clone()),
             "meeting:ended",
-            json!({"meetingId": id, "endedBy": who_json(who), "timestamp": iso8601(now)}),
+            &ev::MeetingEnded {
+                meeting_id: id.clone(),
+                ended_by: who_ref(who),
+                timestamp: iso8601(now),
+            },
         );
         out.close_rooms.push(id.clone());
         Ok(out)
@@ -1248,11 +1318,16 @@ impl MeetingService {
         .await?;
         self.audit(id, &who.user_id, "role", Some(target), role.as_str())
             .await;
-        let payload = json!({"meetingId": id, "targetUserId": target, "role": role, "changedBy": who_json(who)});
-        Ok(Outcome::reply(payload.clone()).emit(
+        let payload = ev::RoleChanged {
+            meeting_id: id.clone(),
+            target_user_id: target.clone(),
+            role,
+            changed_by: who_ref(who),
+        };
+        Ok(Outcome::reply(&payload).emit(
             Target::Meeting(id.clone()),
             "participant:role-changed",
-            payload,
+            &payload,
         ))
     }
 
@@ -1426,23 +1501,46 @@ fn layout_str(l: Layout) -> &'static str {
 
 /// The runtime part of the `meeting-state` snapshot (participants in join order, layout, spotlight, screen share),
 /// built from the state in place.
-fn runtime_state_json(rt: &MeetingRuntime) -> Value {
-    json!({
-        "participants": rt.in_join_order().into_iter().map(participant_json).collect::<Vec<_>>(),
-        "layout": layout_str(rt.layout),
-        "spotlight": rt.spotlight.as_ref().map(|u| json!({"userId": u})),
-        "screenShare": rt.screen_share.as_ref().map(|s| json!({
-            "participantId": s.participant_id, "userId": s.user_id, "userName": s.user_name,
-        })),
-    })
+type RuntimeSnapshot = (
+    Vec<ev::ParticipantSummary>,
+    Layout,
+    Option<ev::Spotlight>,
+    Option<ev::ScreenShare>,
+);
+
+fn runtime_snapshot(rt: &MeetingRuntime) -> RuntimeSnapshot {
+    (
+        rt.in_join_order()
+            .into_iter()
+            .map(|p| participant_summary(p, true))
+            .collect(),
+        rt.layout,
+        rt.spotlight
+            .as_ref()
+            .map(|u| ev::Spotlight { user_id: u.clone() }),
+        rt.screen_share.as_ref().map(|s| ev::ScreenShare {
+            participant_id: s.participant_id.clone(),
+            user_id: s.user_id.clone(),
+            user_name: s.user_name.clone(),
+        }),
+    )
 }
 
-fn screen_stopped_json(meeting: &MeetingId, s: &ScreenShare, now: i64) -> Value {
-    json!({
-        "meetingId": meeting,
-        "participantId": s.participant_id,
-        "userId": s.user_id,
-        "userName": s.user_name,
-        "timestamp": iso8601(now),
-    })
+/// A participant count on the wire (a meeting holds at most `MAX_PARTICIPANTS_LIMIT`, far below `u32::MAX`).
+pub(crate) fn count_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+pub(crate) fn screen_stopped(
+    meeting: &MeetingId,
+    s: &ScreenShare,
+    now: i64,
+) -> ev::ParticipantAction {
+    ev::ParticipantAction {
+        meeting_id: meeting.clone(),
+        participant_id: s.participant_id.clone(),
+        user_id: s.user_id.clone(),
+        user_name: s.user_name.clone(),
+        timestamp: iso8601(now),
+    }
 }

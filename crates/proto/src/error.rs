@@ -1,9 +1,9 @@
 //! Error codes on the wire. Built in one place so every surface (socket `error` event, ack, HTTP) agrees.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Every code a client can see. The guide's codes first, then the ones DESIGN.md §4 adds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -27,6 +27,26 @@ pub enum ErrorCode {
     /// REST only: missing or invalid bearer token.
     Unauthorized,
 }
+
+/// Every code, in declaration order (for generated clients and docs).
+pub const ALL_CODES: [ErrorCode; 16] = [
+    ErrorCode::MeetingNotFound,
+    ErrorCode::AccessDenied,
+    ErrorCode::MeetingFull,
+    ErrorCode::MeetingEnded,
+    ErrorCode::RateLimitExceeded,
+    ErrorCode::UnauthorizedRecording,
+    ErrorCode::RecordingDisabled,
+    ErrorCode::ValidationError,
+    ErrorCode::NotInMeeting,
+    ErrorCode::Forbidden,
+    ErrorCode::NotFound,
+    ErrorCode::CannotConsume,
+    ErrorCode::ScreenShareActive,
+    ErrorCode::NotSupported,
+    ErrorCode::InternalError,
+    ErrorCode::Unauthorized,
+];
 
 impl ErrorCode {
     pub fn as_str(self) -> &'static str {
@@ -70,14 +90,20 @@ impl ErrorCode {
 }
 
 /// A coded error as it goes on the wire: `{code, message, event?, retryAfterMs?}`.
-#[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error, ts_rs::TS)]
 #[error("{code:?}: {message}")]
 pub struct WireError {
     pub code: ErrorCode,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub event: Option<String>,
-    #[serde(rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "retryAfterMs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[ts(optional)]
     pub retry_after_ms: Option<u64>,
 }
 

@@ -4,14 +4,20 @@
 //! once); outgoing payloads are plain serde structs so the wire shape is visible in one place.
 
 pub mod error;
+pub mod events;
 pub mod ids;
+pub mod requests;
+pub mod rest;
 pub mod time;
+pub mod typescript;
 
 pub use error::{ErrorCode, WireError};
 pub use ids::{MeetingId, MessageId, ParticipantId, UserId};
 
 /// Roles inside one meeting. The host created it; moderators are granted by a host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, ts_rs::TS,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Host,
@@ -35,7 +41,9 @@ impl Role {
 }
 
 /// The meeting-wide layout (`layout:change`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
     #[default]

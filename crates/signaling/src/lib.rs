@@ -15,7 +15,7 @@ pub mod auth;
 use auth::{AuthError, Verified, Verifier};
 use meeting::{rooms, MeetingService, Outcome, Request, RoomChange, Session, Target};
 use proto::{ErrorCode, WireError};
-use serde_json::{json, Value};
+use serde_json::Value;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
@@ -335,10 +335,10 @@ async fn worker(
                 match expiry.step(proto::time::now_ms()) {
                     Some(ExpiryStep::Warn { expired_at_ms }) => {
                         let grace_ms = u64::try_from(expiry.grace.as_millis()).unwrap_or(u64::MAX);
-                        let payload = json!({
-                            "expiredAt": proto::time::iso8601(expired_at_ms),
-                            "graceMs": grace_ms,
-                        });
+                        let payload = proto::events::AuthExpired {
+                            expired_at: proto::time::iso8601(expired_at_ms),
+                            grace_ms,
+                        };
                         if let Err(e) = s.emit("auth:expired", &payload) {
                             tracing::debug!(error = %e, "auth:expired not sent");
                         }
@@ -369,7 +369,10 @@ async fn worker(
                         expiry.refresh(expires_at);
                         let expires =
                             expires_at.map(|e| proto::time::iso8601(e.saturating_mul(1000)));
-                        let _ = ack.send(&json!({"ok": true, "expiresAt": expires}));
+                        let reply = proto::events::AuthRefreshAck {
+                            expires_at: expires,
+                        };
+                        let _ = ack.send(&proto::events::AckOk::new(&reply));
                     }
                     Err(e) => reply_error(&s, ack, &e.for_event(REFRESH_EVENT), false),
                 }
@@ -467,13 +470,12 @@ async fn handle(
     match result {
         Ok(out) => {
             deliver(io, Some(s), &out).await;
-            let mut reply = json!({"ok": true});
-            if let (Some(r), Value::Object(extra)) = (reply.as_object_mut(), &out.reply) {
-                for (k, v) in extra {
-                    r.insert(k.clone(), v.clone());
-                }
-            }
-            let _ = ack.send(&reply);
+            // `out.reply` is an ack struct of `proto::events` (an object), or null when there is none.
+            let empty = proto::events::Empty {};
+            let _ = match &out.reply {
+                Value::Object(_) => ack.send(&proto::events::AckOk::new(&out.reply)),
+                _ => ack.send(&proto::events::AckOk::new(&empty)),
+            };
         }
         Err(e) => {
             let e = e.for_event(event);
@@ -491,7 +493,7 @@ fn reply_error(s: &SocketRef, ack: AckSender, e: &WireError, silent: bool) {
     if !silent {
         let _ = s.emit("error", e);
     }
-    let _ = ack.send(&json!({"ok": false, "error": e}));
+    let _ = ack.send(&proto::events::AckErr::new(e));
 }
 
 /// Applies an outcome: the requesting socket's room changes, then the emits, then closed meetings' rooms.
@@ -576,7 +578,12 @@ pub async fn deliver(io: &SocketIo, socket: Option<&SocketRef>, out: &Outcome) {
 pub async fn shutdown(io: &SocketIo, shared: &Shared, reconnect_after: Duration, grace: Duration) {
     let ms = u64::try_from(reconnect_after.as_millis()).unwrap_or(u64::MAX);
     if let Err(e) = io
-        .emit("server:shutdown", &json!({"reconnectAfterMs": ms}))
+        .emit(
+            "server:shutdown",
+            &proto::events::ServerShutdown {
+                reconnect_after_ms: ms,
+            },
+        )
         .await
     {
         tracing::warn!(error = %e, "shutdown notice failed");
