@@ -103,16 +103,9 @@ impl FromRequestParts<ApiState> for Caller {
                 "authentication required: send Authorization: Bearer <JWT>".into(),
             ));
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| {
-                unauthorized("authentication required: send Authorization: Bearer <JWT>".into())
-            })?;
+        let token = bearer(value).ok_or_else(|| {
+            unauthorized("authentication required: send Authorization: Bearer <JWT>".into())
+        })?;
         state
             .verifier
             .verify(token)
@@ -277,6 +270,13 @@ async fn api_not_found() -> ApiError {
     ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"))
 }
 
+/// The token of an `Authorization: Bearer <JWT>` header value.
+fn bearer(value: &axum::http::HeaderValue) -> Option<&str> {
+    let v = value.to_str().ok()?;
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+}
+
 /// The guide's path, fetched by its example client without a token: router capabilities are not secret, and
 /// every id gets the same answer so the endpoint reveals nothing about which meetings exist.
 /// `{rtpCapabilities}` for everyone (the guide's client sends no token); with `Authorization: Bearer <JWT>` also
@@ -288,14 +288,7 @@ async fn webrtc_config(
 ) -> ApiResult<Json<Value>> {
     let mut out = serde_json::json!({"rtpCapabilities": sfu::ortc::router_capabilities()});
     if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .unwrap_or_default();
+        let token = bearer(value).unwrap_or_default();
         let who = st
             .verifier
             .verify(token)
