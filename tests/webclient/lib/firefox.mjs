@@ -1,5 +1,5 @@
 // Debian's firefox-esr (never a downloaded browser) driven by puppeteer-core over WebDriver BiDi, with fake
-// camera / microphone (/work/shared/DESIGN.md §5). A FirefoxUser offers the few UI actions and observations the
+// camera / microphone (../shared/DESIGN.md §5, beside the repository). A FirefoxUser offers the few UI actions and observations the
 // cross-browser test needs, with the same shape as a Chromium User where the harness relies on it (label, page,
 // diagnostics(), close()).
 import puppeteer from 'puppeteer-core';
