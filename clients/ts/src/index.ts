@@ -272,7 +272,11 @@ export type IceRestarted = { transportId: string, iceParameters: IceParameters, 
 /**
  * One entry of `iceServers` (the browser's `RTCIceServer`).
  */
-export type IceServer = { urls: Array<string>, username?: string, credential?: string, };
+export type IceServer = { urls: Array<string>, username?: string, credential?: string, 
+/**
+ * `"password"` whenever there are credentials.
+ */
+credentialType?: string, };
 
 /**
  * `produced`; `paused` only when a moderator's mute of that kind holds.
@@ -509,9 +513,22 @@ export type RestOk = { ok: boolean, };
 export type RoleSet = { ok: boolean, userId: UserId, role: Role, };
 
 /**
- * `GET /meeting/{id}/webrtc-config`: the router's RTP capabilities (mediasoup-client's `device.load`).
+ * `GET /meeting/{id}/webrtc-config`: the router's RTP capabilities (mediasoup-client's `device.load`); with a
+ * token also the caller's TURN servers and the relay policy.
  */
-export type WebRtcConfig = { rtpCapabilities: unknown, };
+export type WebRtcConfig = { 
+/**
+ * mediasoup's `RtpCapabilities` (opaque: pass to `device.load({routerRtpCapabilities})`).
+ */
+rtpCapabilities: unknown, 
+/**
+ * With a token, when TURN is configured: that user's servers (time-limited credentials with a shared secret).
+ */
+iceServers?: Array<IceServer>, 
+/**
+ * With a token: `"relay"` when the operator forces TURN.
+ */
+iceTransportPolicy?: string, };
 
 /**
  * `POST /dev/token` (development mode).

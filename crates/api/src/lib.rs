@@ -1,24 +1,33 @@
 //! The REST edge (axum): meetings, participants, chat history, roles, the guide's webrtc-config, health,
 //! readiness, Prometheus metrics and, in development mode, token minting. Handlers parse, call the domain, and map
 //! its coded errors to HTTP statuses in one place ([`ApiError`]).
+//!
+//! Every route is documented: the OpenAPI 3.1 document (`GET /api/openapi.json`) is made by utoipa from the
+//! `#[utoipa::path]` annotation on each handler, and the AsyncAPI 3.0 document of the Socket.IO events
+//! (`GET /api/asyncapi.json`) from `proto`'s event tables; `GET /api/docs` renders both ([`docs`]).
+
+pub mod docs;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use meeting::request::{parse_meeting_id, parse_user_id};
 use meeting::{Identity, MeetingService, NewMeeting};
 use metrics_exporter_prometheus::PrometheusHandle;
+use proto::rest::{
+    DevToken, MeetingView, MessagePage, ParticipantList, RestError, RestOk, RoleSet, WebRtcConfig,
+};
 use proto::{ErrorCode, MessageId, Role, WireError};
 use serde::Deserialize;
-use serde_json::Value;
 use signaling::auth::{DevSigner, Verifier};
 use socketioxide::SocketIo;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -36,22 +45,87 @@ pub struct ApiState {
     pub debug_hooks: bool,
 }
 
+/// The REST API's routes and their OpenAPI document, from one list.
+///
+/// **Adding a route:** write the handler, put a `#[utoipa::path(method, path = "…", tag = "…", responses(…))]`
+/// annotation on it (copy a neighbour's: the body types, `security(("bearer" = []))` when it needs a token, every
+/// error status with its codes; a development-only route gets `tag = "development"` and
+/// `extensions(("x-dev-only" = json!(true)))`), and register it here with `.routes(routes!(handler))` — never with
+/// axum's `.route(…)`: the test `every_route_is_documented` reads this crate's sources and fails on a route that
+/// is not in the document.
+pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_meeting))
+        .routes(routes!(get_meeting))
+        .routes(routes!(end_meeting))
+        .routes(routes!(participants))
+        .routes(routes!(messages))
+        .routes(routes!(set_role))
+        .routes(routes!(webrtc_config))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(dev_token))
+        .routes(routes!(debug_media_drop))
+        .routes(routes!(docs::openapi_json))
+        .routes(routes!(docs::asyncapi_json))
+        .routes(routes!(docs::viewer))
+        .split_for_parts()
+}
+
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/meetings", post(create_meeting))
-        .route("/api/meetings/{id}", get(get_meeting))
-        .route("/api/meetings/{id}/end", post(end_meeting))
-        .route("/api/meetings/{id}/participants", get(participants))
-        .route("/api/meetings/{id}/messages", get(messages))
-        .route("/api/meetings/{id}/roles/{user_id}", put(set_role))
-        .route("/meeting/{id}/webrtc-config", get(webrtc_config))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/dev/token", post(dev_token))
-        .route("/debug/media/drop", post(debug_media_drop))
+    let (routes, openapi) = api_routes();
+    routes
+        // Not an endpoint: every other `/api/…` path answers a coded 404 instead of falling through to the web client.
         .route("/api/{*rest}", axum::routing::any(api_not_found))
+        .layer(axum::Extension(std::sync::Arc::new(docs::Documents::new(
+            &openapi,
+        ))))
         .with_state(state)
+}
+
+/// The document's frame: info, tags and the security schemes ([`SecuritySchemes`]); the paths come from the
+/// handlers' annotations ([`api_routes`]).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "meet-server REST API",
+        description = "Meetings, participants, chat history, roles, the guide's webrtc-config, health and metrics. \
+                       Errors are `{error: {code, message}}` (RestError) with the code's HTTP status. The real-time \
+                       API (Socket.IO) is described by the AsyncAPI document at /api/asyncapi.json; both are rendered \
+                       at /api/docs. Behaviour is explained in docs/protocol.md."
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "meetings", description = "Meetings and what is in them (Bearer JWT)."),
+        (name = "media", description = "What a WebRTC client needs before it joins."),
+        (name = "operations", description = "Health, readiness and Prometheus metrics."),
+        (name = "docs", description = "These documents and their viewer."),
+        (name = "development", description = "Development and test only: 404 unless enabled, loopback peers only."),
+    )
+)]
+pub struct ApiDoc;
+
+/// `bearer`: the JWT as `Authorization: Bearer <JWT>` (the same token and rules as the socket handshake);
+/// `metricsToken`: the operator's `metrics.token`. Every operation also gets a 500 (INTERNAL_ERROR) response.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut jwt = Http::new(HttpAuthScheme::Bearer);
+        jwt.bearer_format = Some("JWT".into());
+        jwt.description = Some(
+            "A JWT (claims `user_id`, `campus_id`, `userName`, `email`, `exp`), signed with the configured algorithm."
+                .into(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(jwt));
+        let mut metrics = Http::new(HttpAuthScheme::Bearer);
+        metrics.description =
+            Some("The operator's `metrics.token`, when one is configured.".into());
+        components.add_security_scheme("metricsToken", SecurityScheme::Http(metrics));
+    }
 }
 
 /// A coded error as an HTTP response: `{error: {code, message}}` with the code's status.
@@ -124,19 +198,36 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
         .map_err(|e| ApiError(WireError::validation(format!("invalid JSON body: {e}"))))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/meetings`. Every field is optional; an empty body is `{}`.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CreateMeeting)]
 struct CreateBody {
     title: Option<String>,
+    /// 1–10000; default 100.
+    #[schema(minimum = 1, maximum = 10000)]
     max_participants: Option<u32>,
+    /// Default false.
     recording_enabled: Option<bool>,
+    /// Default true.
     allow_self_unmute: Option<bool>,
+    /// Campuses besides the creator's whose users may join.
     #[serde(default)]
     allowed_campuses: Vec<String>,
+    /// Users who may join from any campus.
     #[serde(default)]
     invited_user_ids: Vec<String>,
 }
 
+/// Create a meeting; the caller is its host.
+#[utoipa::path(post, path = "/api/meetings", tag = "meetings",
+    request_body(content = Option<CreateBody>, description = "Optional: an empty body is `{}`."),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new meeting.", body = MeetingView),
+        (status = 400, description = "`VALIDATION_ERROR`: malformed body or a field out of range.", body = RestError),
+        (status = 401, description = "`UNAUTHORIZED`: missing or invalid bearer token.", body = RestError),
+    ))]
 async fn create_meeting(
     State(st): State<ApiState>,
     Caller(who): Caller,
@@ -164,6 +255,17 @@ async fn create_meeting(
         .into_response())
 }
 
+/// A meeting, with its live `participantCount`.
+#[utoipa::path(get, path = "/api/meetings/{id}", tag = "meetings",
+    params(("id" = String, Path, description = "The meeting id.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The meeting with `participantCount`.", body = MeetingView),
+        (status = 400, description = "`VALIDATION_ERROR`: malformed id.", body = RestError),
+        (status = 401, description = "`UNAUTHORIZED`: missing or invalid bearer token.", body = RestError),
+        (status = 403, description = "`ACCESS_DENIED`: not of its campus, an allowed campus, or invited.", body = RestError),
+        (status = 404, description = "`MEETING_NOT_FOUND`.", body = RestError),
+    ))]
 async fn get_meeting(
     State(st): State<ApiState>,
     Caller(who): Caller,
@@ -173,6 +275,18 @@ async fn get_meeting(
     Ok(Json(st.service.meeting_view(&who, &id).await?))
 }
 
+/// End a meeting (host only); everyone in it gets `meeting:ended`.
+#[utoipa::path(post, path = "/api/meetings/{id}/end", tag = "meetings",
+    params(("id" = String, Path, description = "The meeting id.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Ended.", body = RestOk),
+        (status = 400, description = "`VALIDATION_ERROR`: malformed id.", body = RestError),
+        (status = 401, description = "`UNAUTHORIZED`: missing or invalid bearer token.", body = RestError),
+        (status = 403, description = "`ACCESS_DENIED` (no access) or `FORBIDDEN` (not the host).", body = RestError),
+        (status = 404, description = "`MEETING_NOT_FOUND`.", body = RestError),
+        (status = 409, description = "`MEETING_ENDED`: already ended.", body = RestError),
+    ))]
 async fn end_meeting(
     State(st): State<ApiState>,
     Caller(who): Caller,
@@ -184,6 +298,17 @@ async fn end_meeting(
     Ok(Json(proto::rest::RestOk { ok: true }))
 }
 
+/// Who is in a meeting now.
+#[utoipa::path(get, path = "/api/meetings/{id}/participants", tag = "meetings",
+    params(("id" = String, Path, description = "The meeting id.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The live participants.", body = ParticipantList),
+        (status = 400, description = "`VALIDATION_ERROR`: malformed id.", body = RestError),
+        (status = 401, description = "`UNAUTHORIZED`: missing or invalid bearer token.", body = RestError),
+        (status = 403, description = "`ACCESS_DENIED`.", body = RestError),
+        (status = 404, description = "`MEETING_NOT_FOUND`.", body = RestError),
+    ))]
 async fn participants(
     State(st): State<ApiState>,
     Caller(who): Caller,
@@ -193,12 +318,27 @@ async fn participants(
     Ok(Json(st.service.participants(&who, &id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
+    /// A message id: only messages older than it (the previous page's `nextBefore`).
     before: Option<String>,
+    /// 1–100; default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
 
+/// Chat history, oldest first: only the messages the caller may see.
+#[utoipa::path(get, path = "/api/meetings/{id}/messages", tag = "meetings",
+    params(("id" = String, Path, description = "The meeting id."), HistoryQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page, oldest first; `nextBefore` pages further back.", body = MessagePage),
+        (status = 400, description = "`VALIDATION_ERROR`: malformed id, `before` or `limit`.", body = RestError),
+        (status = 401, description = "`UNAUTHORIZED`: missing or invalid bearer token.", body = RestError),
+        (status = 403, description = "`ACCESS_DENIED`.", body = RestError),
+        (status = 404, description = "`MEETING_NOT_FOUND`.", body = RestError),
+    ))]
 async fn messages(
     State(st): State<ApiState>,
     Caller(who): Caller,
@@ -234,11 +374,26 @@ async fn messages(
     ))
 }
 
-#[derive(Deserialize)]
+/// `PUT /api/meetings/{id}/roles/{userId}`.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = SetRole)]
 struct RoleBody {
+    #[schema(value_type = proto::events::GrantableRole)]
     role: String,
 }
 
+/// Grant or take back the moderator role (host only); participants in the meeting get `participant:role-changed`.
+#[utoipa::path(put, path = "/api/meetings/{id}/roles/{userId}", tag = "meetings",
+    params(("id" = String, Path, description = "The meeting id."), ("userId" = String, Path, description = "The user whose role changes.")),
+    request_body = RoleBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The new role.", body = RoleSet),
+        (status = 400, description = "`VALIDATION_ERROR`: malformed id, user id or role.", body = RestError),
+        (status = 401, description = "`UNAUTHORIZED`: missing or invalid bearer token.", body = RestError),
+        (status = 403, description = "`ACCESS_DENIED`, or `FORBIDDEN` (not the host; or the target is the host).", body = RestError),
+        (status = 404, description = "`MEETING_NOT_FOUND`.", body = RestError),
+    ))]
 async fn set_role(
     State(st): State<ApiState>,
     Caller(who): Caller,
@@ -281,12 +436,26 @@ fn bearer(value: &axum::http::HeaderValue) -> Option<&str> {
 /// every id gets the same answer so the endpoint reveals nothing about which meetings exist.
 /// `{rtpCapabilities}` for everyone (the guide's client sends no token); with `Authorization: Bearer <JWT>` also
 /// the caller's `iceServers` (TURN credentials for that user) and `iceTransportPolicy` when relay is forced.
+#[utoipa::path(get, path = "/meeting/{id}/webrtc-config", tag = "media",
+    params(("id" = String, Path, description = "Any meeting id: every id gets the same answer.")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`rtpCapabilities`; with a token also `iceServers` / `iceTransportPolicy` when configured.", body = WebRtcConfig),
+        (status = 401, description = "`UNAUTHORIZED`: a token was sent and is invalid.", body = RestError),
+    ))]
 async fn webrtc_config(
     State(st): State<ApiState>,
     Path(_id): Path<String>,
     headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
-    let mut out = serde_json::json!({"rtpCapabilities": sfu::ortc::router_capabilities()});
+) -> ApiResult<Json<WebRtcConfig>> {
+    let mut out = WebRtcConfig {
+        rtp_capabilities: serde_json::to_value(sfu::ortc::router_capabilities()).map_err(|e| {
+            tracing::error!(error = %e, "serializing the router's capabilities");
+            ApiError(WireError::internal())
+        })?,
+        ice_servers: None,
+        ice_transport_policy: None,
+    };
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let token = bearer(value).unwrap_or_default();
         let who = st
@@ -294,30 +463,47 @@ async fn webrtc_config(
             .verify(token)
             .map_err(|e| ApiError(WireError::new(ErrorCode::Unauthorized, e.to_string())))?;
         let now = u64::try_from(proto::time::now_ms() / 1000).unwrap_or(0);
-        st.service
-            .config()
-            .ice
-            .decorate(&mut out, who.user_id.as_str(), now);
+        let ice = &st.service.config().ice;
+        if let Some(servers) = ice.ice_servers(who.user_id.as_str(), now) {
+            out.ice_servers = Some(serde_json::from_value(servers).map_err(|e| {
+                tracing::error!(error = %e, "iceServers do not fit the IceServer struct");
+                ApiError(WireError::internal())
+            })?);
+        }
+        if ice.force_relay {
+            out.ice_transport_policy = Some("relay".to_owned());
+        }
     }
     Ok(Json(out))
 }
 
-#[derive(Deserialize)]
+/// `POST /debug/media/drop`.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = MediaDrop)]
 struct DropBody {
     meeting_id: String,
     transport_id: String,
+    #[schema(minimum = 1, maximum = 120000)]
     ms: u64,
 }
 
 /// Test hook (only with `media.debug_hooks`, only from loopback): drops every packet of one transport, both
 /// ways, for `ms` — a browser's network outage, for the ICE restart test. 404 when off.
+#[utoipa::path(post, path = "/debug/media/drop", tag = "development",
+    extensions(("x-dev-only" = json!(true))),
+    request_body = DropBody,
+    responses(
+        (status = 200, description = "The transport drops its packets for `ms`.", body = RestOk),
+        (status = 400, description = "`VALIDATION_ERROR`.", body = RestError),
+        (status = 404, description = "`NOT_FOUND`: hooks off, not a loopback peer, or no such transport.", body = RestError),
+    ))]
 async fn debug_media_drop(
     State(st): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RestOk>> {
     let not_found = || ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"));
     if !st.debug_hooks
         || !peer.ip().is_loopback()
@@ -343,9 +529,22 @@ async fn debug_media_drop(
             "transport not found",
         )));
     }
-    Ok(Json(serde_json::json!({"ok": true})))
+    Ok(Json(RestOk { ok: true }))
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: not shutting down and the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "`ok`", body = String, content_type = "text/plain"),
+        (status = 503, description = "`shutting down` or `database unavailable`", body = String, content_type = "text/plain"),
+    ))]
 async fn readyz(State(st): State<ApiState>) -> Response {
     if !st.ready.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
@@ -359,6 +558,13 @@ async fn readyz(State(st): State<ApiState>) -> Response {
     }
 }
 
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    security((), ("metricsToken" = [])),
+    responses(
+        (status = 200, description = "Prometheus text.", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 401, description = "`UNAUTHORIZED`: a metrics token is configured and was not sent.", body = RestError),
+    ))]
 async fn metrics(State(st): State<ApiState>, headers: HeaderMap) -> Response {
     if let Some(token) = &st.metrics_token {
         let given = headers
@@ -381,11 +587,16 @@ async fn metrics(State(st): State<ApiState>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+/// `POST /dev/token`.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DevTokenRequest)]
 struct DevTokenBody {
+    /// 1–64 characters (control and bidi characters removed).
     user_name: Option<String>,
+    /// Default: a random `user_…`.
     user_id: Option<String>,
+    /// Default `campus_dev`.
     campus_id: Option<String>,
     email: Option<String>,
 }
@@ -396,12 +607,20 @@ const PROXY_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
 
 /// Development only, loopback only: a token for the bundled web client. 404 otherwise (it does not exist). The
 /// caller is judged by the TCP peer address, never by headers; a proxied request is refused.
+#[utoipa::path(post, path = "/dev/token", tag = "development",
+    extensions(("x-dev-only" = json!(true))),
+    request_body = DevTokenBody,
+    responses(
+        (status = 200, description = "A token (12 h) signed with the run's dev key.", body = DevToken),
+        (status = 400, description = "`VALIDATION_ERROR`.", body = RestError),
+        (status = 404, description = "`NOT_FOUND`: not in development mode, not a loopback peer, or proxied.", body = RestError),
+    ))]
 async fn dev_token(
     State(st): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult<Json<proto::rest::DevToken>> {
+) -> ApiResult<Json<DevToken>> {
     let not_found = || ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"));
     let Some(signer) = &st.dev_signer else {
         return Err(not_found());

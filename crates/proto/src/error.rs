@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 /// Every code a client can see. The guide's codes first, then the ones DESIGN.md §4 adds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS, utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -90,7 +92,9 @@ impl ErrorCode {
 }
 
 /// A coded error as it goes on the wire: `{code, message, event?, retryAfterMs?}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error, ts_rs::TS)]
+#[derive(
+    Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error, ts_rs::TS, utoipa::ToSchema,
+)]
 #[error("{code:?}: {message}")]
 pub struct WireError {
     pub code: ErrorCode,

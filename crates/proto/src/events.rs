@@ -9,12 +9,13 @@ use crate::{Layout, MeetingId, MessageId, ParticipantId, Role, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
+use utoipa::ToSchema;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Enums shared by several payloads
 
 /// `audio` or `video` (a producer's or consumer's kind, a moderator's `muteType`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaKind {
     Audio,
@@ -31,7 +32,7 @@ impl MediaKind {
 }
 
 /// What a producer carries (`appData.source` of `produce`; default `mic` for audio, `camera` for video).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Mic,
@@ -40,7 +41,7 @@ pub enum Source {
 }
 
 /// A transport's direction, as the client sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Send,
@@ -48,7 +49,7 @@ pub enum Direction {
 }
 
 /// The preferred quality a subscriber asks for (`quality:change`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Quality {
     Low,
@@ -57,7 +58,7 @@ pub enum Quality {
 }
 
 /// Who a chat message is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RecipientType {
     All,
@@ -66,7 +67,7 @@ pub enum RecipientType {
 }
 
 /// Roles a host may give (`participant:role`): never `host`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GrantableRole {
     Moderator,
@@ -74,7 +75,7 @@ pub enum GrantableRole {
 }
 
 /// `{userId, userName}`: who did something (`changedBy`, `endedBy`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRef {
     pub user_id: UserId,
@@ -85,7 +86,7 @@ pub struct UserRef {
 // Server → client: meeting and presence
 
 /// `participant-joined`: to everyone in the meeting, the joiner included.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantJoined {
     pub meeting_id: MeetingId,
@@ -97,7 +98,7 @@ pub struct ParticipantJoined {
 }
 
 /// `participant-left`. `reason`: `left`, `disconnected`, `replaced`, `meeting-ended`, `node-lost`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantLeft {
     pub meeting_id: MeetingId,
@@ -109,7 +110,7 @@ pub struct ParticipantLeft {
 }
 
 /// `screen:started`, `screen:stopped`, `hand:raised`, `hand:lowered`: something one participant did.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantAction {
     pub meeting_id: MeetingId,
@@ -120,7 +121,7 @@ pub struct ParticipantAction {
 }
 
 /// `reaction:received`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReactionReceived {
     pub meeting_id: MeetingId,
@@ -132,7 +133,7 @@ pub struct ReactionReceived {
 }
 
 /// `user-typing`: to everyone but the typist.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserTyping {
     pub meeting_id: MeetingId,
@@ -143,7 +144,7 @@ pub struct UserTyping {
 }
 
 /// `participant:muted` / `participant:unmuted` (a moderator's mute of one kind).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantMuted {
     pub meeting_id: MeetingId,
@@ -155,7 +156,7 @@ pub struct ParticipantMuted {
 }
 
 /// The `participant:unmute` ack: `participant:unmuted` plus whether anything was muted.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UnmuteAck {
     #[serde(flatten)]
@@ -164,7 +165,7 @@ pub struct UnmuteAck {
 }
 
 /// `layout:changed`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LayoutChanged {
     pub meeting_id: MeetingId,
@@ -174,7 +175,7 @@ pub struct LayoutChanged {
 }
 
 /// `participant:pinned` (to the requester only).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantPinned {
     pub meeting_id: MeetingId,
@@ -183,7 +184,7 @@ pub struct ParticipantPinned {
 }
 
 /// `participant:spotlighted`; `targetUserId` and `userName` are null when the spotlight was cleared.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantSpotlighted {
     pub meeting_id: MeetingId,
@@ -194,7 +195,7 @@ pub struct ParticipantSpotlighted {
 }
 
 /// `participant:role-changed`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleChanged {
     pub meeting_id: MeetingId,
@@ -204,7 +205,7 @@ pub struct RoleChanged {
 }
 
 /// `meeting:ended`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeetingEnded {
     pub meeting_id: MeetingId,
@@ -213,7 +214,7 @@ pub struct MeetingEnded {
 }
 
 /// `new-message`: the guide's snake_case fields, exactly.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 pub struct NewMessage {
     pub id: MessageId,
     pub meeting_id: MeetingId,
@@ -231,7 +232,7 @@ pub struct NewMessage {
 // Server → client: the join snapshot
 
 /// `you` in `meeting-state` and the `join-meeting` ack.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct You {
     pub participant_id: ParticipantId,
@@ -240,7 +241,7 @@ pub struct You {
 }
 
 /// A producer in the snapshot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProducerSummary {
     pub producer_id: String,
@@ -250,7 +251,7 @@ pub struct ProducerSummary {
 }
 
 /// A participant in the snapshot and in `GET /api/meetings/{id}/participants` (there without `producers`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantSummary {
     pub participant_id: ParticipantId,
@@ -265,14 +266,14 @@ pub struct ParticipantSummary {
 }
 
 /// `spotlight` in the snapshot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Spotlight {
     pub user_id: UserId,
 }
 
 /// `screenShare` in the snapshot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScreenShare {
     pub participant_id: ParticipantId,
@@ -281,14 +282,14 @@ pub struct ScreenShare {
 }
 
 /// `recording` in the snapshot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 pub struct RecordingStatus {
     /// `idle` (recording is a later issue).
     pub state: String,
 }
 
 /// `settings` in the snapshot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeetingSettings {
     pub max_participants: u32,
@@ -297,7 +298,7 @@ pub struct MeetingSettings {
 }
 
 /// `meeting-state`: the joiner's snapshot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeetingState {
     pub meeting_id: MeetingId,
@@ -313,7 +314,7 @@ pub struct MeetingState {
 }
 
 /// The `join-meeting` ack (besides `ok`); the snapshot comes in `meeting-state`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinAck {
     pub meeting_id: MeetingId,
@@ -325,7 +326,7 @@ pub struct JoinAck {
 // Server → client: media
 
 /// `new-producer`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewProducer {
     pub participant_id: ParticipantId,
@@ -337,7 +338,7 @@ pub struct NewProducer {
 }
 
 /// `producer:paused` / `producer:resumed`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProducerPaused {
     pub meeting_id: MeetingId,
@@ -351,7 +352,7 @@ pub struct ProducerPaused {
 }
 
 /// `iceParameters` of a transport (the server is ICE-lite).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IceParameters {
     pub username_fragment: String,
@@ -360,7 +361,7 @@ pub struct IceParameters {
 }
 
 /// One entry of `iceServers` (the browser's `RTCIceServer`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 pub struct IceServer {
     pub urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -369,10 +370,18 @@ pub struct IceServer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub credential: Option<String>,
+    /// `"password"` whenever there are credentials.
+    #[serde(
+        default,
+        rename = "credentialType",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[ts(optional)]
+    pub credential_type: Option<String>,
 }
 
 /// One ICE candidate of a transport.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 pub struct IceCandidate {
     pub foundation: String,
     pub priority: u32,
@@ -391,21 +400,21 @@ pub struct IceCandidate {
 }
 
 /// A DTLS certificate fingerprint.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 pub struct DtlsFingerprint {
     pub algorithm: String,
     pub value: String,
 }
 
 /// `dtlsParameters` of a transport (`role` is `auto` from the server, `client` or `server` from a browser).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 pub struct DtlsParameters {
     pub role: String,
     pub fingerprints: Vec<DtlsFingerprint>,
 }
 
 /// What mediasoup-client's `createSendTransport` / `createRecvTransport` takes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransportParams {
     pub id: String,
@@ -428,7 +437,7 @@ pub struct TransportParams {
 }
 
 /// `transport-created`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 pub struct TransportCreated {
     pub direction: Direction,
     pub params: TransportParams,
@@ -436,7 +445,7 @@ pub struct TransportCreated {
 
 /// `ice-restarted` (and the `restart-ice` ack): the transport's new ICE credentials; hand `iceParameters` to
 /// mediasoup-client's `transport.restartIce({ iceParameters })`. DTLS, producers and consumers are kept.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IceRestarted {
     pub transport_id: String,
@@ -444,14 +453,14 @@ pub struct IceRestarted {
 }
 
 /// `transport-connected`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransportConnected {
     pub transport_id: String,
 }
 
 /// `produced`; `paused` only when a moderator's mute of that kind holds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Produced {
     pub producer_id: String,
@@ -463,7 +472,7 @@ pub struct Produced {
 }
 
 /// `subscribed`: what mediasoup-client's `transport.consume` takes, plus who it is from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscribed {
     pub id: String,
@@ -481,7 +490,7 @@ pub struct Subscribed {
 }
 
 /// The `pause-consumer` / `resume-consumer` ack.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerPausedAck {
     pub consumer_id: String,
@@ -489,14 +498,14 @@ pub struct ConsumerPausedAck {
 }
 
 /// The `producer:pause` / `producer:resume` / `producer:close` ack.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProducerAck {
     pub producer_id: String,
 }
 
 /// `quality:changed` (to the requester).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QualityChanged {
     pub participant_id: String,
@@ -504,7 +513,7 @@ pub struct QualityChanged {
 }
 
 /// `consumer-closed`. `reason`: `producer-closed` or `participant-left`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerClosed {
     pub consumer_id: String,
@@ -513,7 +522,7 @@ pub struct ConsumerClosed {
 }
 
 /// `transport:closed`. `reason`: `dtls-failed`, `ice-timeout`, `connect-timeout`, `transport-error`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransportClosed {
     pub transport_id: String,
@@ -525,7 +534,7 @@ pub struct TransportClosed {
 // Server → client: connection
 
 /// `auth:expired`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthExpired {
     pub expired_at: String,
@@ -533,32 +542,32 @@ pub struct AuthExpired {
 }
 
 /// The `auth:refresh` ack; `expiresAt` is null for a token without `exp`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthRefreshAck {
     pub expires_at: Option<String>,
 }
 
 /// `server:shutdown`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerShutdown {
     pub reconnect_after_ms: u64,
 }
 
 /// Acks with nothing but `ok`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 pub struct Empty {}
 
 /// The `hand:raise` / `hand:lower` ack.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HandAck {
     pub hand_raised: bool,
 }
 
 /// The `screen:start` ack.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 pub struct ScreenStartAck {
     pub sharing: bool,
 }

@@ -15,7 +15,7 @@ pub fn random_base62(len: usize) -> String {
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, ts_rs::TS, utoipa::ToSchema)]
         // A newtype struct is its inner string in JSON (serde's newtype rule), so no `transparent` is needed (ts-rs
         // reads the same rule and declares `type X = string`).
         pub struct $name(String);

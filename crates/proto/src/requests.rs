@@ -7,9 +7,10 @@ use crate::{Layout, MeetingId, ParticipantId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
+use utoipa::ToSchema;
 
 /// `{meetingId}`: `leave-meeting`, `screen:start|stop`, `hand:raise|lower`, `meeting:end`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeetingRequest {
     pub meeting_id: MeetingId,
@@ -17,7 +18,7 @@ pub struct MeetingRequest {
 
 /// `join-meeting`. Identity always comes from the JWT: `userId`/`userName` are accepted (the guide sends them) and
 /// ignored. `previousParticipantId` (our extension) replaces this user's dropped session at once.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinMeeting {
     pub meeting_id: MeetingId,
@@ -35,7 +36,7 @@ pub struct JoinMeeting {
 }
 
 /// `participant:mute` / `participant:unmute`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MuteRequest {
     pub meeting_id: MeetingId,
@@ -44,7 +45,7 @@ pub struct MuteRequest {
 }
 
 /// `reaction:send`; `emoji` is one of the guide's ten (`proto::REACTION_EMOJI`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReactionSend {
     pub meeting_id: MeetingId,
@@ -52,7 +53,7 @@ pub struct ReactionSend {
 }
 
 /// `layout:change`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LayoutChange {
     pub meeting_id: MeetingId,
@@ -60,7 +61,7 @@ pub struct LayoutChange {
 }
 
 /// `participant:pin`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PinRequest {
     pub meeting_id: MeetingId,
@@ -68,7 +69,7 @@ pub struct PinRequest {
 }
 
 /// `participant:spotlight`; a null or missing `targetUserId` clears the spotlight.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SpotlightRequest {
     pub meeting_id: MeetingId,
@@ -78,7 +79,7 @@ pub struct SpotlightRequest {
 }
 
 /// `participant:role` (host only).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleRequest {
     pub meeting_id: MeetingId,
@@ -87,7 +88,7 @@ pub struct RoleRequest {
 }
 
 /// `stats` of `stats:report`: non-negative numbers, any may be omitted.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,7 +106,7 @@ pub struct Stats {
 }
 
 /// `stats:report`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsReport {
     pub meeting_id: MeetingId,
@@ -113,7 +114,7 @@ pub struct StatsReport {
 }
 
 /// `recording:start|stop|pause|resume`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingRequest {
     pub meeting_id: MeetingId,
@@ -124,7 +125,7 @@ pub struct RecordingRequest {
 }
 
 /// `send-message`: 1–2000 characters, not blank; `recipientId` names a user and is required for `private`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessage {
     pub meeting_id: MeetingId,
@@ -138,7 +139,7 @@ pub struct SendMessage {
 }
 
 /// `typing`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TypingRequest {
     pub meeting_id: MeetingId,
@@ -146,7 +147,7 @@ pub struct TypingRequest {
 }
 
 /// `create-transport`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateTransport {
     pub meeting_id: MeetingId,
@@ -154,7 +155,7 @@ pub struct CreateTransport {
 }
 
 /// `restart-ice`: new ICE credentials for one of the requester's own transports (mediasoup's `restartIce`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RestartIce {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,7 +165,7 @@ pub struct RestartIce {
 }
 
 /// `connect-transport`: mediasoup-client's `connect` event data (`meetingId` optional).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectTransport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,7 +177,7 @@ pub struct ConnectTransport {
 }
 
 /// `appData` of `produce`: `source` is `mic`, `camera` or `screen` (default by kind).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 pub struct ProduceAppData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -184,7 +185,7 @@ pub struct ProduceAppData {
 }
 
 /// `produce`: mediasoup-client's `produce` event data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Produce {
     pub meeting_id: MeetingId,
@@ -197,7 +198,7 @@ pub struct Produce {
 }
 
 /// `consume`: either `producerId`, or the guide's `producerParticipantId` + `kind` (+ `source`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Consume {
     pub meeting_id: MeetingId,
@@ -218,21 +219,21 @@ pub struct Consume {
 }
 
 /// `pause-consumer` / `resume-consumer`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerRequest {
     pub consumer_id: String,
 }
 
 /// `producer:pause` / `producer:resume` / `producer:close`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProducerRequest {
     pub producer_id: String,
 }
 
 /// `quality:change`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QualityChange {
     pub meeting_id: MeetingId,
@@ -241,7 +242,7 @@ pub struct QualityChange {
 }
 
 /// `auth:refresh`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 pub struct AuthRefresh {
     pub token: String,
 }
