@@ -213,6 +213,7 @@ describe('TCP only, IPv4 + IPv6, TURN with time-limited credentials and forced r
     assert.equal(uid, a.user.userId);
     assert.ok(Number(expiry) >= before + 600 && Number(expiry) <= before + 602, s.username);
     assert.equal(s.credential, createHmac('sha1', secret).update(s.username).digest('base64'));
+    assert.equal(s.credentialType, 'password', 'credentialType is kept (IceServer declares it)');
     const { params: pb } = await ok(b.socket, 'create-transport', { meetingId, direction: 'send' });
     assert.notEqual(pb.iceServers[0].username, s.username);
     assert.equal(pb.iceServers[0].username.split(':')[1], b.user.userId);
@@ -224,6 +225,7 @@ describe('TCP only, IPv4 + IPv6, TURN with time-limited credentials and forced r
     assert.equal(mine.status, 200);
     assert.equal(mine.body.iceTransportPolicy, 'relay');
     assert.equal(mine.body.iceServers[0].username.split(':')[1], a.user.userId);
+    assert.deepEqual(Object.keys(mine.body.iceServers[0]).sort(), ['credential', 'credentialType', 'urls', 'username']);
     const bad = await ctx.api('GET', `/meeting/${meetingId}/webrtc-config`, { token: 'not.a.jwt' });
     assert.equal(bad.status, 401);
   });
