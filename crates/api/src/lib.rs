@@ -54,7 +54,7 @@ pub struct ApiState {
 /// axum's `.route(…)`: the test `every_route_is_documented` reads this crate's sources and fails on a route that
 /// is not in the document.
 pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(create_meeting))
         .routes(routes!(get_meeting))
         .routes(routes!(end_meeting))
@@ -70,7 +70,47 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(docs::openapi_json))
         .routes(routes!(docs::asyncapi_json))
         .routes(routes!(docs::viewer))
-        .split_for_parts()
+        .split_for_parts();
+    add_internal_error(&mut doc);
+    (routes, doc)
+}
+
+/// Every operation that answers coded errors can also answer 500 `INTERNAL_ERROR` (a server fault, logged).
+fn add_internal_error(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let internal = ResponseBuilder::new()
+        .description("`INTERNAL_ERROR`: a server fault (logged).")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("RestError")))
+                .build(),
+        )
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let coded = op.responses.responses.values().any(|r| {
+                let RefOr::T(r) = r else { return false };
+                r.content.values().any(|c| {
+                    matches!(c, RefOr::T(c) if matches!(&c.schema,
+                        Some(RefOr::Ref(x)) if x.ref_location.ends_with("/RestError")))
+                })
+            });
+            if coded {
+                op.responses
+                    .responses
+                    .entry("500".into())
+                    .or_insert_with(|| RefOr::T(internal.clone()));
+            }
+        }
+    }
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -107,7 +147,7 @@ pub fn router(state: ApiState) -> Router {
 pub struct ApiDoc;
 
 /// `bearer`: the JWT as `Authorization: Bearer <JWT>` (the same token and rules as the socket handshake);
-/// `metricsToken`: the operator's `metrics.token`. Every operation also gets a 500 (INTERNAL_ERROR) response.
+/// `metricsToken`: the operator's `metrics.token`.
 struct SecuritySchemes;
 
 impl utoipa::Modify for SecuritySchemes {
