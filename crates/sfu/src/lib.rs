@@ -7,6 +7,7 @@ pub mod core;
 pub mod fingerprint;
 pub mod ortc;
 pub mod sdp;
+pub mod speaker;
 pub mod vp8;
 
 pub use crate::core::{
