@@ -3,7 +3,8 @@
 //! worker through [`MediaEngine::call`], which runs a closure on the worker's core and returns its result; a
 //! meeting's router lives on one worker, chosen by hashing the meeting id.
 //!
-//! What a core reports without being asked (a transport that failed and was closed) comes out of
+//! What a core reports without being asked (a transport that failed and was closed, the dominant speaker and audio
+//! levels of a meeting) comes out of
 //! [`MediaEngine::take_events`]; each worker also publishes its object counts as gauges
 //! (`meet_media_transports`, `meet_media_producers`, `meet_media_consumers`, labelled by worker).
 //!
@@ -235,6 +236,9 @@ impl Shell {
                     tracing::warn!(%transport, meeting = %router, reason, "transport failed; closed");
                     metrics::counter!("meet_transports_failed_total", "reason" => *reason)
                         .increment(1);
+                }
+                CoreEvent::ActiveSpeaker { .. } | CoreEvent::AudioLevels { .. } => {
+                    tracing::trace!(event = ?e, "speaker report")
                 }
                 _ => tracing::warn!(event = ?e, "media event"),
             }

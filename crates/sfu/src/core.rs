@@ -8,6 +8,7 @@
 use crate::fingerprint;
 use crate::ortc::{self, Kind, ProducerMapping, RtpCapabilities, RtpParameters};
 use crate::sdp::{self, Section, PLACEHOLDER_ICE_PWD};
+use crate::speaker;
 use crate::vp8;
 use serde_json::{json, Value};
 use slotmap::SlotMap;
@@ -58,7 +59,7 @@ impl Default for Liveness {
 }
 
 /// What the core tells its owner without being asked.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum CoreEvent {
     /// A transport failed and was closed, with its producers and its consumers (consumers of its producers on
@@ -72,6 +73,14 @@ pub enum CoreEvent {
         reason: &'static str,
         producers: Vec<String>,
         consumers: Vec<String>,
+    },
+    /// The dominant speaker of a router changed (`speaker.rs`): the producer of that audio.
+    ActiveSpeaker { router: String, producer: String },
+    /// A router's loudest audio producers over the last 500 ms, loudest first, linear amplitude 0–1 (`speaker.rs`);
+    /// empty once when it falls silent.
+    AudioLevels {
+        router: String,
+        levels: Vec<(String, f32)>,
     },
 }
 
@@ -315,6 +324,8 @@ pub struct Core {
     ice_protocols: HashMap<TransportKey, Protocol>,
     /// ICE failures not yet taken by the shell: (protocol or `none`, reason).
     ice_failures: Vec<(&'static str, &'static str)>,
+    /// Audio-level meters and the dominant speaker per router.
+    speakers: speaker::Speakers<ProducerKey>,
 }
 
 /// One address the worker listens on: its socket's address (what str0m's candidate must equal), what clients are
@@ -478,6 +489,7 @@ impl Core {
             debug_drops: HashMap::new(),
             ice_protocols: HashMap::new(),
             ice_failures: Vec::new(),
+            speakers: speaker::Speakers::default(),
         }
     }
 
@@ -1077,6 +1089,9 @@ impl Core {
             .ok_or(SfuError::NotFound("producer"))?;
         let was = p.paused;
         p.paused = paused;
+        if paused {
+            self.speakers.silence(pk);
+        }
         if was && !paused {
             // Consumers restart on a keyframe.
             for &ck in &p.consumers {
@@ -1104,6 +1119,7 @@ impl Core {
             return Vec::new();
         };
         self.producer_ids.remove(&p.id);
+        self.speakers.remove(pk);
         if let Some(t) = self.transports.get_mut(p.transport) {
             t.producers.retain(|&x| x != pk);
             if t.mid_to_producer.get(&p.mid) == Some(&pk) {
@@ -1535,6 +1551,36 @@ impl Core {
         }
         self.check_liveness(now);
         self.drain_dirty(now);
+        self.tick_speakers(now);
+    }
+
+    /// Audio levels and the dominant speaker, reported as events with the producers' ids (`speaker.rs`).
+    fn tick_speakers(&mut self, now: Instant) {
+        if self.speakers.next_deadline().is_none_or(|d| now < d) {
+            return;
+        }
+        for e in self.speakers.tick(now) {
+            match e {
+                speaker::SpeakerEvent::Dominant { room, key } => {
+                    if let Some(p) = self.producers.get(key) {
+                        self.events.push_back(CoreEvent::ActiveSpeaker {
+                            router: room,
+                            producer: p.id.clone(),
+                        });
+                    }
+                }
+                speaker::SpeakerEvent::Levels { room, levels } => {
+                    let levels = levels
+                        .into_iter()
+                        .filter_map(|(k, l)| self.producers.get(k).map(|p| (p.id.clone(), l)))
+                        .collect();
+                    self.events.push_back(CoreEvent::AudioLevels {
+                        router: room,
+                        levels,
+                    });
+                }
+            }
+        }
     }
 
     /// The earliest deadline of any transport (and of the next liveness check while there are transports): the
@@ -1546,10 +1592,10 @@ impl Core {
         // `drain_dirty` (which `handle_timeout` ends with) prunes stale entries off the top; one left by a later
         // call would only cost an early wake-up.
         let top = self.deadlines.peek().map(|Reverse((at, _))| *at);
-        match (top, liveness) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [top, liveness, self.speakers.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next datagram to send: `(destination, bytes)`.
@@ -1740,7 +1786,13 @@ impl Core {
         if let Some(slot) = p.last_packet.get_mut(layer) {
             *slot = Some(now);
         }
-        if p.paused || p.consumers.is_empty() {
+        if p.paused {
+            return;
+        }
+        if let (Kind::Audio, Some(level)) = (p.mapping.kind, pkt.header.ext_vals.audio_level) {
+            self.speakers.on_level(pk, &p.router, level, now);
+        }
+        if p.consumers.is_empty() {
             return;
         }
         let video = p.mapping.kind == Kind::Video;
