@@ -1056,7 +1056,87 @@ impl MeetingService {
         }
     }
 
-    /// Delivers what the media plane reports (failed transports) until the engine stops.
+    /// What the media plane reports: a failed transport, the dominant speaker, audio levels.
+    pub async fn media_event(&self, event: media::CoreEvent) -> Outcome {
+        match event {
+            media::CoreEvent::ActiveSpeaker { router, producer } => {
+                self.active_speaker(MeetingId::new(router), &producer).await
+            }
+            media::CoreEvent::AudioLevels { router, levels } => {
+                self.audio_levels(MeetingId::new(router), &levels).await
+            }
+            e => self.transport_failed(e).await,
+        }
+    }
+
+    /// `active-speaker {meetingId, participantId, userId}` to the meeting: the owner of the audio producer the
+    /// media plane found dominant (nothing if it left meanwhile).
+    async fn active_speaker(&self, meeting: MeetingId, producer: &str) -> Outcome {
+        let mut payload = None;
+        let _ = self
+            .read(&meeting, |rt| {
+                payload = rt
+                    .and_then(|rt| rt.producer_owner(producer))
+                    .map(|p| ev::ActiveSpeaker {
+                        meeting_id: meeting.clone(),
+                        participant_id: p.participant_id.clone(),
+                        user_id: p.user_id.clone(),
+                    });
+            })
+            .await;
+        let Some(payload) = payload else {
+            return Outcome::default();
+        };
+        Outcome {
+            emits: vec![Emit::new(
+                Target::Meeting(meeting.clone()),
+                "active-speaker",
+                &payload,
+            )],
+            ..Outcome::default()
+        }
+    }
+
+    /// `audio-levels {meetingId, levels:[{participantId, level}]}` to the meeting, loudest first, one entry per
+    /// participant; the media plane sends these at most every 500 ms and only while there is sound (plus one empty
+    /// list when it stops).
+    async fn audio_levels(&self, meeting: MeetingId, levels: &[(String, f32)]) -> Outcome {
+        let mut out: Vec<ev::AudioLevel> = Vec::new();
+        let _ = self
+            .read(&meeting, |rt| {
+                out.clear();
+                let Some(rt) = rt else { return };
+                for (producer, level) in levels {
+                    let Some(p) = rt.producer_owner(producer) else {
+                        continue;
+                    };
+                    if out.iter().all(|x| x.participant_id != p.participant_id) {
+                        out.push(ev::AudioLevel {
+                            participant_id: p.participant_id.clone(),
+                            level: *level,
+                        });
+                    }
+                }
+            })
+            .await;
+        // Levels of producers that are all gone now: nothing to say.
+        if out.is_empty() && !levels.is_empty() {
+            return Outcome::default();
+        }
+        Outcome {
+            emits: vec![Emit::new(
+                Target::Meeting(meeting.clone()),
+                "audio-levels",
+                &ev::AudioLevels {
+                    meeting_id: meeting,
+                    levels: out,
+                },
+            )],
+            ..Outcome::default()
+        }
+    }
+
+    /// Delivers what the media plane reports (failed transports, speakers) until the engine stops.
     pub fn spawn_media_events(
         self: &std::sync::Arc<Self>,
         mut events: tokio::sync::mpsc::UnboundedReceiver<media::CoreEvent>,
@@ -1065,7 +1145,7 @@ impl MeetingService {
         tokio::spawn(async move {
             while let Some(e) = events.recv().await {
                 let Some(svc) = weak.upgrade() else { return };
-                let out = svc.transport_failed(e).await;
+                let out = svc.media_event(e).await;
                 if !out.emits.is_empty() {
                     let _ = svc.background.send(out);
                 }

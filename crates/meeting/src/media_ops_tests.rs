@@ -725,3 +725,65 @@ async fn a_producer_right_after_a_consume_does_not_overtake_its_subscribed_reply
         "held for about {REPLY_IN_FLIGHT_MS} ms"
     );
 }
+
+#[tokio::test]
+async fn speaker_reports_name_participants_and_skip_producers_that_are_gone() {
+    let mut r = room(true).await;
+    let mic = r.produce("audio", 3000).await;
+    let bob = r.bob.participant_id().to_string();
+    let router = r.m.to_string();
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::ActiveSpeaker {
+                router: router.clone(),
+                producer: mic.clone(),
+            })
+            .await;
+    let e = emits(&out, "active-speaker");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].target, crate::Target::Meeting(r.m.clone()));
+    assert_eq!(
+        e[0].payload,
+        json!({"meetingId": router, "participantId": bob, "userId": r.bob.user_id().to_string()})
+    );
+    // A producer closed meanwhile: nothing.
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::ActiveSpeaker {
+                router: router.clone(),
+                producer: "pr_gone".into(),
+            })
+            .await;
+    assert!(out.emits.is_empty());
+
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::AudioLevels {
+                router: router.clone(),
+                levels: vec![("pr_gone".into(), 0.5), (mic.clone(), 0.25)],
+            })
+            .await;
+    let e = emits(&out, "audio-levels");
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        e[0].payload,
+        json!({"meetingId": router, "levels": [{"participantId": bob, "level": 0.25}]})
+    );
+    // Only producers that are gone: nothing; silence (an empty list): said once, as the media plane sends it.
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::AudioLevels {
+                router: router.clone(),
+                levels: vec![("pr_gone".into(), 0.5)],
+            })
+            .await;
+    assert!(out.emits.is_empty());
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::AudioLevels {
+                router: router.clone(),
+                levels: Vec::new(),
+            })
+            .await;
+    assert_eq!(emits(&out, "audio-levels")[0].payload["levels"], json!([]));
+}

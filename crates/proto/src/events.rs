@@ -522,6 +522,35 @@ pub struct TransportClosed {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Server → client: speakers (from the audio-level header extension, measured on the server)
+
+/// `active-speaker` (to the meeting): the dominant speaker changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveSpeaker {
+    pub meeting_id: MeetingId,
+    pub participant_id: ParticipantId,
+    pub user_id: UserId,
+}
+
+/// One entry of `audio-levels`: a linear amplitude, 0 (silence) to 1 (0 dBov), averaged over the last 500 ms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioLevel {
+    pub participant_id: ParticipantId,
+    pub level: f32,
+}
+
+/// `audio-levels` (to the meeting, at most every 500 ms while someone makes a sound): the loudest few, loudest
+/// first; an empty list once when the meeting falls silent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioLevels {
+    pub meeting_id: MeetingId,
+    pub levels: Vec<AudioLevel>,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Server → client: connection
 
 /// `auth:expired`.
