@@ -314,6 +314,22 @@ export type ConsumerClosed = { consumerId: string, producerId: string, reason: s
 export type TransportClosed = { transportId: string, direction: Direction, reason: string, };
 
 /**
+ * `active-speaker` (to the meeting): the dominant speaker changed.
+ */
+export type ActiveSpeaker = { meetingId: MeetingId, participantId: ParticipantId, userId: UserId, };
+
+/**
+ * One entry of `audio-levels`: a linear amplitude, 0 (silence) to 1 (0 dBov), averaged over the last 500 ms.
+ */
+export type AudioLevel = { participantId: ParticipantId, level: number, };
+
+/**
+ * `audio-levels` (to the meeting, at most every 500 ms while someone makes a sound): the loudest few, loudest
+ * first; an empty list once when the meeting falls silent.
+ */
+export type AudioLevels = { meetingId: MeetingId, levels: Array<AudioLevel>, };
+
+/**
  * `auth:expired`.
  */
 export type AuthExpired = { expiredAt: string, graceMs: number, };
@@ -551,6 +567,8 @@ export interface ServerToClientEvents {
   "consumer-closed": (payload: ConsumerClosed) => void;
   "quality:changed": (payload: QualityChanged) => void;
   "transport:closed": (payload: TransportClosed) => void;
+  "active-speaker": (payload: ActiveSpeaker) => void;
+  "audio-levels": (payload: AudioLevels) => void;
   "auth:expired": (payload: AuthExpired) => void;
   "server:shutdown": (payload: ServerShutdown) => void;
   "error": (payload: WireError) => void;
@@ -697,6 +715,8 @@ export interface ServerEvents {
   "consumer-closed": ConsumerClosed;
   "quality:changed": QualityChanged;
   "transport:closed": TransportClosed;
+  "active-speaker": ActiveSpeaker;
+  "audio-levels": AudioLevels;
   "auth:expired": AuthExpired;
   "server:shutdown": ServerShutdown;
   "error": WireError;
