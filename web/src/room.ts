@@ -252,6 +252,16 @@ export class Room {
       if (p.isLocal && paused && d.byModerator) this.mutedByModerator(d.source);
       this.renderAll();
     };
+    // Speakers, measured on the server. The stage never puts you in the large tile: your own turn as the dominant
+    // speaker leaves it on the last person you heard.
+    s.on('active-speaker', (d) => {
+      if (!ready() || this.isMe(d.participantId)) return;
+      this.speaker.onActiveSpeaker(d.participantId);
+    });
+    s.on('audio-levels', (d) => {
+      if (!ready()) return;
+      this.speaker.onLevels(d.levels);
+    });
     s.on('producer:paused', producerState(true));
     s.on('producer:resumed', producerState(false));
     s.on('participant:muted', (d) => {

@@ -669,6 +669,10 @@ window.meeting = {
   pauseConsumer,
   resumeConsumer,
   mute,
+  /** track.enabled on this page's own tracks of `kind`: a disabled microphone keeps sending packets of silence. */
+  setTrackEnabled: (kind, enabled) => {
+    for (const st of localStreams) st.getTracks().filter((tr) => tr.kind === kind).forEach((tr) => { tr.enabled = enabled; });
+  },
   leave,
   request: (event, payload) => request(event, payload),
   tamperNextFingerprint: () => { tamper.fingerprint = true; },
