@@ -1113,7 +1113,8 @@ impl MeetingService {
                     if out.iter().all(|x| x.participant_id != p.participant_id) {
                         out.push(ev::AudioLevel {
                             participant_id: p.participant_id.clone(),
-                            level: *level,
+                            // Three decimals: an f32 widened as is prints as 0.029999999329447746.
+                            level: (f64::from(*level) * 1000.0).round() / 1000.0,
                         });
                     }
                 }

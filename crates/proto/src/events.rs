@@ -538,7 +538,7 @@ pub struct ActiveSpeaker {
 #[serde(rename_all = "camelCase")]
 pub struct AudioLevel {
     pub participant_id: ParticipantId,
-    pub level: f32,
+    pub level: f64,
 }
 
 /// `audio-levels` (to the meeting, at most every 500 ms while someone makes a sound): the loudest few, loudest

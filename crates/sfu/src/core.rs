@@ -8,6 +8,7 @@
 use crate::fingerprint;
 use crate::ortc::{self, Kind, ProducerMapping, RtpCapabilities, RtpParameters};
 use crate::sdp::{self, Section, PLACEHOLDER_ICE_PWD};
+use crate::quality;
 use crate::speaker;
 use crate::vp8;
 use serde_json::{json, Value};
@@ -81,6 +82,13 @@ pub enum CoreEvent {
     AudioLevels {
         router: String,
         levels: Vec<(String, f32)>,
+    },
+    /// A connected transport's connection quality changed (`quality.rs`); `previous` is None the first time.
+    ConnectionQuality {
+        router: String,
+        transport: String,
+        quality: quality::Quality,
+        previous: Option<quality::Quality>,
     },
 }
 
@@ -188,6 +196,8 @@ struct Transport {
     /// gives, else a random one. mediasoup-client sends an empty CNAME for simulcast video, and a consumer with an
     /// empty CNAME gets an SDP `a=msid` Chrome refuses; one shared CNAME also keeps audio and video in sync.
     cname: Option<String>,
+    /// Connection quality from str0m's once-a-second stats (`quality.rs`).
+    link: quality::Link,
 }
 
 impl Transport {
@@ -326,7 +336,12 @@ pub struct Core {
     ice_failures: Vec<(&'static str, &'static str)>,
     /// Audio-level meters and the dominant speaker per router.
     speakers: speaker::Speakers<ProducerKey>,
+    /// Link windows not yet taken by the shell (bounded: nobody may take them in tests).
+    link_figures: Vec<quality::Figures>,
 }
+
+/// At most this many link windows wait for the shell (one per transport per second).
+const MAX_LINK_FIGURES: usize = 16_384;
 
 /// One address the worker listens on: its socket's address (what str0m's candidate must equal), what clients are
 /// told, and the protocol (UDP, or TCP passive with RFC 4571 framing in the shell).
@@ -415,7 +430,9 @@ fn rtc_config(ufrag: &str, pwd: &str) -> RtcConfig {
             pass: pwd.to_owned(),
         })
         .clear_codecs()
-        .set_extension_map(exts);
+        .set_extension_map(exts)
+        // Once a second: loss, RTT and jitter per transport for its connection quality (`quality.rs`).
+        .set_stats_interval(Some(Duration::from_secs(1)));
     for c in ortc::router_codecs() {
         let Some(codec) = str0m_codec(c.mime_type) else {
             continue;
@@ -490,6 +507,7 @@ impl Core {
             ice_protocols: HashMap::new(),
             ice_failures: Vec::new(),
             speakers: speaker::Speakers::default(),
+            link_figures: Vec::new(),
         }
     }
 
@@ -742,6 +760,7 @@ impl Core {
             dirty: false,
             connected: false,
             cname: None,
+            link: quality::Link::default(),
         });
         self.by_ufrag.insert(ufrag, tk);
         self.transport_ids.insert(id.clone(), tk);
@@ -1732,6 +1751,9 @@ impl Core {
                     }
                 }
             }
+            Event::MediaIngressStats(_) | Event::MediaEgressStats(_) | Event::PeerStats(_) => {
+                self.on_link_stats(tk, e)
+            }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 if let Some(t) = self.transports.get(tk) {
                     tracing::debug!(transport = %t.id, "ice disconnected");
@@ -1739,6 +1761,64 @@ impl Core {
             }
             _ => {}
         }
+    }
+
+    /// str0m's stats of a connected transport feed its link meter; a window that changes its class is reported,
+    /// and every window's figures are kept for the shell's histograms (`take_link_figures`).
+    fn on_link_stats(&mut self, tk: TransportKey, e: Event) {
+        let Some(t) = self.transports.get_mut(tk) else {
+            return;
+        };
+        if !t.connected || t.failed.is_some() {
+            return;
+        }
+        match e {
+            Event::MediaIngressStats(s) => {
+                let clock_rate = match t
+                    .mid_to_producer
+                    .get(&*s.mid)
+                    .and_then(|&pk| self.producers.get(pk))
+                    .map(|p| p.mapping.kind)
+                {
+                    Some(Kind::Audio) => 48_000,
+                    _ => 90_000,
+                };
+                let jitter = Duration::from_secs_f64(f64::from(s.jitter) / f64::from(clock_rate));
+                t.link.on_stream(s.loss, s.rtt, Some(jitter));
+            }
+            Event::MediaEgressStats(s) => t.link.on_stream(s.loss, s.rtt, None),
+            Event::PeerStats(s) => {
+                let previous = t.link.current();
+                let (figures, changed) = t.link.on_peer(
+                    s.peer_bytes_rx,
+                    [s.ingress_loss_fraction, s.egress_loss_fraction],
+                    s.rtt,
+                );
+                if self.link_figures.len() < MAX_LINK_FIGURES {
+                    self.link_figures.push(figures);
+                }
+                if let Some(quality) = changed {
+                    self.events.push_back(CoreEvent::ConnectionQuality {
+                        router: t.router.clone(),
+                        transport: t.id.clone(),
+                        quality,
+                        previous,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A transport's connection quality (None before its first full window, or when it is unknown).
+    pub fn transport_quality(&self, id: &str) -> Option<quality::Quality> {
+        let tk = self.transport_key(id)?;
+        self.transports.get(tk)?.link.current()
+    }
+
+    /// The figures of every link window since the last call (the shell's `/metrics` histograms).
+    pub fn take_link_figures(&mut self) -> Vec<quality::Figures> {
+        std::mem::take(&mut self.link_figures)
     }
 
     /// Which producer layer an incoming SSRC is: cached per transport, resolved from str0m's stream (mid, rid) once.

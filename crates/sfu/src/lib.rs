@@ -6,6 +6,7 @@ pub mod client_sdp;
 pub mod core;
 pub mod fingerprint;
 pub mod ortc;
+pub mod quality;
 pub mod sdp;
 pub mod speaker;
 pub mod vp8;
