@@ -25,10 +25,16 @@ fn meeting(levels: [i8; 2]) -> (World, [String; 2]) {
     (w, [a0, a1])
 }
 
-/// (elapsed ms, event) for what the core reported since the last call.
+/// (elapsed ms, event) for the speaker reports since the last call.
 fn events(w: &mut World) -> Vec<(u128, CoreEvent)> {
     let at = w.elapsed().as_millis();
     std::iter::from_fn(|| w.core.poll_event())
+        .filter(|e| {
+            matches!(
+                e,
+                CoreEvent::ActiveSpeaker { .. } | CoreEvent::AudioLevels { .. }
+            )
+        })
         .map(|e| (at, e))
         .collect()
 }
