@@ -330,6 +330,17 @@ export type AudioLevel = { participantId: ParticipantId, level: number, };
 export type AudioLevels = { meetingId: MeetingId, levels: Array<AudioLevel>, };
 
 /**
+ * A participant's connection quality, best first.
+ */
+export type ConnectionQualityLevel = "excellent" | "good" | "poor" | "lost";
+
+/**
+ * `connection-quality` (to the meeting): a participant's connection quality changed (the worse of its send and
+ * recv transports, measured on the server).
+ */
+export type ConnectionQuality = { meetingId: MeetingId, participantId: ParticipantId, quality: ConnectionQualityLevel, };
+
+/**
  * `auth:expired`.
  */
 export type AuthExpired = { expiredAt: string, graceMs: number, };
@@ -569,6 +580,7 @@ export interface ServerToClientEvents {
   "transport:closed": (payload: TransportClosed) => void;
   "active-speaker": (payload: ActiveSpeaker) => void;
   "audio-levels": (payload: AudioLevels) => void;
+  "connection-quality": (payload: ConnectionQuality) => void;
   "auth:expired": (payload: AuthExpired) => void;
   "server:shutdown": (payload: ServerShutdown) => void;
   "error": (payload: WireError) => void;
@@ -717,6 +729,7 @@ export interface ServerEvents {
   "transport:closed": TransportClosed;
   "active-speaker": ActiveSpeaker;
   "audio-levels": AudioLevels;
+  "connection-quality": ConnectionQuality;
   "auth:expired": AuthExpired;
   "server:shutdown": ServerShutdown;
   "error": WireError;

@@ -246,6 +246,21 @@ impl Shell {
         }
     }
 
+    /// Every transport's once-a-second link figures as histograms (no per-user labels): loss, RTT, jitter.
+    fn record_links(&self, core: &mut Core) {
+        for f in core.take_link_figures() {
+            if let Some(loss) = f.loss {
+                metrics::histogram!("meet_connection_loss_ratio").record(f64::from(loss));
+            }
+            if let Some(rtt) = f.rtt {
+                metrics::histogram!("meet_connection_rtt_seconds").record(rtt.as_secs_f64());
+            }
+            if let Some(jitter) = f.jitter {
+                metrics::histogram!("meet_connection_jitter_seconds").record(jitter.as_secs_f64());
+            }
+        }
+    }
+
     fn publish_counts(&self, core: &Core) {
         let s = core.stats();
         let worker = self.index.to_string();
@@ -337,6 +352,7 @@ fn run_worker(
                 extras.send(tx);
             }
             shell.forward_events(&mut core);
+            shell.record_links(&mut core);
             for (protocol, reason) in core.take_ice_failures() {
                 metrics::counter!("meet_ice_failures_total", "protocol" => protocol, "reason" => reason)
                     .increment(1);

@@ -1065,7 +1065,79 @@ impl MeetingService {
             media::CoreEvent::AudioLevels { router, levels } => {
                 self.audio_levels(MeetingId::new(router), &levels).await
             }
+            media::CoreEvent::ConnectionQuality {
+                router,
+                transport,
+                quality,
+                previous,
+            } => {
+                self.connection_quality(MeetingId::new(router), &transport, quality, previous)
+                    .await
+            }
             e => self.transport_failed(e).await,
+        }
+    }
+
+    /// `connection-quality {meetingId, participantId, quality}` to the meeting when a participant's quality — the
+    /// worse of its two transports — changes. The media plane reports one transport's change; the other's class
+    /// is asked of it, so nothing per participant is stored here.
+    async fn connection_quality(
+        &self,
+        meeting: MeetingId,
+        transport: &str,
+        quality: sfu::quality::Quality,
+        previous: Option<sfu::quality::Quality>,
+    ) -> Outcome {
+        let mut owner = None;
+        let _ = self
+            .read(&meeting, |rt| {
+                owner = rt.and_then(|rt| rt.transport_owner(transport)).map(|p| {
+                    let other = if p.send_transport.as_deref() == Some(transport) {
+                        p.recv_transport.clone()
+                    } else {
+                        p.send_transport.clone()
+                    };
+                    (p.participant_id.clone(), other)
+                });
+            })
+            .await;
+        let Some((participant, other)) = owner else {
+            return Outcome::default();
+        };
+        let other_quality = match other {
+            Some(id) => self
+                .media
+                .call(meeting.as_str(), move |core, _| core.transport_quality(&id))
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        // Option's order puts None first, so max() is the worse known class.
+        let before = previous.max(other_quality);
+        let after = Some(quality).max(other_quality);
+        let Some(after) = after.filter(|q| before != Some(*q)) else {
+            return Outcome::default();
+        };
+        metrics::counter!("meet_connection_quality_changes_total", "quality" => after.as_str())
+            .increment(1);
+        let quality = match after {
+            sfu::quality::Quality::Excellent => ev::ConnectionQualityLevel::Excellent,
+            sfu::quality::Quality::Good => ev::ConnectionQualityLevel::Good,
+            sfu::quality::Quality::Poor => ev::ConnectionQualityLevel::Poor,
+            sfu::quality::Quality::Lost => ev::ConnectionQualityLevel::Lost,
+        };
+        Outcome {
+            emits: vec![Emit::new(
+                Target::Meeting(meeting.clone()),
+                "connection-quality",
+                &ev::ConnectionQuality {
+                    meeting_id: meeting,
+                    participant_id: participant,
+                    quality,
+                },
+            )],
+            ..Outcome::default()
         }
     }
 

@@ -550,6 +550,26 @@ pub struct AudioLevels {
     pub levels: Vec<AudioLevel>,
 }
 
+/// A participant's connection quality, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionQualityLevel {
+    Excellent,
+    Good,
+    Poor,
+    Lost,
+}
+
+/// `connection-quality` (to the meeting): a participant's connection quality changed (the worse of its send and
+/// recv transports, measured on the server).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionQuality {
+    pub meeting_id: MeetingId,
+    pub participant_id: ParticipantId,
+    pub quality: ConnectionQualityLevel,
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Server → client: connection
 
