@@ -262,6 +262,11 @@ export class Room {
       if (!ready()) return;
       this.speaker.onLevels(d.levels);
     });
+    s.on('connection-quality', (d) => {
+      if (!ready()) return;
+      this.model.quality.set(d.participantId, d.quality);
+      this.stage.render();
+    });
     s.on('producer:paused', producerState(true));
     s.on('producer:resumed', producerState(false));
     s.on('participant:muted', (d) => {
@@ -424,6 +429,7 @@ export class Room {
     this.stage.setTrack(participantId, 'camera', null);
     this.stage.setTrack(participantId, 'screen', null);
     this.speaker.remove(participantId);
+    this.model.quality.delete(participantId);
     this.chat.removePerson(participantId);
     if (this.model.pinnedUserId === p.userId && !this.model.firstByUser(p.userId)) this.model.pinnedUserId = null;
     if (this.model.screenShare?.participantId === participantId) {
