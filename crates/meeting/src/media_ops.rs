@@ -15,6 +15,34 @@ use sfu::{Direction, Kind, SfuError};
 use state::{MeetingRuntime, RuntimeConsumer, RuntimeParticipant, RuntimeProducer};
 use std::time::Duration;
 
+/// A participant's `stats:report` (rtt and jitter in ms, packetLoss in %) joins the server's own figures for its
+/// connection quality, on its send transport (or its recv transport when it sends nothing).
+pub(crate) async fn client_stats(
+    svc: &MeetingService,
+    meeting: &MeetingId,
+    me: &RuntimeParticipant,
+    stats: &store::StatsRecord,
+) {
+    let Some(transport) = me.send_transport.clone().or(me.recv_transport.clone()) else {
+        return;
+    };
+    let ms = |v: Option<f64>| {
+        v.filter(|x| x.is_finite() && *x >= 0.0)
+            .map(|x| Duration::from_secs_f64(x.min(600_000.0) / 1000.0))
+    };
+    let (rtt, jitter) = (ms(stats.rtt), ms(stats.jitter));
+    let loss = stats
+        .packet_loss
+        .filter(|x| x.is_finite())
+        .map(|x| (x / 100.0).clamp(0.0, 1.0) as f32);
+    let _ = svc
+        .media
+        .call(meeting.as_str(), move |core, _| {
+            core.report_client_stats(&transport, loss, rtt, jitter)
+        })
+        .await;
+}
+
 /// A media object to close again (see `discard`).
 #[derive(Debug)]
 enum Discard {

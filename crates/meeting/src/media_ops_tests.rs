@@ -787,3 +787,45 @@ async fn speaker_reports_name_participants_and_skip_producers_that_are_gone() {
             .await;
     assert_eq!(emits(&out, "audio-levels")[0].payload["levels"], json!([]));
 }
+
+#[tokio::test]
+async fn connection_quality_names_the_transports_owner_and_only_changes_are_sent() {
+    use sfu::quality::Quality;
+    let r = room(true).await;
+    let rt = consistent(&r.w, &r.m).await;
+    let send = rt.participants[&r.bob.participant_id()]
+        .send_transport
+        .clone()
+        .expect("send transport");
+    let event = |transport: &str, quality, previous| media::CoreEvent::ConnectionQuality {
+        router: r.m.to_string(),
+        transport: transport.to_owned(),
+        quality,
+        previous,
+    };
+    let out =
+        r.w.svc
+            .media_event(event(&send, Quality::Excellent, None))
+            .await;
+    let e = emits(&out, "connection-quality");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].target, crate::Target::Meeting(r.m.clone()));
+    assert_eq!(
+        e[0].payload,
+        json!({"meetingId": r.m.to_string(), "participantId": r.bob.participant_id().to_string(), "quality": "excellent"})
+    );
+    let out =
+        r.w.svc
+            .media_event(event(&send, Quality::Lost, Some(Quality::Excellent)))
+            .await;
+    assert_eq!(
+        emits(&out, "connection-quality")[0].payload["quality"],
+        json!("lost")
+    );
+    // A transport nobody owns (closed meanwhile): nothing.
+    let out =
+        r.w.svc
+            .media_event(event("tr_gone", Quality::Poor, None))
+            .await;
+    assert!(out.emits.is_empty());
+}

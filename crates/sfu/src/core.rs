@@ -1816,6 +1816,24 @@ impl Core {
         self.transports.get(tk)?.link.current()
     }
 
+    /// A client's own figures (`stats:report`) for one of its transports: they count in its next windows.
+    pub fn report_client_stats(
+        &mut self,
+        transport: &str,
+        loss: Option<f32>,
+        rtt: Option<Duration>,
+        jitter: Option<Duration>,
+    ) -> bool {
+        let Some(t) = self
+            .transport_key(transport)
+            .and_then(|tk| self.transports.get_mut(tk))
+        else {
+            return false;
+        };
+        t.link.on_client(loss, rtt, jitter);
+        true
+    }
+
     /// The figures of every link window since the last call (the shell's `/metrics` histograms).
     pub fn take_link_figures(&mut self) -> Vec<quality::Figures> {
         std::mem::take(&mut self.link_figures)

@@ -147,7 +147,13 @@ pub struct Link {
     loss: Option<f32>,
     rtt: Option<Duration>,
     jitter: Option<Duration>,
+    /// The client's own figures (`stats:report`, every 5 s) and for how many more windows they count.
+    client: Figures,
+    client_windows: u32,
 }
+
+/// A client's report counts for this many windows (it reports every 5 s).
+pub const CLIENT_WINDOWS: u32 = 6;
 
 fn worse_f(a: Option<f32>, b: Option<f32>) -> Option<f32> {
     match (a, b) {
@@ -168,6 +174,18 @@ impl Link {
         self.jitter = self.jitter.max(jitter);
     }
 
+    /// The client's own view (its getStats(): loss, RTT, jitter), folded into the next [`CLIENT_WINDOWS`] windows;
+    /// non-finite or negative values are ignored.
+    pub fn on_client(&mut self, loss: Option<f32>, rtt: Option<Duration>, jitter: Option<Duration>) {
+        self.client = Figures {
+            loss: loss.filter(|l| l.is_finite() && *l >= 0.0).map(|l| l.min(1.0)),
+            rtt,
+            jitter,
+            received: true,
+        };
+        self.client_windows = CLIENT_WINDOWS;
+    }
+
     /// Closes the window with the transport's totals: bytes received from the peer so far, loss both ways and
     /// RTT as str0m sums them up. Returns the window's figures and the new class when it changed.
     pub fn on_peer(
@@ -180,6 +198,11 @@ impl Link {
         self.last_rx = Some(bytes_rx);
         for l in loss {
             self.loss = worse_f(self.loss, l.filter(|l| l.is_finite()));
+        }
+        if self.client_windows > 0 {
+            self.client_windows -= 1;
+            let c = self.client;
+            self.on_stream(c.loss, c.rtt, c.jitter);
         }
         let f = Figures {
             loss: self.loss.map(|l| l.clamp(0.0, 1.0)),
@@ -224,6 +247,23 @@ mod tests {
         let (fig, q) = l.on_peer(1_000, [None, None], None);
         assert!(!fig.received && fig.loss.is_none());
         assert_eq!(q, Some(Quality::Lost));
+    }
+
+    #[test]
+    fn a_clients_report_counts_for_a_few_windows() {
+        let mut l = Link::default();
+        assert_eq!(l.on_peer(1, [Some(0.0), None], None).1, Some(Quality::Excellent));
+        // The client sees 600 ms of RTT (a path the server's figures do not show, e.g. a far TURN relay).
+        l.on_client(Some(f32::NAN), Some(Duration::from_millis(600)), None);
+        let mut rx = 1;
+        let mut seen = Vec::new();
+        for _ in 0..CLIENT_WINDOWS + UP_WINDOWS + 1 {
+            rx += 100;
+            let (fig, q) = l.on_peer(rx, [Some(0.0), None], None);
+            assert_eq!(fig.loss, Some(0.0), "NaN from a client is ignored");
+            seen.extend(q);
+        }
+        assert_eq!(seen, vec![Quality::Poor, Quality::Excellent]);
     }
 
     #[test]
