@@ -2,6 +2,7 @@
 //! WebRtcTransport parameters, producer/consumer RTP parameters) so the official mediasoup-client works against it
 //! unchanged. No tokio, no clock, no sockets: see `media` for the I/O shell.
 
+pub mod allocator;
 pub mod client_sdp;
 pub mod core;
 pub mod fingerprint;
