@@ -83,6 +83,13 @@ pub enum CoreEvent {
         router: String,
         levels: Vec<(String, f32)>,
     },
+    /// How many spatial layers of a simulcast producer its consumers need changed (`producer:layers-needed`): the
+    /// highest layer an unpaused consumer targets, plus one (at least 1: the lowest is always sent).
+    LayersNeeded {
+        router: String,
+        producer: String,
+        spatial_layers: usize,
+    },
     /// A connected transport's connection quality changed (`quality.rs`); `previous` is None the first time.
     ConnectionQuality {
         router: String,
@@ -231,6 +238,8 @@ struct Producer {
     /// When each layer last carried a packet: a browser drops its upper layers under CPU or bandwidth pressure,
     /// and a consumer on a layer that went quiet must move to one that still flows.
     last_packet: Vec<Option<Instant>>,
+    /// Spatial layers its consumers need, as last reported (all of them until a change is reported).
+    needed_layers: usize,
 }
 
 struct Consumer {
@@ -1042,6 +1051,7 @@ impl Core {
             layer_ssrcs: vec![None; layers],
             last_keyframe_request: vec![None; layers],
             last_packet: vec![None; layers],
+            needed_layers: layers,
         });
         self.producer_ids.insert(id.clone(), pk);
         if let Some(t) = self.transports.get_mut(tk) {
@@ -1288,6 +1298,11 @@ impl Core {
         }
         c.paused = paused;
         c.current_layer = None;
+        let pk = c.producer;
+        self.update_needed_layers(pk);
+        let Some(c) = self.consumers.get(ck) else {
+            return Ok(());
+        };
         let connected = self
             .transports
             .get(c.transport)
@@ -1325,8 +1340,41 @@ impl Core {
             .map_or(1, |p| p.layer_ssrcs.len());
         c.target_layer = layer.min(layers.saturating_sub(1));
         let (producer, target) = (c.producer, c.target_layer);
+        self.update_needed_layers(producer);
         self.request_keyframe(producer, target, now);
         Ok(())
+    }
+
+    /// Reports a simulcast producer's needed layer count when it changed (`CoreEvent::LayersNeeded`). Consumers
+    /// are created paused: one that was never resumed does not count, and creating it reports nothing.
+    fn update_needed_layers(&mut self, pk: ProducerKey) {
+        let Some(p) = self.producers.get(pk) else {
+            return;
+        };
+        let layers = p.layer_ssrcs.len();
+        if layers <= 1 {
+            return;
+        }
+        let needed = p
+            .consumers
+            .iter()
+            .filter_map(|&ck| self.consumers.get(ck))
+            .filter(|c| !c.paused)
+            .map(|c| c.target_layer.min(layers - 1) + 1)
+            .max()
+            .unwrap_or(1);
+        if needed == p.needed_layers {
+            return;
+        }
+        let (router, producer) = (p.router.clone(), p.id.clone());
+        if let Some(p) = self.producers.get_mut(pk) {
+            p.needed_layers = needed;
+        }
+        self.events.push_back(CoreEvent::LayersNeeded {
+            router,
+            producer,
+            spatial_layers: needed,
+        });
     }
 
     pub fn close_consumer(&mut self, id: &str) {
@@ -1342,6 +1390,7 @@ impl Core {
         if let Some(p) = self.producers.get_mut(c.producer) {
             p.consumers.retain(|&x| x != ck);
         }
+        self.update_needed_layers(c.producer);
         if let Some(t) = self.transports.get_mut(c.transport) {
             t.mid_to_consumer.remove(&c.mid);
             t.consumers.retain(|&x| x != ck);
