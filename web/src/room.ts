@@ -262,6 +262,10 @@ export class Room {
       if (!ready()) return;
       this.speaker.onLevels(d.levels);
     });
+    s.on('producer:layers-needed', (d) => {
+      if (!ready()) return;
+      this.media?.setLayersNeeded(d.producerId, d.spatialLayers);
+    });
     s.on('connection-quality', (d) => {
       if (!ready()) return;
       this.model.quality.set(d.participantId, d.quality);

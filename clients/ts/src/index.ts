@@ -341,6 +341,12 @@ export type ConnectionQualityLevel = "excellent" | "good" | "poor" | "lost";
 export type ConnectionQuality = { meetingId: MeetingId, participantId: ParticipantId, quality: ConnectionQualityLevel, };
 
 /**
+ * `producer:layers-needed` (to the producer's owner): how many spatial layers (simulcast encodings, lowest
+ * first) its consumers need now; the client may stop sending the others (mediasoup-client `setMaxSpatialLayer`).
+ */
+export type ProducerLayersNeeded = { producerId: string, spatialLayers: number, };
+
+/**
  * `auth:expired`.
  */
 export type AuthExpired = { expiredAt: string, graceMs: number, };
@@ -581,6 +587,7 @@ export interface ServerToClientEvents {
   "active-speaker": (payload: ActiveSpeaker) => void;
   "audio-levels": (payload: AudioLevels) => void;
   "connection-quality": (payload: ConnectionQuality) => void;
+  "producer:layers-needed": (payload: ProducerLayersNeeded) => void;
   "auth:expired": (payload: AuthExpired) => void;
   "server:shutdown": (payload: ServerShutdown) => void;
   "error": (payload: WireError) => void;
@@ -730,6 +737,7 @@ export interface ServerEvents {
   "active-speaker": ActiveSpeaker;
   "audio-levels": AudioLevels;
   "connection-quality": ConnectionQuality;
+  "producer:layers-needed": ProducerLayersNeeded;
   "auth:expired": AuthExpired;
   "server:shutdown": ServerShutdown;
   "error": WireError;

@@ -1102,7 +1102,41 @@ impl MeetingService {
                 self.connection_quality(MeetingId::new(router), &transport, quality, previous)
                     .await
             }
+            media::CoreEvent::LayersNeeded {
+                router,
+                producer,
+                spatial_layers,
+            } => {
+                self.layers_needed(MeetingId::new(router), producer, spatial_layers)
+                    .await
+            }
             e => self.transport_failed(e).await,
+        }
+    }
+
+    /// `producer:layers-needed {producerId, spatialLayers}` to the producer's owner.
+    async fn layers_needed(&self, meeting: MeetingId, producer: String, layers: usize) -> Outcome {
+        let mut owner = None;
+        let _ = self
+            .read(&meeting, |rt| {
+                owner = rt
+                    .and_then(|rt| rt.producer_owner(&producer))
+                    .map(|p| p.participant_id.clone());
+            })
+            .await;
+        let Some(owner) = owner else {
+            return Outcome::default();
+        };
+        Outcome {
+            emits: vec![Emit::new(
+                Target::Participants(vec![owner]),
+                "producer:layers-needed",
+                &ev::ProducerLayersNeeded {
+                    producer_id: producer,
+                    spatial_layers: u32::try_from(layers).unwrap_or(u32::MAX),
+                },
+            )],
+            ..Outcome::default()
         }
     }
 

@@ -829,3 +829,36 @@ async fn connection_quality_names_the_transports_owner_and_only_changes_are_sent
             .await;
     assert!(out.emits.is_empty());
 }
+
+#[tokio::test]
+async fn layers_needed_goes_to_the_producers_owner_only() {
+    let mut r = room(true).await;
+    let cam = r.produce("video", 4000).await;
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::LayersNeeded {
+                router: r.m.to_string(),
+                producer: cam.clone(),
+                spatial_layers: 1,
+            })
+            .await;
+    let e = emits(&out, "producer:layers-needed");
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        e[0].target,
+        crate::Target::Participants(vec![r.bob.participant_id()])
+    );
+    assert_eq!(
+        e[0].payload,
+        json!({"producerId": cam, "spatialLayers": 1})
+    );
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::LayersNeeded {
+                router: r.m.to_string(),
+                producer: "pr_gone".into(),
+                spatial_layers: 2,
+            })
+            .await;
+    assert!(out.emits.is_empty());
+}

@@ -550,6 +550,15 @@ pub struct AudioLevels {
     pub levels: Vec<AudioLevel>,
 }
 
+/// `producer:layers-needed` (to the producer's owner): how many spatial layers (simulcast encodings, lowest
+/// first) its consumers need now; the client may stop sending the others (mediasoup-client `setMaxSpatialLayer`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerLayersNeeded {
+    pub producer_id: String,
+    pub spatial_layers: u32,
+}
+
 /// A participant's connection quality, best first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
