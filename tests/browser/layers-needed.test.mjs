@@ -51,10 +51,16 @@ scenario('the publisher stops sending r2 while its only subscriber wants low, an
   assert.ok(f1.framesDecoded > f0 + 20, 'bob still receives video (the low layer)');
   assert.ok(f1.frameWidth > 0 && f1.frameWidth <= 400, `bob gets the low layer: ${f1.frameWidth}`);
 
+  // Bob's client was told which layer it receives (mediasoup's layerschange).
+  const videoConsumer = pick(await bob.stats(), { userId: alice.userId, kind: 'video' })[0].consumerId;
+  const changed = (await bob.events('consumer:layers-changed')).filter((e) => e.data.consumerId === videoConsumer);
+  assert.equal(changed.at(-1)?.data.spatialLayer, 0, JSON.stringify(changed));
+
   await quality('high');
   await waitForEvents(alice, 'producer:layers-needed', (e) => e.some((x) => x.data.spatialLayers === 3), { timeoutMs: 5_000, what: 'layers-needed 3' });
   const resumed = Date.now();
   await until(async () => (await r2Bytes(alice)) > b1 + 20_000, { timeoutMs: 20_000, what: 'r2 sending again' });
   await until(async () => pick(await bob.stats(), { userId: alice.userId, kind: 'video' })[0].frameWidth >= 1000, { timeoutMs: 20_000, what: 'bob back on the top layer' });
+  await waitForEvents(bob, 'consumer:layers-changed', (e) => e.filter((x) => x.data.consumerId === videoConsumer).at(-1)?.data.spatialLayer === 2, { timeoutMs: 5_000, what: 'layers-changed to 2' });
   t.diagnostic(`r2 flowing again ${Date.now() - resumed} ms after high (low asked at +0, high at +${resumed - asked} ms)`);
 });

@@ -347,6 +347,12 @@ export type ConnectionQuality = { meetingId: MeetingId, participantId: Participa
 export type ProducerLayersNeeded = { producerId: string, spatialLayers: number, };
 
 /**
+ * `consumer:layers-changed` (to the consumer's owner): the spatial layer (and its highest temporal layer) a simulcast
+ * consumer now receives — mediasoup's `layerschange`.
+ */
+export type ConsumerLayersChanged = { consumerId: string, spatialLayer: number, temporalLayer: number, };
+
+/**
  * `auth:expired`.
  */
 export type AuthExpired = { expiredAt: string, graceMs: number, };
@@ -588,6 +594,7 @@ export interface ServerToClientEvents {
   "audio-levels": (payload: AudioLevels) => void;
   "connection-quality": (payload: ConnectionQuality) => void;
   "producer:layers-needed": (payload: ProducerLayersNeeded) => void;
+  "consumer:layers-changed": (payload: ConsumerLayersChanged) => void;
   "auth:expired": (payload: AuthExpired) => void;
   "server:shutdown": (payload: ServerShutdown) => void;
   "error": (payload: WireError) => void;
@@ -738,6 +745,7 @@ export interface ServerEvents {
   "audio-levels": AudioLevels;
   "connection-quality": ConnectionQuality;
   "producer:layers-needed": ProducerLayersNeeded;
+  "consumer:layers-changed": ConsumerLayersChanged;
   "auth:expired": AuthExpired;
   "server:shutdown": ServerShutdown;
   "error": WireError;

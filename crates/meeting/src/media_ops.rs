@@ -1110,6 +1110,37 @@ impl MeetingService {
                 self.layers_needed(MeetingId::new(router), producer, spatial_layers)
                     .await
             }
+            media::CoreEvent::ConsumerLayersChanged {
+                router,
+                consumer,
+                spatial_layer,
+                temporal_layer,
+            } => {
+                let mut owner = None;
+                let meeting = MeetingId::new(router);
+                let _ = self
+                    .read(&meeting, |rt| {
+                        owner = rt
+                            .and_then(|rt| rt.consumer_owner(&consumer))
+                            .map(|p| p.participant_id.clone());
+                    })
+                    .await;
+                let Some(owner) = owner else {
+                    return Outcome::default();
+                };
+                Outcome {
+                    emits: vec![Emit::new(
+                        Target::Participants(vec![owner]),
+                        "consumer:layers-changed",
+                        &ev::ConsumerLayersChanged {
+                            consumer_id: consumer,
+                            spatial_layer: u32::try_from(spatial_layer).unwrap_or(u32::MAX),
+                            temporal_layer: u32::try_from(temporal_layer).unwrap_or(u32::MAX),
+                        },
+                    )],
+                    ..Outcome::default()
+                }
+            }
             e => self.transport_failed(e).await,
         }
     }

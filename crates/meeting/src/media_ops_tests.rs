@@ -862,3 +862,35 @@ async fn layers_needed_goes_to_the_producers_owner_only() {
             .await;
     assert!(out.emits.is_empty());
 }
+
+#[tokio::test]
+async fn layers_changed_goes_to_the_consumers_owner() {
+    let mut r = room(true).await;
+    r.w.ok(
+        &mut r.host,
+        "create-transport",
+        json!({"direction": "recv"}),
+    )
+    .await;
+    let cam = r.produce("video", 5000).await;
+    let consumer = host_consumes(&mut r, &cam).await;
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::ConsumerLayersChanged {
+                router: r.m.to_string(),
+                consumer: consumer.clone(),
+                spatial_layer: 1,
+                temporal_layer: 2,
+            })
+            .await;
+    let e = emits(&out, "consumer:layers-changed");
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        e[0].target,
+        crate::Target::Participants(vec![r.host.participant_id()])
+    );
+    assert_eq!(
+        e[0].payload,
+        json!({"consumerId": consumer, "spatialLayer": 1, "temporalLayer": 2})
+    );
+}

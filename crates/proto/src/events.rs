@@ -559,6 +559,16 @@ pub struct ProducerLayersNeeded {
     pub spatial_layers: u32,
 }
 
+/// `consumer:layers-changed` (to the consumer's owner): the spatial layer (and its highest temporal layer) a simulcast
+/// consumer now receives — mediasoup's `layerschange`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerLayersChanged {
+    pub consumer_id: String,
+    pub spatial_layer: u32,
+    pub temporal_layer: u32,
+}
+
 /// A participant's connection quality, best first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]

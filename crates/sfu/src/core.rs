@@ -90,6 +90,14 @@ pub enum CoreEvent {
         producer: String,
         spatial_layers: usize,
     },
+    /// A simulcast consumer now receives another spatial layer (mediasoup's `layerschange`); `temporal_layer` is the
+    /// highest temporal layer of that encoding (all of them are forwarded).
+    ConsumerLayersChanged {
+        router: String,
+        consumer: String,
+        spatial_layer: usize,
+        temporal_layer: usize,
+    },
     /// A connected transport's connection quality changed (`quality.rs`); `previous` is None the first time.
     ConnectionQuality {
         router: String,
@@ -266,6 +274,8 @@ struct Consumer {
     packets: u64,
     /// VP8 simulcast: keeps picture id and tl0picidx continuous across layer switches.
     vp8: Option<vp8::Rewriter>,
+    /// The spatial layer last reported (`CoreEvent::ConsumerLayersChanged`).
+    reported_layer: Option<usize>,
 }
 
 /// What `create_transport` returns: mediasoup's WebRtcTransport shape.
@@ -1237,6 +1247,7 @@ impl Core {
             paused: true,
             target_layer: layers.saturating_sub(1),
             vp8: (layers > 1 && p.codec == Codec::Vp8).then(vp8::Rewriter::default),
+            reported_layer: None,
             current_layer: None,
             seq_delta: 0,
             ts_delta: 0,
@@ -2037,6 +2048,18 @@ impl Core {
                 tracing::debug!(consumer = %c.id, from = ?c.current_layer, to = layer, target = c.target_layer, "layer switch");
             }
             c.current_layer = Some(layer);
+            // A simulcast consumer's client learns the layer it now receives (mediasoup's `layerschange`).
+            if c.vp8.is_some() && c.reported_layer != Some(layer) {
+                c.reported_layer = Some(layer);
+                if let (Some(t), Some(p)) = (self.transports.get(c.transport), self.producers.get(pk)) {
+                    self.events.push_back(CoreEvent::ConsumerLayersChanged {
+                        router: t.router.clone(),
+                        consumer: c.id.clone(),
+                        spatial_layer: layer,
+                        temporal_layer: usize::from(p.mapping.temporal_layers.saturating_sub(1)),
+                    });
+                }
+            }
         }
         if in_seq < c.floor_seq {
             return;

@@ -60,3 +60,36 @@ fn the_publisher_learns_how_many_layers_its_consumers_need() {
     assert_eq!(needed(w), vec![1]);
     let _ = s2;
 }
+
+fn layers_changed(w: &mut World, consumer: &str) -> Vec<(usize, usize)> {
+    std::iter::from_fn(|| w.core.poll_event())
+        .filter_map(|e| match e {
+            CoreEvent::ConsumerLayersChanged {
+                consumer: c,
+                spatial_layer,
+                temporal_layer,
+                ..
+            } if c == consumer => Some((spatial_layer, temporal_layer)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_simulcast_consumer_reports_the_layer_it_receives() {
+    let mut pair = pair(false, true, true);
+    let w = &mut pair.world;
+    let vc = pair.video_consumer.clone().expect("video consumer");
+    w.run(Duration::from_secs(2));
+    let seen = layers_changed(w, &vc.id);
+    assert_eq!(seen.last().map(|x| x.0), Some(2), "on the top layer: {seen:?}");
+    assert!(seen.windows(2).all(|p| p[0] != p[1]), "only changes: {seen:?}");
+    w.core
+        .set_consumer_preferred_layer(&vc.id, 0, w.now)
+        .expect("preferred layer");
+    w.run(Duration::from_secs(2));
+    assert_eq!(layers_changed(w, &vc.id).iter().map(|x| x.0).collect::<Vec<_>>(), vec![0]);
+    // Nothing more while it stays there.
+    w.run(Duration::from_secs(2));
+    assert_eq!(layers_changed(w, &vc.id), Vec::new());
+}
