@@ -1240,13 +1240,13 @@ impl MeetingService {
         let mut payload = None;
         let _ = self
             .read(&meeting, |rt| {
-                payload = rt
-                    .and_then(|rt| rt.producer_owner(producer))
-                    .map(|p| ev::ActiveSpeaker {
-                        meeting_id: meeting.clone(),
-                        participant_id: p.participant_id.clone(),
-                        user_id: p.user_id.clone(),
-                    });
+                payload =
+                    rt.and_then(|rt| rt.producer_owner(producer))
+                        .map(|p| ev::ActiveSpeaker {
+                            meeting_id: meeting.clone(),
+                            participant_id: p.participant_id.clone(),
+                            user_id: p.user_id.clone(),
+                        });
             })
             .await;
         let Some(payload) = payload else {

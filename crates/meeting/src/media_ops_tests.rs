@@ -848,10 +848,7 @@ async fn layers_needed_goes_to_the_producers_owner_only() {
         e[0].target,
         crate::Target::Participants(vec![r.bob.participant_id()])
     );
-    assert_eq!(
-        e[0].payload,
-        json!({"producerId": cam, "spatialLayers": 1})
-    );
+    assert_eq!(e[0].payload, json!({"producerId": cam, "spatialLayers": 1}));
     let out =
         r.w.svc
             .media_event(media::CoreEvent::LayersNeeded {

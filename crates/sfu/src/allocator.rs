@@ -235,7 +235,11 @@ mod tests {
         assert_eq!(a.allowed(1), Some(2));
         // The estimate falls to 800 kbps: the middle layer at the next re-plan.
         let ch = run(&mut a, &mut t, start, 1.0, 800_000, &ds);
-        assert_eq!(ch.first().map(|c| (c.0 - 1_000, c.2)), Some((100, Some(1))), "{ch:?}");
+        assert_eq!(
+            ch.first().map(|c| (c.0 - 1_000, c.2)),
+            Some((100, Some(1))),
+            "{ch:?}"
+        );
         // 300 kbps: the lowest.
         run(&mut a, &mut t, start, 0.5, 300_000, &ds);
         assert_eq!(a.allowed(1), Some(0));
@@ -245,7 +249,10 @@ mod tests {
         assert_eq!(ch.len(), 1, "{ch:?}");
         assert_eq!(ch[0].2, Some(2));
         let after = ch[0].0 - t0;
-        assert!((UP_HOLD.as_millis()..=UP_HOLD.as_millis() + 200).contains(&after), "{after}");
+        assert!(
+            (UP_HOLD.as_millis()..=UP_HOLD.as_millis() + 200).contains(&after),
+            "{after}"
+        );
     }
 
     #[test]
@@ -287,11 +294,21 @@ mod tests {
         // 2.6 Mbps: lowest layers for all (600 k), then the screen share climbs to the top (+1.35 M), the large
         // tile to the middle (+350 k); what is left (~300 k) lifts nobody else.
         run(&mut a, &mut t, start, 3.0, 2_600_000 * 12 / 10, &ds);
-        assert_eq!(layers(&a, &[1, 2, 3, 4]), vec![Some(0), Some(2), Some(1), Some(0)]);
+        assert_eq!(
+            layers(&a, &[1, 2, 3, 4]),
+            vec![Some(0), Some(2), Some(1), Some(0)]
+        );
         // Plenty: everyone at its cap, consumer 4 still at `low`.
         run(&mut a, &mut t, start, 3.0, 50_000_000, &ds);
-        assert_eq!(layers(&a, &[1, 2, 3, 4]), vec![Some(2), Some(2), Some(2), Some(0)]);
-        assert_eq!(a.probe_target(&ds), None, "nothing to probe for at the caps");
+        assert_eq!(
+            layers(&a, &[1, 2, 3, 4]),
+            vec![Some(2), Some(2), Some(2), Some(0)]
+        );
+        assert_eq!(
+            a.probe_target(&ds),
+            None,
+            "nothing to probe for at the caps"
+        );
         // The client lowers consumer 1 to `medium`: applied at once, whatever the estimate.
         let mut ds2 = ds.clone();
         ds2[0].cap = 1;

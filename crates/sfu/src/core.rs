@@ -7,8 +7,8 @@
 
 use crate::fingerprint;
 use crate::ortc::{self, Kind, ProducerMapping, RtpCapabilities, RtpParameters};
-use crate::sdp::{self, Section, PLACEHOLDER_ICE_PWD};
 use crate::quality;
+use crate::sdp::{self, Section, PLACEHOLDER_ICE_PWD};
 use crate::speaker;
 use crate::vp8;
 use serde_json::{json, Value};
@@ -2051,7 +2051,9 @@ impl Core {
             // A simulcast consumer's client learns the layer it now receives (mediasoup's `layerschange`).
             if c.vp8.is_some() && c.reported_layer != Some(layer) {
                 c.reported_layer = Some(layer);
-                if let (Some(t), Some(p)) = (self.transports.get(c.transport), self.producers.get(pk)) {
+                if let (Some(t), Some(p)) =
+                    (self.transports.get(c.transport), self.producers.get(pk))
+                {
                     self.events.push_back(CoreEvent::ConsumerLayersChanged {
                         router: t.router.clone(),
                         consumer: c.id.clone(),

@@ -168,7 +168,12 @@ impl Link {
     }
 
     /// A stream's figures within the window (the worst stream counts): loss, RTT, and jitter (already in time).
-    pub fn on_stream(&mut self, loss: Option<f32>, rtt: Option<Duration>, jitter: Option<Duration>) {
+    pub fn on_stream(
+        &mut self,
+        loss: Option<f32>,
+        rtt: Option<Duration>,
+        jitter: Option<Duration>,
+    ) {
         self.loss = worse_f(self.loss, loss.filter(|l| l.is_finite()));
         self.rtt = self.rtt.max(rtt);
         self.jitter = self.jitter.max(jitter);
@@ -176,9 +181,16 @@ impl Link {
 
     /// The client's own view (its getStats(): loss, RTT, jitter), folded into the next [`CLIENT_WINDOWS`] windows;
     /// non-finite or negative values are ignored.
-    pub fn on_client(&mut self, loss: Option<f32>, rtt: Option<Duration>, jitter: Option<Duration>) {
+    pub fn on_client(
+        &mut self,
+        loss: Option<f32>,
+        rtt: Option<Duration>,
+        jitter: Option<Duration>,
+    ) {
         self.client = Figures {
-            loss: loss.filter(|l| l.is_finite() && *l >= 0.0).map(|l| l.min(1.0)),
+            loss: loss
+                .filter(|l| l.is_finite() && *l >= 0.0)
+                .map(|l| l.min(1.0)),
             rtt,
             jitter,
             received: true,
@@ -252,7 +264,10 @@ mod tests {
     #[test]
     fn a_clients_report_counts_for_a_few_windows() {
         let mut l = Link::default();
-        assert_eq!(l.on_peer(1, [Some(0.0), None], None).1, Some(Quality::Excellent));
+        assert_eq!(
+            l.on_peer(1, [Some(0.0), None], None).1,
+            Some(Quality::Excellent)
+        );
         // The client sees 600 ms of RTT (a path the server's figures do not show, e.g. a far TURN relay).
         l.on_client(Some(f32::NAN), Some(Duration::from_millis(600)), None);
         let mut rx = 1;
@@ -269,7 +284,13 @@ mod tests {
     #[test]
     fn classes_by_threshold() {
         assert_eq!(classify(&f(0.0, 20, 5)), Quality::Excellent);
-        assert_eq!(classify(&Figures { received: true, ..Figures::default() }), Quality::Excellent);
+        assert_eq!(
+            classify(&Figures {
+                received: true,
+                ..Figures::default()
+            }),
+            Quality::Excellent
+        );
         assert_eq!(classify(&f(0.03, 20, 5)), Quality::Good);
         assert_eq!(classify(&f(0.0, 300, 5)), Quality::Good);
         assert_eq!(classify(&f(0.0, 20, 40)), Quality::Good);
@@ -284,7 +305,11 @@ mod tests {
     fn first_window_sets_the_class_then_down_after_two_and_up_after_four() {
         let mut m = Meter::default();
         assert_eq!(m.window(&f(0.0, 20, 5)), Some(Quality::Excellent));
-        assert_eq!(m.window(&f(0.15, 20, 5)), None, "one bad second is not a verdict");
+        assert_eq!(
+            m.window(&f(0.15, 20, 5)),
+            None,
+            "one bad second is not a verdict"
+        );
         assert_eq!(m.window(&f(0.0, 20, 5)), None);
         assert_eq!(m.window(&f(0.15, 20, 5)), None);
         assert_eq!(m.window(&f(0.15, 20, 5)), Some(Quality::Poor));

@@ -351,7 +351,10 @@ mod tests {
             assert!((list[0].1 - 0.1).abs() < 0.001, "−20 dBov = 0.1: {list:?}");
         }
         for w in l.windows(2) {
-            assert!(w[1].0 - w[0].0 >= 500, "reports at most every 500 ms: {l:?}");
+            assert!(
+                w[1].0 - w[0].0 >= 500,
+                "reports at most every 500 ms: {l:?}"
+            );
         }
     }
 
@@ -386,7 +389,10 @@ mod tests {
     fn a_close_challenger_does_not_take_the_role_and_no_oscillation() {
         let mut sim = Sim::new();
         let ev = sim.run(2_000, &[(1, Some(-30))]);
-        assert_eq!(dominants(&ev).iter().map(|x| x.1).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            dominants(&ev).iter().map(|x| x.1).collect::<Vec<_>>(),
+            vec![1]
+        );
         // 2 is a little louder, steadily, and both talk over each other for 20 s: the holder keeps the role.
         let ev = sim.run(20_000, &[(1, Some(-30)), (2, Some(-27))]);
         assert!(dominants(&ev).is_empty(), "{:?}", dominants(&ev));
@@ -415,7 +421,10 @@ mod tests {
         // 1 is paused (fed nothing from now on); 2 talks quietly: it takes the role after the hold.
         sim.s.silence(1);
         let ev = sim.run(3_000, &[(2, Some(-45))]);
-        assert_eq!(dominants(&ev).iter().map(|x| x.1).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(
+            dominants(&ev).iter().map(|x| x.1).collect::<Vec<_>>(),
+            vec![2]
+        );
         for (_, list) in levels(&ev) {
             assert!(list.iter().all(|x| x.0 != 1), "{list:?}");
         }
@@ -423,7 +432,10 @@ mod tests {
         sim.run(1_000, &[(2, Some(-45)), (3, Some(-45))]);
         sim.s.remove(2);
         let ev = sim.run(300, &[(3, Some(-45))]);
-        assert_eq!(dominants(&ev).iter().map(|x| x.1).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(
+            dominants(&ev).iter().map(|x| x.1).collect::<Vec<_>>(),
+            vec![3]
+        );
         sim.s.remove(1);
         sim.s.remove(3);
         assert_eq!(sim.s.next_deadline(), None);

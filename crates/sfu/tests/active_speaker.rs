@@ -18,7 +18,10 @@ fn meeting(levels: [i8; 2]) -> (World, [String; 2]) {
     let a0 = w.produce(p0, Kind::Audio, false);
     let a1 = w.produce(p1, Kind::Audio, false);
     assert!(
-        w.run_until(Duration::from_secs(3), |w| w.pubs.iter().all(|p| p.ep.connected)),
+        w.run_until(Duration::from_secs(3), |w| w
+            .pubs
+            .iter()
+            .all(|p| p.ep.connected)),
         "publishers never connected"
     );
     w.subscriber_for(ROUTER, &[&a0, &a1]);
@@ -87,7 +90,10 @@ fn the_speaker_is_named_the_muted_one_is_not_and_pause_hands_over() {
     let l = levels(&ev);
     assert!(l.len() >= 4, "{l:?}");
     for w2 in l.windows(2) {
-        assert!(w2[1].0 - w2[0].0 >= 450, "levels at most every 500 ms: {l:?}");
+        assert!(
+            w2[1].0 - w2[0].0 >= 450,
+            "levels at most every 500 ms: {l:?}"
+        );
     }
     for (_, list) in &l {
         assert_eq!(list.len(), 1, "only the speaker has a level: {list:?}");
@@ -97,9 +103,7 @@ fn the_speaker_is_named_the_muted_one_is_not_and_pause_hands_over() {
 
     // Publisher 0 is paused (its client keeps sending at −20) and publisher 1 starts talking: 1 takes over and
     // 0 has no level any more.
-    w.core
-        .set_producer_paused(&a0, true, w.now)
-        .expect("pause");
+    w.core.set_producer_paused(&a0, true, w.now).expect("pause");
     w.pubs[1].audio_level = Some(-30);
     let ev = run(&mut w, Duration::from_secs(4));
     let s = speakers(&ev);
@@ -110,7 +114,10 @@ fn the_speaker_is_named_the_muted_one_is_not_and_pause_hands_over() {
     );
     let l = levels(&ev);
     let last = &l.last().expect("levels").1;
-    assert_eq!(last.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(), vec![a1.as_str()]);
+    assert_eq!(
+        last.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+        vec![a1.as_str()]
+    );
 
     // Closing the speaking producer: the core forgets its meter (no report names it again).
     w.core.close_producer(&a1);

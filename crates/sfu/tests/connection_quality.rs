@@ -48,9 +48,20 @@ fn loss_makes_a_link_poor_silence_makes_it_lost_and_both_come_back() {
     let subscriber = w.subs[0].transport.id.clone();
     let pub_addr = w.pubs[0].ep.addr;
     let ev = run(w, Duration::from_secs(5));
-    assert_eq!(last_of(&ev, &publisher).map(|x| x.1), Some(Quality::Excellent), "{ev:?}");
-    assert_eq!(last_of(&ev, &subscriber).map(|x| x.1), Some(Quality::Excellent), "{ev:?}");
-    assert_eq!(w.core.transport_quality(&publisher), Some(Quality::Excellent));
+    assert_eq!(
+        last_of(&ev, &publisher).map(|x| x.1),
+        Some(Quality::Excellent),
+        "{ev:?}"
+    );
+    assert_eq!(
+        last_of(&ev, &subscriber).map(|x| x.1),
+        Some(Quality::Excellent),
+        "{ev:?}"
+    );
+    assert_eq!(
+        w.core.transport_quality(&publisher),
+        Some(Quality::Excellent)
+    );
 
     // One datagram in five from the publisher is lost (20 %): its transport goes poor within a few seconds.
     let mut n = 0u64;
@@ -59,7 +70,7 @@ fn loss_makes_a_link_poor_silence_makes_it_lost_and_both_come_back() {
             return true;
         }
         n += 1;
-        n % 5 != 0
+        !n.is_multiple_of(5)
     }));
     let t0 = w.elapsed().as_millis();
     let ev = run(w, Duration::from_secs(6));
@@ -91,9 +102,20 @@ fn loss_makes_a_link_poor_silence_makes_it_lost_and_both_come_back() {
         m.entry(x.1.as_str()).or_default().push(x.2);
         m
     });
-    assert_eq!(seen.get(subscriber.as_str()), Some(&vec![Quality::Lost]), "{ev:?}");
+    assert_eq!(
+        seen.get(subscriber.as_str()),
+        Some(&vec![Quality::Lost]),
+        "{ev:?}"
+    );
     let lost_at = last_of(&ev, &subscriber).expect("lost").0 - t0;
-    assert!((5_000..=8_000).contains(&lost_at), "lost after {lost_at} ms");
+    assert!(
+        (5_000..=8_000).contains(&lost_at),
+        "lost after {lost_at} ms"
+    );
     let ev = run(w, Duration::from_secs(15));
-    assert_eq!(last_of(&ev, &subscriber).map(|x| x.1), Some(Quality::Excellent), "{ev:?}");
+    assert_eq!(
+        last_of(&ev, &subscriber).map(|x| x.1),
+        Some(Quality::Excellent),
+        "{ev:?}"
+    );
 }

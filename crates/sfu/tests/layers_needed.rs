@@ -31,7 +31,11 @@ fn the_publisher_learns_how_many_layers_its_consumers_need() {
     let v = pair.video.clone().expect("video");
     let vc = pair.video_consumer.clone().expect("video consumer");
     w.run(Duration::from_secs(1));
-    assert_eq!(needed(w), Vec::<usize>::new(), "one consumer of the top layer: all three, as sent");
+    assert_eq!(
+        needed(w),
+        Vec::<usize>::new(),
+        "one consumer of the top layer: all three, as sent"
+    );
 
     // The only subscriber asks for the lowest layer: one is needed.
     w.core
@@ -82,13 +86,26 @@ fn a_simulcast_consumer_reports_the_layer_it_receives() {
     let vc = pair.video_consumer.clone().expect("video consumer");
     w.run(Duration::from_secs(2));
     let seen = layers_changed(w, &vc.id);
-    assert_eq!(seen.last().map(|x| x.0), Some(2), "on the top layer: {seen:?}");
-    assert!(seen.windows(2).all(|p| p[0] != p[1]), "only changes: {seen:?}");
+    assert_eq!(
+        seen.last().map(|x| x.0),
+        Some(2),
+        "on the top layer: {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|p| p[0] != p[1]),
+        "only changes: {seen:?}"
+    );
     w.core
         .set_consumer_preferred_layer(&vc.id, 0, w.now)
         .expect("preferred layer");
     w.run(Duration::from_secs(2));
-    assert_eq!(layers_changed(w, &vc.id).iter().map(|x| x.0).collect::<Vec<_>>(), vec![0]);
+    assert_eq!(
+        layers_changed(w, &vc.id)
+            .iter()
+            .map(|x| x.0)
+            .collect::<Vec<_>>(),
+        vec![0]
+    );
     // Nothing more while it stays there.
     w.run(Duration::from_secs(2));
     assert_eq!(layers_changed(w, &vc.id), Vec::new());
