@@ -185,6 +185,51 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
     }
 }
 
+/// Each spatial layer's bitrate over windows of about a second (what a layer costs a subscriber).
+#[derive(Clone, Debug, Default)]
+pub struct LayerRates {
+    bytes: Vec<u64>,
+    bps: Vec<u64>,
+    since: Option<Instant>,
+}
+
+/// A window shorter than this is not turned into rates yet.
+pub const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+impl LayerRates {
+    pub fn on_packet(&mut self, layer: usize, bytes: usize, now: Instant) {
+        if self.bytes.len() <= layer {
+            self.bytes.resize(layer + 1, 0);
+        }
+        self.bytes[layer] += bytes as u64;
+        self.since.get_or_insert(now);
+    }
+
+    /// Closes the window when it is long enough; a layer with no packet in it is 0 (not flowing).
+    pub fn roll(&mut self, now: Instant) {
+        let Some(since) = self.since else {
+            return;
+        };
+        let elapsed = now.saturating_duration_since(since);
+        if elapsed < RATE_WINDOW {
+            return;
+        }
+        let secs = elapsed.as_secs_f64();
+        self.bps = self
+            .bytes
+            .iter()
+            .map(|&b| (b as f64 * 8.0 / secs) as u64)
+            .collect();
+        self.bytes.iter_mut().for_each(|b| *b = 0);
+        self.since = Some(now);
+    }
+
+    /// The last window's bitrate of each layer, bps.
+    pub fn bps(&self) -> &[u64] {
+        &self.bps
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! Demultiplexing one UDP port among many transports (like mediasoup's WebRtcServer): STUN by the local ufrag in
 //! its USERNAME, everything else by the source address a STUN request came from.
 
+use crate::allocator;
 use crate::fingerprint;
 use crate::ortc::{self, Kind, ProducerMapping, RtpCapabilities, RtpParameters};
 use crate::quality;
@@ -213,6 +214,9 @@ struct Transport {
     cname: Option<String>,
     /// Connection quality from str0m's once-a-second stats (`quality.rs`).
     link: quality::Link,
+    /// Recv transports: the bandwidth estimate (bps) when there is one, and its share-out across video consumers.
+    estimate: Option<u64>,
+    allocation: allocator::Allocator<ConsumerKey>,
 }
 
 impl Transport {
@@ -248,6 +252,8 @@ struct Producer {
     last_packet: Vec<Option<Instant>>,
     /// Spatial layers its consumers need, as last reported (all of them until a change is reported).
     needed_layers: usize,
+    /// Each layer's bitrate (what the allocator shares an estimate with).
+    rates: allocator::LayerRates,
 }
 
 struct Consumer {
@@ -276,6 +282,16 @@ struct Consumer {
     vp8: Option<vp8::Rewriter>,
     /// The spatial layer last reported (`CoreEvent::ConsumerLayersChanged`).
     reported_layer: Option<usize>,
+    /// Highest layer the transport's bandwidth estimate allows (`allocator.rs`); None = no estimate, no limit.
+    allowed_layer: Option<usize>,
+}
+
+impl Consumer {
+    /// The layer forwarding aims at: the client's preference, within what the estimate allows.
+    fn goal(&self) -> usize {
+        self.allowed_layer
+            .map_or(self.target_layer, |a| a.min(self.target_layer))
+    }
 }
 
 /// What `create_transport` returns: mediasoup's WebRtcTransport shape.
@@ -357,7 +373,12 @@ pub struct Core {
     speakers: speaker::Speakers<ProducerKey>,
     /// Link windows not yet taken by the shell (bounded: nobody may take them in tests).
     link_figures: Vec<quality::Figures>,
+    /// When estimates are next shared out (`allocate_layers`).
+    next_allocation: Option<Instant>,
 }
+
+/// How often a transport's estimate is shared out across its consumers.
+const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
 
 /// At most this many link windows wait for the shell (one per transport per second).
 const MAX_LINK_FIGURES: usize = 16_384;
@@ -527,6 +548,7 @@ impl Core {
             ice_failures: Vec::new(),
             speakers: speaker::Speakers::default(),
             link_figures: Vec::new(),
+            next_allocation: None,
         }
     }
 
@@ -780,6 +802,8 @@ impl Core {
             connected: false,
             cname: None,
             link: quality::Link::default(),
+            estimate: None,
+            allocation: allocator::Allocator::default(),
         });
         self.by_ufrag.insert(ufrag, tk);
         self.transport_ids.insert(id.clone(), tk);
@@ -1062,6 +1086,7 @@ impl Core {
             last_keyframe_request: vec![None; layers],
             last_packet: vec![None; layers],
             needed_layers: layers,
+            rates: allocator::LayerRates::default(),
         });
         self.producer_ids.insert(id.clone(), pk);
         if let Some(t) = self.transports.get_mut(tk) {
@@ -1248,6 +1273,7 @@ impl Core {
             target_layer: layers.saturating_sub(1),
             vp8: (layers > 1 && p.codec == Codec::Vp8).then(vp8::Rewriter::default),
             reported_layer: None,
+            allowed_layer: None,
             current_layer: None,
             seq_delta: 0,
             ts_delta: 0,
@@ -1323,7 +1349,7 @@ impl Core {
         // leave it to that event.
         if !paused && connected {
             // Fast start: ask every layer up to the target for a keyframe and start on the first that comes.
-            let (producer, target) = (c.producer, c.target_layer);
+            let (producer, target) = (c.producer, c.goal());
             for layer in 0..=target {
                 self.request_keyframe(producer, layer, now);
             }
@@ -1631,6 +1657,76 @@ impl Core {
         self.check_liveness(now);
         self.drain_dirty(now);
         self.tick_speakers(now);
+        self.allocate_layers(now);
+    }
+
+    /// Every [`ALLOCATION_INTERVAL`]: producers' layer rates roll, and each recv transport with a bandwidth estimate
+    /// shares it out across its simulcast consumers (`allocator.rs`); a consumer's allowed layer bounds what
+    /// `forward` aims at. Without an estimate (str0m's BWE is not enabled yet) nothing is limited.
+    fn allocate_layers(&mut self, now: Instant) {
+        if self.next_allocation.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_allocation = Some(now + ALLOCATION_INTERVAL);
+        for p in self.producers.values_mut() {
+            p.rates.roll(now);
+        }
+        let estimated: Vec<TransportKey> = self
+            .transports
+            .iter()
+            .filter(|(_, t)| t.estimate.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        for tk in estimated {
+            let Some(t) = self.transports.get(tk) else {
+                continue;
+            };
+            let Some(estimate) = t.estimate else {
+                continue;
+            };
+            let demands: Vec<allocator::Demand<ConsumerKey>> = t
+                .consumers
+                .iter()
+                .filter_map(|&ck| {
+                    let c = self.consumers.get(ck)?;
+                    let p = self.producers.get(c.producer)?;
+                    (p.layer_ssrcs.len() > 1).then(|| allocator::Demand {
+                        key: ck,
+                        priority: allocator::Priority::Normal,
+                        cap: c.target_layer,
+                        layer_bps: p.rates.bps().to_vec(),
+                        paused: c.paused,
+                    })
+                })
+                .collect();
+            let Some(t) = self.transports.get_mut(tk) else {
+                continue;
+            };
+            for (ck, layer) in t.allocation.allocate(now, estimate, &demands) {
+                if let Some(c) = self.consumers.get_mut(ck) {
+                    c.allowed_layer = layer;
+                }
+            }
+        }
+    }
+
+    /// Test hook: sets (or clears) a recv transport's bandwidth estimate, as str0m's estimator would.
+    pub fn debug_set_estimate(&mut self, transport: &str, bps: Option<u64>) -> bool {
+        let Some(t) = self
+            .transport_key(transport)
+            .and_then(|tk| self.transports.get_mut(tk))
+        else {
+            return false;
+        };
+        t.estimate = bps;
+        if bps.is_none() {
+            for &ck in &t.consumers {
+                if let Some(c) = self.consumers.get_mut(ck) {
+                    c.allowed_layer = None;
+                }
+            }
+        }
+        true
     }
 
     /// Audio levels and the dominant speaker, reported as events with the producers' ids (`speaker.rs`).
@@ -1778,7 +1874,7 @@ impl Core {
                 let Some(c) = self.consumers.get(ck) else {
                     return;
                 };
-                let (producer, layer) = (c.producer, c.current_layer.unwrap_or(c.target_layer));
+                let (producer, layer) = (c.producer, c.current_layer.unwrap_or(c.goal()));
                 self.request_keyframe(producer, layer, now);
             }
             Event::Connected => {
@@ -1801,7 +1897,7 @@ impl Core {
                     if let Some(c) = self.consumers.get_mut(ck) {
                         if !c.paused {
                             c.current_layer = None;
-                            waiting.push((c.producer, c.target_layer));
+                            waiting.push((c.producer, c.goal()));
                         }
                     }
                 }
@@ -1809,6 +1905,11 @@ impl Core {
                     for layer in 0..=target {
                         self.request_keyframe(producer, layer, now);
                     }
+                }
+            }
+            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
+                if let Some(t) = self.transports.get_mut(tk) {
+                    t.estimate = Some(estimate.as_u64());
                 }
             }
             Event::MediaIngressStats(_) | Event::MediaEgressStats(_) | Event::PeerStats(_) => {
@@ -1944,6 +2045,9 @@ impl Core {
         if let Some(slot) = p.last_packet.get_mut(layer) {
             *slot = Some(now);
         }
+        if p.layer_ssrcs.len() > 1 {
+            p.rates.on_packet(layer, pkt.payload.len() + 12, now);
+        }
         if p.paused {
             return;
         }
@@ -1999,8 +2103,8 @@ impl Core {
         let in_seq = *pkt.seq_no;
         let switch = match c.current_layer {
             None => {
-                if video && !(keyframe && layer <= c.target_layer) {
-                    let target = c.target_layer;
+                if video && !(keyframe && layer <= c.goal()) {
+                    let target = c.goal();
                     self.request_keyframe(pk, target.min(layer), now);
                     return;
                 }
@@ -2012,7 +2116,7 @@ impl Core {
                     .get(pk)
                     .and_then(|p| p.last_packet.get(cur).copied().flatten())
                     .is_none_or(|t| now.saturating_duration_since(t) > LAYER_QUIET);
-                let target = c.target_layer;
+                let target = c.goal();
                 let towards = (cur < target && layer > cur && layer <= target)
                     || (cur > target && layer == target)
                     || (current_quiet && layer <= target);
