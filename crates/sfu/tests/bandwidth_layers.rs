@@ -68,15 +68,11 @@ fn the_estimate_bounds_the_layer_down_at_once_up_after_the_hold() {
         "{seen:?}"
     );
 
-    // 5 Mbps: straight to the top, but only after the hold.
+    // 5 Mbps: to the top (possibly through the middle layer's keyframe on the way), but only after the hold.
     w.core.debug_set_estimate(&sub, Some(5_000_000));
     let t0 = w.elapsed().as_millis();
     let seen = run(w, Duration::from_secs(4), &vc.id);
-    assert_eq!(
-        seen.iter().map(|x| x.1).collect::<Vec<_>>(),
-        vec![2],
-        "{seen:?}"
-    );
+    assert_eq!(seen.last().map(|x| x.1), Some(2), "{seen:?}");
     let after = seen[0].0 - t0;
     assert!(
         after >= UP_HOLD.as_millis() && after <= UP_HOLD.as_millis() + 1_200,
