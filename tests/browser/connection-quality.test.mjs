@@ -22,10 +22,9 @@ scenario('a participant whose packets are dropped goes lost and comes back', asy
   const bobP = bob.you.participantId;
   const of = (events) => events.filter((e) => e.data.participantId === bobP).map((e) => e.data.quality);
 
-  // A clean loopback link: bob is known as excellent (or good) to alice.
-  await waitForEvents(alice, 'connection-quality', (e) => of(e).length > 0, { timeoutMs: 15_000, what: "bob's first connection-quality" });
-  const first = of(await alice.events('connection-quality'));
-  assert.ok(['excellent', 'good'].includes(first.at(-1)), JSON.stringify(first));
+  // A clean loopback link: bob is known as excellent (or good) to alice once the start-up (first packets, key
+  // exchange on a loaded machine) is behind.
+  await waitForEvents(alice, 'connection-quality', (e) => ['excellent', 'good'].includes(of(e).at(-1)), { timeoutMs: 20_000, what: "bob's connection-quality excellent or good" });
 
   // Bob's recv transport goes dark for 10 s.
   const { recvTransport } = await bob.info();

@@ -50,6 +50,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/dev/token", post(dev_token))
         .route("/debug/media/drop", post(debug_media_drop))
+        .route("/debug/media/cap", post(debug_media_cap))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .with_state(state)
 }
@@ -310,6 +311,15 @@ struct DropBody {
     ms: u64,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CapBody {
+    meeting_id: String,
+    transport_id: String,
+    kbps: u64,
+    ms: u64,
+}
+
 /// Test hook (only with `media.debug_hooks`, only from loopback): drops every packet of one transport, both
 /// ways, for `ms` — a browser's network outage, for the ICE restart test. 404 when off.
 async fn debug_media_drop(
@@ -336,6 +346,45 @@ async fn debug_media_drop(
     let found = st
         .service
         .debug_drop_transport(&meeting, b.transport_id, b.ms)
+        .await?;
+    if !found {
+        return Err(ApiError(WireError::new(
+            ErrorCode::NotFound,
+            "transport not found",
+        )));
+    }
+    Ok(Json(serde_json::json!({"ok": true})))
+}
+
+/// Test hook (only with `media.debug_hooks`, only from loopback): caps what the media shell sends to one
+/// transport's peer at `kbps` for `ms` (a downlink bottleneck: excess waits up to 150 ms, then is dropped).
+async fn debug_media_cap(
+    State(st): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let not_found = || ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"));
+    if !st.debug_hooks
+        || !peer.ip().is_loopback()
+        || PROXY_HEADERS.iter().any(|h| headers.contains_key(*h))
+    {
+        return Err(not_found());
+    }
+    let b: CapBody = parse_body(&body)?;
+    if !(1..=120_000).contains(&b.ms) {
+        return Err(ApiError(WireError::validation("ms must be 1..=120000")));
+    }
+    let meeting = parse_meeting_id(&b.meeting_id)?;
+    if b.transport_id.is_empty() || b.transport_id.len() > 128 {
+        return Err(ApiError(WireError::validation("transportId is malformed")));
+    }
+    if !(1..=1_000_000).contains(&b.kbps) {
+        return Err(ApiError(WireError::validation("kbps must be 1..=1000000")));
+    }
+    let found = st
+        .service
+        .debug_cap_transport(&meeting, b.transport_id, b.kbps, b.ms)
         .await?;
     if !found {
         return Err(ApiError(WireError::new(

@@ -10,7 +10,10 @@
 //!
 //! Datagrams move in batches (`recvmmsg`/`sendmmsg`, `udp.rs`).
 
+mod shaper;
 mod udp;
+
+pub use shaper::debug_cap;
 
 pub mod tcp;
 
@@ -42,6 +45,8 @@ pub struct MediaConfig {
     /// ICE over TCP: each worker also listens on TCP, same port as its UDP socket (`tcp passive` candidates,
     /// RFC 4571 framing).
     pub tcp: bool,
+    /// Bandwidth estimation on recv transports drives each consumer's simulcast layer (`Core::set_bandwidth_estimation`).
+    pub bwe: bool,
 }
 
 impl Default for MediaConfig {
@@ -56,6 +61,7 @@ impl Default for MediaConfig {
             extra_ips: Vec::new(),
             udp: true,
             tcp: true,
+            bwe: false,
         }
     }
 }
@@ -106,6 +112,7 @@ impl MediaEngine {
                 index: i,
                 liveness: cfg.liveness,
                 events: events_tx.clone(),
+                bwe: cfg.bwe,
             };
             std::thread::Builder::new()
                 .name(format!("media-{i}"))
@@ -220,6 +227,7 @@ struct Shell {
     index: usize,
     liveness: Liveness,
     events: mpsc::UnboundedSender<CoreEvent>,
+    bwe: bool,
 }
 
 impl Shell {
@@ -237,8 +245,12 @@ impl Shell {
                     metrics::counter!("meet_transports_failed_total", "reason" => *reason)
                         .increment(1);
                 }
-                CoreEvent::ActiveSpeaker { .. } | CoreEvent::AudioLevels { .. } => {
-                    tracing::trace!(event = ?e, "speaker report")
+                CoreEvent::ActiveSpeaker { .. }
+                | CoreEvent::AudioLevels { .. }
+                | CoreEvent::ConnectionQuality { .. }
+                | CoreEvent::LayersNeeded { .. }
+                | CoreEvent::ConsumerLayersChanged { .. } => {
+                    tracing::debug!(event = ?e, "media report")
                 }
                 _ => tracing::warn!(event = ?e, "media event"),
             }
@@ -301,6 +313,8 @@ fn run_worker(
         let mut extras = tcp::Extras::start(sockets.udp, sockets.tcp);
         core.set_clock_base(Instant::now(), std::time::SystemTime::now());
         core.set_liveness(shell.liveness);
+        core.set_bandwidth_estimation(shell.bwe);
+        let mut shaper = shaper::Shaper::default();
         shell.publish_counts(&core);
         let mut next_counts = Instant::now() + Duration::from_secs(1);
         let mut receiver = udp::Receiver::default();
@@ -342,6 +356,7 @@ fn run_worker(
                 core.drain_dirty(now);
             });
             out.extend(std::iter::from_fn(|| core.poll_transmit()));
+            shaper.shape(now, &mut out);
             let dropped = sender.dropped;
             sender.send(&socket, &mut out);
             if sender.dropped > dropped {

@@ -707,6 +707,33 @@ impl MeetingService {
             .map_err(media_gone)
     }
 
+    /// Test hook (the REST edge allows it only with `media.debug_hooks`): what the media shell sends to the
+    /// transport's peer is capped at `kbps` for `ms` (`media::debug_cap`). False when there is no such transport or
+    /// its peer was never seen.
+    pub async fn debug_cap_transport(
+        &self,
+        meeting: &MeetingId,
+        transport: String,
+        kbps: u64,
+        ms: u64,
+    ) -> Result<bool, WireError> {
+        let router = meeting.to_string();
+        let addrs = self
+            .media
+            .call(&router, move |core, _| core.transport_sources(&transport))
+            .await
+            .map_err(media_gone)?;
+        if addrs.is_empty() {
+            return Ok(false);
+        }
+        media::debug_cap(
+            &addrs,
+            kbps.saturating_mul(1000),
+            std::time::Instant::now() + Duration::from_millis(ms),
+        );
+        Ok(true)
+    }
+
     /// Closes a media object made for a participant who was gone by the time it existed (a leave, a replacing
     /// rejoin or the meeting's end raced the request): nobody else knows of it, so nobody is told.
     async fn discard(&self, meeting: &MeetingId, what: Discard) {

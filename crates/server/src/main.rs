@@ -162,6 +162,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         extra_ips: cfg.media.extra_ips().map_err(anyhow::Error::msg)?,
         udp: cfg.media.udp,
         tcp: cfg.media.tcp,
+        bwe: cfg.media.bwe,
         liveness: media::Liveness {
             consent_timeout: Duration::from_millis(cfg.media.consent_timeout_ms),
             connect_timeout: Duration::from_millis(cfg.media.connect_timeout_ms),

@@ -167,7 +167,8 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
     }
 
     /// What to ask the estimator for (bps): the allowed layers' sum plus the step to the next layer up of the first
-    /// consumer (in priority order) below its cap; None when everyone is at its cap (nothing to probe for).
+    /// consumer (in priority order) below its cap, × [`UP_MARGIN`] (what climbing needs); None when everyone is at
+    /// its cap (nothing to probe for).
     pub fn probe_target(&self, demands: &[Demand<K>]) -> Option<u64> {
         let mut order: Vec<&Demand<K>> = demands.iter().filter(|d| !d.paused).collect();
         order.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.key.cmp(&b.key)));
@@ -180,7 +181,8 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
         order.iter().find_map(|d| {
             let cur = self.allowed(d.key)?;
             let (_, next) = d.layers().find(|&(l, _)| l > cur)?;
-            Some(sum + next.saturating_sub(current(d)))
+            // Climbing needs UP_MARGIN over the cost, so that is what must be found.
+            Some(((sum + next.saturating_sub(current(d))) as f64 * UP_MARGIN) as u64)
         })
     }
 }
@@ -374,8 +376,8 @@ mod tests {
         ds[1].paused = true;
         run(&mut a, &mut t, start, 1.0, 700_000, &ds);
         assert_eq!(layers(&a, &[1, 2]), vec![Some(1), None]);
-        // Probing asks for consumer 1's next layer only: 500 k now + the step to 1.5 M.
-        assert_eq!(a.probe_target(&ds), Some(1_500_000));
+        // Probing asks for consumer 1's next layer only: 500 k now + the step to 1.5 M, with the climbing margin.
+        assert_eq!(a.probe_target(&ds), Some(1_800_000));
         ds[0].paused = true;
         run(&mut a, &mut t, start, 0.2, 700_000, &ds);
         assert_eq!(a.probe_target(&ds), None);

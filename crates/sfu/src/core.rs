@@ -217,6 +217,9 @@ struct Transport {
     /// Recv transports: the bandwidth estimate (bps) when there is one, and its share-out across video consumers.
     estimate: Option<u64>,
     allocation: allocator::Allocator<ConsumerKey>,
+    /// What str0m was last asked to reach (bps), and when to ask again if the estimate stays below it.
+    desired: u64,
+    next_probe: Option<Instant>,
 }
 
 impl Transport {
@@ -375,10 +378,18 @@ pub struct Core {
     link_figures: Vec<quality::Figures>,
     /// When estimates are next shared out (`allocate_layers`).
     next_allocation: Option<Instant>,
+    /// str0m's bandwidth estimation on recv transports created from now on (`set_bandwidth_estimation`).
+    bwe: bool,
 }
 
+/// Where str0m's estimate starts (mediasoup's `initialAvailableOutgoingBitrate` is 600 kbps).
+const INITIAL_ESTIMATE_KBPS: u64 = 1_000;
+
+/// How often a transport whose estimate stays below what its consumers want is probed again.
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// How often a transport's estimate is shared out across its consumers.
-const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
+const ALLOCATION_INTERVAL: Duration = Duration::from_millis(100);
 
 /// At most this many link windows wait for the shell (one per transport per second).
 const MAX_LINK_FIGURES: usize = 16_384;
@@ -549,6 +560,7 @@ impl Core {
             speakers: speaker::Speakers::default(),
             link_figures: Vec::new(),
             next_allocation: None,
+            bwe: false,
         }
     }
 
@@ -738,6 +750,9 @@ impl Core {
         let ufrag = random_token(16);
         let pwd = random_token(32);
         let mut cfg = rtc_config(&ufrag, &pwd);
+        if self.bwe && direction == Direction::Recv {
+            cfg = cfg.enable_bwe(Some(str0m::bwe::Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
+        }
         if let Some(cert) = &self.dtls_cert {
             cfg = cfg.set_dtls_cert(cert.clone());
         }
@@ -804,6 +819,8 @@ impl Core {
             link: quality::Link::default(),
             estimate: None,
             allocation: allocator::Allocator::default(),
+            desired: 0,
+            next_probe: None,
         });
         self.by_ufrag.insert(ufrag, tk);
         self.transport_ids.insert(id.clone(), tk);
@@ -1702,12 +1719,50 @@ impl Core {
             let Some(t) = self.transports.get_mut(tk) else {
                 continue;
             };
-            for (ck, layer) in t.allocation.allocate(now, estimate, &demands) {
+            let changes = t.allocation.allocate(now, estimate, &demands);
+            // Probing asks only for the next layer someone is missing; nothing when every consumer is at its cap
+            // or paused (a paused consumer must not be padded).
+            // str0m probes when the desired rate goes up; a link that recovers later (a cap lifted) is probed again
+            // every PROBE_INTERVAL while the estimate stays below what is wanted.
+            if self.bwe {
+                let desired = t.allocation.probe_target(&demands).unwrap_or(0);
+                let minimum = desired.min(estimate);
+                let again = desired > estimate && t.next_probe.is_none_or(|at| now >= at);
+                if desired != t.desired || again {
+                    if again && desired == t.desired {
+                        t.rtc.bwe().set_bitrate(
+                            str0m::bwe::Bitrate::bps(minimum),
+                            str0m::bwe::Bitrate::bps(estimate),
+                        );
+                    }
+                    t.rtc.bwe().set_bitrate(
+                        str0m::bwe::Bitrate::bps(minimum),
+                        str0m::bwe::Bitrate::bps(desired),
+                    );
+                    t.desired = desired;
+                    t.next_probe = Some(now + PROBE_INTERVAL);
+                }
+            }
+            for (ck, layer) in changes {
                 if let Some(c) = self.consumers.get_mut(ck) {
                     c.allowed_layer = layer;
                 }
             }
         }
+    }
+
+    /// str0m's transport-wide-cc bandwidth estimation on the recv transports created from now on: its estimate is
+    /// shared out across each transport's simulcast consumers (`allocate_layers`). Off by default.
+    pub fn set_bandwidth_estimation(&mut self, on: bool) {
+        self.bwe = on;
+    }
+
+    /// The addresses a transport's peer was seen at (test hooks in the shell: a downlink cap).
+    pub fn transport_sources(&self, id: &str) -> Vec<SocketAddr> {
+        self.transport_key(id)
+            .and_then(|tk| self.transports.get(tk))
+            .map(|t| t.sources.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Test hook: sets (or clears) a recv transport's bandwidth estimate, as str0m's estimator would.

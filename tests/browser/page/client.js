@@ -577,6 +577,7 @@ async function stats() {
       framesDecoded: inbound?.framesDecoded ?? 0,
       frameWidth: inbound?.frameWidth ?? 0,
       frameHeight: inbound?.frameHeight ?? 0,
+      freezeCount: inbound?.freezeCount ?? 0,
       totalAudioEnergy: inbound?.totalAudioEnergy ?? 0,
       totalSamplesReceived: inbound?.totalSamplesReceived ?? 0,
     });
