@@ -234,6 +234,11 @@ describe('TCP only, IPv4 + IPv6, TURN with time-limited credentials and forced r
     const res = await ctx.api('POST', '/debug/media/drop', { body: { meetingId: 'meeting_x', transportId: 'tr_x', ms: 1000 } });
     assert.equal(res.status, 404);
   });
+
+  ctx.test('the debug downlink cap hook is off by default (404)', async () => {
+    const res = await ctx.api('POST', '/debug/media/cap', { body: { meetingId: 'meeting_x', transportId: 'tr_x', kbps: 500, ms: 1000 } });
+    assert.equal(res.status, 404);
+  });
 });
 
 describe('the debug drop hook (MEET_MEDIA__DEBUG_HOOKS=true)', () => {
@@ -255,6 +260,22 @@ describe('the debug drop hook (MEET_MEDIA__DEBUG_HOOKS=true)', () => {
     assert.equal((await drop({ meetingId, transportId: p.id, ms: 0 })).status, 400);
     assert.equal((await drop({ meetingId, transportId: p.id })).status, 400);
     assert.equal((await drop({ meetingId: 'bad id!', transportId: p.id, ms: 10 })).status, 400);
+  });
+
+  ctx.test('the downlink cap hook caps a transport whose peer was seen; bad input is refused', async () => {
+    const { meetingId, members: [a] } = await ctx.meeting({ participants: 0 });
+    const { params: q } = await ok(a.socket, 'create-transport', { meetingId, direction: 'recv' });
+    const udp = q.iceCandidates.find((c) => c.protocol === 'udp');
+    const cap = (body) => ctx.api('POST', '/debug/media/cap', { body });
+    // No peer seen yet: nothing to cap.
+    assert.equal((await cap({ meetingId, transportId: q.id, kbps: 500, ms: 1000 })).status, 404);
+    assert.ok(await stunOverUdp(udp.ip, udp.port, user(q), q.iceParameters.password));
+    assert.equal((await cap({ meetingId, transportId: q.id, kbps: 500, ms: 1000 })).status, 200);
+    // A capped link still answers (the cap delays and thins, it does not cut).
+    assert.ok(await stunOverUdp(udp.ip, udp.port, user(q), q.iceParameters.password), 'answers under the cap');
+    assert.equal((await cap({ meetingId, transportId: 'tr_nope', kbps: 500, ms: 1000 })).status, 404);
+    assert.equal((await cap({ meetingId, transportId: q.id, kbps: 0, ms: 1000 })).status, 400);
+    assert.equal((await cap({ meetingId, transportId: q.id, ms: 1000 })).status, 400);
   });
 });
 

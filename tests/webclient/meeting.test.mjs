@@ -68,10 +68,13 @@ step("everyone sees the others' camera video (decoded frames keep rising)", asyn
   await s.carol.expectVideo(BOB);
 });
 
-step('the active speaker is highlighted from the received audio level (WebAudio analyser)', async () => {
+step("the active speaker is highlighted from the server's audio-levels (measured from the RTP audio-level extension)", async () => {
   await until(async () => (await s.alice.page.locator('#stage .tile[data-local="false"][data-speaking="true"]').count()) > 0, {
     what: "a remote tile highlighted as speaking on Alice's page",
   });
+  const levels = (await s.alice.events('audio-levels')).filter((e) => e.data.levels.length > 0);
+  assert.ok(levels.length > 0, 'the ring comes from the server: audio-levels received');
+  assert.ok((await s.alice.events('active-speaker')).length > 0, 'active-speaker received');
 });
 
 step('chat: to everyone, a private message only its recipient sees, to the hosts; typing indicator', async () => {

@@ -254,6 +254,18 @@ export class MediaSession {
     return producer;
   }
 
+  /**
+   * `producer:layers-needed`: nobody receives the encodings above `spatialLayers`, so stop encoding and sending
+   * them (mediasoup-client sets their `active` false); raised again as soon as someone needs them.
+   */
+  setLayersNeeded(producerId: string, spatialLayers: number): void {
+    const producer = [...this.producers.values()].find((p) => p.id === producerId);
+    const layers = producer?.rtpParameters.encodings?.length ?? 0;
+    if (!producer || producer.closed || layers <= 1 || !Number.isInteger(spatialLayers)) return;
+    const max = Math.min(Math.max(spatialLayers, 1), layers) - 1;
+    void producer.setMaxSpatialLayer(max).catch((e) => console.warn('setMaxSpatialLayer failed', e));
+  }
+
   /** Pauses or resumes a producer locally and on the server (so everyone sees it via producer:paused/resumed). */
   async setPaused(source: Source, paused: boolean): Promise<void> {
     const producer = this.producers.get(source);

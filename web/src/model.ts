@@ -31,6 +31,8 @@ export class Model {
   screenShare: { participantId?: string; userId: string; userName?: string } | null = null;
   activeSpeaker: string | null = null;
   speaking = new Set<string>();
+  /** participantId → the server's `connection-quality` (excellent | good | poor | lost). */
+  readonly quality = new Map<string, string>();
   recording = 'idle';
 
   constructor(state: MeetingState, userName: string) {

@@ -252,6 +252,25 @@ export class Room {
       if (p.isLocal && paused && d.byModerator) this.mutedByModerator(d.source);
       this.renderAll();
     };
+    // Speakers, measured on the server. The stage never puts you in the large tile: your own turn as the dominant
+    // speaker leaves it on the last person you heard.
+    s.on('active-speaker', (d) => {
+      if (!ready() || this.isMe(d.participantId)) return;
+      this.speaker.onActiveSpeaker(d.participantId);
+    });
+    s.on('audio-levels', (d) => {
+      if (!ready()) return;
+      this.speaker.onLevels(d.levels);
+    });
+    s.on('producer:layers-needed', (d) => {
+      if (!ready()) return;
+      this.media?.setLayersNeeded(d.producerId, d.spatialLayers);
+    });
+    s.on('connection-quality', (d) => {
+      if (!ready()) return;
+      this.model.quality.set(d.participantId, d.quality);
+      this.stage.render();
+    });
     s.on('producer:paused', producerState(true));
     s.on('producer:resumed', producerState(false));
     s.on('participant:muted', (d) => {
@@ -414,6 +433,7 @@ export class Room {
     this.stage.setTrack(participantId, 'camera', null);
     this.stage.setTrack(participantId, 'screen', null);
     this.speaker.remove(participantId);
+    this.model.quality.delete(participantId);
     this.chat.removePerson(participantId);
     if (this.model.pinnedUserId === p.userId && !this.model.firstByUser(p.userId)) this.model.pinnedUserId = null;
     if (this.model.screenShare?.participantId === participantId) {

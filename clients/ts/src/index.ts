@@ -318,6 +318,45 @@ export type ConsumerClosed = { consumerId: string, producerId: string, reason: s
 export type TransportClosed = { transportId: string, direction: Direction, reason: string, };
 
 /**
+ * `active-speaker` (to the meeting): the dominant speaker changed.
+ */
+export type ActiveSpeaker = { meetingId: MeetingId, participantId: ParticipantId, userId: UserId, };
+
+/**
+ * One entry of `audio-levels`: a linear amplitude, 0 (silence) to 1 (0 dBov), averaged over the last 500 ms.
+ */
+export type AudioLevel = { participantId: ParticipantId, level: number, };
+
+/**
+ * `audio-levels` (to the meeting, at most every 500 ms while someone makes a sound): the loudest few, loudest
+ * first; an empty list once when the meeting falls silent.
+ */
+export type AudioLevels = { meetingId: MeetingId, levels: Array<AudioLevel>, };
+
+/**
+ * A participant's connection quality, best first.
+ */
+export type ConnectionQualityLevel = "excellent" | "good" | "poor" | "lost";
+
+/**
+ * `connection-quality` (to the meeting): a participant's connection quality changed (the worse of its send and
+ * recv transports, measured on the server).
+ */
+export type ConnectionQuality = { meetingId: MeetingId, participantId: ParticipantId, quality: ConnectionQualityLevel, };
+
+/**
+ * `producer:layers-needed` (to the producer's owner): how many spatial layers (simulcast encodings, lowest
+ * first) its consumers need now; the client may stop sending the others (mediasoup-client `setMaxSpatialLayer`).
+ */
+export type ProducerLayersNeeded = { producerId: string, spatialLayers: number, };
+
+/**
+ * `consumer:layers-changed` (to the consumer's owner): the spatial layer (and its highest temporal layer) a simulcast
+ * consumer now receives — mediasoup's `layerschange`.
+ */
+export type ConsumerLayersChanged = { consumerId: string, spatialLayer: number, temporalLayer: number, };
+
+/**
  * `auth:expired`.
  */
 export type AuthExpired = { expiredAt: string, graceMs: number, };
@@ -568,6 +607,11 @@ export interface ServerToClientEvents {
   "consumer-closed": (payload: ConsumerClosed) => void;
   "quality:changed": (payload: QualityChanged) => void;
   "transport:closed": (payload: TransportClosed) => void;
+  "active-speaker": (payload: ActiveSpeaker) => void;
+  "audio-levels": (payload: AudioLevels) => void;
+  "connection-quality": (payload: ConnectionQuality) => void;
+  "producer:layers-needed": (payload: ProducerLayersNeeded) => void;
+  "consumer:layers-changed": (payload: ConsumerLayersChanged) => void;
   "auth:expired": (payload: AuthExpired) => void;
   "server:shutdown": (payload: ServerShutdown) => void;
   "error": (payload: WireError) => void;
@@ -714,6 +758,11 @@ export interface ServerEvents {
   "consumer-closed": ConsumerClosed;
   "quality:changed": QualityChanged;
   "transport:closed": TransportClosed;
+  "active-speaker": ActiveSpeaker;
+  "audio-levels": AudioLevels;
+  "connection-quality": ConnectionQuality;
+  "producer:layers-needed": ProducerLayersNeeded;
+  "consumer:layers-changed": ConsumerLayersChanged;
   "auth:expired": AuthExpired;
   "server:shutdown": ServerShutdown;
   "error": WireError;

@@ -67,6 +67,7 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(metrics))
         .routes(routes!(dev_token))
         .routes(routes!(debug_media_drop))
+        .routes(routes!(debug_media_cap))
         .routes(routes!(docs::openapi_json))
         .routes(routes!(docs::asyncapi_json))
         .routes(routes!(docs::viewer))
@@ -528,6 +529,19 @@ struct DropBody {
     ms: u64,
 }
 
+/// `POST /debug/media/cap`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = MediaCap)]
+struct CapBody {
+    meeting_id: String,
+    transport_id: String,
+    #[schema(minimum = 1, maximum = 1000000)]
+    kbps: u64,
+    #[schema(minimum = 1, maximum = 120000)]
+    ms: u64,
+}
+
 /// Test hook (only with `media.debug_hooks`, only from loopback): drops every packet of one transport, both
 /// ways, for `ms` — a browser's network outage, for the ICE restart test. 404 when off.
 #[utoipa::path(post, path = "/debug/media/drop", tag = "development",
@@ -562,6 +576,53 @@ async fn debug_media_drop(
     let found = st
         .service
         .debug_drop_transport(&meeting, b.transport_id, b.ms)
+        .await?;
+    if !found {
+        return Err(ApiError(WireError::new(
+            ErrorCode::NotFound,
+            "transport not found",
+        )));
+    }
+    Ok(Json(RestOk { ok: true }))
+}
+
+/// Test hook (only with `media.debug_hooks`, only from loopback): caps what the media shell sends to one
+/// transport's peer at `kbps` for `ms` (a downlink bottleneck: excess waits up to 150 ms, then is dropped).
+#[utoipa::path(post, path = "/debug/media/cap", tag = "development",
+    extensions(("x-dev-only" = json!(true))),
+    request_body = CapBody,
+    responses(
+        (status = 200, description = "The transport's outgoing packets are capped for `ms`.", body = RestOk),
+        (status = 400, description = "`VALIDATION_ERROR`.", body = RestError),
+        (status = 404, description = "`NOT_FOUND`: hooks off, not a loopback peer, or no such transport.", body = RestError),
+    ))]
+async fn debug_media_cap(
+    State(st): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<RestOk>> {
+    let not_found = || ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"));
+    if !st.debug_hooks
+        || !peer.ip().is_loopback()
+        || PROXY_HEADERS.iter().any(|h| headers.contains_key(*h))
+    {
+        return Err(not_found());
+    }
+    let b: CapBody = parse_body(&body)?;
+    if !(1..=120_000).contains(&b.ms) {
+        return Err(ApiError(WireError::validation("ms must be 1..=120000")));
+    }
+    let meeting = parse_meeting_id(&b.meeting_id)?;
+    if b.transport_id.is_empty() || b.transport_id.len() > 128 {
+        return Err(ApiError(WireError::validation("transportId is malformed")));
+    }
+    if !(1..=1_000_000).contains(&b.kbps) {
+        return Err(ApiError(WireError::validation("kbps must be 1..=1000000")));
+    }
+    let found = st
+        .service
+        .debug_cap_transport(&meeting, b.transport_id, b.kbps, b.ms)
         .await?;
     if !found {
         return Err(ApiError(WireError::new(

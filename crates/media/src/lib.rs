@@ -3,13 +3,17 @@
 //! worker through [`MediaEngine::call`], which runs a closure on the worker's core and returns its result; a
 //! meeting's router lives on one worker, chosen by hashing the meeting id.
 //!
-//! What a core reports without being asked (a transport that failed and was closed) comes out of
+//! What a core reports without being asked (a transport that failed and was closed, the dominant speaker and audio
+//! levels of a meeting) comes out of
 //! [`MediaEngine::take_events`]; each worker also publishes its object counts as gauges
 //! (`meet_media_transports`, `meet_media_producers`, `meet_media_consumers`, labelled by worker).
 //!
 //! Datagrams move in batches (`recvmmsg`/`sendmmsg`, `udp.rs`).
 
+mod shaper;
 mod udp;
+
+pub use shaper::debug_cap;
 
 pub mod tcp;
 
@@ -41,6 +45,8 @@ pub struct MediaConfig {
     /// ICE over TCP: each worker also listens on TCP, same port as its UDP socket (`tcp passive` candidates,
     /// RFC 4571 framing).
     pub tcp: bool,
+    /// Bandwidth estimation on recv transports drives each consumer's simulcast layer (`Core::set_bandwidth_estimation`).
+    pub bwe: bool,
 }
 
 impl Default for MediaConfig {
@@ -55,6 +61,7 @@ impl Default for MediaConfig {
             extra_ips: Vec::new(),
             udp: true,
             tcp: true,
+            bwe: false,
         }
     }
 }
@@ -105,6 +112,7 @@ impl MediaEngine {
                 index: i,
                 liveness: cfg.liveness,
                 events: events_tx.clone(),
+                bwe: cfg.bwe,
             };
             std::thread::Builder::new()
                 .name(format!("media-{i}"))
@@ -219,6 +227,7 @@ struct Shell {
     index: usize,
     liveness: Liveness,
     events: mpsc::UnboundedSender<CoreEvent>,
+    bwe: bool,
 }
 
 impl Shell {
@@ -236,9 +245,31 @@ impl Shell {
                     metrics::counter!("meet_transports_failed_total", "reason" => *reason)
                         .increment(1);
                 }
+                CoreEvent::ActiveSpeaker { .. }
+                | CoreEvent::AudioLevels { .. }
+                | CoreEvent::ConnectionQuality { .. }
+                | CoreEvent::LayersNeeded { .. }
+                | CoreEvent::ConsumerLayersChanged { .. } => {
+                    tracing::debug!(event = ?e, "media report")
+                }
                 _ => tracing::warn!(event = ?e, "media event"),
             }
             let _ = self.events.send(e);
+        }
+    }
+
+    /// Every transport's once-a-second link figures as histograms (no per-user labels): loss, RTT, jitter.
+    fn record_links(&self, core: &mut Core) {
+        for f in core.take_link_figures() {
+            if let Some(loss) = f.loss {
+                metrics::histogram!("meet_connection_loss_ratio").record(f64::from(loss));
+            }
+            if let Some(rtt) = f.rtt {
+                metrics::histogram!("meet_connection_rtt_seconds").record(rtt.as_secs_f64());
+            }
+            if let Some(jitter) = f.jitter {
+                metrics::histogram!("meet_connection_jitter_seconds").record(jitter.as_secs_f64());
+            }
         }
     }
 
@@ -282,6 +313,8 @@ fn run_worker(
         let mut extras = tcp::Extras::start(sockets.udp, sockets.tcp);
         core.set_clock_base(Instant::now(), std::time::SystemTime::now());
         core.set_liveness(shell.liveness);
+        core.set_bandwidth_estimation(shell.bwe);
+        let mut shaper = shaper::Shaper::default();
         shell.publish_counts(&core);
         let mut next_counts = Instant::now() + Duration::from_secs(1);
         let mut receiver = udp::Receiver::default();
@@ -323,6 +356,7 @@ fn run_worker(
                 core.drain_dirty(now);
             });
             out.extend(std::iter::from_fn(|| core.poll_transmit()));
+            shaper.shape(now, &mut out);
             let dropped = sender.dropped;
             sender.send(&socket, &mut out);
             if sender.dropped > dropped {
@@ -333,6 +367,7 @@ fn run_worker(
                 extras.send(tx);
             }
             shell.forward_events(&mut core);
+            shell.record_links(&mut core);
             for (protocol, reason) in core.take_ice_failures() {
                 metrics::counter!("meet_ice_failures_total", "protocol" => protocol, "reason" => reason)
                     .increment(1);

@@ -15,6 +15,34 @@ use sfu::{Direction, Kind, SfuError};
 use state::{MeetingRuntime, RuntimeConsumer, RuntimeParticipant, RuntimeProducer};
 use std::time::Duration;
 
+/// A participant's `stats:report` (rtt and jitter in ms, packetLoss in %) joins the server's own figures for its
+/// connection quality, on its send transport (or its recv transport when it sends nothing).
+pub(crate) async fn client_stats(
+    svc: &MeetingService,
+    meeting: &MeetingId,
+    me: &RuntimeParticipant,
+    stats: &store::StatsRecord,
+) {
+    let Some(transport) = me.send_transport.clone().or(me.recv_transport.clone()) else {
+        return;
+    };
+    let ms = |v: Option<f64>| {
+        v.filter(|x| x.is_finite() && *x >= 0.0)
+            .map(|x| Duration::from_secs_f64(x.min(600_000.0) / 1000.0))
+    };
+    let (rtt, jitter) = (ms(stats.rtt), ms(stats.jitter));
+    let loss = stats
+        .packet_loss
+        .filter(|x| x.is_finite())
+        .map(|x| (x / 100.0).clamp(0.0, 1.0) as f32);
+    let _ = svc
+        .media
+        .call(meeting.as_str(), move |core, _| {
+            core.report_client_stats(&transport, loss, rtt, jitter)
+        })
+        .await;
+}
+
 /// A media object to close again (see `discard`).
 #[derive(Debug)]
 enum Discard {
@@ -679,6 +707,33 @@ impl MeetingService {
             .map_err(media_gone)
     }
 
+    /// Test hook (the REST edge allows it only with `media.debug_hooks`): what the media shell sends to the
+    /// transport's peer is capped at `kbps` for `ms` (`media::debug_cap`). False when there is no such transport or
+    /// its peer was never seen.
+    pub async fn debug_cap_transport(
+        &self,
+        meeting: &MeetingId,
+        transport: String,
+        kbps: u64,
+        ms: u64,
+    ) -> Result<bool, WireError> {
+        let router = meeting.to_string();
+        let addrs = self
+            .media
+            .call(&router, move |core, _| core.transport_sources(&transport))
+            .await
+            .map_err(media_gone)?;
+        if addrs.is_empty() {
+            return Ok(false);
+        }
+        media::debug_cap(
+            &addrs,
+            kbps.saturating_mul(1000),
+            std::time::Instant::now() + Duration::from_millis(ms),
+        );
+        Ok(true)
+    }
+
     /// Closes a media object made for a participant who was gone by the time it existed (a leave, a replacing
     /// rejoin or the meeting's end raced the request): nobody else knows of it, so nobody is told.
     async fn discard(&self, meeting: &MeetingId, what: Discard) {
@@ -1056,7 +1111,225 @@ impl MeetingService {
         }
     }
 
-    /// Delivers what the media plane reports (failed transports) until the engine stops.
+    /// What the media plane reports: a failed transport, the dominant speaker, audio levels.
+    pub async fn media_event(&self, event: media::CoreEvent) -> Outcome {
+        match event {
+            media::CoreEvent::ActiveSpeaker { router, producer } => {
+                self.active_speaker(MeetingId::new(router), &producer).await
+            }
+            media::CoreEvent::AudioLevels { router, levels } => {
+                self.audio_levels(MeetingId::new(router), &levels).await
+            }
+            media::CoreEvent::ConnectionQuality {
+                router,
+                transport,
+                quality,
+                previous,
+            } => {
+                self.connection_quality(MeetingId::new(router), &transport, quality, previous)
+                    .await
+            }
+            media::CoreEvent::LayersNeeded {
+                router,
+                producer,
+                spatial_layers,
+            } => {
+                self.layers_needed(MeetingId::new(router), producer, spatial_layers)
+                    .await
+            }
+            media::CoreEvent::ConsumerLayersChanged {
+                router,
+                consumer,
+                spatial_layer,
+                temporal_layer,
+            } => {
+                let mut owner = None;
+                let meeting = MeetingId::new(router);
+                let _ = self
+                    .read(&meeting, |rt| {
+                        owner = rt
+                            .and_then(|rt| rt.consumer_owner(&consumer))
+                            .map(|p| p.participant_id.clone());
+                    })
+                    .await;
+                let Some(owner) = owner else {
+                    return Outcome::default();
+                };
+                Outcome {
+                    emits: vec![Emit::new(
+                        Target::Participants(vec![owner]),
+                        "consumer:layers-changed",
+                        &ev::ConsumerLayersChanged {
+                            consumer_id: consumer,
+                            spatial_layer: u32::try_from(spatial_layer).unwrap_or(u32::MAX),
+                            temporal_layer: u32::try_from(temporal_layer).unwrap_or(u32::MAX),
+                        },
+                    )],
+                    ..Outcome::default()
+                }
+            }
+            e => self.transport_failed(e).await,
+        }
+    }
+
+    /// `producer:layers-needed {producerId, spatialLayers}` to the producer's owner.
+    async fn layers_needed(&self, meeting: MeetingId, producer: String, layers: usize) -> Outcome {
+        let mut owner = None;
+        let _ = self
+            .read(&meeting, |rt| {
+                owner = rt
+                    .and_then(|rt| rt.producer_owner(&producer))
+                    .map(|p| p.participant_id.clone());
+            })
+            .await;
+        let Some(owner) = owner else {
+            return Outcome::default();
+        };
+        Outcome {
+            emits: vec![Emit::new(
+                Target::Participants(vec![owner]),
+                "producer:layers-needed",
+                &ev::ProducerLayersNeeded {
+                    producer_id: producer,
+                    spatial_layers: u32::try_from(layers).unwrap_or(u32::MAX),
+                },
+            )],
+            ..Outcome::default()
+        }
+    }
+
+    /// `connection-quality {meetingId, participantId, quality}` to the meeting when a participant's quality — the
+    /// worse of its two transports — changes. The media plane reports one transport's change; the other's class
+    /// is asked of it, so nothing per participant is stored here.
+    async fn connection_quality(
+        &self,
+        meeting: MeetingId,
+        transport: &str,
+        quality: sfu::quality::Quality,
+        previous: Option<sfu::quality::Quality>,
+    ) -> Outcome {
+        let mut owner = None;
+        let _ = self
+            .read(&meeting, |rt| {
+                owner = rt.and_then(|rt| rt.transport_owner(transport)).map(|p| {
+                    let other = if p.send_transport.as_deref() == Some(transport) {
+                        p.recv_transport.clone()
+                    } else {
+                        p.send_transport.clone()
+                    };
+                    (p.participant_id.clone(), other)
+                });
+            })
+            .await;
+        let Some((participant, other)) = owner else {
+            return Outcome::default();
+        };
+        let other_quality = match other {
+            Some(id) => self
+                .media
+                .call(meeting.as_str(), move |core, _| core.transport_quality(&id))
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        // Option's order puts None first, so max() is the worse known class.
+        let before = previous.max(other_quality);
+        let after = Some(quality).max(other_quality);
+        let Some(after) = after.filter(|q| before != Some(*q)) else {
+            return Outcome::default();
+        };
+        metrics::counter!("meet_connection_quality_changes_total", "quality" => after.as_str())
+            .increment(1);
+        let quality = match after {
+            sfu::quality::Quality::Excellent => ev::ConnectionQualityLevel::Excellent,
+            sfu::quality::Quality::Good => ev::ConnectionQualityLevel::Good,
+            sfu::quality::Quality::Poor => ev::ConnectionQualityLevel::Poor,
+            sfu::quality::Quality::Lost => ev::ConnectionQualityLevel::Lost,
+        };
+        Outcome {
+            emits: vec![Emit::new(
+                Target::Meeting(meeting.clone()),
+                "connection-quality",
+                &ev::ConnectionQuality {
+                    meeting_id: meeting,
+                    participant_id: participant,
+                    quality,
+                },
+            )],
+            ..Outcome::default()
+        }
+    }
+
+    /// `active-speaker {meetingId, participantId, userId}` to the meeting: the owner of the audio producer the
+    /// media plane found dominant (nothing if it left meanwhile).
+    async fn active_speaker(&self, meeting: MeetingId, producer: &str) -> Outcome {
+        let mut payload = None;
+        let _ = self
+            .read(&meeting, |rt| {
+                payload =
+                    rt.and_then(|rt| rt.producer_owner(producer))
+                        .map(|p| ev::ActiveSpeaker {
+                            meeting_id: meeting.clone(),
+                            participant_id: p.participant_id.clone(),
+                            user_id: p.user_id.clone(),
+                        });
+            })
+            .await;
+        let Some(payload) = payload else {
+            return Outcome::default();
+        };
+        Outcome {
+            emits: vec![Emit::new(
+                Target::Meeting(meeting.clone()),
+                "active-speaker",
+                &payload,
+            )],
+            ..Outcome::default()
+        }
+    }
+
+    /// `audio-levels {meetingId, levels:[{participantId, level}]}` to the meeting, loudest first, one entry per
+    /// participant; the media plane sends these at most every 500 ms and only while there is sound (plus one empty
+    /// list when it stops).
+    async fn audio_levels(&self, meeting: MeetingId, levels: &[(String, f32)]) -> Outcome {
+        let mut out: Vec<ev::AudioLevel> = Vec::new();
+        let _ = self
+            .read(&meeting, |rt| {
+                out.clear();
+                let Some(rt) = rt else { return };
+                for (producer, level) in levels {
+                    let Some(p) = rt.producer_owner(producer) else {
+                        continue;
+                    };
+                    if out.iter().all(|x| x.participant_id != p.participant_id) {
+                        out.push(ev::AudioLevel {
+                            participant_id: p.participant_id.clone(),
+                            // Three decimals: an f32 widened as is prints as 0.029999999329447746.
+                            level: (f64::from(*level) * 1000.0).round() / 1000.0,
+                        });
+                    }
+                }
+            })
+            .await;
+        // Levels of producers that are all gone now: nothing to say.
+        if out.is_empty() && !levels.is_empty() {
+            return Outcome::default();
+        }
+        Outcome {
+            emits: vec![Emit::new(
+                Target::Meeting(meeting.clone()),
+                "audio-levels",
+                &ev::AudioLevels {
+                    meeting_id: meeting,
+                    levels: out,
+                },
+            )],
+            ..Outcome::default()
+        }
+    }
+
+    /// Delivers what the media plane reports (failed transports, speakers) until the engine stops.
     pub fn spawn_media_events(
         self: &std::sync::Arc<Self>,
         mut events: tokio::sync::mpsc::UnboundedReceiver<media::CoreEvent>,
@@ -1065,7 +1338,7 @@ impl MeetingService {
         tokio::spawn(async move {
             while let Some(e) = events.recv().await {
                 let Some(svc) = weak.upgrade() else { return };
-                let out = svc.transport_failed(e).await;
+                let out = svc.media_event(e).await;
                 if !out.emits.is_empty() {
                     let _ = svc.background.send(out);
                 }

@@ -725,3 +725,169 @@ async fn a_producer_right_after_a_consume_does_not_overtake_its_subscribed_reply
         "held for about {REPLY_IN_FLIGHT_MS} ms"
     );
 }
+
+#[tokio::test]
+async fn speaker_reports_name_participants_and_skip_producers_that_are_gone() {
+    let mut r = room(true).await;
+    let mic = r.produce("audio", 3000).await;
+    let bob = r.bob.participant_id().to_string();
+    let router = r.m.to_string();
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::ActiveSpeaker {
+                router: router.clone(),
+                producer: mic.clone(),
+            })
+            .await;
+    let e = emits(&out, "active-speaker");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].target, crate::Target::Meeting(r.m.clone()));
+    assert_eq!(
+        e[0].payload,
+        json!({"meetingId": router, "participantId": bob, "userId": r.bob.user_id().to_string()})
+    );
+    // A producer closed meanwhile: nothing.
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::ActiveSpeaker {
+                router: router.clone(),
+                producer: "pr_gone".into(),
+            })
+            .await;
+    assert!(out.emits.is_empty());
+
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::AudioLevels {
+                router: router.clone(),
+                levels: vec![("pr_gone".into(), 0.5), (mic.clone(), 0.25)],
+            })
+            .await;
+    let e = emits(&out, "audio-levels");
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        e[0].payload,
+        json!({"meetingId": router, "levels": [{"participantId": bob, "level": 0.25}]})
+    );
+    // Only producers that are gone: nothing; silence (an empty list): said once, as the media plane sends it.
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::AudioLevels {
+                router: router.clone(),
+                levels: vec![("pr_gone".into(), 0.5)],
+            })
+            .await;
+    assert!(out.emits.is_empty());
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::AudioLevels {
+                router: router.clone(),
+                levels: Vec::new(),
+            })
+            .await;
+    assert_eq!(emits(&out, "audio-levels")[0].payload["levels"], json!([]));
+}
+
+#[tokio::test]
+async fn connection_quality_names_the_transports_owner_and_only_changes_are_sent() {
+    use sfu::quality::Quality;
+    let r = room(true).await;
+    let rt = consistent(&r.w, &r.m).await;
+    let send = rt.participants[&r.bob.participant_id()]
+        .send_transport
+        .clone()
+        .expect("send transport");
+    let event = |transport: &str, quality, previous| media::CoreEvent::ConnectionQuality {
+        router: r.m.to_string(),
+        transport: transport.to_owned(),
+        quality,
+        previous,
+    };
+    let out =
+        r.w.svc
+            .media_event(event(&send, Quality::Excellent, None))
+            .await;
+    let e = emits(&out, "connection-quality");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].target, crate::Target::Meeting(r.m.clone()));
+    assert_eq!(
+        e[0].payload,
+        json!({"meetingId": r.m.to_string(), "participantId": r.bob.participant_id().to_string(), "quality": "excellent"})
+    );
+    let out =
+        r.w.svc
+            .media_event(event(&send, Quality::Lost, Some(Quality::Excellent)))
+            .await;
+    assert_eq!(
+        emits(&out, "connection-quality")[0].payload["quality"],
+        json!("lost")
+    );
+    // A transport nobody owns (closed meanwhile): nothing.
+    let out =
+        r.w.svc
+            .media_event(event("tr_gone", Quality::Poor, None))
+            .await;
+    assert!(out.emits.is_empty());
+}
+
+#[tokio::test]
+async fn layers_needed_goes_to_the_producers_owner_only() {
+    let mut r = room(true).await;
+    let cam = r.produce("video", 4000).await;
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::LayersNeeded {
+                router: r.m.to_string(),
+                producer: cam.clone(),
+                spatial_layers: 1,
+            })
+            .await;
+    let e = emits(&out, "producer:layers-needed");
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        e[0].target,
+        crate::Target::Participants(vec![r.bob.participant_id()])
+    );
+    assert_eq!(e[0].payload, json!({"producerId": cam, "spatialLayers": 1}));
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::LayersNeeded {
+                router: r.m.to_string(),
+                producer: "pr_gone".into(),
+                spatial_layers: 2,
+            })
+            .await;
+    assert!(out.emits.is_empty());
+}
+
+#[tokio::test]
+async fn layers_changed_goes_to_the_consumers_owner() {
+    let mut r = room(true).await;
+    r.w.ok(
+        &mut r.host,
+        "create-transport",
+        json!({"direction": "recv"}),
+    )
+    .await;
+    let cam = r.produce("video", 5000).await;
+    let consumer = host_consumes(&mut r, &cam).await;
+    let out =
+        r.w.svc
+            .media_event(media::CoreEvent::ConsumerLayersChanged {
+                router: r.m.to_string(),
+                consumer: consumer.clone(),
+                spatial_layer: 1,
+                temporal_layer: 2,
+            })
+            .await;
+    let e = emits(&out, "consumer:layers-changed");
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        e[0].target,
+        crate::Target::Participants(vec![r.host.participant_id()])
+    );
+    assert_eq!(
+        e[0].payload,
+        json!({"consumerId": consumer, "spatialLayer": 1, "temporalLayer": 2})
+    );
+}

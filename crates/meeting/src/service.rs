@@ -570,6 +570,7 @@ impl MeetingService {
                     .insert_stats(&meeting, &me.participant_id, &who.user_id, &stats, now)
                     .await
                     .map_err(|e| internal("storing stats", e))?;
+                crate::media_ops::client_stats(self, &meeting, &me, &stats).await;
                 Ok(Outcome::reply(&ev::Empty {}))
             }
             Request::Recording { action, .. } => {

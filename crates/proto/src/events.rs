@@ -531,6 +531,76 @@ pub struct TransportClosed {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Server → client: speakers (from the audio-level header extension, measured on the server)
+
+/// `active-speaker` (to the meeting): the dominant speaker changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveSpeaker {
+    pub meeting_id: MeetingId,
+    pub participant_id: ParticipantId,
+    pub user_id: UserId,
+}
+
+/// One entry of `audio-levels`: a linear amplitude, 0 (silence) to 1 (0 dBov), averaged over the last 500 ms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioLevel {
+    pub participant_id: ParticipantId,
+    pub level: f64,
+}
+
+/// `audio-levels` (to the meeting, at most every 500 ms while someone makes a sound): the loudest few, loudest
+/// first; an empty list once when the meeting falls silent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioLevels {
+    pub meeting_id: MeetingId,
+    pub levels: Vec<AudioLevel>,
+}
+
+/// `producer:layers-needed` (to the producer's owner): how many spatial layers (simulcast encodings, lowest
+/// first) its consumers need now; the client may stop sending the others (mediasoup-client `setMaxSpatialLayer`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerLayersNeeded {
+    pub producer_id: String,
+    pub spatial_layers: u32,
+}
+
+/// `consumer:layers-changed` (to the consumer's owner): the spatial layer (and its highest temporal layer) a simulcast
+/// consumer now receives — mediasoup's `layerschange`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerLayersChanged {
+    pub consumer_id: String,
+    pub spatial_layer: u32,
+    pub temporal_layer: u32,
+}
+
+/// A participant's connection quality, best first.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, TS, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionQualityLevel {
+    Excellent,
+    Good,
+    Poor,
+    Lost,
+}
+
+/// `connection-quality` (to the meeting): a participant's connection quality changed (the worse of its send and
+/// recv transports, measured on the server).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionQuality {
+    pub meeting_id: MeetingId,
+    pub participant_id: ParticipantId,
+    pub quality: ConnectionQualityLevel,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Server → client: connection
 
 /// `auth:expired`.

@@ -7,7 +7,7 @@ use axum::Router;
 use clap::Parser;
 use config::Config;
 use meeting::{DomainConfig, Limits, MeetingService};
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use signaling::auth::{DevKey, JwtAlgorithm, Verifier};
 use state::{Limit, LocalRateLimiter, LocalRuntimeStore};
 use std::net::SocketAddr;
@@ -89,6 +89,24 @@ fn limit(l: config::LimitConfig) -> Limit {
 async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(config = ?cfg, "starting");
     let prometheus = PrometheusBuilder::new()
+        // Connection figures as histograms (a summary's quantiles cannot be summed across nodes).
+        .set_buckets_for_metric(
+            Matcher::Full("meet_connection_loss_ratio".into()),
+            &[0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
+        )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Prefix("meet_connection_rtt".into()),
+                &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+            )
+        })
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Prefix("meet_connection_jitter".into()),
+                &[0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25],
+            )
+        })
+        .context("metric buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
     describe_metrics();
@@ -144,6 +162,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         extra_ips: cfg.media.extra_ips().map_err(anyhow::Error::msg)?,
         udp: cfg.media.udp,
         tcp: cfg.media.tcp,
+        bwe: cfg.media.bwe,
         liveness: media::Liveness {
             consent_timeout: Duration::from_millis(cfg.media.consent_timeout_ms),
             connect_timeout: Duration::from_millis(cfg.media.connect_timeout_ms),
@@ -322,6 +341,22 @@ fn describe_metrics() {
     metrics::describe_gauge!("meet_participants", "Participants in meetings");
     metrics::describe_counter!("meet_events_total", "Socket.IO requests received, by event");
     metrics::describe_counter!("meet_errors_total", "Coded errors returned, by code");
+    metrics::describe_histogram!(
+        "meet_connection_loss_ratio",
+        "Packet loss of each connected transport, per one-second window (the worse direction)"
+    );
+    metrics::describe_histogram!(
+        "meet_connection_rtt_seconds",
+        "Round-trip time of each connected transport, per one-second window"
+    );
+    metrics::describe_histogram!(
+        "meet_connection_jitter_seconds",
+        "Jitter of what each connected send transport delivers, per one-second window"
+    );
+    metrics::describe_counter!(
+        "meet_connection_quality_changes_total",
+        "Participants' connection-quality changes, by the new quality"
+    );
     metrics::describe_counter!("meet_auth_failures_total", "Refused socket handshakes");
     metrics::describe_counter!(
         "meet_transports_failed_total",

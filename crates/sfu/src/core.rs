@@ -5,9 +5,12 @@
 //! Demultiplexing one UDP port among many transports (like mediasoup's WebRtcServer): STUN by the local ufrag in
 //! its USERNAME, everything else by the source address a STUN request came from.
 
+use crate::allocator;
 use crate::fingerprint;
 use crate::ortc::{self, Kind, ProducerMapping, RtpCapabilities, RtpParameters};
+use crate::quality;
 use crate::sdp::{self, Section, PLACEHOLDER_ICE_PWD};
+use crate::speaker;
 use crate::vp8;
 use serde_json::{json, Value};
 use slotmap::SlotMap;
@@ -58,7 +61,7 @@ impl Default for Liveness {
 }
 
 /// What the core tells its owner without being asked.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum CoreEvent {
     /// A transport failed and was closed, with its producers and its consumers (consumers of its producers on
@@ -72,6 +75,36 @@ pub enum CoreEvent {
         reason: &'static str,
         producers: Vec<String>,
         consumers: Vec<String>,
+    },
+    /// The dominant speaker of a router changed (`speaker.rs`): the producer of that audio.
+    ActiveSpeaker { router: String, producer: String },
+    /// A router's loudest audio producers over the last 500 ms, loudest first, linear amplitude 0–1 (`speaker.rs`);
+    /// empty once when it falls silent.
+    AudioLevels {
+        router: String,
+        levels: Vec<(String, f32)>,
+    },
+    /// How many spatial layers of a simulcast producer its consumers need changed (`producer:layers-needed`): the
+    /// highest layer an unpaused consumer targets, plus one (at least 1: the lowest is always sent).
+    LayersNeeded {
+        router: String,
+        producer: String,
+        spatial_layers: usize,
+    },
+    /// A simulcast consumer now receives another spatial layer (mediasoup's `layerschange`); `temporal_layer` is the
+    /// highest temporal layer of that encoding (all of them are forwarded).
+    ConsumerLayersChanged {
+        router: String,
+        consumer: String,
+        spatial_layer: usize,
+        temporal_layer: usize,
+    },
+    /// A connected transport's connection quality changed (`quality.rs`); `previous` is None the first time.
+    ConnectionQuality {
+        router: String,
+        transport: String,
+        quality: quality::Quality,
+        previous: Option<quality::Quality>,
     },
 }
 
@@ -179,6 +212,14 @@ struct Transport {
     /// gives, else a random one. mediasoup-client sends an empty CNAME for simulcast video, and a consumer with an
     /// empty CNAME gets an SDP `a=msid` Chrome refuses; one shared CNAME also keeps audio and video in sync.
     cname: Option<String>,
+    /// Connection quality from str0m's once-a-second stats (`quality.rs`).
+    link: quality::Link,
+    /// Recv transports: the bandwidth estimate (bps) when there is one, and its share-out across video consumers.
+    estimate: Option<u64>,
+    allocation: allocator::Allocator<ConsumerKey>,
+    /// What str0m was last asked to reach (bps), and when to ask again if the estimate stays below it.
+    desired: u64,
+    next_probe: Option<Instant>,
 }
 
 impl Transport {
@@ -212,6 +253,10 @@ struct Producer {
     /// When each layer last carried a packet: a browser drops its upper layers under CPU or bandwidth pressure,
     /// and a consumer on a layer that went quiet must move to one that still flows.
     last_packet: Vec<Option<Instant>>,
+    /// Spatial layers its consumers need, as last reported (all of them until a change is reported).
+    needed_layers: usize,
+    /// Each layer's bitrate (what the allocator shares an estimate with).
+    rates: allocator::LayerRates,
 }
 
 struct Consumer {
@@ -238,6 +283,18 @@ struct Consumer {
     packets: u64,
     /// VP8 simulcast: keeps picture id and tl0picidx continuous across layer switches.
     vp8: Option<vp8::Rewriter>,
+    /// The spatial layer last reported (`CoreEvent::ConsumerLayersChanged`).
+    reported_layer: Option<usize>,
+    /// Highest layer the transport's bandwidth estimate allows (`allocator.rs`); None = no estimate, no limit.
+    allowed_layer: Option<usize>,
+}
+
+impl Consumer {
+    /// The layer forwarding aims at: the client's preference, within what the estimate allows.
+    fn goal(&self) -> usize {
+        self.allowed_layer
+            .map_or(self.target_layer, |a| a.min(self.target_layer))
+    }
 }
 
 /// What `create_transport` returns: mediasoup's WebRtcTransport shape.
@@ -315,7 +372,27 @@ pub struct Core {
     ice_protocols: HashMap<TransportKey, Protocol>,
     /// ICE failures not yet taken by the shell: (protocol or `none`, reason).
     ice_failures: Vec<(&'static str, &'static str)>,
+    /// Audio-level meters and the dominant speaker per router.
+    speakers: speaker::Speakers<ProducerKey>,
+    /// Link windows not yet taken by the shell (bounded: nobody may take them in tests).
+    link_figures: Vec<quality::Figures>,
+    /// When estimates are next shared out (`allocate_layers`).
+    next_allocation: Option<Instant>,
+    /// str0m's bandwidth estimation on recv transports created from now on (`set_bandwidth_estimation`).
+    bwe: bool,
 }
+
+/// Where str0m's estimate starts (mediasoup's `initialAvailableOutgoingBitrate` is 600 kbps).
+const INITIAL_ESTIMATE_KBPS: u64 = 1_000;
+
+/// How often a transport whose estimate stays below what its consumers want is probed again.
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often a transport's estimate is shared out across its consumers.
+const ALLOCATION_INTERVAL: Duration = Duration::from_millis(100);
+
+/// At most this many link windows wait for the shell (one per transport per second).
+const MAX_LINK_FIGURES: usize = 16_384;
 
 /// One address the worker listens on: its socket's address (what str0m's candidate must equal), what clients are
 /// told, and the protocol (UDP, or TCP passive with RFC 4571 framing in the shell).
@@ -404,7 +481,9 @@ fn rtc_config(ufrag: &str, pwd: &str) -> RtcConfig {
             pass: pwd.to_owned(),
         })
         .clear_codecs()
-        .set_extension_map(exts);
+        .set_extension_map(exts)
+        // Once a second: loss, RTT and jitter per transport for its connection quality (`quality.rs`).
+        .set_stats_interval(Some(Duration::from_secs(1)));
     for c in ortc::router_codecs() {
         let Some(codec) = str0m_codec(c.mime_type) else {
             continue;
@@ -478,6 +557,10 @@ impl Core {
             debug_drops: HashMap::new(),
             ice_protocols: HashMap::new(),
             ice_failures: Vec::new(),
+            speakers: speaker::Speakers::default(),
+            link_figures: Vec::new(),
+            next_allocation: None,
+            bwe: false,
         }
     }
 
@@ -667,6 +750,9 @@ impl Core {
         let ufrag = random_token(16);
         let pwd = random_token(32);
         let mut cfg = rtc_config(&ufrag, &pwd);
+        if self.bwe && direction == Direction::Recv {
+            cfg = cfg.enable_bwe(Some(str0m::bwe::Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
+        }
         if let Some(cert) = &self.dtls_cert {
             cfg = cfg.set_dtls_cert(cert.clone());
         }
@@ -730,6 +816,11 @@ impl Core {
             dirty: false,
             connected: false,
             cname: None,
+            link: quality::Link::default(),
+            estimate: None,
+            allocation: allocator::Allocator::default(),
+            desired: 0,
+            next_probe: None,
         });
         self.by_ufrag.insert(ufrag, tk);
         self.transport_ids.insert(id.clone(), tk);
@@ -1011,6 +1102,8 @@ impl Core {
             layer_ssrcs: vec![None; layers],
             last_keyframe_request: vec![None; layers],
             last_packet: vec![None; layers],
+            needed_layers: layers,
+            rates: allocator::LayerRates::default(),
         });
         self.producer_ids.insert(id.clone(), pk);
         if let Some(t) = self.transports.get_mut(tk) {
@@ -1077,6 +1170,9 @@ impl Core {
             .ok_or(SfuError::NotFound("producer"))?;
         let was = p.paused;
         p.paused = paused;
+        if paused {
+            self.speakers.silence(pk);
+        }
         if was && !paused {
             // Consumers restart on a keyframe.
             for &ck in &p.consumers {
@@ -1104,6 +1200,7 @@ impl Core {
             return Vec::new();
         };
         self.producer_ids.remove(&p.id);
+        self.speakers.remove(pk);
         if let Some(t) = self.transports.get_mut(p.transport) {
             t.producers.retain(|&x| x != pk);
             if t.mid_to_producer.get(&p.mid) == Some(&pk) {
@@ -1192,6 +1289,8 @@ impl Core {
             paused: true,
             target_layer: layers.saturating_sub(1),
             vp8: (layers > 1 && p.codec == Codec::Vp8).then(vp8::Rewriter::default),
+            reported_layer: None,
+            allowed_layer: None,
             current_layer: None,
             seq_delta: 0,
             ts_delta: 0,
@@ -1253,6 +1352,11 @@ impl Core {
         }
         c.paused = paused;
         c.current_layer = None;
+        let pk = c.producer;
+        self.update_needed_layers(pk);
+        let Some(c) = self.consumers.get(ck) else {
+            return Ok(());
+        };
         let connected = self
             .transports
             .get(c.transport)
@@ -1262,7 +1366,7 @@ impl Core {
         // leave it to that event.
         if !paused && connected {
             // Fast start: ask every layer up to the target for a keyframe and start on the first that comes.
-            let (producer, target) = (c.producer, c.target_layer);
+            let (producer, target) = (c.producer, c.goal());
             for layer in 0..=target {
                 self.request_keyframe(producer, layer, now);
             }
@@ -1290,8 +1394,41 @@ impl Core {
             .map_or(1, |p| p.layer_ssrcs.len());
         c.target_layer = layer.min(layers.saturating_sub(1));
         let (producer, target) = (c.producer, c.target_layer);
+        self.update_needed_layers(producer);
         self.request_keyframe(producer, target, now);
         Ok(())
+    }
+
+    /// Reports a simulcast producer's needed layer count when it changed (`CoreEvent::LayersNeeded`). Consumers
+    /// are created paused: one that was never resumed does not count, and creating it reports nothing.
+    fn update_needed_layers(&mut self, pk: ProducerKey) {
+        let Some(p) = self.producers.get(pk) else {
+            return;
+        };
+        let layers = p.layer_ssrcs.len();
+        if layers <= 1 {
+            return;
+        }
+        let needed = p
+            .consumers
+            .iter()
+            .filter_map(|&ck| self.consumers.get(ck))
+            .filter(|c| !c.paused)
+            .map(|c| c.target_layer.min(layers - 1) + 1)
+            .max()
+            .unwrap_or(1);
+        if needed == p.needed_layers {
+            return;
+        }
+        let (router, producer) = (p.router.clone(), p.id.clone());
+        if let Some(p) = self.producers.get_mut(pk) {
+            p.needed_layers = needed;
+        }
+        self.events.push_back(CoreEvent::LayersNeeded {
+            router,
+            producer,
+            spatial_layers: needed,
+        });
     }
 
     pub fn close_consumer(&mut self, id: &str) {
@@ -1307,6 +1444,7 @@ impl Core {
         if let Some(p) = self.producers.get_mut(c.producer) {
             p.consumers.retain(|&x| x != ck);
         }
+        self.update_needed_layers(c.producer);
         if let Some(t) = self.transports.get_mut(c.transport) {
             t.mid_to_consumer.remove(&c.mid);
             t.consumers.retain(|&x| x != ck);
@@ -1535,6 +1673,144 @@ impl Core {
         }
         self.check_liveness(now);
         self.drain_dirty(now);
+        self.tick_speakers(now);
+        self.allocate_layers(now);
+    }
+
+    /// Every [`ALLOCATION_INTERVAL`]: producers' layer rates roll, and each recv transport with a bandwidth estimate
+    /// shares it out across its simulcast consumers (`allocator.rs`); a consumer's allowed layer bounds what
+    /// `forward` aims at. Without an estimate (str0m's BWE is not enabled yet) nothing is limited.
+    fn allocate_layers(&mut self, now: Instant) {
+        if self.next_allocation.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_allocation = Some(now + ALLOCATION_INTERVAL);
+        for p in self.producers.values_mut() {
+            p.rates.roll(now);
+        }
+        let estimated: Vec<TransportKey> = self
+            .transports
+            .iter()
+            .filter(|(_, t)| t.estimate.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        for tk in estimated {
+            let Some(t) = self.transports.get(tk) else {
+                continue;
+            };
+            let Some(estimate) = t.estimate else {
+                continue;
+            };
+            let demands: Vec<allocator::Demand<ConsumerKey>> = t
+                .consumers
+                .iter()
+                .filter_map(|&ck| {
+                    let c = self.consumers.get(ck)?;
+                    let p = self.producers.get(c.producer)?;
+                    (p.layer_ssrcs.len() > 1).then(|| allocator::Demand {
+                        key: ck,
+                        priority: allocator::Priority::Normal,
+                        cap: c.target_layer,
+                        layer_bps: p.rates.bps().to_vec(),
+                        paused: c.paused,
+                    })
+                })
+                .collect();
+            let Some(t) = self.transports.get_mut(tk) else {
+                continue;
+            };
+            let changes = t.allocation.allocate(now, estimate, &demands);
+            // Probing asks only for the next layer someone is missing; nothing when every consumer is at its cap
+            // or paused (a paused consumer must not be padded).
+            // str0m probes when the desired rate goes up; a link that recovers later (a cap lifted) is probed again
+            // every PROBE_INTERVAL while the estimate stays below what is wanted.
+            if self.bwe {
+                let desired = t.allocation.probe_target(&demands).unwrap_or(0);
+                let minimum = desired.min(estimate);
+                let again = desired > estimate && t.next_probe.is_none_or(|at| now >= at);
+                if desired != t.desired || again {
+                    if again && desired == t.desired {
+                        t.rtc.bwe().set_bitrate(
+                            str0m::bwe::Bitrate::bps(minimum),
+                            str0m::bwe::Bitrate::bps(estimate),
+                        );
+                    }
+                    t.rtc.bwe().set_bitrate(
+                        str0m::bwe::Bitrate::bps(minimum),
+                        str0m::bwe::Bitrate::bps(desired),
+                    );
+                    t.desired = desired;
+                    t.next_probe = Some(now + PROBE_INTERVAL);
+                }
+            }
+            for (ck, layer) in changes {
+                if let Some(c) = self.consumers.get_mut(ck) {
+                    c.allowed_layer = layer;
+                }
+            }
+        }
+    }
+
+    /// str0m's transport-wide-cc bandwidth estimation on the recv transports created from now on: its estimate is
+    /// shared out across each transport's simulcast consumers (`allocate_layers`). Off by default.
+    pub fn set_bandwidth_estimation(&mut self, on: bool) {
+        self.bwe = on;
+    }
+
+    /// The addresses a transport's peer was seen at (test hooks in the shell: a downlink cap).
+    pub fn transport_sources(&self, id: &str) -> Vec<SocketAddr> {
+        self.transport_key(id)
+            .and_then(|tk| self.transports.get(tk))
+            .map(|t| t.sources.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Test hook: sets (or clears) a recv transport's bandwidth estimate, as str0m's estimator would.
+    pub fn debug_set_estimate(&mut self, transport: &str, bps: Option<u64>) -> bool {
+        let Some(t) = self
+            .transport_key(transport)
+            .and_then(|tk| self.transports.get_mut(tk))
+        else {
+            return false;
+        };
+        t.estimate = bps;
+        if bps.is_none() {
+            for &ck in &t.consumers {
+                if let Some(c) = self.consumers.get_mut(ck) {
+                    c.allowed_layer = None;
+                }
+            }
+        }
+        true
+    }
+
+    /// Audio levels and the dominant speaker, reported as events with the producers' ids (`speaker.rs`).
+    fn tick_speakers(&mut self, now: Instant) {
+        if self.speakers.next_deadline().is_none_or(|d| now < d) {
+            return;
+        }
+        for e in self.speakers.tick(now) {
+            match e {
+                speaker::SpeakerEvent::Dominant { room, key } => {
+                    if let Some(p) = self.producers.get(key) {
+                        self.events.push_back(CoreEvent::ActiveSpeaker {
+                            router: room,
+                            producer: p.id.clone(),
+                        });
+                    }
+                }
+                speaker::SpeakerEvent::Levels { room, levels } => {
+                    let levels = levels
+                        .into_iter()
+                        .filter_map(|(k, l)| self.producers.get(k).map(|p| (p.id.clone(), l)))
+                        .collect();
+                    self.events.push_back(CoreEvent::AudioLevels {
+                        router: room,
+                        levels,
+                    });
+                }
+            }
+        }
     }
 
     /// The earliest deadline of any transport (and of the next liveness check while there are transports): the
@@ -1546,10 +1822,10 @@ impl Core {
         // `drain_dirty` (which `handle_timeout` ends with) prunes stale entries off the top; one left by a later
         // call would only cost an early wake-up.
         let top = self.deadlines.peek().map(|Reverse((at, _))| *at);
-        match (top, liveness) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [top, liveness, self.speakers.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next datagram to send: `(destination, bytes)`.
@@ -1653,7 +1929,7 @@ impl Core {
                 let Some(c) = self.consumers.get(ck) else {
                     return;
                 };
-                let (producer, layer) = (c.producer, c.current_layer.unwrap_or(c.target_layer));
+                let (producer, layer) = (c.producer, c.current_layer.unwrap_or(c.goal()));
                 self.request_keyframe(producer, layer, now);
             }
             Event::Connected => {
@@ -1676,7 +1952,7 @@ impl Core {
                     if let Some(c) = self.consumers.get_mut(ck) {
                         if !c.paused {
                             c.current_layer = None;
-                            waiting.push((c.producer, c.target_layer));
+                            waiting.push((c.producer, c.goal()));
                         }
                     }
                 }
@@ -1686,6 +1962,14 @@ impl Core {
                     }
                 }
             }
+            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
+                if let Some(t) = self.transports.get_mut(tk) {
+                    t.estimate = Some(estimate.as_u64());
+                }
+            }
+            Event::MediaIngressStats(_) | Event::MediaEgressStats(_) | Event::PeerStats(_) => {
+                self.on_link_stats(tk, e)
+            }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 if let Some(t) = self.transports.get(tk) {
                     tracing::debug!(transport = %t.id, "ice disconnected");
@@ -1693,6 +1977,82 @@ impl Core {
             }
             _ => {}
         }
+    }
+
+    /// str0m's stats of a connected transport feed its link meter; a window that changes its class is reported,
+    /// and every window's figures are kept for the shell's histograms (`take_link_figures`).
+    fn on_link_stats(&mut self, tk: TransportKey, e: Event) {
+        let Some(t) = self.transports.get_mut(tk) else {
+            return;
+        };
+        if !t.connected || t.failed.is_some() {
+            return;
+        }
+        match e {
+            Event::MediaIngressStats(s) => {
+                let clock_rate = match t
+                    .mid_to_producer
+                    .get(&*s.mid)
+                    .and_then(|&pk| self.producers.get(pk))
+                    .map(|p| p.mapping.kind)
+                {
+                    Some(Kind::Audio) => 48_000,
+                    _ => 90_000,
+                };
+                let jitter = Duration::from_secs_f64(f64::from(s.jitter) / f64::from(clock_rate));
+                t.link.on_stream(s.loss, s.rtt, Some(jitter));
+            }
+            Event::MediaEgressStats(s) => t.link.on_stream(s.loss, s.rtt, None),
+            Event::PeerStats(s) => {
+                let previous = t.link.current();
+                let (figures, changed) = t.link.on_peer(
+                    s.peer_bytes_rx,
+                    [s.ingress_loss_fraction, s.egress_loss_fraction],
+                    s.rtt,
+                );
+                if self.link_figures.len() < MAX_LINK_FIGURES {
+                    self.link_figures.push(figures);
+                }
+                if let Some(quality) = changed {
+                    self.events.push_back(CoreEvent::ConnectionQuality {
+                        router: t.router.clone(),
+                        transport: t.id.clone(),
+                        quality,
+                        previous,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A transport's connection quality (None before its first full window, or when it is unknown).
+    pub fn transport_quality(&self, id: &str) -> Option<quality::Quality> {
+        let tk = self.transport_key(id)?;
+        self.transports.get(tk)?.link.current()
+    }
+
+    /// A client's own figures (`stats:report`) for one of its transports: they count in its next windows.
+    pub fn report_client_stats(
+        &mut self,
+        transport: &str,
+        loss: Option<f32>,
+        rtt: Option<Duration>,
+        jitter: Option<Duration>,
+    ) -> bool {
+        let Some(t) = self
+            .transport_key(transport)
+            .and_then(|tk| self.transports.get_mut(tk))
+        else {
+            return false;
+        };
+        t.link.on_client(loss, rtt, jitter);
+        true
+    }
+
+    /// The figures of every link window since the last call (the shell's `/metrics` histograms).
+    pub fn take_link_figures(&mut self) -> Vec<quality::Figures> {
+        std::mem::take(&mut self.link_figures)
     }
 
     /// Which producer layer an incoming SSRC is: cached per transport, resolved from str0m's stream (mid, rid) once.
@@ -1740,7 +2100,16 @@ impl Core {
         if let Some(slot) = p.last_packet.get_mut(layer) {
             *slot = Some(now);
         }
-        if p.paused || p.consumers.is_empty() {
+        if p.layer_ssrcs.len() > 1 {
+            p.rates.on_packet(layer, pkt.payload.len() + 12, now);
+        }
+        if p.paused {
+            return;
+        }
+        if let (Kind::Audio, Some(level)) = (p.mapping.kind, pkt.header.ext_vals.audio_level) {
+            self.speakers.on_level(pk, &p.router, level, now);
+        }
+        if p.consumers.is_empty() {
             return;
         }
         let video = p.mapping.kind == Kind::Video;
@@ -1789,8 +2158,8 @@ impl Core {
         let in_seq = *pkt.seq_no;
         let switch = match c.current_layer {
             None => {
-                if video && !(keyframe && layer <= c.target_layer) {
-                    let target = c.target_layer;
+                if video && !(keyframe && layer <= c.goal()) {
+                    let target = c.goal();
                     self.request_keyframe(pk, target.min(layer), now);
                     return;
                 }
@@ -1802,7 +2171,7 @@ impl Core {
                     .get(pk)
                     .and_then(|p| p.last_packet.get(cur).copied().flatten())
                     .is_none_or(|t| now.saturating_duration_since(t) > LAYER_QUIET);
-                let target = c.target_layer;
+                let target = c.goal();
                 let towards = (cur < target && layer > cur && layer <= target)
                     || (cur > target && layer == target)
                     || (current_quiet && layer <= target);
@@ -1838,6 +2207,20 @@ impl Core {
                 tracing::debug!(consumer = %c.id, from = ?c.current_layer, to = layer, target = c.target_layer, "layer switch");
             }
             c.current_layer = Some(layer);
+            // A simulcast consumer's client learns the layer it now receives (mediasoup's `layerschange`).
+            if c.vp8.is_some() && c.reported_layer != Some(layer) {
+                c.reported_layer = Some(layer);
+                if let (Some(t), Some(p)) =
+                    (self.transports.get(c.transport), self.producers.get(pk))
+                {
+                    self.events.push_back(CoreEvent::ConsumerLayersChanged {
+                        router: t.router.clone(),
+                        consumer: c.id.clone(),
+                        spatial_layer: layer,
+                        temporal_layer: usize::from(p.mapping.temporal_layers.saturating_sub(1)),
+                    });
+                }
+            }
         }
         if in_seq < c.floor_seq {
             return;

@@ -2,11 +2,14 @@
 //! WebRtcTransport parameters, producer/consumer RTP parameters) so the official mediasoup-client works against it
 //! unchanged. No tokio, no clock, no sockets: see `media` for the I/O shell.
 
+pub mod allocator;
 pub mod client_sdp;
 pub mod core;
 pub mod fingerprint;
 pub mod ortc;
+pub mod quality;
 pub mod sdp;
+pub mod speaker;
 pub mod vp8;
 
 pub use crate::core::{

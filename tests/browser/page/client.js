@@ -381,6 +381,7 @@ const log = []; // every socket event received: {t (ms since page load), event, 
 const pageErrors = []; // unhandled errors / rejections in the page
 const consumerInfo = new Map(); // consumerId -> {participantId, userId, producerId, kind, source, consumedAt, closed}
 const localStreams = [];
+const honour = { layersNeeded: false };
 const marks = {}; // named timestamps (ms since page load) for the join → first frame measurement
 let client = null;
 const tamper = { fingerprint: false };
@@ -491,6 +492,14 @@ async function join(token, meetingId, { timeoutMs = 20000 } = {}) {
     if (event === 'subscribed' && !marks.firstSubscribed) marks.firstSubscribed = now();
   });
   client.socket.on('disconnect', (reason) => log.push({ t: now(), event: 'disconnect', data: { reason } }));
+  // Opt-in (honourLayersNeeded): the guide's class ignores producer:layers-needed; a page can act on it as the
+  // bundled web client does, to show the publisher stops sending what nobody receives.
+  client.socket.on('producer:layers-needed', ({ producerId, spatialLayers }) => {
+    if (!honour.layersNeeded) return;
+    const producer = [...client.producers.values()].find((p) => p.id === producerId);
+    if (!producer) return;
+    producer.setMaxSpatialLayer(Math.max(spatialLayers, 1) - 1).catch((e) => console.warn('setMaxSpatialLayer', e));
+  });
   // Test hook: a client whose connect-transport carries a fingerprint that is not its certificate's (see
   // tamperNextFingerprint); the guide's class itself stays unchanged.
   const emit = client.socket.emit.bind(client.socket);
@@ -568,6 +577,7 @@ async function stats() {
       framesDecoded: inbound?.framesDecoded ?? 0,
       frameWidth: inbound?.frameWidth ?? 0,
       frameHeight: inbound?.frameHeight ?? 0,
+      freezeCount: inbound?.freezeCount ?? 0,
       totalAudioEnergy: inbound?.totalAudioEnergy ?? 0,
       totalSamplesReceived: inbound?.totalSamplesReceived ?? 0,
     });
@@ -669,6 +679,11 @@ window.meeting = {
   pauseConsumer,
   resumeConsumer,
   mute,
+  /** track.enabled on this page's own tracks of `kind`: a disabled microphone keeps sending packets of silence. */
+  honourLayersNeeded: () => { honour.layersNeeded = true; },
+  setTrackEnabled: (kind, enabled) => {
+    for (const st of localStreams) st.getTracks().filter((tr) => tr.kind === kind).forEach((tr) => { tr.enabled = enabled; });
+  },
   leave,
   request: (event, payload) => request(event, payload),
   tamperNextFingerprint: () => { tamper.fingerprint = true; },

@@ -47,11 +47,16 @@ class Tile {
       h('div', { class: 'tile-badges' },
         h('span', { class: 'tile-hand', role: 'img', 'aria-label': 'Hand raised', title: 'Hand raised' }, '✋'),
         h('span', { class: 'tile-spot', role: 'img', 'aria-label': 'Spotlighted', title: 'Spotlighted', html: icon('star') }),
+        this.quality,
       ),
       h('div', { class: 'tile-actions' }, this.pinBtn),
       h('div', { class: 'nameplate' }, source === 'camera' ? this.mic : h('span', { class: 'tile-screen-icon', html: icon('present') }), this.name, this.role),
     );
   }
+
+  /** The connection-quality badge: four bars, shown only when the link is not good (CSS: data-quality). */
+  private readonly quality = h('span', { class: 'tile-quality', role: 'img' },
+    h('i', {}), h('i', {}), h('i', {}), h('i', {}));
 
   setTrack(track: MediaStreamTrack | null): void {
     if (track === this.track) return;
@@ -77,6 +82,11 @@ class Tile {
     setBool(el, 'data-pinned', model.pinnedUserId === p.userId && this.source === 'camera');
     setBool(el, 'data-spotlight', model.spotlightUserId === p.userId && this.source === 'camera');
     setBool(el, 'data-speaking', this.source === 'camera' && micOn && model.speaking.has(p.participantId));
+    const quality = this.source === 'camera' ? model.quality.get(p.participantId) : undefined;
+    if (quality) el.dataset.quality = quality;
+    else delete el.dataset.quality;
+    this.quality.setAttribute('aria-label', quality ? `Connection ${quality}` : '');
+    this.quality.title = quality ? `Connection: ${quality}` : '';
     el.classList.toggle('mirror', p.isLocal && this.source === 'camera');
     const who = p.isLocal ? `${p.userName} (you)` : p.userName;
     this.name.textContent = this.source === 'screen' ? `${who} — screen` : who;
@@ -98,6 +108,7 @@ class Tile {
       this.source === 'camera' ? (micOn ? 'microphone on' : 'microphone muted') : null,
       this.source === 'camera' && !showVideo ? 'camera off' : null,
       p.handRaised ? 'hand raised' : null,
+      quality === 'poor' || quality === 'lost' ? `connection ${quality}` : null,
     ].filter(Boolean);
     el.setAttribute('aria-label', `${who}${states.length ? `, ${states.join(', ')}` : ''}`);
   }

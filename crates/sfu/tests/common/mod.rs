@@ -230,6 +230,8 @@ pub struct Publisher {
     /// `World::run` makes this client send media.
     pub auto: bool,
     pub index: usize,
+    /// The level every audio packet carries (−dBov as str0m writes it); None = a sweep (−(seq mod 100)).
+    pub audio_level: Option<i8>,
     next_audio: Option<Instant>,
     next_video: Option<Instant>,
 }
@@ -352,7 +354,7 @@ impl Publisher {
                 // The audio level travels under the client's extension id (1) and must reach subscribers under
                 // the router's (10).
                 let ext = ExtensionValues {
-                    audio_level: Some(-((seq % 100) as i8)),
+                    audio_level: Some(self.audio_level.unwrap_or(-((seq % 100) as i8))),
                     voice_activity: Some(true),
                     ..ExtensionValues::default()
                 };
@@ -582,6 +584,7 @@ impl World {
             connected_core: false,
             auto: true,
             index,
+            audio_level: None,
             next_audio: None,
             next_video: None,
         });

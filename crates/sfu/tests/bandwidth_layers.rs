@@ -1,0 +1,109 @@
+//! A recv transport's bandwidth estimate bounds the simulcast layer its consumers get (`allocator.rs` wired into
+//! forwarding), on simulated time through real DTLS-SRTP. The estimate is set by the test hook, as str0m's
+//! estimator would (its BWE is not enabled on recv transports yet): down at the next share-out, up only after the
+//! hold, never above the client's `quality:change` cap, nothing limited without an estimate.
+
+mod common;
+
+use common::*;
+use sfu::allocator::UP_HOLD;
+use sfu::CoreEvent;
+use std::time::Duration;
+
+/// (elapsed ms, spatial layer) of the consumer's layer changes since the last call.
+fn changes(w: &mut World, consumer: &str) -> Vec<(u128, usize)> {
+    let at = w.elapsed().as_millis();
+    std::iter::from_fn(|| w.core.poll_event())
+        .filter_map(|e| match e {
+            CoreEvent::ConsumerLayersChanged {
+                consumer: c,
+                spatial_layer,
+                ..
+            } if c == consumer => Some((at, spatial_layer)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn run(w: &mut World, d: Duration, consumer: &str) -> Vec<(u128, usize)> {
+    let mut out = Vec::new();
+    let end = w.elapsed() + d;
+    while w.elapsed() < end {
+        w.run(Duration::from_millis(20));
+        out.extend(changes(w, consumer));
+    }
+    out
+}
+
+#[test]
+fn the_estimate_bounds_the_layer_down_at_once_up_after_the_hold() {
+    let mut pair = pair(false, true, true);
+    let w = &mut pair.world;
+    let vc = pair.video_consumer.clone().expect("video consumer");
+    let sub = w.subs[0].transport.id.clone();
+    // Layer rates of the fake publisher: ~16 kbps, ~66 kbps, ~900 kbps.
+    let seen = run(w, Duration::from_secs(2), &vc.id);
+    assert_eq!(
+        seen.last().map(|x| x.1),
+        Some(2),
+        "no estimate, no limit: {seen:?}"
+    );
+
+    // 200 kbps: the middle layer, at the next share-out (≤ 500 ms) plus a keyframe.
+    assert!(w.core.debug_set_estimate(&sub, Some(200_000)));
+    let t0 = w.elapsed().as_millis();
+    let seen = run(w, Duration::from_secs(2), &vc.id);
+    assert_eq!(
+        seen.iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![1],
+        "{seen:?}"
+    );
+    assert!(seen[0].0 - t0 <= 700, "down after {} ms", seen[0].0 - t0);
+    // 40 kbps: the lowest.
+    w.core.debug_set_estimate(&sub, Some(40_000));
+    let seen = run(w, Duration::from_secs(2), &vc.id);
+    assert_eq!(
+        seen.iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![0],
+        "{seen:?}"
+    );
+
+    // 5 Mbps: to the top (possibly through the middle layer's keyframe on the way), but only after the hold.
+    w.core.debug_set_estimate(&sub, Some(5_000_000));
+    let t0 = w.elapsed().as_millis();
+    let seen = run(w, Duration::from_secs(4), &vc.id);
+    assert_eq!(seen.last().map(|x| x.1), Some(2), "{seen:?}");
+    let after = seen[0].0 - t0;
+    assert!(
+        after >= UP_HOLD.as_millis() && after <= UP_HOLD.as_millis() + 1_200,
+        "up after {after} ms"
+    );
+
+    // The client's cap holds whatever the estimate.
+    w.core
+        .set_consumer_preferred_layer(&vc.id, 1, w.now)
+        .expect("preferred layer");
+    let seen = run(w, Duration::from_secs(4), &vc.id);
+    assert_eq!(
+        seen.iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![1],
+        "{seen:?}"
+    );
+
+    // A steady estimate just over the middle layer: no oscillation for 10 s.
+    w.core
+        .set_consumer_preferred_layer(&vc.id, 2, w.now)
+        .expect("preferred layer");
+    w.core.debug_set_estimate(&sub, Some(100_000));
+    let seen = run(w, Duration::from_secs(10), &vc.id);
+    assert!(seen.is_empty(), "{seen:?}");
+
+    // No estimate: no limit.
+    w.core.debug_set_estimate(&sub, None);
+    let seen = run(w, Duration::from_secs(2), &vc.id);
+    assert_eq!(
+        seen.iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![2],
+        "{seen:?}"
+    );
+}
