@@ -12,7 +12,7 @@ pub mod time;
 pub mod typescript;
 
 pub use error::{ErrorCode, WireError};
-pub use ids::{MeetingId, MessageId, ParticipantId, UserId};
+pub use ids::{MeetingId, MessageId, ParticipantId, RecordingId, UserId};
 
 /// Roles inside one meeting. The host created it; moderators are granted by a host.
 #[derive(

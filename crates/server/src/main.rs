@@ -152,6 +152,19 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     .context("starting the media workers")?;
     tracing::info!(addresses = ?media.addresses(), "media plane ready");
     let media_events = media.take_events();
+    let recorder = recorder::Recorder::new(
+        recorder::RecorderConfig {
+            dir: cfg.recording.dir.clone().into(),
+            max_concurrent: cfg.recording.max_concurrent as usize,
+            min_free_disk_mb: cfg.recording.min_free_disk_mb,
+            max_duration_secs: cfg.recording.max_duration_secs,
+        },
+        store.clone(),
+    );
+    let recovered = recorder.recover().await;
+    if recovered > 0 {
+        tracing::warn!(recovered, "recordings left unfinished by the last run were finalized");
+    }
     let service = Arc::new(MeetingService::new(
         Arc::new(store.clone()),
         Arc::new(LocalRuntimeStore::new()),
@@ -177,7 +190,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             ended_state_ms: u64::from(cfg.meetings.ended_state_secs) * 1000,
             ice: cfg.media.ice(),
         },
-    ));
+    )
+    .with_recorder(recorder.clone()));
     if let Some(events) = media_events {
         service.spawn_media_events(events);
     }
