@@ -20,6 +20,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+mod recordings;
+
 #[derive(Clone)]
 pub struct ApiState {
     pub service: Arc<MeetingService>,
@@ -34,6 +36,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// Test hooks (`POST /debug/media/drop`, loopback only); off by default (`MEET_MEDIA__DEBUG_HOOKS`).
     pub debug_hooks: bool,
+    /// Where recordings' folders are (`MEET_RECORDING__DIR`).
+    pub recordings_dir: std::path::PathBuf,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -50,6 +54,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/dev/token", post(dev_token))
         .route("/debug/media/drop", post(debug_media_drop))
+        .merge(recordings::routes())
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .with_state(state)
 }

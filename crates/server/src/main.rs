@@ -206,6 +206,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let ready = Arc::new(AtomicBool::new(true));
     let api = api::router(api::ApiState {
+        recordings_dir: cfg.recording.dir.clone().into(),
         service,
         verifier,
         io: io.clone(),
