@@ -11,7 +11,13 @@
 //! RECORDING_UNAVAILABLE) and a maximum duration (the service stops the recording by itself). At start-up,
 //! recordings a crash left `recording` or `processing` are finalized ([`Recorder::recover`]).
 
+pub mod composite;
+mod media;
+pub mod webm;
+
 use meeting::{MediaPlane, RecordedProducer, RecordingSink};
+use sfu::record::{RecordMsg, RecordSink};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use proto::{MeetingId, RecordingId};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -31,6 +37,13 @@ pub struct RecorderConfig {
     pub min_free_disk_mb: u64,
     /// Longest recorded time (s); 0: unlimited.
     pub max_duration_secs: u64,
+    /// The ffmpeg binary for composites (looked up in PATH when bare).
+    pub ffmpeg: String,
+    /// Composites made at once on this node.
+    pub composite_concurrency: usize,
+    /// Packets a recording's queue holds (from the media workers to its thread); beyond, packets are dropped and
+    /// counted, never waited for.
+    pub queue_packets: usize,
 }
 
 impl Default for RecorderConfig {
@@ -40,6 +53,9 @@ impl Default for RecorderConfig {
             max_concurrent: 8,
             min_free_disk_mb: 1024,
             max_duration_secs: 4 * 3600,
+            ffmpeg: "ffmpeg".to_owned(),
+            composite_concurrency: 1,
+            queue_packets: 4096,
         }
     }
 }
@@ -57,6 +73,7 @@ pub struct ManifestParticipant {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ManifestTrack {
+    pub track: u32,
     pub producer_id: String,
     pub participant_id: String,
     pub user_id: String,
@@ -69,8 +86,20 @@ pub struct ManifestTrack {
     pub file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub codec: Option<String>,
-    /// When it starts on the recording's timeline (ms).
+    /// When it starts on the recording's timeline (ms): its first frame.
     pub start_offset_ms: i64,
+    /// Its file's length (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u16>,
+    /// Why there is no file, when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// `manifest.json`.
@@ -91,6 +120,11 @@ pub struct Manifest {
     /// Paused spans as wall-clock ISO 8601 times and where they sit on the timeline (a cut at `atMs`).
     pub paused_spans: Vec<PausedSpan>,
     pub chat: Option<ChatFiles>,
+    /// The grid of every video track with all audio mixed, once made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub composite: Option<String>,
+    /// Packets dropped because the recording's queue was full (a slow disk).
+    pub dropped_packets: u64,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -164,8 +198,18 @@ impl Timeline {
     }
 }
 
+/// The media side of a running recording: its thread and queue.
+struct MediaSession {
+    tx: std::sync::mpsc::SyncSender<RecordMsg>,
+    ctl: std::sync::mpsc::Sender<media::Ctl>,
+    thread: Option<std::thread::JoinHandle<Vec<media::TrackResult>>>,
+    plane: Arc<dyn MediaPlane>,
+    dropped: Arc<AtomicU64>,
+}
+
 struct Active {
     row: RecordingRecord,
+    media: Option<MediaSession>,
     dir: PathBuf,
     timeline: Timeline,
     participants: Vec<ManifestParticipant>,
@@ -179,6 +223,10 @@ pub struct Recorder {
     cfg: RecorderConfig,
     store: Store,
     active: Mutex<HashMap<MeetingId, Active>>,
+    composites: Arc<tokio::sync::Semaphore>,
+    /// Packets dropped by every recording of this node (`meet_recording_dropped_packets_total`).
+    dropped_total: Arc<AtomicU64>,
+    me: std::sync::Weak<Recorder>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -247,15 +295,23 @@ pub fn chat_vtt(lines: &[ChatLine]) -> String {
 
 impl Recorder {
     pub fn new(cfg: RecorderConfig, store: Store) -> Arc<Self> {
-        Arc::new(Self {
+        let composites = Arc::new(tokio::sync::Semaphore::new(cfg.composite_concurrency.max(1)));
+        Arc::new_cyclic(|me| Self {
             cfg,
             store,
             active: Mutex::new(HashMap::new()),
+            composites,
+            dropped_total: Arc::default(),
+            me: me.clone(),
         })
     }
 
     pub fn config(&self) -> &RecorderConfig {
         &self.cfg
+    }
+
+    fn me(&self) -> Option<Arc<Self>> {
+        self.me.upgrade()
     }
 
     /// A recording's folder.
@@ -301,25 +357,62 @@ impl Recorder {
                     .await;
             }
             let (status, reason) = if dir.is_dir() {
-                let manifest = dir.join("manifest.json");
-                if !manifest.exists() {
-                    let m = Manifest {
-                        recording_id: row.id.to_string(),
-                        meeting_id: row.meeting_id.to_string(),
-                        started_at: proto::time::iso8601(row.started_at),
-                        stopped_at: Some(proto::time::iso8601(last)),
-                        duration_ms: last - row.started_at,
-                        options: options_of(&row),
-                        participants: Vec::new(),
-                        tracks: Vec::new(),
-                        paused_spans: Vec::new(),
-                        chat: None,
-                    };
-                    let _ = write_json(&manifest, &m);
+                let path = dir.join("manifest.json");
+                // The manifest written while recording lists the tracks: note the files they left, and the stop.
+                let mut m: serde_json::Value = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_else(|| serde_json::json!({
+                        "recordingId": row.id.as_str(),
+                        "meetingId": row.meeting_id.as_str(),
+                        "startedAt": proto::time::iso8601(row.started_at),
+                        "options": options_of(&row),
+                        "participants": [],
+                        "tracks": [],
+                        "pausedSpans": [],
+                    }));
+                m["stoppedAt"] = serde_json::json!(proto::time::iso8601(last));
+                m["durationMs"] = serde_json::json!(last - row.started_at);
+                m["stopReason"] = serde_json::json!("server-restart");
+                if let Some(tracks) = m.get_mut("tracks").and_then(|t| t.as_array_mut()) {
+                    for t in tracks {
+                        let name = format!(
+                            "{:02}-{}-{}.webm",
+                            t["track"].as_u64().unwrap_or(0),
+                            t["source"].as_str().unwrap_or(""),
+                            t["kind"].as_str().unwrap_or("")
+                        );
+                        if dir.join(&name).is_file() {
+                            t["file"] = serde_json::json!(name);
+                        } else {
+                            t["note"] = serde_json::json!("no media was written before the server stopped");
+                        }
+                    }
+                }
+                let _ = write_json(&path, &m);
+                if row.record_chat {
+                    // chat.jsonl was written line by line: rebuild the WebVTT from it.
+                    let lines: Vec<ChatLine> = std::fs::read_to_string(dir.join("chat.jsonl"))
+                        .unwrap_or_default()
+                        .lines()
+                        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                        .map(|v| ChatLine {
+                            id: v["id"].as_str().unwrap_or("").to_owned(),
+                            offset_ms: v["offsetMs"].as_i64().unwrap_or(0),
+                            sender_id: v["senderId"].as_str().unwrap_or("").to_owned(),
+                            sender_name: v["senderName"].as_str().unwrap_or("").to_owned(),
+                            message: v["message"].as_str().unwrap_or("").to_owned(),
+                            timestamp: v["timestamp"].as_str().unwrap_or("").to_owned(),
+                        })
+                        .collect();
+                    let _ = std::fs::write(dir.join("chat.vtt"), chat_vtt(&lines));
                 }
                 (
                     RecordingStatus::Ready,
-                    Some("finalized at start-up after the server stopped during the recording".to_owned()),
+                    Some(
+                        "finalized at start-up after the server stopped during the recording (no composite)"
+                            .to_owned(),
+                    ),
                 )
             } else {
                 (
@@ -339,33 +432,20 @@ impl Recorder {
         n
     }
 
-    fn finalize(&self, a: Active, stopped: &RecordingRecord) {
-        let stopped_at = stopped.stopped_at.unwrap_or_else(now_ms);
+    /// The manifest of a running or stopped recording.
+    fn manifest(a: &Active, stopped: Option<(i64, i64)>) -> Manifest {
         let mut timeline = a.timeline.clone();
-        if let Some(last) = timeline.pauses.last_mut() {
+        if let (Some(last), Some((at, _))) = (timeline.pauses.last_mut(), stopped) {
             if last.1.is_none() {
-                last.1 = Some(stopped_at);
+                last.1 = Some(at);
             }
         }
-        let chat = if a.row.record_chat {
-            let vtt = chat_vtt(&a.chat);
-            if let Err(e) = std::fs::write(a.dir.join("chat.vtt"), vtt) {
-                tracing::error!(error = %e, "writing chat.vtt failed");
-            }
-            Some(ChatFiles {
-                jsonl: "chat.jsonl".to_owned(),
-                vtt: "chat.vtt".to_owned(),
-                messages: a.chat.len(),
-            })
-        } else {
-            None
-        };
-        let manifest = Manifest {
+        Manifest {
             recording_id: a.row.id.to_string(),
             meeting_id: a.row.meeting_id.to_string(),
             started_at: proto::time::iso8601(a.row.started_at),
-            stopped_at: Some(proto::time::iso8601(stopped_at)),
-            duration_ms: stopped.duration_ms.unwrap_or(0),
+            stopped_at: stopped.map(|(at, _)| proto::time::iso8601(at)),
+            duration_ms: stopped.map_or(0, |(_, d)| d),
             options: options_of(&a.row),
             participants: a.participants.clone(),
             tracks: a.tracks.clone(),
@@ -378,28 +458,139 @@ impl Recorder {
                     at_ms: timeline.clamped_offset(from),
                 })
                 .collect(),
-            chat,
-        };
-        let res = write_json(&a.dir.join("manifest.json"), &manifest);
-        match res {
-            Ok(()) => {
-                // No per-track media is written by this build: say so instead of pretending a composite exists.
-                let reason = (a.row.record_video || a.row.record_audio).then(|| {
-                    "media tracks are not recorded by this server yet; the chat transcript and manifest are ready"
-                        .to_owned()
-                });
-                self.set_status(&a.row.id, RecordingStatus::Ready, reason);
+            chat: a.row.record_chat.then(|| ChatFiles {
+                jsonl: "chat.jsonl".to_owned(),
+                vtt: "chat.vtt".to_owned(),
+                messages: a.chat.len(),
+            }),
+            composite: None,
+            dropped_packets: a
+                .media
+                .as_ref()
+                .map_or(0, |m| m.dropped.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// After the stop: the recording thread finishes its files; the manifest, the transcript's WebVTT and the
+    /// composite follow; then the row's final status.
+    fn finalize(self: &Arc<Self>, mut a: Active, stopped: &RecordingRecord) {
+        let stopped_at = stopped.stopped_at.unwrap_or_else(now_ms);
+        let duration = stopped.duration_ms.unwrap_or(0);
+        let thread = a.media.as_mut().and_then(|m| {
+            let _ = m.ctl.send(media::Ctl::Stop(stopped_at));
+            m.thread.take()
+        });
+        if let Some(m) = &a.media {
+            // Detach the taps (a tap also detaches itself once the queue is gone).
+            let plane = m.plane.clone();
+            let (router, producers): (String, Vec<String>) = (
+                a.row.meeting_id.to_string(),
+                a.tracks.iter().map(|t| t.producer_id.clone()).collect(),
+            );
+            spawn(async move {
+                let _ = plane
+                    .call(&router, move |core, _| {
+                        for p in &producers {
+                            core.stop_recording(p);
+                        }
+                    })
+                    .await;
+            });
+        }
+        if a.row.record_chat {
+            if let Err(e) = std::fs::write(a.dir.join("chat.vtt"), chat_vtt(&a.chat)) {
+                tracing::error!(error = %e, "writing chat.vtt failed");
             }
-            Err(e) => {
+        }
+        let me = self.clone();
+        spawn(async move {
+            let results = match thread {
+                Some(h) => tokio::task::spawn_blocking(move || h.join().unwrap_or_default())
+                    .await
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            for r in results {
+                if let Some(t) = a.tracks.iter_mut().find(|t| t.track == r.track) {
+                    t.file = r.file;
+                    t.codec = r.codec;
+                    if let Some(o) = r.start_offset_ms {
+                        t.start_offset_ms = o;
+                    }
+                    t.duration_ms = (r.frames > 0).then_some(r.duration_ms);
+                    t.frames = Some(r.frames);
+                    t.width = r.width;
+                    t.height = r.height;
+                    t.note = r.note.or_else(|| {
+                        (r.frames == 0).then(|| "no media arrived while recording".to_owned())
+                    });
+                }
+            }
+            let mut manifest = Self::manifest(&a, Some((stopped_at, duration)));
+            if let Err(e) = write_json(&a.dir.join("manifest.json"), &manifest) {
                 tracing::error!(error = %e, recording = %a.row.id, "writing the manifest failed");
-                self.set_status(
+                me.set_status(
                     &a.row.id,
                     RecordingStatus::Failed,
                     Some(format!("writing the manifest failed: {e}")),
                 );
+                return;
             }
-        }
+            let (status, reason) = me.make_composite(&a.dir, &mut manifest, duration).await;
+            if manifest.composite.is_some() {
+                let _ = write_json(&a.dir.join("manifest.json"), &manifest);
+            }
+            me.set_status(&a.row.id, status, reason);
+        });
         metrics::gauge!("meet_recordings_active").decrement(1.0);
+    }
+
+    /// Runs the composite (bounded concurrency). Ready without one when there is nothing to compose or no ffmpeg,
+    /// saying why; failed when ffmpeg fails.
+    async fn make_composite(
+        &self,
+        dir: &Path,
+        manifest: &mut Manifest,
+        duration_ms: i64,
+    ) -> (RecordingStatus, Option<String>) {
+        let inputs: Vec<composite::Input> = manifest
+            .tracks
+            .iter()
+            .filter_map(|t| {
+                Some(composite::Input {
+                    file: dir.join(t.file.as_ref()?),
+                    video: t.kind == "video",
+                    offset_ms: t.start_offset_ms,
+                })
+            })
+            .collect();
+        if inputs.is_empty() {
+            return (
+                RecordingStatus::Ready,
+                (manifest.options.record_video || manifest.options.record_audio)
+                    .then(|| "no composite: no media was recorded".to_owned()),
+            );
+        }
+        let Ok(_permit) = self.composites.acquire().await else {
+            return (RecordingStatus::Failed, Some("the server is stopping".to_owned()));
+        };
+        let out = dir.join("composite.mp4");
+        match composite::run(&self.cfg.ffmpeg, &inputs, duration_ms, &out, &manifest.recording_id).await {
+            Ok(()) => {
+                manifest.composite = Some("composite.mp4".to_owned());
+                (RecordingStatus::Ready, None)
+            }
+            Err(composite::Error::Missing(why)) => (
+                RecordingStatus::Ready,
+                Some(format!(
+                    "no composite: ffmpeg is not available on this server ({why}); the per-track files are ready"
+                )),
+            ),
+            Err(composite::Error::Failed(why)) => (
+                RecordingStatus::Failed,
+                Some(format!("the composite failed: {why}")),
+            ),
+        }
     }
 }
 
@@ -461,7 +652,7 @@ impl RecordingSink for Recorder {
         }
     }
 
-    fn started(&self, rec: &RecordingRecord, _media: Arc<dyn MediaPlane>) {
+    fn started(&self, rec: &RecordingRecord, plane: Arc<dyn MediaPlane>) {
         let dir = self.folder(&rec.id);
         let chat_file = match std::fs::create_dir_all(&dir) {
             Ok(()) if rec.record_chat => std::fs::File::create(dir.join("chat.jsonl"))
@@ -473,23 +664,41 @@ impl RecordingSink for Recorder {
                 None
             }
         };
+        let media = (rec.record_video || rec.record_audio).then(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(self.cfg.queue_packets.max(16));
+            let (ctl, ctl_rx) = std::sync::mpsc::channel();
+            let worker = media::RecThread::new(dir.clone(), rec.started_at);
+            let thread = std::thread::Builder::new()
+                .name(format!("rec-{}", rec.id))
+                .spawn(move || worker.run(rx, ctl_rx))
+                .map_err(|e| tracing::error!(error = %e, "starting a recording thread failed"))
+                .ok();
+            MediaSession {
+                tx,
+                ctl,
+                thread,
+                plane,
+                dropped: Arc::default(),
+            }
+        });
         metrics::gauge!("meet_recordings_active").increment(1.0);
         metrics::counter!("meet_recordings_started_total").increment(1);
-        lock(&self.active).insert(
-            rec.meeting_id.clone(),
-            Active {
-                row: rec.clone(),
-                dir,
-                timeline: Timeline {
-                    started_at: rec.started_at,
-                    pauses: Vec::new(),
-                },
-                participants: Vec::new(),
-                tracks: Vec::new(),
-                chat: Vec::new(),
-                chat_file,
+        let a = Active {
+            row: rec.clone(),
+            media,
+            dir,
+            timeline: Timeline {
+                started_at: rec.started_at,
+                pauses: Vec::new(),
             },
-        );
+            participants: Vec::new(),
+            tracks: Vec::new(),
+            chat: Vec::new(),
+            chat_file,
+        };
+        // A manifest from the start: what a crash leaves is described.
+        let _ = write_json(&a.dir.join("manifest.json"), &Self::manifest(&a, None));
+        lock(&self.active).insert(rec.meeting_id.clone(), a);
     }
 
     fn producer_added(&self, meeting: &MeetingId, p: &RecordedProducer) {
@@ -515,8 +724,11 @@ impl RecordingSink for Recorder {
         if !wanted || a.tracks.iter().any(|t| t.producer_id == p.producer_id) {
             return;
         }
+        let track = u32::try_from(a.tracks.len() + 1).unwrap_or(u32::MAX);
+        let file = format!("{track:02}-{}-{}.webm", p.source, p.kind);
         let offset = a.timeline.clamped_offset(now_ms());
         a.tracks.push(ManifestTrack {
+            track,
             producer_id: p.producer_id.clone(),
             participant_id: p.participant_id.to_string(),
             user_id: p.user_id.to_string(),
@@ -525,12 +737,74 @@ impl RecordingSink for Recorder {
             file: None,
             codec: None,
             start_offset_ms: offset,
+            duration_ms: None,
+            frames: None,
+            width: None,
+            height: None,
+            note: None,
+        });
+        let _ = write_json(&a.dir.join("manifest.json"), &Self::manifest(a, None));
+        let Some(m) = &a.media else { return };
+        let need_keyframe = Arc::new(AtomicBool::new(false));
+        let sink = RecordSink {
+            track,
+            tx: m.tx.clone(),
+            need_keyframe: need_keyframe.clone(),
+            dropped: m.dropped.clone(),
+        };
+        let (plane, ctl, router, producer) = (
+            m.plane.clone(),
+            m.ctl.clone(),
+            meeting.to_string(),
+            p.producer_id.clone(),
+        );
+        let total = self.dropped_total.clone();
+        let dropped = m.dropped.clone();
+        spawn(async move {
+            let res = plane
+                .call(&router, move |core, now| {
+                    // The track is announced to the recording thread before its first packet can be queued (both
+                    // happen on this media worker, in this order).
+                    let r = core.start_recording(&producer, sink, now);
+                    if let Ok(codec) = &r {
+                        let _ = ctl.send(media::Ctl::AddTrack {
+                            track,
+                            codec: codec.clone(),
+                            file,
+                            need_keyframe,
+                        });
+                    }
+                    r
+                })
+                .await;
+            match res {
+                Ok(Ok(codec)) => tracing::debug!(track, codec = %codec.mime_type, "recording a producer"),
+                Ok(Err(e)) => tracing::warn!(error = %e, track, "a producer to record is gone"),
+                Err(e) => tracing::warn!(error = %e, track, "recording a producer failed"),
+            }
+            // Export this recording's drops into the node-wide counter until it ends.
+            let mut seen = 0;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let now = dropped.load(Ordering::Relaxed);
+                if now > seen {
+                    let total = total.fetch_add(now - seen, Ordering::Relaxed) + now - seen;
+                    metrics::counter!("meet_recording_dropped_packets_total").absolute(total);
+                    seen = now;
+                }
+                if Arc::strong_count(&dropped) <= 1 {
+                    return;
+                }
+            }
         });
     }
 
     fn paused(&self, meeting: &MeetingId, at: i64) {
         if let Some(a) = lock(&self.active).get_mut(meeting) {
             a.timeline.pauses.push((at, None));
+            if let Some(m) = &a.media {
+                let _ = m.ctl.send(media::Ctl::Pause(at));
+            }
         }
     }
 
@@ -540,6 +814,9 @@ impl RecordingSink for Recorder {
                 if last.1.is_none() {
                     last.1 = Some(at.max(last.0));
                 }
+            }
+            if let Some(m) = &a.media {
+                let _ = m.ctl.send(media::Ctl::Resume(at));
             }
         }
     }
@@ -581,7 +858,10 @@ impl RecordingSink for Recorder {
             tracing::warn!(recording = %rec.id, "stopped a recording this node was not recording");
             return;
         };
-        self.finalize(a, rec);
+        match self.me() {
+            Some(me) => me.finalize(a, rec),
+            None => tracing::error!(recording = %rec.id, "the recorder is gone"),
+        }
     }
 
     fn max_duration_ms(&self) -> Option<u64> {

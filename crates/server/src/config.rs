@@ -39,6 +39,12 @@ pub struct Recording {
     pub min_free_disk_mb: u64,
     /// Longest recorded time (s; paused time does not count); 0 = unlimited.
     pub max_duration_secs: u64,
+    /// The ffmpeg binary that makes composites (a bare name is looked up in PATH).
+    pub ffmpeg: String,
+    /// Composites made at once on this node.
+    pub composite_concurrency: u32,
+    /// Packets each recording's queue holds between the media workers and its thread (full: dropped, counted).
+    pub queue_packets: u32,
 }
 
 /// Webhooks for integrators (docs/webhooks.md): events POSTed, signed, to every URL in `urls`.
@@ -373,6 +379,9 @@ impl Default for Config {
                 max_concurrent: 8,
                 min_free_disk_mb: 1024,
                 max_duration_secs: 4 * 3600,
+                ffmpeg: "ffmpeg".to_owned(),
+                composite_concurrency: 1,
+                queue_packets: 4096,
             },
         }
     }
@@ -562,6 +571,8 @@ impl Config {
         in_range("recording.max_concurrent", r.max_concurrent, 0..=10_000)?;
         in_range("recording.min_free_disk_mb", r.min_free_disk_mb, 0..=100_000_000)?;
         in_range("recording.max_duration_secs", r.max_duration_secs, 0..=7 * 86_400)?;
+        in_range("recording.composite_concurrency", r.composite_concurrency, 1..=64)?;
+        in_range("recording.queue_packets", r.queue_packets, 16..=1_000_000)?;
         let w = &self.webhooks;
         in_range("webhooks.timeout_ms", w.timeout_ms, 100..=120_000)?;
         in_range("webhooks.max_attempts", w.max_attempts, 1..=100)?;

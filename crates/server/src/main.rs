@@ -158,6 +158,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             max_concurrent: cfg.recording.max_concurrent as usize,
             min_free_disk_mb: cfg.recording.min_free_disk_mb,
             max_duration_secs: cfg.recording.max_duration_secs,
+            ffmpeg: cfg.recording.ffmpeg.clone(),
+            composite_concurrency: cfg.recording.composite_concurrency as usize,
+            queue_packets: cfg.recording.queue_packets as usize,
         },
         store.clone(),
     );

@@ -6,6 +6,7 @@ pub mod client_sdp;
 pub mod core;
 pub mod fingerprint;
 pub mod ortc;
+pub mod record;
 pub mod sdp;
 pub mod vp8;
 
