@@ -150,7 +150,12 @@ async fn download(
     let id = parse_meeting_id(&id)?;
     let rid = parse_recording_id(&rid)?;
     st.service.recording(&who, &id, &rid).await?;
-    let not_found = || ApiError(WireError::new(ErrorCode::NotFound, "no such file in this recording"));
+    let not_found = || {
+        ApiError(WireError::new(
+            ErrorCode::NotFound,
+            "no such file in this recording",
+        ))
+    };
     if !valid_file_name(&name) {
         return Err(not_found());
     }

@@ -4,9 +4,7 @@
 
 use proto::{MeetingId, MessageId, ParticipantId, RecordingId, Role, UserId};
 use std::time::Instant;
-use store::{
-    ChatRecord, MeetingRecord, RecordingRecord, RecordingStatus, StatsRecord, Viewer,
-};
+use store::{ChatRecord, MeetingRecord, RecordingRecord, RecordingStatus, StatsRecord, Viewer};
 
 pub use media::MediaError;
 

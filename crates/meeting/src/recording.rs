@@ -94,8 +94,14 @@ impl MeetingService {
                 let stopped = self
                     .finish_recording(meeting, &r, Some(by), "stopped", now)
                     .await;
-                self.audit(meeting, &who.user_id, "recording:stop", None, &r.recording_id)
-                    .await;
+                self.audit(
+                    meeting,
+                    &who.user_id,
+                    "recording:stop",
+                    None,
+                    &r.recording_id,
+                )
+                .await;
                 Ok(Outcome::reply(&idle()).emit(
                     Target::Meeting(meeting.clone()),
                     "recording:stopped",
@@ -290,13 +296,17 @@ impl MeetingService {
         let id = RecordingId::new(r.recording_id.clone());
         match self.store.stop_recording(&id, now, duration, reason).await {
             Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, recording = %id, "storing a recording's stop failed"),
+            Err(e) => {
+                tracing::error!(error = %e, recording = %id, "storing a recording's stop failed")
+            }
         }
         match &self.recorder {
             Some(sink) => match self.store.get_recording(&id).await {
                 Ok(Some(row)) => sink.stopped(&row),
                 Ok(None) => tracing::error!(recording = %id, "a stopped recording has no row"),
-                Err(e) => tracing::error!(error = %e, recording = %id, "loading a recording failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, recording = %id, "loading a recording failed")
+                }
             },
             None => {
                 // No recorder on this node: the row says why there are no files.
@@ -439,7 +449,10 @@ impl MeetingService {
             .map_err(|e| internal("loading recording", e))?
         {
             Some(r) if &r.meeting_id == meeting => Ok(r),
-            _ => Err(err(ErrorCode::NotFound, "no such recording in this meeting")),
+            _ => Err(err(
+                ErrorCode::NotFound,
+                "no such recording in this meeting",
+            )),
         }
     }
 
@@ -477,7 +490,11 @@ impl MeetingService {
     }
 
     /// Hosts and moderators of the meeting (granted roles are stored, so this holds after the meeting).
-    async fn may_see_recordings(&self, who: &Identity, meeting: &MeetingId) -> Result<(), WireError> {
+    async fn may_see_recordings(
+        &self,
+        who: &Identity,
+        meeting: &MeetingId,
+    ) -> Result<(), WireError> {
         let m = self.meeting_record_pub(meeting).await?;
         if m.host_user_id == who.user_id {
             return Ok(());
@@ -514,4 +531,3 @@ pub(crate) fn recorded_producers(rt: &MeetingRuntime) -> Vec<RecordedProducer> {
         })
         .collect()
 }
-

@@ -32,7 +32,11 @@ const CELL_H: usize = 360;
 /// overlaid from its offset (and gone when it ends); audio delayed to its offset and mixed (silence when none).
 pub fn filter_graph(inputs: &[Input], duration_ms: i64) -> String {
     let videos: Vec<(usize, &Input)> = inputs.iter().enumerate().filter(|(_, i)| i.video).collect();
-    let audios: Vec<(usize, &Input)> = inputs.iter().enumerate().filter(|(_, i)| !i.video).collect();
+    let audios: Vec<(usize, &Input)> = inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| !i.video)
+        .collect();
     let (cols, rows) = grid(videos.len());
     let secs = duration_ms.max(1) as f64 / 1000.0;
     let mut g = format!(
@@ -63,6 +67,7 @@ pub fn filter_graph(inputs: &[Input], duration_ms: i64) -> String {
                 ";[{idx}:a]aresample=48000,adelay={off}:all=1[a{k}]"
             ));
         }
+        g.push(';');
         for k in 0..audios.len() {
             g.push_str(&format!("[a{k}]"));
         }
@@ -95,7 +100,9 @@ pub async fn run(
     cmd.arg("-filter_complex")
         .arg(filter_graph(inputs, duration_ms))
         .args(["-map", "[vout]", "-map", "[aout]"])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+        ])
         .args(["-c:a", "aac", "-b:a", "128k"])
         .arg("-t")
         .arg(format!("{secs:.3}"))
@@ -105,7 +112,11 @@ pub async fn run(
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     let started = std::time::Instant::now();
-    tracing::info!(recording = label, inputs = inputs.len(), "composite started");
+    tracing::info!(
+        recording = label,
+        inputs = inputs.len(),
+        "composite started"
+    );
     let mut child = cmd.spawn().map_err(|e| Error::Missing(e.to_string()))?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -137,11 +148,18 @@ pub async fn run(
         }
         text
     });
-    let status = child.wait().await.map_err(|e| Error::Failed(e.to_string()))?;
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| Error::Failed(e.to_string()))?;
     let _ = progress.await;
     let errors = errors.await.unwrap_or_default();
     if status.success() {
-        tracing::info!(recording = label, ms = started.elapsed().as_millis() as u64, "composite ready");
+        tracing::info!(
+            recording = label,
+            ms = started.elapsed().as_millis() as u64,
+            "composite ready"
+        );
         Ok(())
     } else {
         let why = format!("ffmpeg exited with {status}: {}", errors.trim());
@@ -153,6 +171,33 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn graph_places_videos_and_mixes_audio() {
+        let i = |video, offset_ms| Input {
+            file: PathBuf::from("x.webm"),
+            video,
+            offset_ms,
+        };
+        let g = filter_graph(&[i(true, 0), i(false, 0), i(true, 2500)], 10_000);
+        assert!(
+            g.starts_with("color=c=black:s=1280x360:r=25:d=10.000[base0];[0:v]scale="),
+            "{g}"
+        );
+        assert!(g.contains("setpts=PTS-STARTPTS+2.500/TB[v1]"), "{g}");
+        assert!(
+            g.contains(
+                ";[base1][v1]overlay=x=640:y=0:eof_action=pass[base2];[base2]format=yuv420p[vout]"
+            ),
+            "{g}"
+        );
+        assert!(g.ends_with(";[1:a]aresample=48000,adelay=0:all=1[a0];[a0]amix=inputs=1:duration=longest:normalize=0,apad,atrim=duration=10.000[aout]"), "{g}");
+        let silent = filter_graph(&[i(true, 0)], 4_000);
+        assert!(
+            silent.ends_with(";anullsrc=r=48000:cl=stereo,atrim=duration=4.000[aout]"),
+            "{silent}"
+        );
+    }
 
     #[test]
     fn grid_sizes() {

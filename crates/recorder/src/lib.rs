@@ -16,13 +16,13 @@ mod media;
 pub mod webm;
 
 use meeting::{MediaPlane, RecordedProducer, RecordingSink};
-use sfu::record::{RecordMsg, RecordSink};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use proto::{MeetingId, RecordingId};
 use serde::Serialize;
+use sfu::record::{RecordMsg, RecordSink};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use store::{ChatRecord, RecordingRecord, RecordingStatus, Store};
 
@@ -295,7 +295,9 @@ pub fn chat_vtt(lines: &[ChatLine]) -> String {
 
 impl Recorder {
     pub fn new(cfg: RecorderConfig, store: Store) -> Arc<Self> {
-        let composites = Arc::new(tokio::sync::Semaphore::new(cfg.composite_concurrency.max(1)));
+        let composites = Arc::new(tokio::sync::Semaphore::new(
+            cfg.composite_concurrency.max(1),
+        ));
         Arc::new_cyclic(|me| Self {
             cfg,
             store,
@@ -349,7 +351,9 @@ impl Recorder {
         let n = rows.len();
         for row in rows {
             let dir = self.folder(&row.id);
-            let last = last_write_ms(&dir).unwrap_or(row.started_at).max(row.started_at);
+            let last = last_write_ms(&dir)
+                .unwrap_or(row.started_at)
+                .max(row.started_at);
             if row.status == RecordingStatus::Recording {
                 let _ = self
                     .store
@@ -362,15 +366,17 @@ impl Recorder {
                 let mut m: serde_json::Value = std::fs::read(&path)
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok())
-                    .unwrap_or_else(|| serde_json::json!({
-                        "recordingId": row.id.as_str(),
-                        "meetingId": row.meeting_id.as_str(),
-                        "startedAt": proto::time::iso8601(row.started_at),
-                        "options": options_of(&row),
-                        "participants": [],
-                        "tracks": [],
-                        "pausedSpans": [],
-                    }));
+                    .unwrap_or_else(|| {
+                        serde_json::json!({
+                            "recordingId": row.id.as_str(),
+                            "meetingId": row.meeting_id.as_str(),
+                            "startedAt": proto::time::iso8601(row.started_at),
+                            "options": options_of(&row),
+                            "participants": [],
+                            "tracks": [],
+                            "pausedSpans": [],
+                        })
+                    });
                 m["stoppedAt"] = serde_json::json!(proto::time::iso8601(last));
                 m["durationMs"] = serde_json::json!(last - row.started_at);
                 m["stopReason"] = serde_json::json!("server-restart");
@@ -385,7 +391,8 @@ impl Recorder {
                         if dir.join(&name).is_file() {
                             t["file"] = serde_json::json!(name);
                         } else {
-                            t["note"] = serde_json::json!("no media was written before the server stopped");
+                            t["note"] =
+                                serde_json::json!("no media was written before the server stopped");
                         }
                     }
                 }
@@ -417,7 +424,10 @@ impl Recorder {
             } else {
                 (
                     RecordingStatus::Failed,
-                    Some("the server stopped during the recording and its folder is missing".to_owned()),
+                    Some(
+                        "the server stopped during the recording and its folder is missing"
+                            .to_owned(),
+                    ),
                 )
             };
             if let Err(e) = self
@@ -572,7 +582,10 @@ impl Recorder {
             );
         }
         let Ok(_permit) = self.composites.acquire().await else {
-            return (RecordingStatus::Failed, Some("the server is stopping".to_owned()));
+            return (
+                RecordingStatus::Failed,
+                Some("the server is stopping".to_owned()),
+            );
         };
         let out = dir.join("composite.mp4");
         match composite::run(&self.cfg.ffmpeg, &inputs, duration_ms, &out, &manifest.recording_id).await {
@@ -778,7 +791,9 @@ impl RecordingSink for Recorder {
                 })
                 .await;
             match res {
-                Ok(Ok(codec)) => tracing::debug!(track, codec = %codec.mime_type, "recording a producer"),
+                Ok(Ok(codec)) => {
+                    tracing::debug!(track, codec = %codec.mime_type, "recording a producer")
+                }
                 Ok(Err(e)) => tracing::warn!(error = %e, track, "a producer to record is gone"),
                 Err(e) => tracing::warn!(error = %e, track, "recording a producer failed"),
             }

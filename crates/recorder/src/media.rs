@@ -68,7 +68,15 @@ struct Track {
     size: Option<(u16, u16)>,
     ended: bool,
     note: Option<String>,
+    /// RTP clock rate (90 kHz video, 48 kHz Opus).
+    clock: i64,
+    /// Frame times follow the RTP timestamps (smooth, monotonic) from an anchor: the sender-report wallclock of
+    /// a run's first frame (a run: from the start, a layer switch or a resume). Re-anchored when the reports say
+    /// the stream runs more than `REANCHOR_US` late (e.g. a loss-induced stall), never for a small step back.
+    anchor: Option<(u32, i64)>,
 }
+
+const REANCHOR_US: i64 = 120_000;
 
 /// A gap this old (or this many packets behind it) is loss.
 const REORDER_WAIT: Duration = Duration::from_millis(150);
@@ -161,6 +169,12 @@ impl RecThread {
                         size: None,
                         ended: false,
                         note,
+                        clock: if mime.starts_with("audio/") {
+                            48_000
+                        } else {
+                            90_000
+                        },
+                        anchor: None,
                     },
                 );
                 None
@@ -182,6 +196,7 @@ impl RecThread {
                         t.frame = None;
                         t.need_keyframe.store(true, Ordering::Relaxed);
                     }
+                    t.anchor = None;
                 }
                 None
             }
@@ -210,6 +225,7 @@ impl RecThread {
                     t.buf.clear();
                     t.next_seq = Some(p.seq);
                     t.frame = None;
+                    t.anchor = None;
                 }
                 match t.next_seq {
                     Some(n) if p.seq < n => return, // late duplicate or too late
@@ -307,7 +323,7 @@ fn drain(t: &mut Track, tl: &Timeline, dir: &std::path::Path, force: bool) {
 fn packet(t: &mut Track, p: RecordedPacket, tl: &Timeline, dir: &std::path::Path) {
     match t.kind {
         Kind::Opus => {
-            write_frame(t, p.wallclock_us, true, &p.payload, tl, dir);
+            write_frame(t, p.rtp_ts, p.wallclock_us, true, &p.payload, tl, dir);
         }
         Kind::Vp8 | Kind::Vp9 => {
             let parsed = match t.kind {
@@ -338,7 +354,7 @@ fn packet(t: &mut Track, p: RecordedPacket, tl: &Timeline, dir: &std::path::Path
 }
 
 fn complete(t: &mut Track, tl: &Timeline, dir: &std::path::Path) {
-    let Some((_, wall, _, data, whole)) = t.frame.take() else {
+    let Some((rtp_ts, wall, _, data, whole)) = t.frame.take() else {
         return;
     };
     if !whole || data.is_empty() {
@@ -363,17 +379,35 @@ fn complete(t: &mut Track, tl: &Timeline, dir: &std::path::Path) {
             _ => None,
         };
     }
-    write_frame(t, wall, keyframe, &data, tl, dir);
+    write_frame(t, rtp_ts, wall, keyframe, &data, tl, dir);
 }
 
 fn write_frame(
     t: &mut Track,
-    wall_us: i64,
+    rtp_ts: u32,
+    sr_wall_us: i64,
     keyframe: bool,
     data: &[u8],
     tl: &Timeline,
     dir: &std::path::Path,
 ) {
+    let wall_us = match t.anchor {
+        Some((r, w)) => {
+            let predicted = w + i64::from(rtp_ts.wrapping_sub(r) as i32) * 1_000_000 / t.clock;
+            // Forward only (a backward jump would squeeze frames together); a big jump back is a new clock.
+            let drift = sr_wall_us - predicted;
+            if drift > REANCHOR_US || drift < -1_000_000 {
+                t.anchor = Some((rtp_ts, sr_wall_us));
+                sr_wall_us
+            } else {
+                predicted
+            }
+        }
+        None => {
+            t.anchor = Some((rtp_ts, sr_wall_us));
+            sr_wall_us
+        }
+    };
     let wall = wall_us.div_euclid(1000);
     // A frame captured just before the start (it was on its way): at the start.
     let offset = if wall < tl.started_at && tl.started_at - wall < 1000 {
@@ -397,9 +431,15 @@ fn write_frame(
             Kind::Vp8 | Kind::Vp9 => {
                 let (w, h) = t.size.unwrap_or((640, 480));
                 if matches!(t.kind, Kind::Vp8) {
-                    TrackCodec::Vp8 { width: w, height: h }
+                    TrackCodec::Vp8 {
+                        width: w,
+                        height: h,
+                    }
                 } else {
-                    TrackCodec::Vp9 { width: w, height: h }
+                    TrackCodec::Vp9 {
+                        width: w,
+                        height: h,
+                    }
                 }
             }
             _ => TrackCodec::Opus {

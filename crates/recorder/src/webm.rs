@@ -46,7 +46,13 @@ fn werr(e: impl std::fmt::Display) -> std::io::Error {
 
 impl TrackFile {
     pub fn create(path: &Path, codec: &TrackCodec) -> std::io::Result<Self> {
-        let file = File::create(path)?;
+        // Read back at the finish (to patch the Duration in).
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
         let mut w = WebmWriter::new(file);
         w.write(&MatroskaSpec::Ebml(Master::Full(vec![
             MatroskaSpec::EbmlVersion(1),
@@ -89,6 +95,10 @@ impl TrackFile {
                     }
                     .to_owned(),
                 ));
+                // Variable frame rate: frames keep their capture times (block timestamps, ms). A small declared
+                // frame duration (2 ms) keeps ffmpeg from guessing a constant rate from the first frames and then
+                // folding two jittered frames into one tick of it.
+                entry.push(MatroskaSpec::DefaultDuration(2_000_000));
                 entry.push(MatroskaSpec::Video(Master::Full(vec![
                     MatroskaSpec::PixelWidth(u64::from(*width).max(1)),
                     MatroskaSpec::PixelHeight(u64::from(*height).max(1)),
@@ -128,7 +138,9 @@ impl TrackFile {
 
     /// Writes one frame at `ts` ms (from the file's start; increasing).
     pub fn write(&mut self, ts: i64, keyframe: bool, data: &[u8]) -> std::io::Result<()> {
-        let ts = ts.max(self.last_ts + 1).max(0);
+        // Strictly increasing (video: at least 2 ms apart, its declared frame duration).
+        let step = if self.video { 2 } else { 1 };
+        let ts = ts.max(self.last_ts + step).max(0);
         let new_cluster = match self.cluster_ts {
             None => true,
             Some(c) => {
@@ -155,10 +167,9 @@ impl TrackFile {
             self.cluster_ts = Some(ts);
         }
         let rel = i16::try_from(ts - self.cluster_ts.unwrap_or(ts)).unwrap_or(0);
-        let block = SimpleBlock::new_uncheked(data, 1, rel, false, None, false, keyframe || !self.video);
-        self.w
-            .write(&MatroskaSpec::from(block))
-            .map_err(werr)?;
+        let block =
+            SimpleBlock::new_uncheked(data, 1, rel, false, None, false, keyframe || !self.video);
+        self.w.write(&MatroskaSpec::from(block)).map_err(werr)?;
         self.last_ts = ts;
         self.frames += 1;
         self.bytes += data.len() as u64;
@@ -217,7 +228,12 @@ pub fn vp8_payload(p: &[u8]) -> Option<(&[u8], bool)> {
 /// VP9 (RFC 9628): the payload after the descriptor, begin-of-frame and end-of-frame flags.
 pub fn vp9_payload(p: &[u8]) -> Option<(&[u8], bool, bool)> {
     let b0 = *p.first()?;
-    let (i_bit, p_bit, l_bit, f_bit) = (b0 & 0x80 != 0, b0 & 0x40 != 0, b0 & 0x20 != 0, b0 & 0x10 != 0);
+    let (i_bit, p_bit, l_bit, f_bit) = (
+        b0 & 0x80 != 0,
+        b0 & 0x40 != 0,
+        b0 & 0x20 != 0,
+        b0 & 0x10 != 0,
+    );
     let (begin, end, v_bit) = (b0 & 0x08 != 0, b0 & 0x04 != 0, b0 & 0x02 != 0);
     let mut i = 1;
     if i_bit {

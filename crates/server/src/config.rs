@@ -569,9 +569,21 @@ impl Config {
             return Err("recording.dir (MEET_RECORDING__DIR) must not be empty".into());
         }
         in_range("recording.max_concurrent", r.max_concurrent, 0..=10_000)?;
-        in_range("recording.min_free_disk_mb", r.min_free_disk_mb, 0..=100_000_000)?;
-        in_range("recording.max_duration_secs", r.max_duration_secs, 0..=7 * 86_400)?;
-        in_range("recording.composite_concurrency", r.composite_concurrency, 1..=64)?;
+        in_range(
+            "recording.min_free_disk_mb",
+            r.min_free_disk_mb,
+            0..=100_000_000,
+        )?;
+        in_range(
+            "recording.max_duration_secs",
+            r.max_duration_secs,
+            0..=7 * 86_400,
+        )?;
+        in_range(
+            "recording.composite_concurrency",
+            r.composite_concurrency,
+            1..=64,
+        )?;
         in_range("recording.queue_packets", r.queue_packets, 16..=1_000_000)?;
         let w = &self.webhooks;
         in_range("webhooks.timeout_ms", w.timeout_ms, 100..=120_000)?;

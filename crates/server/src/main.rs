@@ -166,35 +166,40 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let recovered = recorder.recover().await;
     if recovered > 0 {
-        tracing::warn!(recovered, "recordings left unfinished by the last run were finalized");
+        tracing::warn!(
+            recovered,
+            "recordings left unfinished by the last run were finalized"
+        );
     }
-    let service = Arc::new(MeetingService::new(
-        Arc::new(store.clone()),
-        Arc::new(LocalRuntimeStore::new()),
-        Arc::new(LocalRateLimiter::new()),
-        Arc::new(media),
-        DomainConfig {
-            dev_mode: cfg.dev_mode,
-            default_max_participants: cfg.meetings.default_max_participants,
-            limits: Limits {
-                send_message: limit(cfg.limits.send_message),
-                typing: limit(cfg.limits.typing),
-                reaction: limit(cfg.limits.reaction),
-                stats: limit(cfg.limits.stats),
-                create_transport: limit(cfg.limits.create_transport),
-                connect_transport: limit(cfg.limits.connect_transport),
-                produce: limit(cfg.limits.produce),
-                consume: limit(cfg.limits.consume),
-                media_control: limit(cfg.limits.media_control),
-                restart_ice: limit(cfg.limits.restart_ice),
+    let service = Arc::new(
+        MeetingService::new(
+            Arc::new(store.clone()),
+            Arc::new(LocalRuntimeStore::new()),
+            Arc::new(LocalRateLimiter::new()),
+            Arc::new(media),
+            DomainConfig {
+                dev_mode: cfg.dev_mode,
+                default_max_participants: cfg.meetings.default_max_participants,
+                limits: Limits {
+                    send_message: limit(cfg.limits.send_message),
+                    typing: limit(cfg.limits.typing),
+                    reaction: limit(cfg.limits.reaction),
+                    stats: limit(cfg.limits.stats),
+                    create_transport: limit(cfg.limits.create_transport),
+                    connect_transport: limit(cfg.limits.connect_transport),
+                    produce: limit(cfg.limits.produce),
+                    consume: limit(cfg.limits.consume),
+                    media_control: limit(cfg.limits.media_control),
+                    restart_ice: limit(cfg.limits.restart_ice),
+                },
+                recent_messages: cfg.meetings.recent_messages,
+                rejoin_grace_ms: i64::from(cfg.meetings.rejoin_grace_secs) * 1000,
+                ended_state_ms: u64::from(cfg.meetings.ended_state_secs) * 1000,
+                ice: cfg.media.ice(),
             },
-            recent_messages: cfg.meetings.recent_messages,
-            rejoin_grace_ms: i64::from(cfg.meetings.rejoin_grace_secs) * 1000,
-            ended_state_ms: u64::from(cfg.meetings.ended_state_secs) * 1000,
-            ice: cfg.media.ice(),
-        },
-    )
-    .with_recorder(recorder.clone()));
+        )
+        .with_recorder(recorder.clone()),
+    );
     if let Some(events) = media_events {
         service.spawn_media_events(events);
     }

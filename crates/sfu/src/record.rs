@@ -34,7 +34,9 @@ pub struct RecordedPacket {
 pub enum RecordMsg {
     Packet(RecordedPacket),
     /// The producer was closed (or its recording detached).
-    End { track: u32 },
+    End {
+        track: u32,
+    },
 }
 
 /// The recorder's side of a tap: where packets go and the flags it shares with the recording thread.
@@ -111,9 +113,7 @@ impl Tap {
         wallclock_us: i64,
         payload: &Arc<[u8]>,
     ) -> TapDecision {
-        let mut decision = TapDecision {
-            keyframe_for: None,
-        };
+        let mut decision = TapDecision { keyframe_for: None };
         if self.video {
             let best = Self::best(last_packet, now).unwrap_or(layer);
             if self.sink.need_keyframe.swap(false, Ordering::Relaxed) {
@@ -225,7 +225,11 @@ mod tests {
         let later = t0 + Duration::from_secs(2);
         let only0 = [Some(later), Some(t0)];
         let d = tap.on_packet(0, false, &only0, later, 3, 0, true, 0, &p);
-        assert_eq!(d.keyframe_for, Some(0), "not recorded (no keyframe); one is asked for");
+        assert_eq!(
+            d.keyframe_for,
+            Some(0),
+            "not recorded (no keyframe); one is asked for"
+        );
         let d = tap.on_packet(0, true, &only0, later, 4, 0, true, 0, &p);
         assert_eq!(d.keyframe_for, None);
         tap.on_packet(0, false, &only0, later, 5, 0, true, 0, &p);
@@ -246,7 +250,11 @@ mod tests {
         assert_eq!(dropped.load(Ordering::Relaxed), 2);
         assert!(need.load(Ordering::Relaxed));
         let d = tap.on_packet(0, false, &one, t0, 4, 0, false, 0, &p);
-        assert_eq!(d.keyframe_for, Some(0), "the flag turns into a keyframe request");
+        assert_eq!(
+            d.keyframe_for,
+            Some(0),
+            "the flag turns into a keyframe request"
+        );
         assert_eq!(packets(&rx), vec![(1, 1)]);
         drop(rx);
         tap.on_packet(0, false, &one, t0, 5, 0, false, 0, &p);

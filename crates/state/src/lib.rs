@@ -10,8 +10,8 @@ pub mod runtime;
 
 pub use local::{LocalRateLimiter, LocalRuntimeStore};
 pub use runtime::{
-    MeetingRuntime, MutedKinds, RuntimeConsumer, RuntimeParticipant, RuntimeProducer, RuntimeRecording,
-    ScreenShare,
+    MeetingRuntime, MutedKinds, RuntimeConsumer, RuntimeParticipant, RuntimeProducer,
+    RuntimeRecording, ScreenShare,
 };
 
 use proto::MeetingId;

@@ -450,7 +450,11 @@ async fn recording_scenario(store: &Store) {
         (RecordingStatus::Failed, Some("no ffmpeg"))
     );
     assert_eq!(
-        store.unfinished_recordings().await.expect("unfinished").len(),
+        store
+            .unfinished_recordings()
+            .await
+            .expect("unfinished")
+            .len(),
         1
     );
     assert!(store.delete_recording(&b.id).await.expect("delete"));
