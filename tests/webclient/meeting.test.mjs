@@ -246,13 +246,22 @@ step('host controls: layout for everyone, spotlight, make moderator', async () =
   await s.bob.closePanel();
 });
 
-step('recording controls where the meeting allows them: the server answers NOT_SUPPORTED with a clear message', async () => {
+step('recording controls where the meeting allows them: the host starts and stops; everyone sees the REC indicator', async () => {
   await s.alice.page.click('#btn-more');
   await s.alice.page.click('#btn-record');
-  await s.alice.page.locator('#toasts .toast-error', { hasText: 'Recording is not available on this server yet.' }).waitFor();
+  for (const p of [s.alice, s.bob, s.carol]) {
+    await p.page.locator('#rec-indicator').waitFor({ state: 'visible' });
+  }
   await s.carol.page.click('#btn-more');
   assert.equal(await s.carol.page.locator('#recording-section').isVisible(), false, 'participants get no recording control');
   await s.carol.page.keyboard.press('Escape');
+  if (!(await s.alice.page.locator('#btn-record').isVisible())) await s.alice.page.click('#btn-more');
+  await s.alice.page.locator('#btn-record', { hasText: 'Stop recording' }).waitFor();
+  await s.alice.page.click('#btn-record');
+  for (const p of [s.alice, s.bob, s.carol]) {
+    await p.page.locator('#rec-indicator').waitFor({ state: 'hidden' });
+  }
+  if (await s.alice.page.locator('#btn-record').isVisible()) await s.alice.page.keyboard.press('Escape');
 });
 
 step('the connection-quality indicator is fed by stats:report every 5 s', async () => {

@@ -396,7 +396,7 @@ fn write_frame(
             let predicted = w + i64::from(rtp_ts.wrapping_sub(r) as i32) * 1_000_000 / t.clock;
             // Forward only (a backward jump would squeeze frames together); a big jump back is a new clock.
             let drift = sr_wall_us - predicted;
-            if drift > REANCHOR_US || drift < -1_000_000 {
+            if !(-1_000_000..=REANCHOR_US).contains(&drift) {
                 t.anchor = Some((rtp_ts, sr_wall_us));
                 sr_wall_us
             } else {
