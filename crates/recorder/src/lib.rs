@@ -12,10 +12,31 @@
 //! recordings a crash left `recording` or `processing` are finalized ([`Recorder::recover`]).
 
 pub mod composite;
-mod media;
+pub mod media;
 pub mod webm;
 
 use meeting::{MediaPlane, RecordedProducer, RecordingSink};
+
+/// For `examples/rec_bench.rs`: the recording thread alone, driven by hand.
+#[doc(hidden)]
+pub fn bench_thread(dir: PathBuf, started_at: i64) -> media::RecThread {
+    media::RecThread::new(dir, started_at)
+}
+
+#[doc(hidden)]
+pub fn bench_add_track(track: u32, codec: sfu::record::RecordedCodec, file: String) -> media::Ctl {
+    media::Ctl::AddTrack {
+        track,
+        codec,
+        file,
+        need_keyframe: Arc::default(),
+    }
+}
+
+#[doc(hidden)]
+pub fn bench_stop(at: i64) -> media::Ctl {
+    media::Ctl::Stop(at)
+}
 use proto::{MeetingId, RecordingId};
 use serde::Serialize;
 use sfu::record::{RecordMsg, RecordSink};
