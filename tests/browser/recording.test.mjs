@@ -163,3 +163,65 @@ scenario('record 6 s, pause 3 s, record 4 s: per-track WebM files and the compos
   assert.equal(part.status, 206);
   assert.equal((await part.arrayBuffer()).byteLength, 100);
 });
+
+/** Times (s) where a measure crosses `threshold` upwards, from ffmpeg's per-frame metadata print. */
+function flashOnsets(file) {
+  const r = spawnSync('ffmpeg', ['-nostdin', '-v', 'error', '-i', file, '-map', '0:v',
+    '-vf', 'signalstats,metadata=print:key=lavfi.signalstats.YAVG:file=-', '-f', 'null', '-'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const onsets = [];
+  let t = null;
+  let prev = 0;
+  for (const line of r.stdout.split('\n')) {
+    const m = /pts_time:([0-9.]+)/.exec(line);
+    if (m) t = Number(m[1]);
+    const y = /YAVG=([0-9.]+)/.exec(line);
+    if (y && t !== null) {
+      const v = Number(y[1]);
+      if (v > 128 && prev <= 128) onsets.push(t);
+      prev = v;
+    }
+  }
+  return onsets;
+}
+
+function beepOnsets(file) {
+  const r = spawnSync('ffmpeg', ['-nostdin', '-v', 'info', '-i', file, '-map', '0:a',
+    '-af', 'silencedetect=n=-30dB:d=0.3', '-f', 'null', '-'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return [...r.stderr.matchAll(/silence_end: ([0-9.]+)/g)].map((m) => Number(m[1]));
+}
+
+scenario('A/V sync: a flash and a beep made at the same instant line up in the composite within 60 ms', async ({ open, server }, t) => {
+  const id = meetingId('avsync');
+  const alice = await open('alice');
+  await alice.join(id);
+  const ids = await alice.eval(() => window.meeting.startAvSync());
+  assert.ok(ids.audio && ids.video, JSON.stringify(ids));
+  await sleep(2500);
+  const start = await alice.eval((m) => window.meeting.request('recording:start', { meetingId: m }), id);
+  assert.equal(start.ok, true, JSON.stringify(start));
+  await sleep(7000);
+  const stop = await alice.eval((m) => window.meeting.request('recording:stop', { meetingId: m }), id);
+  assert.equal(stop.ok, true, JSON.stringify(stop));
+  let rec;
+  const until = Date.now() + 90_000;
+  do {
+    await sleep(500);
+    rec = await api(server, alice.token, `/api/meetings/${id}/recordings/${start.recordingId}`);
+    assert.ok(Date.now() < until, 'the composite took too long');
+  } while (rec.body.status === 'processing');
+  assert.equal(rec.body.status, 'ready', JSON.stringify(rec.body));
+  const comp = path.join(dir, start.recordingId, 'composite.mp4');
+  const flashes = flashOnsets(comp);
+  const beeps = beepOnsets(comp);
+  t.diagnostic(`flash onsets ${flashes.map((x) => x.toFixed(3))}; beep onsets ${beeps.map((x) => x.toFixed(3))}`);
+  const offsets = [];
+  for (const f of flashes) {
+    const b = beeps.reduce((best, x) => (Math.abs(x - f) < Math.abs(best - f) ? x : best), Infinity);
+    if (Math.abs(b - f) < 0.5) offsets.push(Math.round((b - f) * 1000));
+  }
+  t.diagnostic(`audio − video offsets (ms): ${offsets}`);
+  assert.ok(offsets.length >= 4, `paired flashes and beeps: ${offsets.length}`);
+  const sorted = [...offsets].sort((x, y) => x - y);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  assert.ok(Math.abs(median) <= 60, `median A/V offset ${median} ms (all: ${offsets})`);
+});

@@ -668,6 +668,44 @@ async function startCanvasShare({ source = 'screen', width = 640, height = 360 }
   return producer.id;
 }
 
+/**
+ * The A/V sync source: a canvas video (black, white for 100 ms once a second) and a WebAudio oscillator (a 1 kHz
+ * beep for the same 100 ms), both timed on the AudioContext's clock, produced as camera and mic.
+ */
+async function startAvSync() {
+  const audio = new AudioContext();
+  await audio.resume();
+  const osc = audio.createOscillator();
+  osc.frequency.value = 1000;
+  const gain = audio.createGain();
+  gain.gain.value = 0;
+  const dest = audio.createMediaStreamDestination();
+  osc.connect(gain).connect(dest);
+  osc.start();
+  const first = Math.ceil(audio.currentTime) + 1;
+  for (let k = 0; k < 120; k++) {
+    gain.gain.setValueAtTime(0.5, first + k);
+    gain.gain.setValueAtTime(0, first + k + 0.1);
+  }
+  const canvas = document.createElement('canvas');
+  canvas.width = 320;
+  canvas.height = 240;
+  const ctx = canvas.getContext('2d');
+  const draw = () => {
+    const t = audio.currentTime;
+    const flash = t >= first && t - Math.floor(t) < 0.1;
+    ctx.fillStyle = flash ? '#fff' : '#000';
+    ctx.fillRect(0, 0, 320, 240);
+  };
+  draw();
+  const timer = setInterval(draw, 4);
+  const video = canvas.captureStream(60).getVideoTracks()[0];
+  const a = await client.sendTransport.produce({ track: dest.stream.getAudioTracks()[0] });
+  const v = await client.sendTransport.produce({ track: video });
+  canvasShares.set(v.id, { producer: v, timer, track: video });
+  return { audio: a.id, video: v.id };
+}
+
 async function stopCanvasShare(producerId) {
   const s = canvasShares.get(producerId);
   if (!s) throw new Error(`no canvas share ${producerId}`);
@@ -714,6 +752,7 @@ window.meeting = {
   request: (event, payload) => request(event, payload),
   startCanvasShare,
   stopCanvasShare,
+  startAvSync,
   meetingId: () => client?.meetingId ?? null,
   tamperNextFingerprint: () => { tamper.fingerprint = true; },
   /** Closes the send transport's PeerConnection without a word to the server (a browser gone silent). */
