@@ -11,13 +11,15 @@ import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { useHarness } from './lib/harness.mjs';
+import { Server } from './lib/server.mjs';
+import { Participant } from './lib/browser.mjs';
 import { meetingId } from './lib/tokens.mjs';
 import { waitForStats, pick, sleep } from './lib/poll.mjs';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'meet-rec-browser-'));
 // MEET_TEST_KEEP_RECORDINGS=1 keeps the folder for a look (its path is in the diagnostics).
 after(() => { if (!process.env.MEET_TEST_KEEP_RECORDINGS) rmSync(dir, { recursive: true, force: true }); });
-const { scenario } = useHarness({ env: { MEET_RECORDING__DIR: dir, MEET_RECORDING__MIN_FREE_DISK_MB: '0' } });
+const { scenario, env: harness } = useHarness({ env: { MEET_RECORDING__DIR: dir, MEET_RECORDING__MIN_FREE_DISK_MB: '0' } });
 
 function waitReceiving(receiver, sender, kinds = ['audio', 'video'], timeoutMs = 30_000) {
   return waitForStats(receiver, (stats) => kinds.every((kind) => {
@@ -224,4 +226,56 @@ scenario('A/V sync: a flash and a beep made at the same instant line up in the c
   const sorted = [...offsets].sort((x, y) => x - y);
   const median = sorted[Math.floor(sorted.length / 2)];
   assert.ok(Math.abs(median) <= 60, `median A/V offset ${median} ms (all: ${offsets})`);
+});
+
+scenario('kill -9 during a recording: after a restart the recording is finalized and its track files decode', async (_, t) => {
+  const db = mkdtempSync(path.join(tmpdir(), 'meet-rec-kill-'));
+  after(() => rmSync(db, { recursive: true, force: true }));
+  const recDir = path.join(db, 'recordings');
+  const first = new Server({ MEET_DATABASE__URL: `sqlite://${db}/meet.db?mode=rwc`, MEET_RECORDING__DIR: recDir, MEET_RECORDING__MIN_FREE_DISK_MB: '0' });
+  await first.start();
+  const envSame = { MEET_DATABASE__URL: `sqlite://${db}/meet.db?mode=rwc`, MEET_RECORDING__DIR: recDir, MEET_RECORDING__MIN_FREE_DISK_MB: '0', MEET_AUTH__SECRET: first.secret };
+  let second = null;
+  let alice = null;
+  try {
+    alice = await Participant.open(harness.browser, first, 'alice');
+    const id = meetingId('kill');
+    await alice.join(id);
+    await alice.startMedia();
+    await sleep(1500);
+    const start = await alice.eval((m) => window.meeting.request('recording:start', { meetingId: m }), id);
+    assert.equal(start.ok, true, JSON.stringify(start));
+    await sleep(4000);
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    second = new Server(envSame);
+    second.secret = first.secret;
+    await second.start();
+    let rec;
+    const until = Date.now() + 30_000;
+    do {
+      await sleep(300);
+      rec = await api(second, alice.token, `/api/meetings/${id}/recordings/${start.recordingId}`);
+      assert.ok(Date.now() < until, JSON.stringify(rec));
+    } while (rec.body?.status === 'recording' || rec.body?.status === 'processing');
+    assert.equal(rec.body.status, 'ready', JSON.stringify(rec.body));
+    assert.equal(rec.body.stopReason, 'server-restart');
+    assert.match(rec.body.failureReason, /finalized at start-up/);
+    const manifest = JSON.parse(readFileSync(path.join(recDir, start.recordingId, 'manifest.json'), 'utf8'));
+    const files = manifest.tracks.map((x) => x.file).filter(Boolean);
+    t.diagnostic(`after kill -9: ${JSON.stringify(manifest.tracks.map((x) => [x.kind, x.file]))}`);
+    assert.equal(files.length, 2, JSON.stringify(manifest.tracks));
+    for (const f of files) {
+      const file = path.join(recDir, start.recordingId, f);
+      const probe = ffprobe(file);
+      assert.equal(probe.streams.length, 1, JSON.stringify(probe));
+      assert.equal(decodeErrors(file), '', `${f} decodes without errors after kill -9`);
+      const r = spawnSync('ffprobe', ['-v', 'error', '-count_packets', '-show_entries', 'stream=nb_read_packets', '-of', 'csv=p=0', file], { encoding: 'utf8' });
+      assert.ok(Number(r.stdout.trim()) > 30, `${f} holds the recorded media: ${r.stdout}`);
+    }
+  } finally {
+    await alice?.close().catch(() => {});
+    await second?.stop();
+    await first.stop().catch(() => {});
+  }
 });
