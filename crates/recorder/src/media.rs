@@ -200,7 +200,13 @@ impl RecThread {
                 }
                 None
             }
-            Ctl::Stop(at) => Some(at),
+            Ctl::Stop(at) => {
+                // Nothing captured after the stop belongs to the recording (packets still queued may be).
+                if self.timeline.pauses.last().is_none_or(|p| p.1.is_some()) {
+                    self.timeline.pauses.push((at, None));
+                }
+                Some(at)
+            }
         }
     }
 
@@ -246,11 +252,7 @@ impl RecThread {
     }
 
     fn finish(mut self, stop: i64) -> Vec<TrackResult> {
-        if let Some(last) = self.timeline.pauses.last_mut() {
-            if last.1.is_none() {
-                last.1 = Some(stop);
-            }
-        }
+        // The timeline ends at the stop (an open span from the stop, or from a pause still running).
         let total = self.timeline.clamped_offset(stop);
         let mut out = Vec::new();
         for (&track, t) in self.tracks.iter_mut() {
