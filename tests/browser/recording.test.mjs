@@ -279,3 +279,40 @@ scenario('kill -9 during a recording: after a restart the recording is finalized
     await first.stop().catch(() => {});
   }
 });
+
+scenario('without ffmpeg the per-track files are still made and the status says why there is no composite', async (_, t) => {
+  const server = new Server({ MEET_RECORDING__DIR: dir, MEET_RECORDING__MIN_FREE_DISK_MB: '0', MEET_RECORDING__FFMPEG: 'ffmpeg-not-installed-here' });
+  await server.start();
+  let alice = null;
+  try {
+    alice = await Participant.open(harness.browser, server, 'alice');
+    const id = meetingId('noffmpeg');
+    await alice.join(id);
+    await alice.startMedia();
+    await sleep(1500);
+    const start = await alice.eval((m) => window.meeting.request('recording:start', { meetingId: m }), id);
+    assert.equal(start.ok, true, JSON.stringify(start));
+    await sleep(2500);
+    const stop = await alice.eval((m) => window.meeting.request('recording:stop', { meetingId: m }), id);
+    assert.equal(stop.ok, true, JSON.stringify(stop));
+    let rec;
+    const until = Date.now() + 30_000;
+    do {
+      await sleep(300);
+      rec = await api(server, alice.token, `/api/meetings/${id}/recordings/${start.recordingId}`);
+      assert.ok(Date.now() < until, JSON.stringify(rec));
+    } while (rec.body?.status === 'processing');
+    t.diagnostic(`status ${rec.body.status}: ${rec.body.failureReason}`);
+    assert.equal(rec.body.status, 'ready', JSON.stringify(rec.body));
+    assert.match(rec.body.failureReason, /no composite: ffmpeg is not available/);
+    const names = rec.body.files.map((f) => f.name);
+    assert.ok(!names.includes('composite.mp4'), names.join(','));
+    for (const f of names.filter((n) => n.endsWith('.webm'))) {
+      assert.equal(decodeErrors(path.join(dir, start.recordingId, f)), '', f);
+    }
+    assert.equal(names.filter((n) => n.endsWith('.webm')).length, 2, names.join(','));
+  } finally {
+    await alice?.close().catch(() => {});
+    await server.stop();
+  }
+});
