@@ -9,7 +9,7 @@ use sfu::record::{RecordMsg, RecordedCodec, RecordedPacket};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,8 @@ const REANCHOR_US: i64 = 120_000;
 /// A gap this old (or this many packets behind it) is loss.
 const REORDER_WAIT: Duration = Duration::from_millis(150);
 const REORDER_MAX: usize = 128;
+/// How long the recording thread sleeps when its queue is empty (4096 packets hold far longer than this).
+const POLL: Duration = Duration::from_millis(10);
 
 pub struct RecThread {
     dir: PathBuf,
@@ -113,20 +115,33 @@ impl RecThread {
                     return self.finish(stop);
                 }
             }
-            match media.recv_timeout(Duration::from_millis(50)) {
-                Ok(m) => self.media(m),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    // Every sender is gone (the recorder dropped the session): wait for the stop.
-                    match ctl.recv() {
-                        Ok(c) => {
-                            if let Some(stop) = self.control(c) {
-                                return self.finish(stop);
-                            }
+            // Drain what is queued, then sleep: the media workers' `try_send` never has to wake a blocked
+            // receiver (a futex call per packet on their thread), they only push.
+            let mut got = 0;
+            loop {
+                match media.try_recv() {
+                    Ok(m) => {
+                        self.media(m);
+                        got += 1;
+                        if got >= 512 {
+                            break; // let control messages in
                         }
-                        Err(_) => return self.finish(proto::time::now_ms()),
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        // Every sender is gone (the recorder dropped the session): wait for the stop.
+                        return match ctl.recv() {
+                            Ok(c) => match self.control(c) {
+                                Some(stop) => self.finish(stop),
+                                None => self.finish(proto::time::now_ms()),
+                            },
+                            Err(_) => self.finish(proto::time::now_ms()),
+                        };
                     }
                 }
+            }
+            if got == 0 {
+                std::thread::sleep(POLL);
             }
             self.flush_stale();
         }

@@ -62,7 +62,16 @@ fn run(n: usize, secs: f64) -> Row {
     }
     if std::env::var("SFU_BENCH_RECORD").is_ok_and(|v| v == "1") {
         let (tx, rx) = std::sync::mpsc::sync_channel(4096);
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        // Drained like the recorder's thread does: poll and sleep, so a send never wakes a blocked receiver.
+        std::thread::spawn(move || loop {
+            match rx.try_recv() {
+                Ok(_) => {}
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+            }
+        });
         for (track, id) in [(1, &a), (2, &v)] {
             let sink = sfu::record::RecordSink {
                 track,
