@@ -11,6 +11,8 @@ cd "$(dirname "$0")/../.."
 
 ensure_chromium
 command -v turnserver >/dev/null 2>&1 || apt_install coturn
+# ffmpeg/ffprobe: the recording test checks every recorded file with real decoders, and the server makes composites
+command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || apt_install ffmpeg
 npm_ci tests/browser
 log "bundling the test page into tests/browser/dist"
 (cd tests/browser && node build.mjs --quiet)

@@ -237,16 +237,19 @@ describe('meeting features', () => {
     assert.deepEqual(b.socket.rec.names(), []);
   });
 
-  ctx.test('recording when the meeting allows it: host → NOT_SUPPORTED, participant → UNAUTHORIZED_RECORDING', async () => {
+  ctx.test('recording when the meeting allows it: host passes the permission check (nothing to stop → RECORDING_NOT_ACTIVE), participant → UNAUTHORIZED_RECORDING', async () => {
     const { meetingId, members: [a, b] } = await ctx.meeting({ participants: 1, settings: { recordingEnabled: true } });
     assert.equal(a.state.settings.recordingEnabled, true);
+    assert.deepEqual(a.state.recording, { state: 'idle' });
+    for (const event of ['recording:stop', 'recording:pause', 'recording:resume']) {
+      await expectError(a.socket, event, { meetingId }, 'RECORDING_NOT_ACTIVE');
+    }
     for (const event of ['recording:start', 'recording:stop', 'recording:pause', 'recording:resume']) {
-      await expectError(a.socket, event, { meetingId, options: { recordVideo: true, recordAudio: true } }, 'NOT_SUPPORTED');
       await expectError(b.socket, event, { meetingId }, 'UNAUTHORIZED_RECORDING');
     }
     for (const m of [a, b]) {
       assert.equal(m.socket.rec.names().filter((n) => n.startsWith('recording:')).length, 0,
-        'no fake recording:* event may be sent');
+        'a refused request sends no recording:* event');
     }
   });
 

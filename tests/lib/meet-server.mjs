@@ -66,6 +66,9 @@ export class MeetServer {
       MEET_AUTH__SECRET: this.secret,
       MEET_DEV_MODE: 'true',
       MEET_WEB__DIR: this.webDir,
+      // recordings go to the run's temp dir, never into the repository
+      MEET_RECORDING__DIR: path.join(this.tmpDir, 'recordings'),
+      MEET_RECORDING__MIN_FREE_DISK_MB: '0',
       RUST_LOG: process.env.MEET_TEST_RUST_LOG || this.rustLog,
       ...this.extraEnv,
     });

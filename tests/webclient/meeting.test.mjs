@@ -249,13 +249,36 @@ step('host controls: layout for everyone, spotlight, make moderator', async () =
   await s.bob.closePanel();
 });
 
-step('recording controls where the meeting allows them: the server answers NOT_SUPPORTED with a clear message', async () => {
+step('recording controls where the meeting allows them: the host starts, pauses, resumes and stops; everyone sees the REC indicator; then status and downloads', async () => {
   await s.alice.page.click('#btn-more');
   await s.alice.page.click('#btn-record');
-  await s.alice.page.locator('#toasts .toast-error', { hasText: 'Recording is not available on this server yet.' }).waitFor();
+  for (const p of [s.alice, s.bob, s.carol]) {
+    await p.page.locator('#rec-indicator').waitFor({ state: 'visible' });
+  }
   await s.carol.page.click('#btn-more');
   assert.equal(await s.carol.page.locator('#recording-section').isVisible(), false, 'participants get no recording control');
   await s.carol.page.keyboard.press('Escape');
+  const menu = async () => {
+    if (!(await s.alice.page.locator('#btn-record').isVisible())) await s.alice.page.click('#btn-more');
+  };
+  // pause and resume: the indicator stays for everyone
+  await menu();
+  await s.alice.page.locator('#btn-rec-pause', { hasText: 'Pause recording' }).click();
+  await until(() => s.bob.page.evaluate(() => window.meetDebug.state().recording === 'paused'), { what: 'Bob sees the pause' });
+  assert.equal(await s.carol.page.locator('#rec-indicator').isVisible(), true);
+  await menu();
+  await s.alice.page.locator('#btn-rec-pause', { hasText: 'Resume recording' }).click();
+  await until(() => s.bob.page.evaluate(() => window.meetDebug.state().recording === 'recording'), { what: 'Bob sees the resume' });
+  await menu();
+  await s.alice.page.locator('#btn-record', { hasText: 'Stop recording' }).click();
+  for (const p of [s.alice, s.bob, s.carol]) {
+    await p.page.locator('#rec-indicator').waitFor({ state: 'hidden' });
+  }
+  // after the stop the host sees the recording's status and its download links
+  await menu();
+  await s.alice.page.locator('#rec-files .rec-status[data-status="ready"]').waitFor({ timeout: 60_000 });
+  await s.alice.page.locator('#rec-files a[data-file="manifest.json"]').waitFor();
+  if (await s.alice.page.locator('#btn-record').isVisible()) await s.alice.page.keyboard.press('Escape');
 });
 
 step('the connection-quality indicator is fed by stats:report every 5 s', async () => {

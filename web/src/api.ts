@@ -117,3 +117,28 @@ export function parseMeetingInput(input: string): string | null {
 export function meetingLink(meetingId: string): string {
   return `${location.origin}/?m=${encodeURIComponent(meetingId)}`;
 }
+
+/** A recording as `GET /api/meetings/{id}/recordings/{recordingId}` returns it. */
+export interface RecordingView {
+  recordingId: string;
+  status: 'recording' | 'processing' | 'ready' | 'failed';
+  durationMs: number | null;
+  failureReason: string | null;
+  files?: Array<{ name: string; size: number; url: string }>;
+}
+
+export function getRecording(token: string, meetingId: string, recordingId: string): Promise<RecordingView> {
+  return call('GET', `/api/meetings/${encodeURIComponent(meetingId)}/recordings/${encodeURIComponent(recordingId)}`, token);
+}
+
+/** Downloads a recording's file with the bearer token (a plain link cannot send it) and saves it. */
+export async function downloadFile(token: string, url: string, name: string): Promise<void> {
+  const res = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+  if (!res.ok) throw new RequestError({ code: `HTTP_${res.status}`, message: `download failed (${res.status})` });
+  const blob = await res.blob();
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}

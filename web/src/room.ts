@@ -2,7 +2,8 @@
 // session, and wires the toolbar, stage, chat and people panels. Rejoins (new transports and producers) after the
 // connection drops.
 import type { types } from 'mediasoup-client';
-import { devToken, getMessages, meetingLink } from './api';
+import { devToken, downloadFile, getMessages, getRecording, meetingLink } from './api';
+import type { RecordingView } from './api';
 import { debugEntries } from './debug';
 import { RequestError, describeError, describeMediaBlocked } from './errors';
 import { MediaSession, qualityOf, type ConsumerEntry, type StatsSample } from './media';
@@ -361,7 +362,10 @@ export class Room {
     s.on('recording:started', () => this.setRecording('recording'));
     s.on('recording:resumed', () => this.setRecording('recording'));
     s.on('recording:paused', () => this.setRecording('paused'));
-    s.on('recording:stopped', () => this.setRecording('idle'));
+    s.on('recording:stopped', (d: { recordingId?: string }) => {
+      this.setRecording('idle');
+      if (d?.recordingId) void this.showRecording(d.recordingId);
+    });
     s.on('server:shutdown', (d) => {
       this.shutdownHintMs = d.reconnectAfterMs;
       banner(`The server is restarting. Reconnecting in ${Math.ceil(d.reconnectAfterMs / 1000)} s…`);
@@ -1233,6 +1237,47 @@ export class Room {
     await this.act(() => this.sig.request(event, { meetingId: this.meetingId }));
   }
 
+  private async pauseRecording(): Promise<void> {
+    const event = this.model.recording === 'paused' ? 'recording:resume' : 'recording:pause';
+    await this.act(() => this.sig.request(event, { meetingId: this.meetingId }));
+  }
+
+  /** After a stop, hosts and moderators see the recording's status until it is ready, then its download links. */
+  private async showRecording(recordingId: string): Promise<void> {
+    if (!this.model?.isModerator) return;
+    const box = $('#rec-files');
+    box.hidden = false;
+    box.textContent = 'Recording: processing…';
+    const until = Date.now() + 5 * 60_000;
+    for (;;) {
+      let r: RecordingView;
+      try {
+        r = await getRecording(this.req.token, this.model.meetingId, recordingId);
+      } catch {
+        box.textContent = 'Recording: status unavailable';
+        return;
+      }
+      if (r.status !== 'processing' && r.status !== 'recording') {
+        box.replaceChildren();
+        const head = document.createElement('span');
+        head.className = 'rec-status';
+        head.dataset.status = r.status;
+        head.textContent = `Recording ${r.status}${r.failureReason ? ` (${r.failureReason})` : ''}`;
+        box.append(head);
+        for (const f of r.files ?? []) {
+          const a = document.createElement('a');
+          a.textContent = `Download ${f.name}`;
+          a.dataset.file = f.name;
+          a.addEventListener('click', () => void downloadFile(this.req.token, f.url, f.name).catch((e) => console.warn(e)));
+          box.append(a);
+        }
+        return;
+      }
+      if (Date.now() > until) return;
+      await new Promise((res) => setTimeout(res, 1500));
+    }
+  }
+
   private setRecording(state: string): void {
     if (!this.model) return;
     this.model.recording = state;
@@ -1345,6 +1390,10 @@ export class Room {
     $('#btn-record').addEventListener('click', () => {
       more.close(true);
       void this.record();
+    });
+    $('#btn-rec-pause').addEventListener('click', () => {
+      more.close(true);
+      void this.pauseRecording();
     });
     $('#btn-copy-link').innerHTML = `${icon('link')}<span>Copy meeting link</span>`;
     $('#btn-copy-link').addEventListener('click', () => {
@@ -1517,7 +1566,11 @@ export class Room {
     recSection.hidden = !(m.settings.recordingEnabled && m.isModerator);
     const rec = $('#btn-record');
     rec.innerHTML = `${icon('record')}<span>${m.recording === 'idle' ? 'Start recording' : 'Stop recording'}</span>`;
+    const pause = $('#btn-rec-pause');
+    pause.hidden = m.recording === 'idle';
+    pause.innerHTML = `${icon('record')}<span>${m.recording === 'paused' ? 'Resume recording' : 'Pause recording'}</span>`;
     $('#rec-indicator').hidden = m.recording === 'idle';
+    $('#rec-indicator').classList.toggle('paused', m.recording === 'paused');
     // Leave: hosts get a menu (leave / end for all); everyone else leaves directly.
     $('#btn-leave').setAttribute('aria-haspopup', m.isHost ? 'true' : 'false');
     $('#btn-leave').setAttribute('aria-label', m.isHost ? 'Leave or end the meeting' : 'Leave meeting');
@@ -1563,6 +1616,7 @@ export class Room {
         state: this.state,
         you: this.model?.you,
         layout: this.model?.effectiveLayout,
+        recording: this.model?.recording,
         people: this.model ? this.model.ordered().map((p) => ({ ...p, producers: [...p.producers.values()] })) : [],
         producers: this.media ? [...this.media.producers].map(([s, p]) => ({ source: s, id: p.id, paused: p.paused, closed: p.closed })) : [],
         consumers: this.media ? [...this.media.consumers.values()].map((c) => ({ id: c.consumer.id, participantId: c.participantId, kind: c.kind, source: c.source })) : [],

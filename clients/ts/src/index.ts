@@ -67,7 +67,7 @@ export type GrantableRole = "moderator" | "participant";
 /**
  * Every code a client can see. The guide's codes first, then the ones DESIGN.md §4 adds.
  */
-export type ErrorCode = "MEETING_NOT_FOUND" | "ACCESS_DENIED" | "MEETING_FULL" | "MEETING_ENDED" | "RATE_LIMIT_EXCEEDED" | "UNAUTHORIZED_RECORDING" | "RECORDING_DISABLED" | "VALIDATION_ERROR" | "NOT_IN_MEETING" | "FORBIDDEN" | "NOT_FOUND" | "CANNOT_CONSUME" | "SCREEN_SHARE_ACTIVE" | "NOT_SUPPORTED" | "INTERNAL_ERROR" | "UNAUTHORIZED";
+export type ErrorCode = "MEETING_NOT_FOUND" | "ACCESS_DENIED" | "MEETING_FULL" | "MEETING_ENDED" | "RATE_LIMIT_EXCEEDED" | "UNAUTHORIZED_RECORDING" | "RECORDING_DISABLED" | "VALIDATION_ERROR" | "NOT_IN_MEETING" | "FORBIDDEN" | "NOT_FOUND" | "CANNOT_CONSUME" | "SCREEN_SHARE_ACTIVE" | "NOT_SUPPORTED" | "INTERNAL_ERROR" | "UNAUTHORIZED" | "RECORDING_ACTIVE" | "RECORDING_NOT_ACTIVE" | "RECORDING_PAUSED" | "RECORDING_NOT_PAUSED" | "RECORDING_UNAVAILABLE";
 
 /**
  * A coded error as it goes on the wire: `{code, message, event?, retryAfterMs?}`.
@@ -174,13 +174,63 @@ export type Spotlight = { userId: UserId, };
 export type ScreenShare = { participantId: ParticipantId, userId: UserId, userName: string, };
 
 /**
- * `recording` in the snapshot.
+ * A recording of a meeting (`rec_<base62>`); also the name of its folder.
+ */
+export type RecordingId = string;
+
+/**
+ * What a recording records (the guide's `options`; each defaults to true).
+ */
+export type RecordingOptions = { recordVideo: boolean, recordAudio: boolean, recordChat: boolean, };
+
+/**
+ * `recording` in the snapshot: `{state: 'idle'}`, or the running recording (a late joiner shows the indicator).
  */
 export type RecordingStatus = { 
 /**
- * `idle` (recording is a later issue).
+ * `idle` | `recording` | `paused`
  */
-state: string, };
+state: string, recordingId?: RecordingId, startedBy?: UserRef, 
+/**
+ * ISO 8601, when it started.
+ */
+startedAt?: string, options?: RecordingOptions, 
+/**
+ * Recorded time so far (paused spans left out), ms.
+ */
+durationMs?: number, };
+
+/**
+ * `recording:started`: to everyone in the meeting.
+ */
+export type RecordingStarted = { meetingId: MeetingId, recordingId: RecordingId, 
+/**
+ * The name of who started it (the guide's field).
+ */
+hostName: string, startedBy: UserRef, options: RecordingOptions, timestamp: string, };
+
+/**
+ * `recording:stopped`: to everyone in the meeting. `reason`: `stopped` (a host or moderator),
+ * `meeting-ended`, `empty` (the last participant left), `max-duration`.
+ */
+export type RecordingStopped = { meetingId: MeetingId, recordingId: RecordingId, hostName: string, 
+/**
+ * Who stopped it; null when the server did (`reason` says why).
+ */
+stoppedBy: UserRef | null, 
+/**
+ * Recorded time, paused spans left out.
+ */
+durationMs: number, reason: string, timestamp: string, };
+
+/**
+ * `recording:paused` / `recording:resumed`: to everyone in the meeting.
+ */
+export type RecordingPausedEvent = { meetingId: MeetingId, recordingId: RecordingId, hostName: string, by: UserRef, 
+/**
+ * Recorded time so far, paused spans left out.
+ */
+durationMs: number, timestamp: string, };
 
 /**
  * `settings` in the snapshot.
@@ -446,9 +496,14 @@ export type Stats = { rtt?: number, packetLoss?: number, jitter?: number, bitrat
 export type StatsReport = { meetingId: MeetingId, stats: Stats, };
 
 /**
- * `recording:start|stop|pause|resume`.
+ * `recording:start|stop|pause|resume` (`options` only for start; at least one of them true).
  */
-export type RecordingRequest = { meetingId: MeetingId, options?: Record<string, unknown>, };
+export type RecordingRequest = { meetingId: MeetingId, options?: RecordingOptionsRequest, };
+
+/**
+ * The guide's recording `options`; a missing one is true.
+ */
+export type RecordingOptionsRequest = { recordVideo?: boolean, recordAudio?: boolean, recordChat?: boolean, };
 
 /**
  * `send-message`: 1–2000 characters, not blank; `recipientId` names a user and is required for `private`.
@@ -614,6 +669,10 @@ export interface ServerToClientEvents {
   "consumer:layers-changed": (payload: ConsumerLayersChanged) => void;
   "auth:expired": (payload: AuthExpired) => void;
   "server:shutdown": (payload: ServerShutdown) => void;
+  "recording:started": (payload: RecordingStarted) => void;
+  "recording:stopped": (payload: RecordingStopped) => void;
+  "recording:paused": (payload: RecordingPausedEvent) => void;
+  "recording:resumed": (payload: RecordingPausedEvent) => void;
   "error": (payload: WireError) => void;
 }
 
@@ -634,10 +693,10 @@ export interface ClientToServerEvents {
   "participant:role": (payload: RoleRequest, ack?: (res: Ack<RoleChanged>) => void) => void;
   "meeting:end": (payload: MeetingRequest, ack?: (res: Ack<Empty>) => void) => void;
   "stats:report": (payload: StatsReport, ack?: (res: Ack<Empty>) => void) => void;
-  "recording:start": (payload: RecordingRequest, ack?: (res: Ack<Empty>) => void) => void;
-  "recording:stop": (payload: RecordingRequest, ack?: (res: Ack<Empty>) => void) => void;
-  "recording:pause": (payload: RecordingRequest, ack?: (res: Ack<Empty>) => void) => void;
-  "recording:resume": (payload: RecordingRequest, ack?: (res: Ack<Empty>) => void) => void;
+  "recording:start": (payload: RecordingRequest, ack?: (res: Ack<RecordingStatus>) => void) => void;
+  "recording:stop": (payload: RecordingRequest, ack?: (res: Ack<RecordingStatus>) => void) => void;
+  "recording:pause": (payload: RecordingRequest, ack?: (res: Ack<RecordingStatus>) => void) => void;
+  "recording:resume": (payload: RecordingRequest, ack?: (res: Ack<RecordingStatus>) => void) => void;
   "send-message": (payload: SendMessage, ack?: (res: Ack<NewMessage>) => void) => void;
   "typing": (payload: TypingRequest, ack?: (res: Ack<Empty>) => void) => void;
   "create-transport": (payload: CreateTransport, ack?: (res: Ack<TransportCreated>) => void) => void;
@@ -708,10 +767,10 @@ export interface Replies {
   "participant:role": RoleChanged;
   "meeting:end": Empty;
   "stats:report": Empty;
-  "recording:start": Empty;
-  "recording:stop": Empty;
-  "recording:pause": Empty;
-  "recording:resume": Empty;
+  "recording:start": RecordingStatus;
+  "recording:stop": RecordingStatus;
+  "recording:pause": RecordingStatus;
+  "recording:resume": RecordingStatus;
   "send-message": NewMessage;
   "typing": Empty;
   "create-transport": TransportCreated;
@@ -765,6 +824,10 @@ export interface ServerEvents {
   "consumer:layers-changed": ConsumerLayersChanged;
   "auth:expired": AuthExpired;
   "server:shutdown": ServerShutdown;
+  "recording:started": RecordingStarted;
+  "recording:stopped": RecordingStopped;
+  "recording:paused": RecordingPausedEvent;
+  "recording:resumed": RecordingPausedEvent;
   "error": WireError;
 }
 
@@ -786,6 +849,11 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "NOT_SUPPORTED",
   "INTERNAL_ERROR",
   "UNAUTHORIZED",
+  "RECORDING_ACTIVE",
+  "RECORDING_NOT_ACTIVE",
+  "RECORDING_PAUSED",
+  "RECORDING_NOT_PAUSED",
+  "RECORDING_UNAVAILABLE",
 ];
 
 /** The guide's ten reaction emoji. */

@@ -29,6 +29,8 @@ use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+mod recordings;
+
 #[derive(Clone)]
 pub struct ApiState {
     pub service: Arc<MeetingService>,
@@ -43,6 +45,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// Test hooks (`POST /debug/media/drop`, loopback only); off by default (`MEET_MEDIA__DEBUG_HOOKS`).
     pub debug_hooks: bool,
+    /// Where recordings' folders are (`MEET_RECORDING__DIR`).
+    pub recordings_dir: std::path::PathBuf,
 }
 
 /// The REST API's routes and their OpenAPI document, from one list.
@@ -68,6 +72,10 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(dev_token))
         .routes(routes!(debug_media_drop))
         .routes(routes!(debug_media_cap))
+        .routes(routes!(recordings::list))
+        .routes(routes!(recordings::one))
+        .routes(routes!(recordings::delete))
+        .routes(routes!(recordings::download))
         .routes(routes!(docs::openapi_json))
         .routes(routes!(docs::asyncapi_json))
         .routes(routes!(docs::viewer))

@@ -11,6 +11,7 @@ mod media_ops;
 #[cfg(test)]
 mod media_ops_tests;
 pub mod ports;
+mod recording;
 pub mod request;
 mod service;
 #[cfg(test)]
@@ -18,7 +19,7 @@ mod service_tests;
 #[cfg(test)]
 mod testkit;
 
-pub use ports::{MediaPlane, MeetingStore};
+pub use ports::{MediaPlane, MeetingStore, RecordedProducer, RecordingSink};
 pub use request::{Recipient, Request};
 pub use service::{DomainConfig, Limits, MeetingService, NewMeeting};
 

@@ -438,6 +438,7 @@ impl MeetingService {
                         .map_err(sfu_error)?;
                 }
                 self.schedule_pacing(meeting);
+                self.record_if_recording(meeting, &producer).await;
                 let payload = ev::Produced {
                     producer_id: producer,
                     kind: media_kind(kind.as_str()),
@@ -1355,6 +1356,7 @@ impl MeetingService {
     /// Every 250 ms: announcements whose 2 s fallback passed. Runs until the service is dropped.
     pub fn spawn_pacer(self: &std::sync::Arc<Self>) {
         let weak = std::sync::Arc::downgrade(self);
+        let _ = self.me.set(weak.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {

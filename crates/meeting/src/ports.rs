@@ -2,9 +2,9 @@
 //! implemented by `store::Store`) and the media plane ([`MediaPlane`], implemented by `media::MediaEngine`). The
 //! domain's rules are then unit-tested with in-memory implementations: no database, no UDP (`testkit`).
 
-use proto::{MeetingId, MessageId, ParticipantId, Role, UserId};
+use proto::{MeetingId, MessageId, ParticipantId, RecordingId, Role, UserId};
 use std::time::Instant;
-use store::{ChatRecord, MeetingRecord, StatsRecord, Viewer};
+use store::{ChatRecord, MeetingRecord, RecordingRecord, RecordingStatus, StatsRecord, Viewer};
 
 pub use media::MediaError;
 
@@ -56,6 +56,25 @@ pub trait MeetingStore: Send + Sync + 'static {
         detail: &str,
         at: i64,
     ) -> store::Result<()>;
+    async fn insert_recording(&self, rec: &RecordingRecord) -> store::Result<()>;
+    async fn get_recording(&self, id: &RecordingId) -> store::Result<Option<RecordingRecord>>;
+    async fn recordings_of(&self, meeting: &MeetingId) -> store::Result<Vec<RecordingRecord>>;
+    /// `recording` → `processing`; false when it was not `recording`.
+    async fn stop_recording(
+        &self,
+        id: &RecordingId,
+        at: i64,
+        duration_ms: i64,
+        reason: &str,
+    ) -> store::Result<bool>;
+    async fn set_recording_status(
+        &self,
+        id: &RecordingId,
+        status: RecordingStatus,
+        reason: Option<&str>,
+        at: i64,
+    ) -> store::Result<bool>;
+    async fn delete_recording(&self, id: &RecordingId) -> store::Result<bool>;
 }
 
 #[async_trait::async_trait]
@@ -129,6 +148,69 @@ impl MeetingStore for store::Store {
     ) -> store::Result<()> {
         store::Store::audit(self, meeting, actor, action, target, detail, at).await
     }
+    async fn insert_recording(&self, rec: &RecordingRecord) -> store::Result<()> {
+        store::Store::insert_recording(self, rec).await
+    }
+    async fn get_recording(&self, id: &RecordingId) -> store::Result<Option<RecordingRecord>> {
+        store::Store::get_recording(self, id).await
+    }
+    async fn recordings_of(&self, meeting: &MeetingId) -> store::Result<Vec<RecordingRecord>> {
+        store::Store::recordings_of(self, meeting).await
+    }
+    async fn stop_recording(
+        &self,
+        id: &RecordingId,
+        at: i64,
+        duration_ms: i64,
+        reason: &str,
+    ) -> store::Result<bool> {
+        store::Store::stop_recording(self, id, at, duration_ms, reason).await
+    }
+    async fn set_recording_status(
+        &self,
+        id: &RecordingId,
+        status: RecordingStatus,
+        reason: Option<&str>,
+        at: i64,
+    ) -> store::Result<bool> {
+        store::Store::set_recording_status(self, id, status, reason, at).await
+    }
+    async fn delete_recording(&self, id: &RecordingId) -> store::Result<bool> {
+        store::Store::delete_recording(self, id).await
+    }
+}
+
+/// Where recordings go (issue 10): the recorder of this node. Calls are cheap and never block (the recorder does
+/// its work on its own threads); the service keeps the state machine, the stored rows and the events.
+pub trait RecordingSink: Send + Sync + 'static {
+    /// Why a new recording cannot start on this node now (concurrent recordings, free disk space), if it cannot.
+    fn refuse_start(&self) -> Option<String>;
+    /// A recording started (its row is stored, status `recording`); `media` runs its virtual subscribers.
+    fn started(&self, rec: &store::RecordingRecord, media: std::sync::Arc<dyn MediaPlane>);
+    /// A producer appeared in a meeting (recorded when the meeting is being recorded).
+    fn producer_added(&self, meeting: &MeetingId, producer: &RecordedProducer);
+    fn paused(&self, meeting: &MeetingId, at: i64);
+    fn resumed(&self, meeting: &MeetingId, at: i64);
+    /// A chat message everyone in the meeting could see.
+    fn chat(&self, meeting: &MeetingId, msg: &ChatRecord);
+    /// The recording stopped (its row is `processing`): the recorder finalizes its files and sets the final
+    /// status (`ready` | `failed`).
+    fn stopped(&self, rec: &store::RecordingRecord);
+    /// The longest a recording may run (recorded time), if limited.
+    fn max_duration_ms(&self) -> Option<u64>;
+}
+
+/// A producer to record, with who it belongs to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedProducer {
+    pub producer_id: String,
+    pub participant_id: ParticipantId,
+    pub user_id: UserId,
+    pub user_name: String,
+    /// `audio` | `video`
+    pub kind: String,
+    /// `mic` | `camera` | `screen`
+    pub source: String,
 }
 
 /// A unit of work on the media core that owns a router.

@@ -75,6 +75,8 @@ pub enum Request {
     Recording {
         meeting: MeetingId,
         action: RecordingAction,
+        /// What to record (`recording:start`; defaults otherwise).
+        options: proto::events::RecordingOptions,
     },
     // --- chat
     SendMessage {
@@ -320,13 +322,36 @@ impl Request {
                 stats: obj.stats()?,
             },
             "recording:start" | "recording:stop" | "recording:pause" | "recording:resume" => {
-                if let Some(o) = obj.0.get("options") {
-                    if !o.is_object() && !o.is_null() {
-                        return Err(WireError::validation("options must be an object"));
+                let mut options = proto::events::RecordingOptions::default();
+                match obj.0.get("options") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Object(o)) => {
+                        for (key, slot) in [
+                            ("recordVideo", &mut options.record_video),
+                            ("recordAudio", &mut options.record_audio),
+                            ("recordChat", &mut options.record_chat),
+                        ] {
+                            match o.get(key) {
+                                None | Some(Value::Null) => {}
+                                Some(Value::Bool(b)) => *slot = *b,
+                                Some(_) => {
+                                    return Err(WireError::validation(format!(
+                                        "options.{key} must be a boolean"
+                                    )))
+                                }
+                            }
+                        }
+                        if !options.record_video && !options.record_audio && !options.record_chat {
+                            return Err(WireError::validation(
+                                "options must record something (recordVideo, recordAudio or recordChat)",
+                            ));
+                        }
                     }
+                    Some(_) => return Err(WireError::validation("options must be an object")),
                 }
                 Request::Recording {
                     meeting,
+                    options,
                     action: match event {
                         "recording:start" => RecordingAction::Start,
                         "recording:stop" => RecordingAction::Stop,
@@ -965,6 +990,18 @@ mod tests {
                 json!({"meetingId": m, "options": 3}),
                 "options",
                 "object",
+            ),
+            (
+                "recording:start",
+                json!({"meetingId": m, "options": {"recordVideo": "yes"}}),
+                "options.recordVideo",
+                "boolean",
+            ),
+            (
+                "recording:start",
+                json!({"meetingId": m, "options": {"recordVideo": false, "recordAudio": false, "recordChat": false}}),
+                "options",
+                "record something",
             ),
             (
                 "recording:stop",

@@ -1,8 +1,8 @@
 //! The operations. Each validates, checks membership and permissions, applies the change to the runtime state
 //! and the store, and says what to emit. Nothing is changed when an operation fails.
 
-use crate::ports::{MediaPlane, MeetingStore};
-use crate::request::{Recipient, RecordingAction, Request};
+use crate::ports::{MediaPlane, MeetingStore, RecordingSink};
+use crate::request::{Recipient, Request};
 use crate::{Emit, Identity, Membership, Outcome, RoomChange, Session, Target};
 use proto::events as ev;
 use proto::time::{iso8601, now_ms};
@@ -114,6 +114,10 @@ pub struct MeetingService {
     background_rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Outcome>>>,
     /// Meetings with announcements waiting for their 2 s fallback.
     pub(crate) pacing: std::sync::Mutex<std::collections::HashSet<MeetingId>>,
+    /// This node's recorder (None: recordings keep their events and rows, but no files are written).
+    pub(crate) recorder: Option<Arc<dyn RecordingSink>>,
+    /// The service itself, for timers it starts (set by `spawn_pacer`, which the edge calls once).
+    pub(crate) me: std::sync::OnceLock<std::sync::Weak<MeetingService>>,
 }
 
 fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
@@ -121,7 +125,7 @@ fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
 }
 
 /// Logs an infrastructure failure and hides its details from the client.
-fn internal(what: &str, e: impl std::fmt::Display) -> WireError {
+pub(crate) fn internal(what: &str, e: impl std::fmt::Display) -> WireError {
     tracing::error!(error = %e, "{what} failed");
     WireError::internal()
 }
@@ -245,7 +249,19 @@ impl MeetingService {
             background,
             background_rx: std::sync::Mutex::new(Some(rx)),
             pacing: Default::default(),
+            recorder: None,
+            me: std::sync::OnceLock::new(),
         }
+    }
+
+    pub(crate) fn weak_self(&self) -> Option<std::sync::Weak<MeetingService>> {
+        self.me.get().cloned()
+    }
+
+    /// Attaches this node's recorder (before the service is shared).
+    pub fn with_recorder(mut self, recorder: Arc<dyn RecordingSink>) -> Self {
+        self.recorder = Some(recorder);
+        self
     }
 
     /// The stream of outcomes not caused by a request; the edge takes it once and delivers them.
@@ -573,7 +589,9 @@ impl MeetingService {
                 crate::media_ops::client_stats(self, &meeting, &me, &stats).await;
                 Ok(Outcome::reply(&ev::Empty {}))
             }
-            Request::Recording { action, .. } => {
+            Request::Recording {
+                action, options, ..
+            } => {
                 let rec = self.meeting_record(&meeting).await?;
                 if !rec.recording_enabled {
                     return Err(err(
@@ -587,11 +605,8 @@ impl MeetingService {
                         "only hosts and moderators can control recording",
                     ));
                 }
-                let _: RecordingAction = action;
-                Err(err(
-                    ErrorCode::NotSupported,
-                    "recording is not available on this server yet",
-                ))
+                let who = who.clone();
+                self.recording_action(&meeting, &who, action, options).await
             }
             Request::SendMessage {
                 message, recipient, ..
@@ -801,7 +816,7 @@ impl MeetingService {
             user_id: who.user_id.clone(),
             role,
         };
-        let (participants, layout, spotlight, screen_share) = runtime_state;
+        let (participants, layout, spotlight, screen_share, recording) = runtime_state;
         let state = ev::MeetingState {
             meeting_id: meeting.clone(),
             title: rec.title.clone(),
@@ -810,9 +825,7 @@ impl MeetingService {
             layout,
             spotlight,
             screen_share,
-            recording: ev::RecordingStatus {
-                state: "idle".to_owned(),
-            },
+            recording,
             settings: ev::MeetingSettings {
                 max_participants: rec.max_participants,
                 recording_enabled: rec.recording_enabled,
@@ -891,6 +904,7 @@ impl MeetingService {
 
     async fn leave(&self, m: &Membership, reason: &str) -> Outcome {
         let mut removed: Option<(RuntimeParticipant, Option<ScreenShare>, usize)> = None;
+        let mut recording = None;
         let (now, grace) = (now_ms(), self.config.rejoin_grace_ms);
         let mut dropped_hands = 0;
         let res = self
@@ -910,6 +924,10 @@ impl MeetingService {
                     Some(s) if s.participant_id == m.participant => rt.screen_share.take(),
                     _ => None,
                 };
+                if rt.participants.is_empty() {
+                    // The last participant left: the recording stops.
+                    recording = rt.recording.take();
+                }
                 removed = Some((p, share, rt.participants.len()));
                 true
             })
@@ -925,6 +943,10 @@ impl MeetingService {
         metrics::gauge!("meet_participants").decrement(1.0);
         out.emits
             .extend(self.release_media(&m.meeting, &p, "participant-left").await);
+        if let Some(r) = recording {
+            self.finish_recording(&m.meeting, &r, None, "empty", now_ms())
+                .await;
+        }
         if count == 0 {
             metrics::gauge!("meet_meetings_active").decrement(1.0);
             if let Err(e) = self.runtime.remove_if_empty(&m.meeting).await {
@@ -1008,6 +1030,9 @@ impl MeetingService {
             .insert_message(&record)
             .await
             .map_err(|e| internal("storing chat message", e))?;
+        if record.recipient_type == store::RecipientType::All {
+            self.record_chat(meeting, &record);
+        }
         let payload = new_message(&record);
         Ok(Outcome::reply(&payload).emit(target, "new-message", &payload))
     }
@@ -1239,8 +1264,10 @@ impl MeetingService {
             ));
         }
         let mut gone: Vec<RuntimeParticipant> = Vec::new();
+        let mut recording = None;
         self.modify(id, |rt| {
             rt.ended = true;
+            recording = rt.recording.take();
             gone = rt.take_participants();
             rt.screen_share = None;
             true
@@ -1266,7 +1293,14 @@ impl MeetingService {
         }
         self.audit(id, &who.user_id, "end", None, "").await;
         tracing::info!(meeting = %id, by = %who.user_id, removed = gone.len(), "meeting ended");
-        let mut out = Outcome::reply(&ev::Empty {}).emit(
+        let mut out = Outcome::reply(&ev::Empty {});
+        if let Some(r) = recording {
+            let stopped = self
+                .finish_recording(id, &r, Some(who_ref(who)), "meeting-ended", now)
+                .await;
+            out = out.emit(Target::Meeting(id.clone()), "recording:stopped", &stopped);
+        }
+        let mut out = out.emit(
             Target::Meeting(id.clone()),
             "meeting:ended",
             &ev::MeetingEnded {
@@ -1388,6 +1422,13 @@ impl MeetingService {
         })
     }
 
+    pub(crate) async fn meeting_record_pub(
+        &self,
+        id: &MeetingId,
+    ) -> Result<MeetingRecord, WireError> {
+        self.meeting_record(id).await
+    }
+
     async fn meeting_record(&self, id: &MeetingId) -> Result<MeetingRecord, WireError> {
         self.store
             .get_meeting(id)
@@ -1474,7 +1515,7 @@ impl MeetingService {
         }
     }
 
-    async fn audit(
+    pub(crate) async fn audit(
         &self,
         meeting: &MeetingId,
         actor: &UserId,
@@ -1507,6 +1548,7 @@ type RuntimeSnapshot = (
     Layout,
     Option<ev::Spotlight>,
     Option<ev::ScreenShare>,
+    ev::RecordingStatus,
 );
 
 fn runtime_snapshot(rt: &MeetingRuntime) -> RuntimeSnapshot {
@@ -1524,6 +1566,7 @@ fn runtime_snapshot(rt: &MeetingRuntime) -> RuntimeSnapshot {
             user_id: s.user_id.clone(),
             user_name: s.user_name.clone(),
         }),
+        crate::recording::recording_status(rt, now_ms()),
     )
 }
 

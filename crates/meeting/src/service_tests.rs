@@ -488,3 +488,100 @@ async fn hand_raise_is_told_only_when_it_changes() {
         1
     );
 }
+
+#[tokio::test]
+async fn recording_state_machine_rows_and_the_servers_own_stops() {
+    let w = World::new();
+    let (host, bob) = (identity("host", "c1"), identity("bob", "c1"));
+    let m = w
+        .meeting(
+            &host,
+            NewMeeting {
+                recording_enabled: Some(true),
+                ..NewMeeting::default()
+            },
+        )
+        .await;
+    let mut h = w.join(&host, &m).await;
+    let mut b = w.join(&bob, &m).await;
+    assert_eq!(
+        code(w.send(&mut b, "recording:start", json!({})).await),
+        ErrorCode::UnauthorizedRecording
+    );
+    assert_eq!(
+        code(w.send(&mut h, "recording:pause", json!({})).await),
+        ErrorCode::RecordingNotActive
+    );
+    let out = w
+        .send(
+            &mut h,
+            "recording:start",
+            json!({"options": {"recordChat": false}}),
+        )
+        .await
+        .expect("start");
+    assert_eq!(out.reply["state"], "recording");
+    let started = emits(&out, "recording:started");
+    assert_eq!(started[0].target, Target::Meeting(m.clone()));
+    assert_eq!(
+        started[0].payload["options"],
+        json!({"recordVideo": true, "recordAudio": true, "recordChat": false})
+    );
+    assert_eq!(
+        code(w.send(&mut h, "recording:start", json!({})).await),
+        ErrorCode::RecordingActive
+    );
+    w.send(&mut h, "recording:pause", json!({}))
+        .await
+        .expect("pause");
+    assert_eq!(
+        code(w.send(&mut h, "recording:pause", json!({})).await),
+        ErrorCode::RecordingPaused
+    );
+    assert!(w
+        .runtime(&m)
+        .await
+        .recording
+        .is_some_and(|r| r.paused_at.is_some()));
+    w.send(&mut h, "recording:resume", json!({}))
+        .await
+        .expect("resume");
+    assert_eq!(
+        code(w.send(&mut h, "recording:resume", json!({})).await),
+        ErrorCode::RecordingNotPaused
+    );
+    let out = w
+        .send(&mut h, "recording:stop", json!({}))
+        .await
+        .expect("stop");
+    assert_eq!(
+        emits(&out, "recording:stopped")[0].payload["reason"],
+        "stopped"
+    );
+    assert!(w.runtime(&m).await.recording.is_none());
+    {
+        let d = w.store.data();
+        assert_eq!(d.recordings.len(), 1);
+        // no recorder on this service: the row says why there are no files
+        assert_eq!(d.recordings[0].status, store::RecordingStatus::Failed);
+        assert_eq!(d.recordings[0].stop_reason.as_deref(), Some("stopped"));
+        assert!(!d.recordings[0].record_chat);
+    }
+    // the last participant leaving stops a running recording
+    w.send(&mut h, "recording:start", json!({}))
+        .await
+        .expect("start again");
+    w.send(&mut b, "leave-meeting", json!({}))
+        .await
+        .expect("bob leaves");
+    assert!(
+        w.runtime(&m).await.recording.is_some(),
+        "one is still there"
+    );
+    w.send(&mut h, "leave-meeting", json!({}))
+        .await
+        .expect("host leaves");
+    let d = w.store.data();
+    assert_eq!(d.recordings.len(), 2);
+    assert_eq!(d.recordings[1].stop_reason.as_deref(), Some("empty"));
+}

@@ -5,14 +5,17 @@ use crate::ports::{MediaError, MediaJob, MediaPlane, MeetingStore};
 use crate::{
     DomainConfig, Emit, Identity, MeetingService, NewMeeting, Outcome, Request, Session, Target,
 };
-use proto::{MeetingId, MessageId, ParticipantId, Role, UserId, WireError};
+use proto::{MeetingId, MessageId, ParticipantId, RecordingId, Role, UserId, WireError};
 use serde_json::{json, Value};
 use state::{LocalRateLimiter, LocalRuntimeStore, MeetingRuntime, RuntimeStore};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
-use store::{ChatRecord, MeetingRecord, MeetingStatus, RecipientType, StatsRecord, Viewer};
+use store::{
+    ChatRecord, MeetingRecord, MeetingStatus, RecipientType, RecordingRecord, RecordingStatus,
+    StatsRecord, Viewer,
+};
 
 #[derive(Default)]
 pub struct MemData {
@@ -24,6 +27,7 @@ pub struct MemData {
     pub stats: Vec<(ParticipantId, StatsRecord)>,
     /// (actor, action, target, detail)
     pub audit: Vec<(String, String, Option<String>, String)>,
+    pub recordings: Vec<RecordingRecord>,
 }
 
 /// The store, in memory, with the visibility rules of the SQL it stands in for.
@@ -167,6 +171,64 @@ impl MeetingStore for MemStore {
             detail.to_owned(),
         ));
         Ok(())
+    }
+    async fn insert_recording(&self, rec: &RecordingRecord) -> store::Result<()> {
+        self.data().recordings.push(rec.clone());
+        Ok(())
+    }
+    async fn get_recording(&self, id: &RecordingId) -> store::Result<Option<RecordingRecord>> {
+        Ok(self.data().recordings.iter().find(|r| &r.id == id).cloned())
+    }
+    async fn recordings_of(&self, meeting: &MeetingId) -> store::Result<Vec<RecordingRecord>> {
+        Ok(self
+            .data()
+            .recordings
+            .iter()
+            .filter(|r| &r.meeting_id == meeting)
+            .cloned()
+            .collect())
+    }
+    async fn stop_recording(
+        &self,
+        id: &RecordingId,
+        at: i64,
+        duration_ms: i64,
+        reason: &str,
+    ) -> store::Result<bool> {
+        let mut d = self.data();
+        Ok(match d.recordings.iter_mut().find(|r| &r.id == id) {
+            Some(r) if r.status == RecordingStatus::Recording => {
+                r.status = RecordingStatus::Processing;
+                r.stopped_at = Some(at);
+                r.duration_ms = Some(duration_ms);
+                r.stop_reason = Some(reason.to_owned());
+                true
+            }
+            _ => false,
+        })
+    }
+    async fn set_recording_status(
+        &self,
+        id: &RecordingId,
+        status: RecordingStatus,
+        reason: Option<&str>,
+        _at: i64,
+    ) -> store::Result<bool> {
+        let mut d = self.data();
+        Ok(match d.recordings.iter_mut().find(|r| &r.id == id) {
+            Some(r) => {
+                r.status = status;
+                r.failure_reason = reason.map(str::to_owned);
+                true
+            }
+            None => false,
+        })
+    }
+    async fn delete_recording(&self, id: &RecordingId) -> store::Result<bool> {
+        let mut d = self.data();
+        let before = d.recordings.len();
+        d.recordings.retain(|r| &r.id != id);
+        Ok(d.recordings.len() != before)
     }
 }
 

@@ -28,10 +28,20 @@ pub enum ErrorCode {
     InternalError,
     /// REST only: missing or invalid bearer token.
     Unauthorized,
+    /// `recording:start` while the meeting is already being recorded.
+    RecordingActive,
+    /// `recording:stop|pause|resume` while the meeting is not being recorded.
+    RecordingNotActive,
+    /// `recording:pause` while the recording is already paused.
+    RecordingPaused,
+    /// `recording:resume` while the recording is not paused.
+    RecordingNotPaused,
+    /// `recording:start` refused by this node's limits (concurrent recordings, free disk space).
+    RecordingUnavailable,
 }
 
 /// Every code, in declaration order (for generated clients and docs).
-pub const ALL_CODES: [ErrorCode; 16] = [
+pub const ALL_CODES: [ErrorCode; 21] = [
     ErrorCode::MeetingNotFound,
     ErrorCode::AccessDenied,
     ErrorCode::MeetingFull,
@@ -48,6 +58,11 @@ pub const ALL_CODES: [ErrorCode; 16] = [
     ErrorCode::NotSupported,
     ErrorCode::InternalError,
     ErrorCode::Unauthorized,
+    ErrorCode::RecordingActive,
+    ErrorCode::RecordingNotActive,
+    ErrorCode::RecordingPaused,
+    ErrorCode::RecordingNotPaused,
+    ErrorCode::RecordingUnavailable,
 ];
 
 impl ErrorCode {
@@ -69,6 +84,11 @@ impl ErrorCode {
             ErrorCode::NotSupported => "NOT_SUPPORTED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::RecordingActive => "RECORDING_ACTIVE",
+            ErrorCode::RecordingNotActive => "RECORDING_NOT_ACTIVE",
+            ErrorCode::RecordingPaused => "RECORDING_PAUSED",
+            ErrorCode::RecordingNotPaused => "RECORDING_NOT_PAUSED",
+            ErrorCode::RecordingUnavailable => "RECORDING_UNAVAILABLE",
         }
     }
 
@@ -83,9 +103,15 @@ impl ErrorCode {
             | ErrorCode::RecordingDisabled
             | ErrorCode::NotInMeeting => 403,
             ErrorCode::MeetingNotFound | ErrorCode::NotFound => 404,
-            ErrorCode::MeetingEnded | ErrorCode::MeetingFull | ErrorCode::ScreenShareActive => 409,
+            ErrorCode::MeetingEnded
+            | ErrorCode::MeetingFull
+            | ErrorCode::ScreenShareActive
+            | ErrorCode::RecordingActive
+            | ErrorCode::RecordingNotActive
+            | ErrorCode::RecordingPaused
+            | ErrorCode::RecordingNotPaused => 409,
             ErrorCode::RateLimitExceeded => 429,
-            ErrorCode::NotSupported => 503,
+            ErrorCode::NotSupported | ErrorCode::RecordingUnavailable => 503,
             ErrorCode::InternalError => 500,
         }
     }

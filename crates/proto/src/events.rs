@@ -5,7 +5,7 @@
 //! field names (camelCase, except `new-message`'s snake_case) cannot drift between the server, the docs and the
 //! clients. Opaque mediasoup shapes (RTP parameters, ICE/DTLS parameters) stay `JsonValue`: the SFU owns them.
 
-use crate::{Layout, MeetingId, MessageId, ParticipantId, Role, UserId};
+use crate::{Layout, MeetingId, MessageId, ParticipantId, RecordingId, Role, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ts_rs::TS;
@@ -281,11 +281,90 @@ pub struct ScreenShare {
     pub user_name: String,
 }
 
-/// `recording` in the snapshot.
+/// `recording` in the snapshot: `{state: 'idle'}`, or the running recording (a late joiner shows the indicator).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct RecordingStatus {
-    /// `idle` (recording is a later issue).
+    /// `idle` | `recording` | `paused`
     pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub recording_id: Option<RecordingId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub started_by: Option<UserRef>,
+    /// ISO 8601, when it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub options: Option<RecordingOptions>,
+    /// Recorded time so far (paused spans left out), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub duration_ms: Option<u64>,
+}
+
+/// What a recording records (the guide's `options`; each defaults to true).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingOptions {
+    pub record_video: bool,
+    pub record_audio: bool,
+    pub record_chat: bool,
+}
+
+impl Default for RecordingOptions {
+    fn default() -> Self {
+        Self {
+            record_video: true,
+            record_audio: true,
+            record_chat: true,
+        }
+    }
+}
+
+/// `recording:started`: to everyone in the meeting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingStarted {
+    pub meeting_id: MeetingId,
+    pub recording_id: RecordingId,
+    /// The name of who started it (the guide's field).
+    pub host_name: String,
+    pub started_by: UserRef,
+    pub options: RecordingOptions,
+    pub timestamp: String,
+}
+
+/// `recording:stopped`: to everyone in the meeting. `reason`: `stopped` (a host or moderator),
+/// `meeting-ended`, `empty` (the last participant left), `max-duration`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingStopped {
+    pub meeting_id: MeetingId,
+    pub recording_id: RecordingId,
+    pub host_name: String,
+    /// Who stopped it; null when the server did (`reason` says why).
+    pub stopped_by: Option<UserRef>,
+    /// Recorded time, paused spans left out.
+    pub duration_ms: u64,
+    pub reason: String,
+    pub timestamp: String,
+}
+
+/// `recording:paused` / `recording:resumed`: to everyone in the meeting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingPausedEvent {
+    pub meeting_id: MeetingId,
+    pub recording_id: RecordingId,
+    pub host_name: String,
+    pub by: UserRef,
+    /// Recorded time so far, paused spans left out.
+    pub duration_ms: u64,
+    pub timestamp: String,
 }
 
 /// `settings` in the snapshot.

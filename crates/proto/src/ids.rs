@@ -68,6 +68,11 @@ typed_id!(
     MessageId,
     "msg"
 );
+typed_id!(
+    /// A recording of a meeting (`rec_<base62>`); also the name of its folder.
+    RecordingId,
+    "rec"
+);
 
 #[cfg(test)]
 mod tests {

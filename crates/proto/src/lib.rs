@@ -45,7 +45,12 @@ macro_rules! contract_types {
             ParticipantSummary,
             Spotlight,
             ScreenShare,
+            RecordingId,
+            RecordingOptions,
             RecordingStatus,
+            RecordingStarted,
+            RecordingStopped,
+            RecordingPausedEvent,
             MeetingSettings,
             MeetingState,
             JoinAck,
@@ -92,6 +97,7 @@ macro_rules! contract_types {
             Stats,
             StatsReport,
             RecordingRequest,
+            RecordingOptionsRequest,
             SendMessage,
             TypingRequest,
             CreateTransport,
@@ -130,7 +136,7 @@ pub mod time;
 pub mod typescript;
 
 pub use error::{ErrorCode, WireError};
-pub use ids::{MeetingId, MessageId, ParticipantId, UserId};
+pub use ids::{MeetingId, MessageId, ParticipantId, RecordingId, UserId};
 
 /// Roles inside one meeting. The host created it; moderators are granted by a host.
 #[derive(

@@ -113,15 +113,29 @@ pub struct StatsReport {
     pub stats: Stats,
 }
 
-/// `recording:start|stop|pause|resume`.
+/// `recording:start|stop|pause|resume` (`options` only for start; at least one of them true).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingRequest {
     pub meeting_id: MeetingId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    #[ts(type = "Record<string, unknown>")]
-    pub options: Option<serde_json::Map<String, Value>>,
+    pub options: Option<RecordingOptionsRequest>,
+}
+
+/// The guide's recording `options`; a missing one is true.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingOptionsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub record_video: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub record_audio: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub record_chat: Option<bool>,
 }
 
 /// `send-message`: 1–2000 characters, not blank; `recipientId` names a user and is required for `private`.

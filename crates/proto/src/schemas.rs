@@ -8,7 +8,9 @@ use crate::rest::{
     DevToken, MeetingStatus, MeetingView, MessagePage, ParticipantList, RestError, RestErrorBody,
     RestOk, RoleSet, WebRtcConfig,
 };
-use crate::{ErrorCode, Layout, MeetingId, MessageId, ParticipantId, Role, UserId, WireError};
+use crate::{
+    ErrorCode, Layout, MeetingId, MessageId, ParticipantId, RecordingId, Role, UserId, WireError,
+};
 use std::collections::BTreeMap;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};

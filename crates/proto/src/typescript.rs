@@ -10,7 +10,9 @@ use crate::rest::{
     DevToken, MeetingStatus, MeetingView, MessagePage, ParticipantList, RestError, RestErrorBody,
     RestOk, RoleSet, WebRtcConfig,
 };
-use crate::{ErrorCode, Layout, MeetingId, MessageId, ParticipantId, Role, UserId, WireError};
+use crate::{
+    ErrorCode, Layout, MeetingId, MessageId, ParticipantId, RecordingId, Role, UserId, WireError,
+};
 use ts_rs::{Config, TS};
 
 /// Server → client events: (name, payload type).
@@ -50,6 +52,10 @@ pub const SERVER_TO_CLIENT: &[(&str, &str)] = &[
     ("consumer:layers-changed", "ConsumerLayersChanged"),
     ("auth:expired", "AuthExpired"),
     ("server:shutdown", "ServerShutdown"),
+    ("recording:started", "RecordingStarted"),
+    ("recording:stopped", "RecordingStopped"),
+    ("recording:paused", "RecordingPausedEvent"),
+    ("recording:resumed", "RecordingPausedEvent"),
     ("error", "WireError"),
 ];
 
@@ -74,10 +80,10 @@ pub const CLIENT_TO_SERVER: &[(&str, &str, &str)] = &[
     ("participant:role", "RoleRequest", "RoleChanged"),
     ("meeting:end", "MeetingRequest", "Empty"),
     ("stats:report", "StatsReport", "Empty"),
-    ("recording:start", "RecordingRequest", "Empty"),
-    ("recording:stop", "RecordingRequest", "Empty"),
-    ("recording:pause", "RecordingRequest", "Empty"),
-    ("recording:resume", "RecordingRequest", "Empty"),
+    ("recording:start", "RecordingRequest", "RecordingStatus"),
+    ("recording:stop", "RecordingRequest", "RecordingStatus"),
+    ("recording:pause", "RecordingRequest", "RecordingStatus"),
+    ("recording:resume", "RecordingRequest", "RecordingStatus"),
     ("send-message", "SendMessage", "NewMessage"),
     ("typing", "TypingRequest", "Empty"),
     ("create-transport", "CreateTransport", "TransportCreated"),

@@ -248,7 +248,7 @@ fn client_to_server_payloads_round_trip_in_the_guides_shape() {
     }));
     round_trip::<StatsReport>(json!({"meetingId": "meeting_abc123", "stats": {}}));
     round_trip::<RecordingRequest>(
-        json!({"meetingId": "meeting_abc123", "options": {"audio": true}}),
+        json!({"meetingId": "meeting_abc123", "options": {"recordVideo": true, "recordAudio": false, "recordChat": true}}),
     );
     round_trip::<RecordingRequest>(json!({"meetingId": "meeting_abc123"}));
     round_trip::<SendMessage>(json!({

@@ -24,6 +24,27 @@ pub struct Config {
     pub web: Web,
     pub media: Media,
     pub webhooks: Webhooks,
+    pub recording: Recording,
+}
+
+/// Recording (docs/recording.md): where recordings go and this node's limits.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recording {
+    /// Each recording gets a folder here.
+    pub dir: String,
+    /// Concurrent recordings this node holds (0: recording refused).
+    pub max_concurrent: u32,
+    /// A recording does not start when the directory's file system has less free space (MB).
+    pub min_free_disk_mb: u64,
+    /// Longest recorded time (s; paused time does not count); 0 = unlimited.
+    pub max_duration_secs: u64,
+    /// The ffmpeg binary that makes composites (a bare name is looked up in PATH).
+    pub ffmpeg: String,
+    /// Composites made at once on this node.
+    pub composite_concurrency: u32,
+    /// Packets each recording's queue holds between the media workers and its thread (full: dropped, counted).
+    pub queue_packets: u32,
 }
 
 /// Webhooks for integrators (docs/webhooks.md): events POSTed, signed, to every URL in `urls`.
@@ -357,6 +378,15 @@ impl Default for Config {
                 retry_base_ms: 1_000,
                 retry_max_ms: 300_000,
             },
+            recording: Recording {
+                dir: "./data/recordings".to_owned(),
+                max_concurrent: 8,
+                min_free_disk_mb: 1024,
+                max_duration_secs: 4 * 3600,
+                ffmpeg: "ffmpeg".to_owned(),
+                composite_concurrency: 1,
+                queue_packets: 4096,
+            },
         }
     }
 }
@@ -538,6 +568,27 @@ impl Config {
             self.media.connect_timeout_ms,
             1_000..=600_000,
         )?;
+        let r = &self.recording;
+        if r.dir.trim().is_empty() {
+            return Err("recording.dir (MEET_RECORDING__DIR) must not be empty".into());
+        }
+        in_range("recording.max_concurrent", r.max_concurrent, 0..=10_000)?;
+        in_range(
+            "recording.min_free_disk_mb",
+            r.min_free_disk_mb,
+            0..=100_000_000,
+        )?;
+        in_range(
+            "recording.max_duration_secs",
+            r.max_duration_secs,
+            0..=7 * 86_400,
+        )?;
+        in_range(
+            "recording.composite_concurrency",
+            r.composite_concurrency,
+            1..=64,
+        )?;
+        in_range("recording.queue_packets", r.queue_packets, 16..=1_000_000)?;
         let w = &self.webhooks;
         in_range("webhooks.timeout_ms", w.timeout_ms, 100..=120_000)?;
         in_range("webhooks.max_attempts", w.max_attempts, 1..=100)?;

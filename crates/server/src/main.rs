@@ -171,32 +171,54 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     .context("starting the media workers")?;
     tracing::info!(addresses = ?media.addresses(), "media plane ready");
     let media_events = media.take_events();
-    let service = Arc::new(MeetingService::new(
-        Arc::new(store.clone()),
-        Arc::new(LocalRuntimeStore::new()),
-        Arc::new(LocalRateLimiter::new()),
-        Arc::new(media),
-        DomainConfig {
-            dev_mode: cfg.dev_mode,
-            default_max_participants: cfg.meetings.default_max_participants,
-            limits: Limits {
-                send_message: limit(cfg.limits.send_message),
-                typing: limit(cfg.limits.typing),
-                reaction: limit(cfg.limits.reaction),
-                stats: limit(cfg.limits.stats),
-                create_transport: limit(cfg.limits.create_transport),
-                connect_transport: limit(cfg.limits.connect_transport),
-                produce: limit(cfg.limits.produce),
-                consume: limit(cfg.limits.consume),
-                media_control: limit(cfg.limits.media_control),
-                restart_ice: limit(cfg.limits.restart_ice),
-            },
-            recent_messages: cfg.meetings.recent_messages,
-            rejoin_grace_ms: i64::from(cfg.meetings.rejoin_grace_secs) * 1000,
-            ended_state_ms: u64::from(cfg.meetings.ended_state_secs) * 1000,
-            ice: cfg.media.ice(),
+    let recorder = recorder::Recorder::new(
+        recorder::RecorderConfig {
+            dir: cfg.recording.dir.clone().into(),
+            max_concurrent: cfg.recording.max_concurrent as usize,
+            min_free_disk_mb: cfg.recording.min_free_disk_mb,
+            max_duration_secs: cfg.recording.max_duration_secs,
+            ffmpeg: cfg.recording.ffmpeg.clone(),
+            composite_concurrency: cfg.recording.composite_concurrency as usize,
+            queue_packets: cfg.recording.queue_packets as usize,
         },
-    ));
+        store.clone(),
+    );
+    let recovered = recorder.recover().await;
+    if recovered > 0 {
+        tracing::warn!(
+            recovered,
+            "recordings left unfinished by the last run were finalized"
+        );
+    }
+    let service = Arc::new(
+        MeetingService::new(
+            Arc::new(store.clone()),
+            Arc::new(LocalRuntimeStore::new()),
+            Arc::new(LocalRateLimiter::new()),
+            Arc::new(media),
+            DomainConfig {
+                dev_mode: cfg.dev_mode,
+                default_max_participants: cfg.meetings.default_max_participants,
+                limits: Limits {
+                    send_message: limit(cfg.limits.send_message),
+                    typing: limit(cfg.limits.typing),
+                    reaction: limit(cfg.limits.reaction),
+                    stats: limit(cfg.limits.stats),
+                    create_transport: limit(cfg.limits.create_transport),
+                    connect_transport: limit(cfg.limits.connect_transport),
+                    produce: limit(cfg.limits.produce),
+                    consume: limit(cfg.limits.consume),
+                    media_control: limit(cfg.limits.media_control),
+                    restart_ice: limit(cfg.limits.restart_ice),
+                },
+                recent_messages: cfg.meetings.recent_messages,
+                rejoin_grace_ms: i64::from(cfg.meetings.rejoin_grace_secs) * 1000,
+                ended_state_ms: u64::from(cfg.meetings.ended_state_secs) * 1000,
+                ice: cfg.media.ice(),
+            },
+        )
+        .with_recorder(recorder.clone()),
+    );
     if let Some(events) = media_events {
         service.spawn_media_events(events);
     }
@@ -211,6 +233,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let ready = Arc::new(AtomicBool::new(true));
     let api = api::router(api::ApiState {
+        recordings_dir: cfg.recording.dir.clone().into(),
         service,
         verifier,
         io: io.clone(),

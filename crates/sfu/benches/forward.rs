@@ -8,7 +8,9 @@
 //! is the headline (robust against the machine's other load preempting a slice), the minimum is shown too.
 //!
 //! Run: `cargo bench -p sfu --bench forward`. `SFU_BENCH_SECS=<s>` changes the measured simulated time per row
-//! (default 10 s); `SFU_BENCH_N=1,10` picks the rows.
+//! (default 10 s); `SFU_BENCH_N=1,10` picks the rows. `SFU_BENCH_RECORD=1` also records the publisher's two
+//! producers (the recorder's virtual subscriber, issue 10: a tap per producer whose queue a thread drains), so the
+//! rows show what recording adds to the forwarding path.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -57,6 +59,30 @@ fn run(n: usize, secs: f64) -> Row {
     );
     for t in &mut w.pubs[p].tracks {
         t.record = false;
+    }
+    if std::env::var("SFU_BENCH_RECORD").is_ok_and(|v| v == "1") {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4096);
+        // Drained like the recorder's thread does: poll and sleep, so a send never wakes a blocked receiver.
+        std::thread::spawn(move || loop {
+            match rx.try_recv() {
+                Ok(_) => {}
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+            }
+        });
+        for (track, id) in [(1, &a), (2, &v)] {
+            let sink = sfu::record::RecordSink {
+                track,
+                tx: tx.clone(),
+                need_keyframe: Default::default(),
+                dropped: Default::default(),
+            };
+            w.core
+                .start_recording(id, sink, Instant::now())
+                .expect("start_recording");
+        }
     }
     for _ in 0..n {
         let (s, _) = w.subscriber_for(ROUTER, &[&a, &v]);

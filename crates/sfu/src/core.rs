@@ -257,6 +257,8 @@ struct Producer {
     needed_layers: usize,
     /// Each layer's bitrate (what the allocator shares an estimate with).
     rates: allocator::LayerRates,
+    /// The recorder's virtual subscriber, while this producer is recorded (`record.rs`).
+    tap: Option<crate::record::Tap>,
 }
 
 struct Consumer {
@@ -1104,6 +1106,7 @@ impl Core {
             last_packet: vec![None; layers],
             needed_layers: layers,
             rates: allocator::LayerRates::default(),
+            tap: None,
         });
         self.producer_ids.insert(id.clone(), pk);
         if let Some(t) = self.transports.get_mut(tk) {
@@ -2109,6 +2112,12 @@ impl Core {
         if let (Kind::Audio, Some(level)) = (p.mapping.kind, pkt.header.ext_vals.audio_level) {
             self.speakers.on_level(pk, &p.router, level, now);
         }
+        if p.tap.is_some() {
+            self.record_packet(pk, layer, &pkt, now);
+        }
+        let Some(p) = self.producers.get(pk) else {
+            return;
+        };
         if p.consumers.is_empty() {
             return;
         }
@@ -2269,6 +2278,93 @@ impl Core {
         );
         self.stats.rtp_out += 1;
         self.mark_dirty(tk);
+    }
+
+    /// Hands one packet of a recorded producer to its tap (a hook kept small: the logic is in `record.rs`).
+    fn record_packet(&mut self, pk: ProducerKey, layer: usize, pkt: &RtpPacket, now: Instant) {
+        let video = self
+            .producers
+            .get(pk)
+            .is_some_and(|p| p.mapping.kind == Kind::Video);
+        let wallclock = self.wallclock(pkt, if video { 90_000 } else { 48_000 });
+        let wallclock_us = self.unix_us(wallclock);
+        let Some(p) = self.producers.get_mut(pk) else {
+            return;
+        };
+        let keyframe = video && is_keyframe(p.codec, &pkt.payload);
+        let Some(tap) = p.tap.as_mut() else {
+            return;
+        };
+        let d = tap.on_packet(
+            layer,
+            keyframe,
+            &p.last_packet,
+            now,
+            *pkt.seq_no,
+            pkt.header.timestamp,
+            pkt.header.marker,
+            wallclock_us,
+            &pkt.payload,
+        );
+        if tap.gone {
+            p.tap = None;
+        }
+        if let Some(l) = d.keyframe_for {
+            self.request_keyframe(pk, l, now);
+        }
+    }
+
+    /// An `Instant` as µs since the Unix epoch (through the shell's clock base; else through `SystemTime::now`).
+    fn unix_us(&self, t: Instant) -> i64 {
+        let (base_i, base_s) = self
+            .clock_base
+            .unwrap_or_else(|| (Instant::now(), std::time::SystemTime::now()));
+        let base = base_s
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        if t >= base_i {
+            base + i64::try_from(t.duration_since(base_i).as_micros()).unwrap_or(0)
+        } else {
+            base - i64::try_from(base_i.duration_since(t).as_micros()).unwrap_or(0)
+        }
+    }
+
+    /// Attaches the recorder's virtual subscriber to a producer (replacing one already there) and asks for a
+    /// keyframe; returns the codec it sends.
+    pub fn start_recording(
+        &mut self,
+        producer_id: &str,
+        sink: crate::record::RecordSink,
+        now: Instant,
+    ) -> Result<crate::record::RecordedCodec, SfuError> {
+        let pk = *self
+            .producer_ids
+            .get(producer_id)
+            .ok_or(SfuError::NotFound("producer"))?;
+        let Some(p) = self.producers.get_mut(pk) else {
+            return Err(SfuError::NotFound("producer"));
+        };
+        let video = p.mapping.kind == Kind::Video;
+        let codec = crate::record::RecordedCodec {
+            mime_type: p.mapping.router_codec.mime_type.to_owned(),
+            clock_rate: p.mapping.router_codec.clock_rate,
+            channels: p.mapping.router_codec.channels.unwrap_or(1),
+        };
+        p.tap = Some(crate::record::Tap::new(sink, video));
+        let top = p.layer_ssrcs.len().saturating_sub(1);
+        self.request_keyframe(pk, top, now);
+        Ok(codec)
+    }
+
+    /// Detaches the recorder from a producer; false when it had none (or the producer is gone).
+    pub fn stop_recording(&mut self, producer_id: &str) -> bool {
+        let Some(&pk) = self.producer_ids.get(producer_id) else {
+            return false;
+        };
+        self.producers
+            .get_mut(pk)
+            .and_then(|p| p.tap.take())
+            .is_some()
     }
 
     fn request_keyframe(&mut self, pk: ProducerKey, layer: usize, now: Instant) {

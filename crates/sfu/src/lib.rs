@@ -8,6 +8,7 @@ pub mod core;
 pub mod fingerprint;
 pub mod ortc;
 pub mod quality;
+pub mod record;
 pub mod sdp;
 pub mod speaker;
 pub mod vp8;

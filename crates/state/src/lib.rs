@@ -10,7 +10,8 @@ pub mod runtime;
 
 pub use local::{LocalRateLimiter, LocalRuntimeStore};
 pub use runtime::{
-    MeetingRuntime, MutedKinds, RuntimeConsumer, RuntimeParticipant, RuntimeProducer, ScreenShare,
+    MeetingRuntime, MutedKinds, RuntimeConsumer, RuntimeParticipant, RuntimeProducer,
+    RuntimeRecording, ScreenShare,
 };
 
 use proto::MeetingId;

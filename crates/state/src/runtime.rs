@@ -41,6 +41,33 @@ pub struct MeetingRuntime {
     /// producer costs one push, not one per participant.
     #[serde(default)]
     pub announce_log: Vec<String>,
+    /// The running recording, if any (one at a time per meeting).
+    #[serde(default)]
+    pub recording: Option<RuntimeRecording>,
+}
+
+/// A meeting's running recording. Times are Unix ms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeRecording {
+    pub recording_id: String,
+    pub started_at: i64,
+    pub started_by_user_id: UserId,
+    pub started_by_name: String,
+    pub record_video: bool,
+    pub record_audio: bool,
+    pub record_chat: bool,
+    /// Set while paused: when the pause began.
+    pub paused_at: Option<i64>,
+    /// Paused time before the current pause, ms.
+    pub paused_ms: i64,
+}
+
+impl RuntimeRecording {
+    /// Recorded time at `now`, paused spans left out (ms).
+    pub fn recorded_ms(&self, now: i64) -> i64 {
+        let end = self.paused_at.unwrap_or(now);
+        (end - self.started_at - self.paused_ms).max(0)
+    }
 }
 
 /// Which kinds of a participant's media a moderator muted.

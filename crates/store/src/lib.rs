@@ -8,7 +8,9 @@ use proto::{MeetingId, MessageId, ParticipantId, Role, UserId};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+mod recordings;
 mod webhooks;
+pub use recordings::{RecordingRecord, RecordingStatus};
 pub use webhooks::{
     WebhookDelivery, WebhookEvent, WebhookMeeting, WebhookParticipant, WebhookStatus,
 };

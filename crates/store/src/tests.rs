@@ -373,3 +373,107 @@ async fn postgres_webhook_outbox() {
     store.close().await;
     drop_pg(&name).await;
 }
+
+/// Recording rows: insert, list per meeting, `recording` → `processing` once, status with reason, the unfinished
+/// ones (for start-up), delete.
+async fn recording_scenario(store: &Store) {
+    let m = meeting("rm1");
+    store.insert_meeting(&m).await.expect("meeting");
+    let rec = |id: &str, at: i64| RecordingRecord {
+        id: proto::RecordingId::new(id),
+        meeting_id: m.id.clone(),
+        status: RecordingStatus::Recording,
+        started_by: UserId::new("u_host"),
+        started_by_name: "Host".into(),
+        record_video: true,
+        record_audio: false,
+        record_chat: true,
+        started_at: at,
+        stopped_at: None,
+        duration_ms: None,
+        stop_reason: None,
+        failure_reason: None,
+    };
+    let (a, b) = (rec("rec_a", 100), rec("rec_b", 200));
+    store.insert_recording(&b).await.expect("insert b");
+    store.insert_recording(&a).await.expect("insert a");
+    assert_eq!(
+        store.get_recording(&a.id).await.expect("get"),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store
+            .get_recording(&proto::RecordingId::new("rec_none"))
+            .await
+            .expect("get none"),
+        None
+    );
+    let listed = store.recordings_of(&m.id).await.expect("list");
+    assert_eq!(listed, vec![a.clone(), b.clone()]);
+    assert!(store
+        .stop_recording(&a.id, 150, 40, "stopped")
+        .await
+        .expect("stop"));
+    assert!(!store
+        .stop_recording(&a.id, 160, 50, "stopped")
+        .await
+        .expect("stop twice changes nothing"));
+    let stopped = store
+        .get_recording(&a.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stopped.status, RecordingStatus::Processing);
+    assert_eq!(
+        (stopped.stopped_at, stopped.duration_ms, stopped.stop_reason),
+        (Some(150), Some(40), Some("stopped".to_owned()))
+    );
+    let unfinished: Vec<_> = store
+        .unfinished_recordings()
+        .await
+        .expect("unfinished")
+        .into_iter()
+        .map(|r| r.id.to_string())
+        .collect();
+    assert_eq!(unfinished, ["rec_a", "rec_b"]);
+    assert!(store
+        .set_recording_status(&a.id, RecordingStatus::Failed, Some("no ffmpeg"), 170)
+        .await
+        .expect("fail"));
+    let failed = store
+        .get_recording(&a.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (failed.status, failed.failure_reason.as_deref()),
+        (RecordingStatus::Failed, Some("no ffmpeg"))
+    );
+    assert_eq!(
+        store
+            .unfinished_recordings()
+            .await
+            .expect("unfinished")
+            .len(),
+        1
+    );
+    assert!(store.delete_recording(&b.id).await.expect("delete"));
+    assert!(!store.delete_recording(&b.id).await.expect("delete twice"));
+    assert_eq!(store.recordings_of(&m.id).await.expect("list").len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_recordings() {
+    let (store, dir) = sqlite_store().await;
+    recording_scenario(&store).await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_recordings() {
+    let (store, name) = postgres_store().await;
+    recording_scenario(&store).await;
+    store.close().await;
+    drop_pg(&name).await;
+}

@@ -385,6 +385,8 @@ const honour = { layersNeeded: false };
 const marks = {}; // named timestamps (ms since page load) for the join → first frame measurement
 let client = null;
 const tamper = { fingerprint: false };
+// The guide's client sends no appData with `produce`: a canvas share names its source through this hook.
+const produceSource = { next: null };
 let meetingState = null;
 let myUserId = null;
 
@@ -510,6 +512,10 @@ async function join(token, meetingId, { timeoutMs = 20000 } = {}) {
         ...f, value: (f.value[0] === 'A' ? 'B' : 'A') + f.value.slice(1),
       }));
       args[0] = { ...args[0], dtlsParameters: { ...args[0].dtlsParameters, fingerprints: fps } };
+    }
+    if (event === 'produce' && produceSource.next && args[0]?.kind === 'video') {
+      args[0] = { ...args[0], appData: { source: produceSource.next } };
+      produceSource.next = null;
     }
     return emit(event, ...args);
   };
@@ -647,6 +653,79 @@ function mute(targetUserId, muteType = 'audio') {
   return request('participant:mute', { meetingId: client.meetingId, targetUserId, muteType });
 }
 
+/**
+ * A canvas video track produced as another source (`screen` by default): a moving colour pattern at 25 fps, so a
+ * test has a second video producer without a screen-picker prompt. Returns its producer id.
+ */
+const canvasShares = new Map();
+async function startCanvasShare({ source = 'screen', width = 640, height = 360 } = {}) {
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext('2d');
+  let n = 0;
+  const timer = setInterval(() => {
+    n += 1;
+    ctx.fillStyle = `hsl(${(n * 7) % 360}, 70%, 50%)`;
+    ctx.fillRect(0, 0, width, height);
+    ctx.fillStyle = '#fff';
+    ctx.fillRect((n * 8) % width, height / 3, 40, 40);
+  }, 40);
+  const track = canvas.captureStream(25).getVideoTracks()[0];
+  produceSource.next = source;
+  const producer = await client.sendTransport.produce({ track, appData: { source } });
+  canvasShares.set(producer.id, { producer, timer, track });
+  return producer.id;
+}
+
+/**
+ * The A/V sync source: a canvas video (black, white for 100 ms once a second) and a WebAudio oscillator (a 1 kHz
+ * beep for the same 100 ms), both timed on the AudioContext's clock, produced as camera and mic.
+ */
+async function startAvSync() {
+  const audio = new AudioContext();
+  await audio.resume();
+  const osc = audio.createOscillator();
+  osc.frequency.value = 1000;
+  const gain = audio.createGain();
+  gain.gain.value = 0;
+  const dest = audio.createMediaStreamDestination();
+  osc.connect(gain).connect(dest);
+  osc.start();
+  const first = Math.ceil(audio.currentTime) + 1;
+  for (let k = 0; k < 120; k++) {
+    gain.gain.setValueAtTime(0.5, first + k);
+    gain.gain.setValueAtTime(0, first + k + 0.1);
+  }
+  const canvas = document.createElement('canvas');
+  canvas.width = 320;
+  canvas.height = 240;
+  const ctx = canvas.getContext('2d');
+  const draw = () => {
+    const t = audio.currentTime;
+    const flash = t >= first && t - Math.floor(t) < 0.1;
+    ctx.fillStyle = flash ? '#fff' : '#000';
+    ctx.fillRect(0, 0, 320, 240);
+  };
+  draw();
+  const timer = setInterval(draw, 4);
+  const video = canvas.captureStream(60).getVideoTracks()[0];
+  const a = await client.sendTransport.produce({ track: dest.stream.getAudioTracks()[0] });
+  const v = await client.sendTransport.produce({ track: video });
+  canvasShares.set(v.id, { producer: v, timer, track: video });
+  return { audio: a.id, video: v.id };
+}
+
+async function stopCanvasShare(producerId) {
+  const s = canvasShares.get(producerId);
+  if (!s) throw new Error(`no canvas share ${producerId}`);
+  canvasShares.delete(producerId);
+  clearInterval(s.timer);
+  s.producer.close();
+  s.track.stop();
+  return request('producer:close', { producerId });
+}
+
 async function leave() {
   await client.leaveMeeting();
   for (const s of localStreams) s.getTracks().forEach((t) => t.stop());
@@ -686,6 +765,10 @@ window.meeting = {
   },
   leave,
   request: (event, payload) => request(event, payload),
+  startCanvasShare,
+  stopCanvasShare,
+  startAvSync,
+  meetingId: () => client?.meetingId ?? null,
   tamperNextFingerprint: () => { tamper.fingerprint = true; },
   /** Closes the send transport's PeerConnection without a word to the server (a browser gone silent). */
   dropSendTransport: () => { client.sendTransport.close(); },

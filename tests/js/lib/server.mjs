@@ -215,6 +215,9 @@ export function createServer(opts = {}) {
     if (opts.issuer) env.MEET_AUTH__ISSUER = opts.issuer;
     if (opts.audience) env.MEET_AUTH__AUDIENCE = opts.audience;
     if (opts.metricsToken) env.MEET_METRICS__TOKEN = opts.metricsToken;
+    // recordings go to a temp dir, never into the repository
+    env.MEET_RECORDING__DIR = path.join(handle.tmpDir ?? tmpdir(), `meet-recordings-${randomBytes(4).toString('hex')}`);
+    env.MEET_RECORDING__MIN_FREE_DISK_MB = '0';
     handle.env = { ...env, ...(opts.env ?? {}) };
     handle.opts.env = handle.env;
   };

@@ -1,0 +1,489 @@
+//! The recording thread of one recording: receives RTP of its recorded producers from the media workers (a bounded
+//! queue filled with `try_send` by the core's taps), reorders per track, depacketizes (VP8, VP9, Opus) and writes
+//! each track to its own WebM file without transcoding, timed on the recording's timeline from the packets'
+//! sender-report wallclocks, paused spans left out.
+
+use crate::webm::{vp8_payload, vp8_size, vp9_payload, vp9_size, TrackCodec, TrackFile};
+use crate::Timeline;
+use sfu::record::{RecordMsg, RecordedCodec, RecordedPacket};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Control messages (from the recorder, in order).
+pub enum Ctl {
+    AddTrack {
+        track: u32,
+        codec: RecordedCodec,
+        file: String,
+        need_keyframe: Arc<AtomicBool>,
+    },
+    Pause(i64),
+    Resume(i64),
+    /// Finish every file (the recording stopped at this wall-clock ms).
+    Stop(i64),
+}
+
+/// What one track became.
+#[derive(Clone, Debug, Default)]
+pub struct TrackResult {
+    pub track: u32,
+    pub file: Option<String>,
+    pub codec: Option<String>,
+    /// On the recording's timeline, ms (its first frame).
+    pub start_offset_ms: Option<i64>,
+    pub duration_ms: i64,
+    pub frames: u64,
+    pub bytes: u64,
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+    pub note: Option<String>,
+}
+
+enum Kind {
+    Vp8,
+    Vp9,
+    Opus,
+    Unsupported(String),
+}
+
+struct Track {
+    kind: Kind,
+    channels: u8,
+    file_name: String,
+    need_keyframe: Arc<AtomicBool>,
+    epoch: Option<u32>,
+    next_seq: Option<u64>,
+    /// Reorder buffer: seq → (packet, when it came).
+    buf: BTreeMap<u64, (RecordedPacket, Instant)>,
+    /// The frame being assembled: its RTP timestamp, wallclock, keyframe flag, data, and whether it is whole.
+    frame: Option<(u32, i64, bool, Vec<u8>, bool)>,
+    waiting_keyframe: bool,
+    out: Option<TrackFile>,
+    start_offset: Option<i64>,
+    last_offset: i64,
+    size: Option<(u16, u16)>,
+    ended: bool,
+    note: Option<String>,
+    /// RTP clock rate (90 kHz video, 48 kHz Opus).
+    clock: i64,
+    /// Frame times follow the RTP timestamps (smooth, monotonic) from an anchor: the sender-report wallclock of
+    /// a run's first frame (a run: from the start, a layer switch or a resume). Re-anchored when the reports say
+    /// the stream runs more than `REANCHOR_US` late (e.g. a loss-induced stall), never for a small step back.
+    anchor: Option<(u32, i64)>,
+}
+
+const REANCHOR_US: i64 = 120_000;
+
+/// A gap this old (or this many packets behind it) is loss.
+const REORDER_WAIT: Duration = Duration::from_millis(150);
+const REORDER_MAX: usize = 128;
+/// How long the recording thread sleeps when its queue is empty (4096 packets hold far longer than this).
+const POLL: Duration = Duration::from_millis(10);
+
+pub struct RecThread {
+    dir: PathBuf,
+    timeline: Timeline,
+    tracks: HashMap<u32, Track>,
+}
+
+impl RecThread {
+    pub fn new(dir: PathBuf, started_at: i64) -> Self {
+        Self {
+            dir,
+            timeline: Timeline {
+                started_at,
+                pauses: Vec::new(),
+            },
+            tracks: HashMap::new(),
+        }
+    }
+
+    /// Runs until `Stop`; returns what each track became.
+    pub fn run(mut self, media: Receiver<RecordMsg>, ctl: Receiver<Ctl>) -> Vec<TrackResult> {
+        loop {
+            // Control first: a track's AddTrack is always sent before its first packet.
+            while let Ok(c) = ctl.try_recv() {
+                if let Some(stop) = self.control(c) {
+                    // Whatever is still queued was captured before the stop: take it.
+                    while let Ok(m) = media.try_recv() {
+                        self.media(m);
+                    }
+                    return self.finish(stop);
+                }
+            }
+            // Drain what is queued, then sleep: the media workers' `try_send` never has to wake a blocked
+            // receiver (a futex call per packet on their thread), they only push.
+            let mut got = 0;
+            loop {
+                match media.try_recv() {
+                    Ok(m) => {
+                        self.media(m);
+                        got += 1;
+                        if got >= 512 {
+                            break; // let control messages in
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        // Every sender is gone (the recorder dropped the session): wait for the stop.
+                        return match ctl.recv() {
+                            Ok(c) => match self.control(c) {
+                                Some(stop) => self.finish(stop),
+                                None => self.finish(proto::time::now_ms()),
+                            },
+                            Err(_) => self.finish(proto::time::now_ms()),
+                        };
+                    }
+                }
+            }
+            if got == 0 {
+                std::thread::sleep(POLL);
+            }
+            self.flush_stale();
+        }
+    }
+
+    fn control(&mut self, c: Ctl) -> Option<i64> {
+        match c {
+            Ctl::AddTrack {
+                track,
+                codec,
+                file,
+                need_keyframe,
+            } => {
+                let mime = codec.mime_type.to_ascii_lowercase();
+                let kind = match mime.as_str() {
+                    "video/vp8" => Kind::Vp8,
+                    "video/vp9" => Kind::Vp9,
+                    "audio/opus" => Kind::Opus,
+                    other => Kind::Unsupported(other.to_owned()),
+                };
+                let note = match &kind {
+                    Kind::Unsupported(m) => Some(format!("{m} is not recorded by this server yet")),
+                    _ => None,
+                };
+                self.tracks.insert(
+                    track,
+                    Track {
+                        waiting_keyframe: matches!(kind, Kind::Vp8 | Kind::Vp9),
+                        kind,
+                        channels: codec.channels.max(1),
+                        file_name: file,
+                        need_keyframe,
+                        epoch: None,
+                        next_seq: None,
+                        buf: BTreeMap::new(),
+                        frame: None,
+                        out: None,
+                        start_offset: None,
+                        last_offset: -1,
+                        size: None,
+                        ended: false,
+                        note,
+                        clock: if mime.starts_with("audio/") {
+                            48_000
+                        } else {
+                            90_000
+                        },
+                        anchor: None,
+                    },
+                );
+                None
+            }
+            Ctl::Pause(at) => {
+                self.timeline.pauses.push((at, None));
+                None
+            }
+            Ctl::Resume(at) => {
+                if let Some(last) = self.timeline.pauses.last_mut() {
+                    if last.1.is_none() {
+                        last.1 = Some(at.max(last.0));
+                    }
+                }
+                // Video restarts on a keyframe after the cut.
+                for t in self.tracks.values_mut() {
+                    if matches!(t.kind, Kind::Vp8 | Kind::Vp9) {
+                        t.waiting_keyframe = true;
+                        t.frame = None;
+                        t.need_keyframe.store(true, Ordering::Relaxed);
+                    }
+                    t.anchor = None;
+                }
+                None
+            }
+            Ctl::Stop(at) => {
+                // Nothing captured after the stop belongs to the recording (packets still queued may be).
+                if self.timeline.pauses.last().is_none_or(|p| p.1.is_some()) {
+                    self.timeline.pauses.push((at, None));
+                }
+                Some(at)
+            }
+        }
+    }
+
+    fn media(&mut self, m: RecordMsg) {
+        match m {
+            RecordMsg::End { track } => {
+                if let Some(t) = self.tracks.get_mut(&track) {
+                    drain(t, &self.timeline, &self.dir, true);
+                    t.ended = true;
+                }
+            }
+            RecordMsg::Packet(p) => {
+                let Some(t) = self.tracks.get_mut(&p.track) else {
+                    return;
+                };
+                if t.ended || matches!(t.kind, Kind::Unsupported(_)) {
+                    return;
+                }
+                if t.epoch != Some(p.epoch) {
+                    // A new layer (or the start): a fresh sequence space, starting on a keyframe.
+                    t.epoch = Some(p.epoch);
+                    t.buf.clear();
+                    t.next_seq = Some(p.seq);
+                    t.frame = None;
+                    t.anchor = None;
+                }
+                match t.next_seq {
+                    Some(n) if p.seq < n => return, // late duplicate or too late
+                    None => t.next_seq = Some(p.seq),
+                    _ => {}
+                }
+                t.buf.insert(p.seq, (p, Instant::now()));
+                drain(t, &self.timeline, &self.dir, false);
+            }
+        }
+    }
+
+    /// Gaps that waited too long are loss.
+    fn flush_stale(&mut self) {
+        for t in self.tracks.values_mut() {
+            drain(t, &self.timeline, &self.dir, false);
+        }
+    }
+
+    fn finish(mut self, stop: i64) -> Vec<TrackResult> {
+        // The timeline ends at the stop (an open span from the stop, or from a pause still running).
+        let total = self.timeline.clamped_offset(stop);
+        let mut out = Vec::new();
+        for (&track, t) in self.tracks.iter_mut() {
+            drain(t, &self.timeline, &self.dir, true);
+            let mut r = TrackResult {
+                track,
+                note: t.note.clone(),
+                width: t.size.map(|s| s.0),
+                height: t.size.map(|s| s.1),
+                ..TrackResult::default()
+            };
+            if let Some(f) = t.out.take() {
+                let start = t.start_offset.unwrap_or(0);
+                // The file lasts until the track ended (its last frame plus one frame's time) or the stop.
+                let end = if t.ended {
+                    f.last_ts() + if matches!(t.kind, Kind::Opus) { 20 } else { 33 }
+                } else {
+                    (total - start).max(f.last_ts() + 1)
+                };
+                r.file = Some(t.file_name.clone());
+                r.codec = Some(
+                    match t.kind {
+                        Kind::Vp8 => "vp8",
+                        Kind::Vp9 => "vp9",
+                        Kind::Opus => "opus",
+                        Kind::Unsupported(_) => "",
+                    }
+                    .to_owned(),
+                );
+                r.start_offset_ms = Some(start);
+                r.duration_ms = end;
+                r.frames = f.frames;
+                r.bytes = f.bytes;
+                if let Err(e) = f.finish(end as f64) {
+                    tracing::error!(error = %e, file = %t.file_name, "finishing a track file failed");
+                }
+            }
+            out.push(r);
+        }
+        out.sort_by_key(|r| r.track);
+        out
+    }
+}
+
+/// Feeds the in-order packets of a track into its frames; skips a gap that waited too long (or on `force`).
+fn drain(t: &mut Track, tl: &Timeline, dir: &std::path::Path, force: bool) {
+    loop {
+        let Some(next) = t.next_seq else { return };
+        if let Some((p, _)) = t.buf.remove(&next) {
+            t.next_seq = Some(next + 1);
+            packet(t, p, tl, dir);
+            continue;
+        }
+        let Some((&first, (_, at))) = t.buf.iter().next() else {
+            return;
+        };
+        if !(force || t.buf.len() > REORDER_MAX || at.elapsed() > REORDER_WAIT) {
+            return;
+        }
+        // Loss: go on after the gap; video waits for a keyframe (asked for now).
+        t.next_seq = Some(first);
+        if matches!(t.kind, Kind::Vp8 | Kind::Vp9) {
+            t.frame = None;
+            t.waiting_keyframe = true;
+            t.need_keyframe.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+fn packet(t: &mut Track, p: RecordedPacket, tl: &Timeline, dir: &std::path::Path) {
+    match t.kind {
+        Kind::Opus => {
+            write_frame(t, p.rtp_ts, p.wallclock_us, true, &p.payload, tl, dir);
+        }
+        Kind::Vp8 | Kind::Vp9 => {
+            let parsed = match t.kind {
+                Kind::Vp8 => vp8_payload(&p.payload).map(|(d, s)| (d, s, false)),
+                _ => vp9_payload(&p.payload),
+            };
+            let Some((data, begin, vp9_end)) = parsed else {
+                t.frame = None;
+                return;
+            };
+            // A new timestamp closes the frame in progress (its marker was lost).
+            if t.frame.as_ref().is_some_and(|f| f.0 != p.rtp_ts) {
+                complete(t, tl, dir);
+            }
+            match t.frame.as_mut() {
+                Some(f) => f.3.extend_from_slice(data),
+                None if begin => {
+                    t.frame = Some((p.rtp_ts, p.wallclock_us, p.keyframe, data.to_vec(), true));
+                }
+                None => return, // the frame's start was lost
+            }
+            if p.marker || vp9_end {
+                complete(t, tl, dir);
+            }
+        }
+        Kind::Unsupported(_) => {}
+    }
+}
+
+fn complete(t: &mut Track, tl: &Timeline, dir: &std::path::Path) {
+    let Some((rtp_ts, wall, _, data, whole)) = t.frame.take() else {
+        return;
+    };
+    if !whole || data.is_empty() {
+        return;
+    }
+    let keyframe = match t.kind {
+        Kind::Vp8 => data.first().is_some_and(|b| b & 0x01 == 0),
+        Kind::Vp9 => vp9_size(&data).is_some(),
+        _ => true,
+    };
+    if t.waiting_keyframe {
+        if !keyframe {
+            t.need_keyframe.store(true, Ordering::Relaxed);
+            return;
+        }
+        t.waiting_keyframe = false;
+    }
+    if keyframe && t.size.is_none() {
+        t.size = match t.kind {
+            Kind::Vp8 => vp8_size(&data),
+            Kind::Vp9 => vp9_size(&data),
+            _ => None,
+        };
+    }
+    write_frame(t, rtp_ts, wall, keyframe, &data, tl, dir);
+}
+
+fn write_frame(
+    t: &mut Track,
+    rtp_ts: u32,
+    sr_wall_us: i64,
+    keyframe: bool,
+    data: &[u8],
+    tl: &Timeline,
+    dir: &std::path::Path,
+) {
+    let wall_us = match t.anchor {
+        Some((r, w)) => {
+            let predicted = w + i64::from(rtp_ts.wrapping_sub(r) as i32) * 1_000_000 / t.clock;
+            // Forward only (a backward jump would squeeze frames together); a big jump back is a new clock.
+            let drift = sr_wall_us - predicted;
+            if !(-1_000_000..=REANCHOR_US).contains(&drift) {
+                t.anchor = Some((rtp_ts, sr_wall_us));
+                sr_wall_us
+            } else {
+                predicted
+            }
+        }
+        None => {
+            t.anchor = Some((rtp_ts, sr_wall_us));
+            sr_wall_us
+        }
+    };
+    let wall = wall_us.div_euclid(1000);
+    // A frame captured just before the start (it was on its way): at the start.
+    let offset = if wall < tl.started_at && tl.started_at - wall < 1000 {
+        Some(0)
+    } else {
+        tl.offset(wall)
+    };
+    let Some(offset) = offset else {
+        // Paused: leave it out; video restarts on a keyframe after the cut.
+        if matches!(t.kind, Kind::Vp8 | Kind::Vp9) {
+            t.waiting_keyframe = true;
+        }
+        return;
+    };
+    let video = matches!(t.kind, Kind::Vp8 | Kind::Vp9);
+    if offset <= t.last_offset && !video {
+        return; // audio never goes back
+    }
+    if t.out.is_none() {
+        let codec = match t.kind {
+            Kind::Vp8 | Kind::Vp9 => {
+                let (w, h) = t.size.unwrap_or((640, 480));
+                if matches!(t.kind, Kind::Vp8) {
+                    TrackCodec::Vp8 {
+                        width: w,
+                        height: h,
+                    }
+                } else {
+                    TrackCodec::Vp9 {
+                        width: w,
+                        height: h,
+                    }
+                }
+            }
+            _ => TrackCodec::Opus {
+                channels: t.channels,
+            },
+        };
+        match TrackFile::create(&dir.join(&t.file_name), &codec) {
+            Ok(f) => {
+                t.out = Some(f);
+                t.start_offset = Some(offset);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, file = %t.file_name, "creating a track file failed");
+                t.kind = Kind::Unsupported("an unwritable file".to_owned());
+                t.note = Some(format!("the file could not be created: {e}"));
+                return;
+            }
+        }
+    }
+    let start = t.start_offset.unwrap_or(0);
+    let Some(f) = t.out.as_mut() else { return };
+    if let Err(e) = f.write(offset - start, keyframe, data) {
+        tracing::error!(error = %e, file = %t.file_name, "writing a track file failed");
+        t.note = Some(format!("writing stopped: {e}"));
+        t.ended = true;
+        return;
+    }
+    t.last_offset = offset.max(t.last_offset);
+    metrics::counter!("meet_recording_bytes_total").increment(data.len() as u64);
+}
