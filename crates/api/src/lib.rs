@@ -19,7 +19,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use proto::rest::{
     DevToken, MeetingView, MessagePage, ParticipantList, RestError, RestOk, RoleSet, WebRtcConfig,
 };
-use proto::{ErrorCode, MessageId, Role, WireError};
+use proto::{ErrorCode, MeetingId, MessageId, Role, WireError};
 use serde::Deserialize;
 use signaling::auth::{DevSigner, Verifier};
 use socketioxide::SocketIo;
@@ -566,32 +566,14 @@ async fn debug_media_drop(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<RestOk>> {
-    let not_found = || ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"));
-    if !st.debug_hooks
-        || !peer.ip().is_loopback()
-        || PROXY_HEADERS.iter().any(|h| headers.contains_key(*h))
-    {
-        return Err(not_found());
-    }
+    debug_hook_allowed(&st, peer, &headers)?;
     let b: DropBody = parse_body(&body)?;
-    if !(1..=120_000).contains(&b.ms) {
-        return Err(ApiError(WireError::validation("ms must be 1..=120000")));
-    }
-    let meeting = parse_meeting_id(&b.meeting_id)?;
-    if b.transport_id.is_empty() || b.transport_id.len() > 128 {
-        return Err(ApiError(WireError::validation("transportId is malformed")));
-    }
+    let meeting = debug_target(&b.meeting_id, &b.transport_id, b.ms)?;
     let found = st
         .service
         .debug_drop_transport(&meeting, b.transport_id, b.ms)
         .await?;
-    if !found {
-        return Err(ApiError(WireError::new(
-            ErrorCode::NotFound,
-            "transport not found",
-        )));
-    }
-    Ok(Json(RestOk { ok: true }))
+    transport_found(found)
 }
 
 /// Test hook (only with `media.debug_hooks`, only from loopback): caps what the media shell sends to one
@@ -610,21 +592,9 @@ async fn debug_media_cap(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<RestOk>> {
-    let not_found = || ApiError(WireError::new(ErrorCode::NotFound, "no such endpoint"));
-    if !st.debug_hooks
-        || !peer.ip().is_loopback()
-        || PROXY_HEADERS.iter().any(|h| headers.contains_key(*h))
-    {
-        return Err(not_found());
-    }
+    debug_hook_allowed(&st, peer, &headers)?;
     let b: CapBody = parse_body(&body)?;
-    if !(1..=120_000).contains(&b.ms) {
-        return Err(ApiError(WireError::validation("ms must be 1..=120000")));
-    }
-    let meeting = parse_meeting_id(&b.meeting_id)?;
-    if b.transport_id.is_empty() || b.transport_id.len() > 128 {
-        return Err(ApiError(WireError::validation("transportId is malformed")));
-    }
+    let meeting = debug_target(&b.meeting_id, &b.transport_id, b.ms)?;
     if !(1..=1_000_000).contains(&b.kbps) {
         return Err(ApiError(WireError::validation("kbps must be 1..=1000000")));
     }
@@ -632,6 +602,37 @@ async fn debug_media_cap(
         .service
         .debug_cap_transport(&meeting, b.transport_id, b.kbps, b.ms)
         .await?;
+    transport_found(found)
+}
+
+/// The media test hooks answer only with `media.debug_hooks` on, to a loopback peer, with no proxy headers; to
+/// anyone else they do not exist (404).
+fn debug_hook_allowed(st: &ApiState, peer: SocketAddr, headers: &HeaderMap) -> ApiResult<()> {
+    if !st.debug_hooks
+        || !peer.ip().is_loopback()
+        || PROXY_HEADERS.iter().any(|h| headers.contains_key(*h))
+    {
+        return Err(ApiError(WireError::new(
+            ErrorCode::NotFound,
+            "no such endpoint",
+        )));
+    }
+    Ok(())
+}
+
+/// A media test hook's target and duration, checked.
+fn debug_target(meeting_id: &str, transport_id: &str, ms: u64) -> ApiResult<MeetingId> {
+    if !(1..=120_000).contains(&ms) {
+        return Err(ApiError(WireError::validation("ms must be 1..=120000")));
+    }
+    let meeting = parse_meeting_id(meeting_id)?;
+    if transport_id.is_empty() || transport_id.len() > 128 {
+        return Err(ApiError(WireError::validation("transportId is malformed")));
+    }
+    Ok(meeting)
+}
+
+fn transport_found(found: bool) -> ApiResult<Json<RestOk>> {
     if !found {
         return Err(ApiError(WireError::new(
             ErrorCode::NotFound,

@@ -1144,30 +1144,19 @@ impl MeetingService {
                 spatial_layer,
                 temporal_layer,
             } => {
-                let mut owner = None;
                 let meeting = MeetingId::new(router);
-                let _ = self
-                    .read(&meeting, |rt| {
-                        owner = rt
-                            .and_then(|rt| rt.consumer_owner(&consumer))
-                            .map(|p| p.participant_id.clone());
-                    })
+                let owner = self
+                    .owner_of(&meeting, |rt| rt.consumer_owner(&consumer))
                     .await;
-                let Some(owner) = owner else {
-                    return Outcome::default();
-                };
-                Outcome {
-                    emits: vec![Emit::new(
-                        Target::Participants(vec![owner]),
-                        "consumer:layers-changed",
-                        &ev::ConsumerLayersChanged {
-                            consumer_id: consumer,
-                            spatial_layer: u32::try_from(spatial_layer).unwrap_or(u32::MAX),
-                            temporal_layer: u32::try_from(temporal_layer).unwrap_or(u32::MAX),
-                        },
-                    )],
-                    ..Outcome::default()
-                }
+                to_owner(
+                    owner,
+                    "consumer:layers-changed",
+                    &ev::ConsumerLayersChanged {
+                        consumer_id: consumer,
+                        spatial_layer: u32::try_from(spatial_layer).unwrap_or(u32::MAX),
+                        temporal_layer: u32::try_from(temporal_layer).unwrap_or(u32::MAX),
+                    },
+                )
             }
             e => self.transport_failed(e).await,
         }
@@ -1175,28 +1164,32 @@ impl MeetingService {
 
     /// `producer:layers-needed {producerId, spatialLayers}` to the producer's owner.
     async fn layers_needed(&self, meeting: MeetingId, producer: String, layers: usize) -> Outcome {
+        let owner = self
+            .owner_of(&meeting, |rt| rt.producer_owner(&producer))
+            .await;
+        to_owner(
+            owner,
+            "producer:layers-needed",
+            &ev::ProducerLayersNeeded {
+                producer_id: producer,
+                spatial_layers: u32::try_from(layers).unwrap_or(u32::MAX),
+            },
+        )
+    }
+
+    /// The participant `find` picks in the meeting's runtime state (a producer's or consumer's owner), if any.
+    async fn owner_of(
+        &self,
+        meeting: &MeetingId,
+        find: impl Fn(&MeetingRuntime) -> Option<&RuntimeParticipant> + Send + Sync,
+    ) -> Option<ParticipantId> {
         let mut owner = None;
         let _ = self
-            .read(&meeting, |rt| {
-                owner = rt
-                    .and_then(|rt| rt.producer_owner(&producer))
-                    .map(|p| p.participant_id.clone());
+            .read(meeting, |rt| {
+                owner = rt.and_then(&find).map(|p| p.participant_id.clone());
             })
             .await;
-        let Some(owner) = owner else {
-            return Outcome::default();
-        };
-        Outcome {
-            emits: vec![Emit::new(
-                Target::Participants(vec![owner]),
-                "producer:layers-needed",
-                &ev::ProducerLayersNeeded {
-                    producer_id: producer,
-                    spatial_layers: u32::try_from(layers).unwrap_or(u32::MAX),
-                },
-            )],
-            ..Outcome::default()
-        }
+        owner
     }
 
     /// `connection-quality {meetingId, participantId, quality}` to the meeting when a participant's quality — the
@@ -1395,5 +1388,20 @@ impl MeetingService {
                 }
             }
         });
+    }
+}
+
+/// `event` to one participant (nothing when there is none: it left meanwhile).
+fn to_owner<T: serde::Serialize>(
+    owner: Option<ParticipantId>,
+    event: &'static str,
+    payload: &T,
+) -> Outcome {
+    let Some(owner) = owner else {
+        return Outcome::default();
+    };
+    Outcome {
+        emits: vec![Emit::new(Target::Participants(vec![owner]), event, payload)],
+        ..Outcome::default()
     }
 }
