@@ -12,7 +12,9 @@
 //! recordings a crash left `recording` or `processing` are finalized ([`Recorder::recover`]).
 
 pub mod composite;
+pub mod h264;
 pub mod media;
+pub mod mp4;
 pub mod webm;
 
 use meeting::{MediaPlane, RecordedProducer, RecordingSink};
