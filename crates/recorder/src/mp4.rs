@@ -256,18 +256,18 @@ impl Mp4File {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::h264::AccessUnit;
     use std::process::Command;
 
-    fn have_ffmpeg() -> bool {
+    pub(crate) fn have_ffmpeg() -> bool {
         Command::new("ffmpeg").arg("-version").output().is_ok()
             && Command::new("ffprobe").arg("-version").output().is_ok()
     }
 
     /// Annex B byte stream → access units (lists of NAL units), split at access unit delimiters.
-    fn annexb_access_units(b: &[u8]) -> Vec<Vec<Vec<u8>>> {
+    pub(crate) fn annexb_access_units(b: &[u8]) -> Vec<Vec<Vec<u8>>> {
         let mut nals = Vec::new();
         let mut i = 0;
         let mut start = None;
@@ -348,7 +348,7 @@ mod tests {
         out
     }
 
-    fn probe(file: &Path) -> String {
+    pub(crate) fn probe(file: &Path) -> String {
         let o = Command::new("ffprobe")
             .args([
                 "-v",
@@ -363,7 +363,7 @@ mod tests {
         String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
     }
 
-    fn decode_errors(file: &Path) -> String {
+    pub(crate) fn decode_errors(file: &Path) -> String {
         let o = Command::new("ffmpeg")
             .args(["-nostdin", "-v", "error", "-i"])
             .arg(file)
