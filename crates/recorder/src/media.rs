@@ -608,11 +608,37 @@ mod tests {
         }
         let dir = std::env::temp_dir().join(format!("rec-h264-thread-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
+        // (tick_rate: see the mp4 test)
         let src = dir.join("src.h264");
         let st = Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"])
-            .args(["-t", "4", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline"])
-            .args(["-g", "30", "-bsf:v", "h264_metadata=aud=insert", "-f", "h264"])
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=320x240:rate=30",
+            ])
+            .args([
+                "-t",
+                "4",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:v",
+                "libx264",
+                "-profile:v",
+                "baseline",
+            ])
+            .args([
+                "-g",
+                "30",
+                "-bsf:v",
+                "h264_metadata=aud=insert:tick_rate=400",
+                "-f",
+                "h264",
+            ])
             .arg(&src)
             .status()
             .expect("ffmpeg");

@@ -7,8 +7,8 @@
 
 use mp4_atom::{
     Avc1, Avcc, Dinf, Dref, Encode, Ftyp, Hdlr, Mdhd, Mdia, Mehd, Mfhd, Minf, Moof, Moov, Mvex,
-    Mvhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry,
-    TrunSamples, Url, Visual, Vmhd,
+    Mvhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, SttsEntry, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun,
+    TrunEntry, TrunSamples, Url, Visual, Vmhd,
 };
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -20,6 +20,8 @@ const TIMESCALE: u32 = 1000;
 const FLAGS_SYNC: u32 = 0x0200_0000;
 /// sample_depends_on = 1, sample_is_non_sync_sample.
 const FLAGS_NON_SYNC: u32 = 0x0101_0000;
+/// Frames are at least this far apart (ms): the frame duration declared in the `stts` (200 fps).
+const MIN_STEP_MS: i64 = 5;
 
 pub struct Mp4File {
     file: File,
@@ -135,7 +137,18 @@ impl Mp4File {
                                 }
                                 .into()],
                             },
-                            stts: Stts::default(),
+                            // No sample lives in the moov (they are in the fragments); the one entry of zero
+                            // samples declares a 5 ms frame duration, as the WebM files' DefaultDuration does:
+                            // ffmpeg takes it as the stream's frame rate (200 fps; above 210 it would fall back
+                            // to the average rate) instead of guessing a constant rate from the first, jittered
+                            // frames and then folding two of them into one tick of it ("non monotonically
+                            // increasing dts"). Frames are kept at least that far apart.
+                            stts: Stts {
+                                entries: vec![SttsEntry {
+                                    sample_count: 0,
+                                    sample_delta: MIN_STEP_MS as u32,
+                                }],
+                            },
                             stsc: Stsc::default(),
                             stsz: Stsz::default(),
                             stco: Some(Stco::default()),
@@ -172,7 +185,7 @@ impl Mp4File {
 
     /// Writes one frame (AVCC: NAL units behind 4-byte lengths) at `ts` ms from the file's start (increasing).
     pub fn write(&mut self, ts: i64, keyframe: bool, data: &[u8]) -> std::io::Result<()> {
-        let ts = ts.max(self.last_ts + 1).max(0);
+        let ts = ts.max(self.last_ts + MIN_STEP_MS).max(0);
         if let Some(prev) = self.pending.take() {
             self.fragment(&prev, ts - prev.0)?;
         }
@@ -238,10 +251,10 @@ impl Mp4File {
     pub fn finish(mut self, duration_ms: f64) -> std::io::Result<()> {
         let end = duration_ms.round() as i64;
         if let Some(prev) = self.pending.take() {
-            let d = (end - prev.0).max(1);
+            let d = (end - prev.0).max(MIN_STEP_MS);
             self.fragment(&prev, d)?;
         }
-        let total = u64::try_from(end.max(self.last_ts + 1)).unwrap_or(0);
+        let total = u64::try_from(end.max(self.last_ts + MIN_STEP_MS)).unwrap_or(0);
         self.moov.mvhd.duration = total;
         if let Some(m) = self.moov.mvex.as_mut().and_then(|m| m.mehd.as_mut()) {
             m.fragment_duration = total;
@@ -386,6 +399,9 @@ pub(crate) mod tests {
         let dir = std::env::temp_dir().join(format!("rec-mp4-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let src = dir.join("src.h264");
+        // x264 writes VUI timing (the nominal rate), which `ffmpeg -f null` takes as the output's constant rate;
+        // browsers' openh264 writes none. `tick_rate=400` makes the VUI say 200 fps, so ffmpeg treats the stream
+        // as the browsers' one: the rate it uses is the `stts`'s 5 ms.
         let st = Command::new("ffmpeg")
             .args([
                 "-nostdin",
@@ -410,7 +426,7 @@ pub(crate) mod tests {
                 "30",
                 "-bsf:v",
             ])
-            .args(["h264_metadata=aud=insert", "-f", "h264"])
+            .args(["h264_metadata=aud=insert:tick_rate=400", "-f", "h264"])
             .arg(&src)
             .status()
             .expect("ffmpeg");
@@ -441,15 +457,17 @@ pub(crate) mod tests {
                     ));
                 }
             }
-            // capture times with a little jitter, as from the sender reports
-            let ts = (k as i64) * 100 / 3 + (k as i64 % 3);
+            // capture times with jitter, as from the sender reports: 25 fps, with every tenth frame 10 ms after
+            // the one before it (two frames in one tick of a guessed 25 fps rate)
+            let k = k as i64;
+            let ts = k * 40 + (k * 7919) % 5 - 2 + if k % 10 == 6 { -30 } else { 0 };
             for (f, _) in files.iter_mut() {
                 f.write(ts, au.idr, &au.data).expect("write");
             }
         }
         let mut files = files.into_iter();
         let (f, _) = files.next().expect("clean");
-        f.finish(3000.0).expect("finish");
+        f.finish(3600.0).expect("finish");
         drop(files); // the "killed" one: never finished
 
         let p = probe(&clean);
@@ -473,7 +491,7 @@ pub(crate) mod tests {
             .trim()
             .parse()
             .unwrap_or(0.0);
-        assert!((dur - 3.0).abs() < 0.1, "duration {dur}");
+        assert!((dur - 3.6).abs() < 0.1, "duration {dur}");
 
         // killed: decodes, every frame but the one waiting for its duration
         let p = probe(&killed);
