@@ -11,6 +11,7 @@
 //! RECORDING_UNAVAILABLE) and a maximum duration (the service stops the recording by itself). At start-up,
 //! recordings a crash left `recording` or `processing` are finalized ([`Recorder::recover`]).
 
+pub mod av1;
 pub mod composite;
 pub mod h264;
 pub mod media;

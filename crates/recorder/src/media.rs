@@ -3,6 +3,7 @@
 //! writes each track to its own file without transcoding (WebM; fragmented MP4 for H.264), timed on the recording's timeline from the packets'
 //! sender-report wallclocks, paused spans left out.
 
+use crate::av1::{av1c, sequence_info, TemporalUnit};
 use crate::h264::{sps_size, AccessUnit};
 use crate::mp4::Mp4File;
 use crate::webm::{vp8_payload, vp8_size, vp9_payload, vp9_size, TrackCodec, TrackFile};
@@ -49,13 +50,14 @@ enum Kind {
     Vp8,
     Vp9,
     H264,
+    Av1,
     Opus,
     Unsupported(String),
 }
 
 impl Kind {
     fn video(&self) -> bool {
-        matches!(self, Kind::Vp8 | Kind::Vp9 | Kind::H264)
+        matches!(self, Kind::Vp8 | Kind::Vp9 | Kind::H264 | Kind::Av1)
     }
 }
 
@@ -112,6 +114,9 @@ struct Track {
     waiting_keyframe: bool,
     /// H.264: the access unit being assembled, and the last parameter sets seen (for the `avcC`).
     au: AccessUnit,
+    /// AV1: the temporal unit being assembled, and the last sequence header seen (for the `av1C`).
+    tu: TemporalUnit,
+    seq_header: Option<Vec<u8>>,
     sps: Option<Vec<u8>>,
     pps: Option<Vec<u8>>,
     out: Option<Out>,
@@ -212,6 +217,7 @@ impl RecThread {
                     "video/vp8" => Kind::Vp8,
                     "video/vp9" => Kind::Vp9,
                     "video/h264" => Kind::H264,
+                    "video/av1" => Kind::Av1,
                     "audio/opus" => Kind::Opus,
                     other => Kind::Unsupported(other.to_owned()),
                 };
@@ -237,6 +243,8 @@ impl RecThread {
                         buf: BTreeMap::new(),
                         frame: None,
                         au: AccessUnit::default(),
+                        tu: TemporalUnit::default(),
+                        seq_header: None,
                         sps: None,
                         pps: None,
                         out: None,
@@ -354,6 +362,7 @@ impl RecThread {
                         Kind::Vp8 => "vp8",
                         Kind::Vp9 => "vp9",
                         Kind::H264 => "h264",
+                        Kind::Av1 => "av1",
                         Kind::Opus => "opus",
                         Kind::Unsupported(_) => "",
                     }
@@ -443,6 +452,20 @@ fn packet(t: &mut Track, p: RecordedPacket, tl: &Timeline, dir: &std::path::Path
                 complete(t, tl, dir);
             }
         }
+        Kind::Av1 => {
+            // A temporal unit is every packet of one RTP timestamp; the marker ends it.
+            if t.frame.as_ref().is_some_and(|f| f.0 != p.rtp_ts) {
+                complete(t, tl, dir);
+            }
+            if t.frame.is_none() {
+                t.frame = Some((p.rtp_ts, p.wallclock_us, p.keyframe, Vec::new(), true));
+                t.tu = TemporalUnit::default();
+            }
+            t.tu.push(&p.payload);
+            if p.marker {
+                complete(t, tl, dir);
+            }
+        }
         Kind::Unsupported(_) => {}
     }
 }
@@ -470,6 +493,24 @@ fn complete(t: &mut Track, tl: &Timeline, dir: &std::path::Path) {
         idr = au.idr;
         data = au.data;
     }
+    if matches!(t.kind, Kind::Av1) {
+        let mut tu = std::mem::take(&mut t.tu);
+        whole = whole && tu.finish();
+        if !whole {
+            t.waiting_keyframe = true;
+            t.need_keyframe.store(true, Ordering::Relaxed);
+            return;
+        }
+        // A temporal unit that carries a sequence header starts a coded video sequence (a keyframe): the
+        // browsers send one with every keyframe.
+        if let Some(sh) = tu.sequence_header.take() {
+            if sequence_info(&sh).is_some() {
+                idr = true;
+                t.seq_header = Some(sh);
+            }
+        }
+        data = tu.data;
+    }
     if !whole || data.is_empty() {
         return;
     }
@@ -478,6 +519,7 @@ fn complete(t: &mut Track, tl: &Timeline, dir: &std::path::Path) {
         Kind::Vp9 => vp9_size(&data).is_some(),
         // An IDR is a keyframe once the parameter sets are known (the file's avcC needs them).
         Kind::H264 => idr && t.sps.is_some() && t.pps.is_some(),
+        Kind::Av1 => idr,
         _ => true,
     };
     if t.waiting_keyframe {
@@ -492,6 +534,11 @@ fn complete(t: &mut Track, tl: &Timeline, dir: &std::path::Path) {
             Kind::Vp8 => vp8_size(&data),
             Kind::Vp9 => vp9_size(&data),
             Kind::H264 => t.sps.as_deref().and_then(sps_size),
+            Kind::Av1 => t
+                .seq_header
+                .as_deref()
+                .and_then(sequence_info)
+                .map(|i| (i.width, i.height)),
             _ => None,
         };
     }
@@ -550,6 +597,20 @@ fn write_frame(
                 (Some(sps), Some(pps)) => Mp4File::create(&path, sps, pps, w, h).map(Out::Mp4),
                 _ => return, // not before a keyframe with its parameter sets
             }
+        } else if let Kind::Av1 = t.kind {
+            let Some((sh, info)) = t
+                .seq_header
+                .as_ref()
+                .and_then(|sh| Some((sh, sequence_info(sh)?)))
+            else {
+                return; // not before a keyframe with its sequence header
+            };
+            let codec = TrackCodec::Av1 {
+                width: info.width,
+                height: info.height,
+                av1c: av1c(&info, sh),
+            };
+            TrackFile::create(&path, &codec).map(Out::Webm)
         } else {
             TrackFile::create(&path, &webm_codec(t)).map(Out::Webm)
         };
@@ -716,6 +777,117 @@ mod tests {
         let p = probe(&file);
         assert!(p.contains("codec_name=h264"), "{p}");
         assert!(p.contains("nb_read_frames=75"), "{p}");
+        assert_eq!(decode_errors(&file), "");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The recording thread with an AV1 producer (a real libaom stream, packetized per the AV1 RTP format with
+    /// aggregation headers and OBU fragments): starts on a keyframe (sequence header), loses a packet (waits for
+    /// the next keyframe), and writes a WebM (`V_AV1`, av1C) that ffprobe reads as av1 and ffmpeg decodes.
+    #[test]
+    fn av1_track_goes_to_a_webm_file() {
+        if !have_ffmpeg() {
+            eprintln!("ffmpeg is not installed: skipped");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("rec-av1-thread-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let src = dir.join("src.obu");
+        let st = Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=320x240:rate=30",
+            ])
+            .args([
+                "-t",
+                "3",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:v",
+                "libaom-av1",
+                "-usage",
+                "realtime",
+            ])
+            .args(["-cpu-used", "8", "-g", "30", "-f", "obu"])
+            .arg(&src)
+            .status()
+            .expect("ffmpeg");
+        if !st.success() {
+            eprintln!("ffmpeg has no libaom-av1 encoder: skipped");
+            return;
+        }
+        let tus = crate::av1::tests::obu_temporal_units(&std::fs::read(&src).expect("read"));
+        assert_eq!(tus.len(), 90);
+        let keyframes: Vec<usize> = tus
+            .iter()
+            .enumerate()
+            .filter(|(_, tu)| tu.iter().any(|o| (o[0] >> 3) & 0x0f == 1))
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keyframes, vec![0, 30, 60]);
+
+        let start = 1_700_000_000_000i64;
+        let (tx, rx) = sync_channel(1 << 16);
+        let (ctl, ctl_rx) = channel();
+        let need_keyframe = Arc::new(AtomicBool::new(false));
+        ctl.send(Ctl::AddTrack {
+            track: 2,
+            codec: RecordedCodec {
+                mime_type: "video/AV1".to_owned(),
+                clock_rate: 90_000,
+                channels: 1,
+            },
+            file: "02-screen-video.webm".to_owned(),
+            need_keyframe: need_keyframe.clone(),
+        })
+        .expect("ctl");
+        let mut seq = 7u64;
+        let mut lost = false;
+        let mut fragmented = 0;
+        for (k, tu) in tus.iter().enumerate().skip(10) {
+            let packets = crate::av1::tests::packetize(tu, 400);
+            fragmented += packets.iter().filter(|p| p[0] & 0x40 != 0).count();
+            let n = packets.len();
+            for (i, p) in packets.into_iter().enumerate() {
+                seq += 1;
+                if k == 45 && i == 0 && !lost {
+                    lost = true;
+                    continue;
+                }
+                tx.send(RecordMsg::Packet(RecordedPacket {
+                    track: 2,
+                    epoch: 1,
+                    seq,
+                    rtp_ts: (k as u32) * 3000,
+                    marker: i + 1 == n,
+                    keyframe: false,
+                    wallclock_us: (start + (k as i64) * 100 / 3) * 1000,
+                    payload: Arc::from(p),
+                }))
+                .expect("send");
+            }
+        }
+        assert!(fragmented > 0, "some OBUs span packets");
+        ctl.send(Ctl::Stop(start + 3100)).expect("ctl");
+        let results = RecThread::new(dir.clone(), start).run(rx, ctl_rx);
+        let r = &results[0];
+        assert_eq!(r.file.as_deref(), Some("02-screen-video.webm"));
+        assert_eq!(r.codec.as_deref(), Some("av1"));
+        assert_eq!((r.width, r.height), (Some(320), Some(240)));
+        assert_eq!(r.frames, 15 + 30, "{r:?}");
+        assert_eq!(r.start_offset_ms, Some(1000));
+        assert!(need_keyframe.load(Ordering::Relaxed));
+        let file = dir.join("02-screen-video.webm");
+        let p = probe(&file);
+        assert!(p.contains("codec_name=av1"), "{p}");
+        assert!(p.contains("width=320|height=240"), "{p}");
+        assert!(p.contains("nb_read_frames=45"), "{p}");
         assert_eq!(decode_errors(&file), "");
         let _ = std::fs::remove_dir_all(&dir);
     }
