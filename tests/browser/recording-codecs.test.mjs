@@ -109,3 +109,21 @@ scenario('an H.264 producer is recorded into a fragmented MP4 (no transcoding) t
   assert.ok(cam.width > 0 && Math.abs(cam.width / cam.height - 16 / 9) < 0.05, `${cam.width}x${cam.height}`);
   checkOpusAndComposite(folder, manifest);
 });
+
+scenario('an AV1 producer is recorded into a WebM (V_AV1, no transcoding) that ffprobe/ffmpeg read', async ({ open, server }, t) => {
+  const id = meetingId('recav1');
+  const alice = await open('alice');
+  await alice.join(id);
+  await alice.startMedia({ video: false });
+  const codecs = await alice.eval(() => window.meeting.deviceCodecs());
+  assert.ok(codecs.includes('video/AV1'), `this Chromium sends AV1: ${codecs.join(', ')}`);
+  const producerId = await alice.eval(() => window.meeting.startCanvasShare({ source: 'camera', codec: 'video/AV1' }));
+  assert.ok(producerId);
+  await sleep(1500);
+  const { manifest, folder, durationMs } = await record(alice, server, id, 5000);
+  t.diagnostic(`tracks: ${JSON.stringify(manifest.tracks.map((x) => [x.source, x.codec, x.file, x.startOffsetMs, x.durationMs, x.frames, x.width, x.height, x.note]))}`);
+  const cam = manifest.tracks.find((x) => x.source === 'camera');
+  assert.ok(cam, JSON.stringify(manifest.tracks));
+  checkVideo(t, folder, cam, { codec: 'av1', ext: '.webm', formatName: 'webm', durationMs });
+  checkOpusAndComposite(folder, manifest);
+});
