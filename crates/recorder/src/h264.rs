@@ -217,9 +217,9 @@ pub fn sps_size(sps: &[u8]) -> Option<(u16, u16)> {
         _ => (1, 1),
     };
     let crop_x = sub_w;
-    let crop_y = sub_h * (2 - u64::from(frame_mbs_only));
+    let crop_y = sub_h * (2 - frame_mbs_only);
     let w = (w_mbs * 16).checked_sub((cl + cr) * crop_x)?;
-    let h = (h_units * 16 * (2 - u64::from(frame_mbs_only))).checked_sub((ct + cb) * crop_y)?;
+    let h = (h_units * 16 * (2 - frame_mbs_only)).checked_sub((ct + cb) * crop_y)?;
     Some((u16::try_from(w).ok()?, u16::try_from(h).ok()?))
 }
 

@@ -64,7 +64,7 @@ impl Kind {
 /// A track's file: WebM, or fragmented MP4 for H.264.
 enum Out {
     Webm(TrackFile),
-    Mp4(Mp4File),
+    Mp4(Box<Mp4File>),
 }
 
 impl Out {
@@ -594,7 +594,9 @@ fn write_frame(
         let created = if let Kind::H264 = t.kind {
             let (w, h) = t.size.unwrap_or((640, 480));
             match (&t.sps, &t.pps) {
-                (Some(sps), Some(pps)) => Mp4File::create(&path, sps, pps, w, h).map(Out::Mp4),
+                (Some(sps), Some(pps)) => {
+                    Mp4File::create(&path, sps, pps, w, h).map(|f| Out::Mp4(Box::new(f)))
+                }
                 _ => return, // not before a keyframe with its parameter sets
             }
         } else if let Kind::Av1 = t.kind {
