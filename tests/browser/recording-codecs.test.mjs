@@ -1,8 +1,9 @@
 // Recording other codecs than VP8 (issue 10, "VP8/VP9/AV1 video and Opus audio in WebM; H.264 in MP4"): a Chromium
-// participant publishes a video with the device's H.264 codec (mediasoup-client `produce({track, codec})`; Debian's
-// Chromium encodes it with openh264) and a microphone (Opus). The recording's H.264 track is a fragmented MP4 that
-// ffprobe reads as h264 and ffmpeg decodes with no error; the Opus track stays in its own WebM; the composite takes
-// both. Needs ffmpeg/ffprobe (tests/browser/setup.sh installs them).
+// participant publishes a canvas video with the device's H.264 codec (mediasoup-client `produce({track, codec})`;
+// Debian's Chromium encodes it with openh264), resp. its AV1 codec, and a microphone (Opus). The recording's H.264
+// track is a fragmented MP4 that ffprobe reads as h264, the AV1 track a WebM read as av1; ffmpeg decodes them with no
+// error; the Opus track stays in its own WebM; the composite takes both. A kill -9 while recording H.264 leaves an
+// MP4 that decodes after the restart's finalization. Needs ffmpeg/ffprobe (tests/browser/setup.sh installs them).
 import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -10,12 +11,14 @@ import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { useHarness } from './lib/harness.mjs';
+import { Server } from './lib/server.mjs';
+import { Participant } from './lib/browser.mjs';
 import { meetingId } from './lib/tokens.mjs';
 import { sleep } from './lib/poll.mjs';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'meet-rec-codecs-'));
 after(() => { if (!process.env.MEET_TEST_KEEP_RECORDINGS) rmSync(dir, { recursive: true, force: true }); });
-const { scenario } = useHarness({ env: { MEET_RECORDING__DIR: dir, MEET_RECORDING__MIN_FREE_DISK_MB: '0' } });
+const { scenario, env: harness } = useHarness({ env: { MEET_RECORDING__DIR: dir, MEET_RECORDING__MIN_FREE_DISK_MB: '0' } });
 
 function ffprobe(file) {
   const out = execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries',
@@ -126,4 +129,52 @@ scenario('an AV1 producer is recorded into a WebM (V_AV1, no transcoding) that f
   assert.ok(cam, JSON.stringify(manifest.tracks));
   checkVideo(t, folder, cam, { codec: 'av1', ext: '.webm', formatName: 'webm', durationMs });
   checkOpusAndComposite(folder, manifest);
+});
+
+scenario('kill -9 while recording H.264: after a restart the MP4 is in the manifest and decodes up to its last fragment', async (_, t) => {
+  const db = mkdtempSync(path.join(tmpdir(), 'meet-rec-kill264-'));
+  after(() => rmSync(db, { recursive: true, force: true }));
+  const recDir = path.join(db, 'recordings');
+  const env = { MEET_DATABASE__URL: `sqlite://${db}/meet.db?mode=rwc`, MEET_RECORDING__DIR: recDir, MEET_RECORDING__MIN_FREE_DISK_MB: '0' };
+  const first = new Server(env);
+  await first.start();
+  let second = null;
+  let alice = null;
+  try {
+    alice = await Participant.open(harness.browser, first, 'alice');
+    const id = meetingId('kill264');
+    await alice.join(id);
+    await alice.eval(() => window.meeting.startCanvasShare({ source: 'camera', codec: 'video/H264' }));
+    await sleep(1500);
+    const start = await alice.eval((m) => window.meeting.request('recording:start', { meetingId: m }), id);
+    assert.equal(start.ok, true, JSON.stringify(start));
+    await sleep(4000);
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    second = new Server({ ...env, MEET_AUTH__SECRET: first.secret });
+    second.secret = first.secret;
+    await second.start();
+    let rec;
+    const until = Date.now() + 30_000;
+    do {
+      await sleep(300);
+      rec = await api(second, alice.token, `/api/meetings/${id}/recordings/${start.recordingId}`);
+      assert.ok(Date.now() < until, JSON.stringify(rec));
+    } while (rec.body?.status === 'recording' || rec.body?.status === 'processing');
+    assert.equal(rec.body.status, 'ready', JSON.stringify(rec.body));
+    assert.equal(rec.body.stopReason, 'server-restart');
+    const manifest = JSON.parse(readFileSync(path.join(recDir, start.recordingId, 'manifest.json'), 'utf8'));
+    t.diagnostic(`after kill -9: ${JSON.stringify(manifest.tracks.map((x) => [x.kind, x.file]))}`);
+    const cam = manifest.tracks.find((x) => x.source === 'camera');
+    assert.ok(cam?.file?.endsWith('.mp4'), JSON.stringify(manifest.tracks));
+    const file = path.join(recDir, start.recordingId, cam.file);
+    const probe = ffprobe(file);
+    assert.equal(probe.streams[0].codec_name, 'h264', JSON.stringify(probe));
+    assert.ok(Number(probe.streams[0].nb_read_frames) > 50, `frames before the kill: ${probe.streams[0].nb_read_frames}`);
+    assert.equal(decodeErrors(file), '', `${cam.file} decodes without errors after kill -9`);
+  } finally {
+    await alice?.close().catch(() => {});
+    await second?.stop();
+    await first.stop().catch(() => {});
+  }
 });
