@@ -274,9 +274,15 @@ pub(crate) mod tests {
     use crate::h264::AccessUnit;
     use std::process::Command;
 
-    pub(crate) fn have_ffmpeg() -> bool {
-        Command::new("ffmpeg").arg("-version").output().is_ok()
-            && Command::new("ffprobe").arg("-version").output().is_ok()
+    /// These tests check files with real decoders: without ffmpeg/ffprobe they fail (never skip). `scripts/test`
+    /// installs Debian's `ffmpeg` (with libx264 and libaom) before the Rust tests.
+    pub(crate) fn require_ffmpeg() {
+        let ok = Command::new("ffmpeg").arg("-version").output().is_ok()
+            && Command::new("ffprobe").arg("-version").output().is_ok();
+        assert!(
+            ok,
+            "ffmpeg and ffprobe are needed by the recorder's tests: apt-get install ffmpeg (scripts/test does)"
+        );
     }
 
     /// Annex B byte stream → access units (lists of NAL units), split at access unit delimiters.
@@ -392,10 +398,7 @@ pub(crate) mod tests {
     /// error — both after a clean finish and when the writer is dropped without one (a killed server).
     #[test]
     fn h264_rtp_to_fragmented_mp4_decodes() {
-        if !have_ffmpeg() {
-            eprintln!("ffmpeg is not installed: skipped");
-            return;
-        }
+        require_ffmpeg();
         let dir = std::env::temp_dir().join(format!("rec-mp4-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let src = dir.join("src.h264");
