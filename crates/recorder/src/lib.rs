@@ -11,8 +11,11 @@
 //! RECORDING_UNAVAILABLE) and a maximum duration (the service stops the recording by itself). At start-up,
 //! recordings a crash left `recording` or `processing` are finalized ([`Recorder::recover`]).
 
+pub mod av1;
 pub mod composite;
+pub mod h264;
 pub mod media;
+pub mod mp4;
 pub mod webm;
 
 use meeting::{MediaPlane, RecordedProducer, RecordingSink};
@@ -403,13 +406,18 @@ impl Recorder {
                 m["stopReason"] = serde_json::json!("server-restart");
                 if let Some(tracks) = m.get_mut("tracks").and_then(|t| t.as_array_mut()) {
                     for t in tracks {
-                        let name = format!(
-                            "{:02}-{}-{}.webm",
+                        let stem = format!(
+                            "{:02}-{}-{}",
                             t["track"].as_u64().unwrap_or(0),
                             t["source"].as_str().unwrap_or(""),
                             t["kind"].as_str().unwrap_or("")
                         );
-                        if dir.join(&name).is_file() {
+                        // WebM, or MP4 for an H.264 track.
+                        let found = ["webm", "mp4"]
+                            .iter()
+                            .map(|ext| format!("{stem}.{ext}"))
+                            .find(|name| dir.join(name).is_file());
+                        if let Some(name) = found {
                             t["file"] = serde_json::json!(name);
                         } else {
                             t["note"] =

@@ -13,9 +13,23 @@ use webm_iterable::WriteOptions;
 /// What a track file holds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrackCodec {
-    Vp8 { width: u16, height: u16 },
-    Vp9 { width: u16, height: u16 },
-    Opus { channels: u8 },
+    Vp8 {
+        width: u16,
+        height: u16,
+    },
+    Vp9 {
+        width: u16,
+        height: u16,
+    },
+    /// `av1c`: the CodecPrivate (AV1 codec configuration record with the sequence header).
+    Av1 {
+        width: u16,
+        height: u16,
+        av1c: Vec<u8>,
+    },
+    Opus {
+        channels: u8,
+    },
 }
 
 impl TrackCodec {
@@ -23,6 +37,7 @@ impl TrackCodec {
         match self {
             TrackCodec::Vp8 { .. } => "vp8",
             TrackCodec::Vp9 { .. } => "vp9",
+            TrackCodec::Av1 { .. } => "av1",
             TrackCodec::Opus { .. } => "opus",
         }
     }
@@ -85,16 +100,21 @@ impl TrackFile {
         ];
         let video = !matches!(codec, TrackCodec::Opus { .. });
         match codec {
-            TrackCodec::Vp8 { width, height } | TrackCodec::Vp9 { width, height } => {
+            TrackCodec::Vp8 { width, height }
+            | TrackCodec::Vp9 { width, height }
+            | TrackCodec::Av1 { width, height, .. } => {
                 entry.push(MatroskaSpec::TrackType(1));
                 entry.push(MatroskaSpec::CodecID(
-                    if matches!(codec, TrackCodec::Vp8 { .. }) {
-                        "V_VP8"
-                    } else {
-                        "V_VP9"
+                    match codec {
+                        TrackCodec::Vp8 { .. } => "V_VP8",
+                        TrackCodec::Vp9 { .. } => "V_VP9",
+                        _ => "V_AV1",
                     }
                     .to_owned(),
                 ));
+                if let TrackCodec::Av1 { av1c, .. } = codec {
+                    entry.push(MatroskaSpec::CodecPrivate(av1c.clone()));
+                }
                 // Variable frame rate: frames keep their capture times (block timestamps, ms). A small declared
                 // frame duration (2 ms) keeps ffmpeg from guessing a constant rate from the first frames and then
                 // folding two jittered frames into one tick of it.

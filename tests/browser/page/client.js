@@ -655,10 +655,11 @@ function mute(targetUserId, muteType = 'audio') {
 
 /**
  * A canvas video track produced as another source (`screen` by default): a moving colour pattern at 25 fps, so a
- * test has a second video producer without a screen-picker prompt. Returns its producer id.
+ * test has a second video producer without a screen-picker prompt. Returns its producer id. `codec` (a mime type,
+ * e.g. 'video/H264') produces it with that codec of the device's (mediasoup-client `produce({track, codec})`).
  */
 const canvasShares = new Map();
-async function startCanvasShare({ source = 'screen', width = 640, height = 360 } = {}) {
+async function startCanvasShare({ source = 'screen', width = 640, height = 360, codec = null } = {}) {
   const canvas = document.createElement('canvas');
   canvas.width = width;
   canvas.height = height;
@@ -673,7 +674,13 @@ async function startCanvasShare({ source = 'screen', width = 640, height = 360 }
   }, 40);
   const track = canvas.captureStream(25).getVideoTracks()[0];
   produceSource.next = source;
-  const producer = await client.sendTransport.produce({ track, appData: { source } });
+  const options = { track, appData: { source } };
+  if (codec) {
+    const codecs = client.device.rtpCapabilities.codecs;
+    options.codec = codecs.find((c) => c.mimeType.toLowerCase() === codec.toLowerCase());
+    if (!options.codec) throw new Error(`the device has no ${codec}: ${codecs.map((c) => c.mimeType).join(', ')}`);
+  }
+  const producer = await client.sendTransport.produce(options);
   canvasShares.set(producer.id, { producer, timer, track });
   return producer.id;
 }
@@ -768,6 +775,8 @@ window.meeting = {
   startCanvasShare,
   stopCanvasShare,
   startAvSync,
+  /** The mime types of the device's send codecs (device.rtpCapabilities). */
+  deviceCodecs: () => client.device.rtpCapabilities.codecs.map((c) => c.mimeType),
   meetingId: () => client?.meetingId ?? null,
   tamperNextFingerprint: () => { tamper.fingerprint = true; },
   /** Closes the send transport's PeerConnection without a word to the server (a browser gone silent). */
