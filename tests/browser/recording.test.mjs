@@ -136,8 +136,12 @@ scenario('record 6 s, pause 3 s, record 4 s: per-track WebM files and the compos
       assert.ok(dur > 1000 && dur < 4500, `screen share lasted ${dur} ms`);
     }
   }
+  // A video track starts at its first keyframe after the start (no transcoding): the recorder asks for one at once,
+  // but the core allows one request per 500 ms per producer layer (a consumer may just have used it), then the
+  // encoder and the path add their time — 703 ms was seen once on a loaded run; audio starts within a packet or two.
   for (const [who, source] of [[alice, 'camera'], [alice, 'mic'], [bob, 'camera'], [bob, 'mic']]) {
-    assert.ok(byUser(who, source)[0].startOffsetMs <= 600, `${who.name} ${source} starts with the recording`);
+    const bound = source === 'camera' ? 1200 : 600;
+    assert.ok(byUser(who, source)[0].startOffsetMs <= bound, `${who.name} ${source} starts with the recording`);
   }
   // when each of carol's producers was created (her page's `produced` events, on the wall clock)
   const origin = await carol.eval(() => performance.timeOrigin);
