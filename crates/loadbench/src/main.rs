@@ -136,6 +136,10 @@ struct Args {
     /// Bots signaling their set-up at once.
     #[arg(long, default_value_t = 16)]
     media_concurrency: usize,
+    /// Record every meeting of the media scenarios (the server's recorder: per-track files, no composite until
+    /// the meeting ends); compare the figures with and without to see the recorder's cost.
+    #[arg(long)]
+    media_record: bool,
     /// Join storm: this many clients connect, then all send join-meeting into one meeting at once; every client
     /// must learn of every participant (0 skips it).
     #[arg(long, default_value_t = 0)]
@@ -1165,6 +1169,7 @@ async fn media_phase(ctx: &mut Ctx) -> Result<(), String> {
             max_loss_pct: ctx.args.media_max_loss_pct,
             max_worker_cpu_pct: ctx.args.media_max_worker_cpu_pct,
             concurrency: ctx.args.media_concurrency,
+            record: ctx.args.media_record,
         };
         let figures = media::run(&run, i).await;
         all.push((scenario, figures));

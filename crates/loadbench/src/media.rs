@@ -112,6 +112,9 @@ pub struct MediaRun {
     pub max_loss_pct: f64,
     pub max_worker_cpu_pct: f64,
     pub concurrency: usize,
+    /// Record every meeting of the scenario (`--media-record`): a second session of each meeting's host starts
+    /// `recording:start` once the bots are set up, so the figures include the recorder's cost.
+    pub record: bool,
 }
 
 /// One step's figures.
@@ -947,11 +950,19 @@ async fn step(r: &MediaRun, n: usize, run_id: usize) -> Result<StepFigures, Stri
     let mut views: Vec<SharedView> = Vec::new();
     let mut tasks = Vec::new();
     let mut expected = Vec::new();
+    let mut hosts: Vec<(String, Arc<str>)> = Vec::new();
     for m in 0..meetings {
         let host = format!("media_{run_id}_{m}_0");
         let meeting: Arc<str> = Arc::from(
-            server::create_meeting(&r.addr, &r.minter.token(&host)?, size as u32 + 1).await?,
+            server::create_meeting_with(
+                &r.addr,
+                &r.minter.token(&host)?,
+                size as u32 + 2,
+                r.record,
+            )
+            .await?,
         );
+        hosts.push((host, meeting.clone()));
         for k in 0..size {
             let (publish, subscribe) = match r.scenario {
                 Scenario::Fanout => (k == 0, k != 0),
@@ -1013,6 +1024,31 @@ async fn step(r: &MediaRun, n: usize, run_id: usize) -> Result<StepFigures, Stri
     }
     f.ready = ready.load(Ordering::Relaxed);
     f.setup_secs = t0.elapsed().as_secs_f64();
+    // Recording: one more session of each host (no media) starts the meeting's recording; kept open until the
+    // step ends (the recording stops when the meeting empties).
+    let mut recorders = Vec::new();
+    if r.record {
+        for (host, meeting) in &hosts {
+            let mut c = Conn::connect(&r.addr, &r.minter.token(host)?).await?;
+            let mut ev = Vec::new();
+            request(
+                &mut c,
+                "join-meeting",
+                json!({"meetingId": &**meeting}),
+                &mut ev,
+            )
+            .await?;
+            request(
+                &mut c,
+                "recording:start",
+                json!({"meetingId": &**meeting}),
+                &mut ev,
+            )
+            .await?;
+            recorders.push(c);
+        }
+        eprintln!("meet-load: recording {} meeting(s)", recorders.len());
+    }
     tokio::time::sleep(r.warmup).await;
     // The server's media ports: those its transports announce.
     let mut server_ports: Vec<u16> = Vec::new();

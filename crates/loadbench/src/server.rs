@@ -348,7 +348,22 @@ pub async fn metrics(addr: &str) -> Result<std::collections::HashMap<String, f64
 
 /// `POST /api/meetings` → the new meeting's id.
 pub async fn create_meeting(addr: &str, token: &str, max: u32) -> Result<String, String> {
-    let body = serde_json::json!({ "title": "loadbench", "maxParticipants": max }).to_string();
+    create_meeting_with(addr, token, max, false).await
+}
+
+/// `POST /api/meetings`, with `recordingEnabled` as given → the new meeting's id.
+pub async fn create_meeting_with(
+    addr: &str,
+    token: &str,
+    max: u32,
+    recording_enabled: bool,
+) -> Result<String, String> {
+    let body = serde_json::json!({
+        "title": "loadbench",
+        "maxParticipants": max,
+        "recordingEnabled": recording_enabled,
+    })
+    .to_string();
     let req = format!(
         "POST /api/meetings HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
