@@ -22,7 +22,6 @@ use proto::rest::{
 use proto::{ErrorCode, MeetingId, MessageId, Role, WireError};
 use serde::Deserialize;
 use signaling::auth::{DevSigner, Verifier};
-use socketioxide::SocketIo;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,7 +34,8 @@ mod recordings;
 pub struct ApiState {
     pub service: Arc<MeetingService>,
     pub verifier: Arc<Verifier>,
-    pub io: SocketIo,
+    /// Delivers what a REST call caused to the sockets (whatever the socket.io adapter: one node or a cluster).
+    pub io: Arc<dyn signaling::Deliver>,
     pub prometheus: PrometheusHandle,
     /// When set, `/metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
@@ -43,6 +43,8 @@ pub struct ApiState {
     pub dev_signer: Option<Arc<DevSigner>>,
     /// False once shutdown has begun (readiness).
     pub ready: Arc<AtomicBool>,
+    /// Cluster mode: whether the socket.io adapter's Redis link answers (readiness); `None` on a single node.
+    pub pubsub_healthy: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
     /// Test hooks (`POST /debug/media/drop`, loopback only); off by default (`MEET_MEDIA__DEBUG_HOOKS`).
     pub debug_hooks: bool,
     /// Where recordings' folders are (`MEET_RECORDING__DIR`).
@@ -343,7 +345,7 @@ async fn end_meeting(
 ) -> ApiResult<Json<proto::rest::RestOk>> {
     let id = parse_meeting_id(&id)?;
     let out = st.service.end_meeting(&who, &id).await?;
-    signaling::deliver(&st.io, None, &out).await;
+    st.io.deliver(&out).await;
     Ok(Json(proto::rest::RestOk { ok: true }))
 }
 
@@ -462,7 +464,7 @@ async fn set_role(
         }
     };
     let out = st.service.change_role(&who, &id, &user, role).await?;
-    signaling::deliver(&st.io, None, &out).await;
+    st.io.deliver(&out).await;
     Ok(Json(proto::rest::RoleSet {
         ok: true,
         user_id: user,
@@ -653,19 +655,24 @@ async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "`ok`", body = String, content_type = "text/plain"),
-        (status = 503, description = "`shutting down` or `database unavailable`", body = String, content_type = "text/plain"),
+        (status = 503, description = "`shutting down`, `database unavailable` or `shared state unavailable` (cluster mode: Redis)", body = String, content_type = "text/plain"),
     ))]
 async fn readyz(State(st): State<ApiState>) -> Response {
     if !st.ready.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    match st.service.store().ping().await {
-        Ok(()) => (StatusCode::OK, "ok").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
-        }
+    if let Err(e) = st.service.store().ping().await {
+        tracing::warn!(error = %e, "readiness check failed");
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response();
     }
+    if st.pubsub_healthy.as_ref().is_some_and(|ok| !ok()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shared state unavailable").into_response();
+    }
+    if let Err(e) = st.service.shared_state_ping().await {
+        tracing::warn!(error = %e, "readiness check failed");
+        return (StatusCode::SERVICE_UNAVAILABLE, "shared state unavailable").into_response();
+    }
+    (StatusCode::OK, "ok").into_response()
 }
 
 /// Prometheus metrics (text exposition format 0.0.4).

@@ -125,6 +125,15 @@ fn err(code: ErrorCode, message: impl Into<String>) -> WireError {
 }
 
 /// Logs an infrastructure failure and hides its details from the client.
+/// The shared state (Redis, in cluster mode) failed: the request changed nothing and may be retried.
+pub(crate) fn unavailable(what: &str, e: impl std::fmt::Display) -> WireError {
+    tracing::warn!(error = %e, "{what} failed");
+    err(
+        ErrorCode::ServiceUnavailable,
+        "the meeting service is briefly unavailable (shared state unreachable); retry in a moment",
+    )
+}
+
 pub(crate) fn internal(what: &str, e: impl std::fmt::Display) -> WireError {
     tracing::error!(error = %e, "{what} failed");
     WireError::internal()
@@ -275,6 +284,11 @@ impl MeetingService {
 
     pub fn config(&self) -> &DomainConfig {
         &self.config
+    }
+
+    /// Whether the shared runtime state answers (`/readyz`; always in process, Redis in cluster mode).
+    pub async fn shared_state_ping(&self) -> Result<(), String> {
+        self.runtime.ping().await.map_err(|e| e.to_string())
     }
 
     /// Meetings with runtime state (see `RuntimeStore::held`), for `/metrics`.
@@ -1469,7 +1483,7 @@ impl MeetingService {
                 changed
             })
             .await
-            .map_err(|e| internal("updating meeting state", e))?;
+            .map_err(|e| unavailable("updating meeting state", e))?;
         if empty {
             if let Err(e) = self.runtime.remove_if_empty(meeting).await {
                 tracing::warn!(error = %e, "dropping empty meeting state failed");
@@ -1486,7 +1500,7 @@ impl MeetingService {
         self.runtime
             .read(meeting, &mut f)
             .await
-            .map_err(|e| internal("reading meeting state", e))
+            .map_err(|e| unavailable("reading meeting state", e))
     }
 
     pub(crate) async fn rate_limit(
@@ -1511,7 +1525,7 @@ impl MeetingService {
                 e.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1));
                 Err(e)
             }
-            Err(e) => Err(internal("rate limiter", e)),
+            Err(e) => Err(unavailable("rate limiter", e)),
         }
     }
 

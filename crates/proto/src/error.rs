@@ -38,10 +38,13 @@ pub enum ErrorCode {
     RecordingNotPaused,
     /// `recording:start` refused by this node's limits (concurrent recordings, free disk space).
     RecordingUnavailable,
+    /// A backend this node shares with the cluster (Redis, in cluster mode) is unreachable: nothing changed; retry
+    /// later.
+    ServiceUnavailable,
 }
 
 /// Every code, in declaration order (for generated clients and docs).
-pub const ALL_CODES: [ErrorCode; 21] = [
+pub const ALL_CODES: [ErrorCode; 22] = [
     ErrorCode::MeetingNotFound,
     ErrorCode::AccessDenied,
     ErrorCode::MeetingFull,
@@ -63,6 +66,7 @@ pub const ALL_CODES: [ErrorCode; 21] = [
     ErrorCode::RecordingPaused,
     ErrorCode::RecordingNotPaused,
     ErrorCode::RecordingUnavailable,
+    ErrorCode::ServiceUnavailable,
 ];
 
 impl ErrorCode {
@@ -89,6 +93,7 @@ impl ErrorCode {
             ErrorCode::RecordingPaused => "RECORDING_PAUSED",
             ErrorCode::RecordingNotPaused => "RECORDING_NOT_PAUSED",
             ErrorCode::RecordingUnavailable => "RECORDING_UNAVAILABLE",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
         }
     }
 
@@ -111,7 +116,9 @@ impl ErrorCode {
             | ErrorCode::RecordingPaused
             | ErrorCode::RecordingNotPaused => 409,
             ErrorCode::RateLimitExceeded => 429,
-            ErrorCode::NotSupported | ErrorCode::RecordingUnavailable => 503,
+            ErrorCode::NotSupported
+            | ErrorCode::RecordingUnavailable
+            | ErrorCode::ServiceUnavailable => 503,
             ErrorCode::InternalError => 500,
         }
     }

@@ -25,6 +25,38 @@ pub struct Config {
     pub media: Media,
     pub webhooks: Webhooks,
     pub recording: Recording,
+    pub cluster: Cluster,
+}
+
+/// Cluster mode (docs/cluster.md, DESIGN §6): set `redis_url` and this node becomes a member of the cluster that
+/// Redis holds together (socket.io rooms across nodes, shared meeting state and rate limits); unset (the default) it
+/// is a single node with everything in process.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// `redis://host:port[/db]` (Redis ≥ 7: the socket.io adapter uses RESP3). Unset: single node.
+    pub redis_url: Option<String>,
+    /// This node's id in the cluster (unique per node; default: a random id at each start).
+    pub node_id: Option<String>,
+    /// The address other nodes reach this node's HTTP server at, e.g. `http://10.0.0.5:3000` (default: the
+    /// listening address).
+    pub internal_address: Option<String>,
+    /// Prefix of every Redis key and channel of this cluster, so clusters (or test runs) can share one Redis.
+    pub key_prefix: String,
+    /// How long a request that asks the other nodes (through Redis) waits for their answers (ms).
+    pub request_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("redis_url", &self.redis_url.as_deref().map(store::redact_url))
+            .field("node_id", &self.node_id)
+            .field("internal_address", &self.internal_address)
+            .field("key_prefix", &self.key_prefix)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .finish()
+    }
 }
 
 /// Recording (docs/recording.md): where recordings go and this node's limits.
@@ -387,6 +419,13 @@ impl Default for Config {
                 composite_concurrency: 1,
                 queue_packets: 4096,
             },
+            cluster: Cluster {
+                redis_url: None,
+                node_id: None,
+                internal_address: None,
+                key_prefix: "meet".to_owned(),
+                request_timeout_ms: 2_000,
+            },
         }
     }
 }
@@ -410,6 +449,61 @@ impl Config {
         fig.extract().map_err(|e| format!("configuration: {e}"))
     }
 
+    /// Cluster mode needs a database every node shares, and Redis ≥ 7.
+    fn validate_cluster(&mut self) -> Result<(), String> {
+        let c = &mut self.cluster;
+        if c.redis_url.as_deref().is_some_and(|u| u.trim().is_empty()) {
+            c.redis_url = None; // `MEET_CLUSTER__REDIS_URL=` (empty) means single node
+        }
+        let Some(url) = &c.redis_url else {
+            return Ok(());
+        };
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(format!(
+                "cluster.redis_url (MEET_CLUSTER__REDIS_URL) must start with redis:// or rediss://, got {:?}",
+                store::redact_url(url)
+            ));
+        }
+        if !self.database.url.starts_with("postgres") {
+            return Err(
+                "cluster mode (MEET_CLUSTER__REDIS_URL is set) needs PostgreSQL, which every node shares: set \
+                 MEET_DATABASE__URL=postgres://… (SQLite is one node's file; chat acked on one node must be \
+                 readable on every other)"
+                    .into(),
+            );
+        }
+        if self.dev_mode {
+            // Each node would sign development tokens with a key of its own, valid nowhere else.
+            return Err("development mode (--dev) is single-node only: unset MEET_CLUSTER__REDIS_URL, or run \
+                 without --dev and a shared MEET_AUTH__SECRET / public key"
+                .into());
+        }
+        if let Some(id) = &c.node_id {
+            if id.is_empty()
+                || id.len() > 64
+                || !id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                return Err(format!(
+                    "cluster.node_id (MEET_CLUSTER__NODE_ID) must be 1–64 letters, digits, '-' or '_', got {id:?}"
+                ));
+            }
+        }
+        if c.key_prefix.is_empty()
+            || c.key_prefix.len() > 64
+            || c.key_prefix.contains(char::is_whitespace)
+        {
+            return Err("cluster.key_prefix must be 1–64 characters without spaces".into());
+        }
+        in_range(
+            "cluster.request_timeout_ms",
+            c.request_timeout_ms,
+            100..=60_000,
+        )?;
+        Ok(())
+    }
+
     /// Checks what serde cannot; fills the public key from its file. Every number has a range: a zero or absurd
     /// value stops the server with a message naming the setting, instead of a server that misbehaves later.
     pub fn validate(&mut self) -> Result<(), String> {
@@ -431,6 +525,7 @@ impl Config {
         {
             return Err("database.url must start with sqlite: or postgres://".into());
         }
+        self.validate_cluster()?;
         if let Some(file) = &self.auth.public_key_file {
             let pem = std::fs::read_to_string(file)
                 .map_err(|e| format!("auth.public_key_file {file}: {e}"))?;

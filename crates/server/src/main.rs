@@ -190,11 +190,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             "recordings left unfinished by the last run were finalized"
         );
     }
+    let (runtime_store, rate_limiter) = shared_state(&cfg.cluster).await?;
     let service = Arc::new(
         MeetingService::new(
             Arc::new(store.clone()),
-            Arc::new(LocalRuntimeStore::new()),
-            Arc::new(LocalRateLimiter::new()),
+            runtime_store,
+            rate_limiter,
             Arc::new(media),
             DomainConfig {
                 dev_mode: cfg.dev_mode,
@@ -222,25 +223,108 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(events) = media_events {
         service.spawn_media_events(events);
     }
-    let (io_layer, io, shared) = signaling::build(
-        service.clone(),
-        verifier.clone(),
-        &signaling::SocketLimits {
-            max_payload_bytes: cfg.socket.max_payload_bytes,
-            ping_interval: Duration::from_millis(cfg.socket.ping_interval_ms),
-            ping_timeout: Duration::from_millis(cfg.socket.ping_timeout_ms),
-        },
-    );
+    let limits = signaling::SocketLimits {
+        max_payload_bytes: cfg.socket.max_payload_bytes,
+        ping_interval: Duration::from_millis(cfg.socket.ping_interval_ms),
+        ping_timeout: Duration::from_millis(cfg.socket.ping_timeout_ms),
+    };
+    let edge = Edge {
+        service,
+        verifier,
+        prometheus,
+        dev_signer,
+        store,
+    };
+    match &cfg.cluster.redis_url {
+        Some(url) => {
+            let link = signaling::ClusterLink {
+                redis_url: url.clone(),
+                prefix: cfg.cluster.key_prefix.clone(),
+                request_timeout: Duration::from_millis(cfg.cluster.request_timeout_ms),
+            };
+            let (layer, io, shared, driver) = signaling::build_cluster(
+                edge.service.clone(),
+                edge.verifier.clone(),
+                &limits,
+                &link,
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            tracing::info!(node = %node_id(&cfg.cluster), "cluster member: socket.io rooms over Redis");
+            let healthy: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || driver.healthy());
+            serve(&cfg, edge, layer, io, shared, Some(healthy)).await
+        }
+        None => {
+            let (layer, io, shared) =
+                signaling::build(edge.service.clone(), edge.verifier.clone(), &limits);
+            serve(&cfg, edge, layer, io, shared, None).await
+        }
+    }
+}
+
+/// What the HTTP edge needs besides the socket.io layer.
+struct Edge {
+    service: Arc<MeetingService>,
+    verifier: Arc<Verifier>,
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    dev_signer: Option<Arc<signaling::auth::DevSigner>>,
+    store: store::Store,
+}
+
+/// The meetings' runtime state and the rate-limit windows: in process on a single node, in Redis for a cluster
+/// member (every node sees one meeting state and one window per user, DESIGN §6).
+async fn shared_state(
+    cluster: &config::Cluster,
+) -> anyhow::Result<(Arc<dyn state::RuntimeStore>, Arc<dyn state::RateLimiter>)> {
+    let Some(url) = &cluster.redis_url else {
+        return Ok((
+            Arc::new(LocalRuntimeStore::new()),
+            Arc::new(LocalRateLimiter::new()),
+        ));
+    };
+    let _ = url; // TEMP-MERGE: Redis state from the redis-state branch
+    Ok((
+        Arc::new(LocalRuntimeStore::new()),
+        Arc::new(LocalRateLimiter::new()),
+    ))
+}
+
+/// This node's id in the cluster: configured, or made up at start.
+fn node_id(cluster: &config::Cluster) -> String {
+    static RANDOM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    cluster
+        .node_id
+        .clone()
+        .unwrap_or_else(|| RANDOM.get_or_init(|| format!("node-{}", proto::ids::random_base62(8))).clone())
+}
+
+/// Serves HTTP (REST, metrics, the web client) and socket.io until a shutdown signal, then stops gracefully.
+async fn serve<A: socketioxide::adapter::Adapter>(
+    cfg: &Config,
+    edge: Edge,
+    io_layer: socketioxide::layer::SocketIoLayer<A>,
+    io: socketioxide::SocketIo<A>,
+    shared: signaling::Shared,
+    pubsub_healthy: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+) -> anyhow::Result<()> {
+    let Edge {
+        service,
+        verifier,
+        prometheus,
+        dev_signer,
+        store,
+    } = edge;
     let ready = Arc::new(AtomicBool::new(true));
     let api = api::router(api::ApiState {
         recordings_dir: cfg.recording.dir.clone().into(),
         service,
         verifier,
-        io: io.clone(),
+        io: Arc::new(io.clone()),
         prometheus,
         metrics_token: cfg.metrics.token.clone(),
         dev_signer,
         ready: ready.clone(),
+        pubsub_healthy,
         debug_hooks: cfg.media.debug_hooks,
     });
     let app: Router = api

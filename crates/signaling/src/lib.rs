@@ -11,11 +11,13 @@
 //! period, the socket is disconnected (its meeting sees an ordinary disconnect).
 
 pub mod auth;
+pub mod cluster_driver;
 
 use auth::{AuthError, Verified, Verifier};
 use meeting::{rooms, MeetingService, Outcome, Request, RoomChange, Session, Target};
 use proto::{ErrorCode, WireError};
 use serde_json::Value;
+use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
@@ -103,24 +105,14 @@ impl Default for SocketLimits {
 /// tungstenite's per-websocket read buffer (see `build`).
 pub const WS_READ_BUFFER_BYTES: usize = 1024;
 
-/// Builds the socket.io layer and registers the `/` namespace.
-pub fn build(
-    service: Arc<MeetingService>,
-    verifier: Arc<Verifier>,
-    limits: &SocketLimits,
-) -> (socketioxide::layer::SocketIoLayer, SocketIo, Shared) {
-    let shared = Shared {
-        service,
-        verifier,
-        workers: Arc::new(AtomicUsize::new(0)),
-    };
-    // Set through the builder's own methods: `SocketIoBuilder::build_layer` rebuilds the engine config from its
-    // builder, so engine settings passed inside `with_config(SocketIoConfig)` are silently dropped (socketioxide
-    // 0.18.9) — that is how these limits once went unenforced.
-    // Memory per connection (issue 8): tungstenite's read buffer is allocated at `ws_read_buffer_size` for every
-    // websocket (engineioxide's default is 4 KiB). Client messages are small (the largest, `produce`, is ~2 KB); a
-    // bigger frame still fits, the buffer grows for it.
-    let (layer, io) = SocketIo::builder()
+/// The socket.io builder with our limits. Set through the builder's own methods: `SocketIoBuilder::build_layer`
+/// rebuilds the engine config from its builder, so engine settings passed inside `with_config(SocketIoConfig)` are
+/// silently dropped (socketioxide 0.18.9) — that is how these limits once went unenforced.
+/// Memory per connection (issue 8): tungstenite's read buffer is allocated at `ws_read_buffer_size` for every
+/// websocket (engineioxide's default is 4 KiB). Client messages are small (the largest, `produce`, is ~2 KB); a
+/// bigger frame still fits, the buffer grows for it.
+fn builder(limits: &SocketLimits, shared: &Shared) -> socketioxide::SocketIoBuilder {
+    SocketIo::builder()
         .max_payload(limits.max_payload_bytes)
         .ws_max_message_size(limits.max_payload_bytes as usize)
         .ws_max_frame_size(limits.max_payload_bytes as usize)
@@ -128,8 +120,18 @@ pub fn build(
         .ping_timeout(limits.ping_timeout)
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .with_state(shared.clone())
-        .build_layer();
-    io.ns("/", on_connect.with(authenticate));
+}
+
+fn shared(service: Arc<MeetingService>, verifier: Arc<Verifier>) -> Shared {
+    Shared {
+        service,
+        verifier,
+        workers: Arc::new(AtomicUsize::new(0)),
+    }
+}
+
+/// What runs beside the sockets once the namespace is registered.
+fn start_background<A: Adapter>(io: &SocketIo<A>, shared: &Shared) {
     // Outcomes no request caused (paced new-producer announcements) are delivered here.
     if let Some(mut rx) = shared.service.take_background() {
         let io = io.clone();
@@ -140,16 +142,108 @@ pub fn build(
         });
     }
     shared.service.spawn_pacer();
+}
+
+/// Builds the socket.io layer of a single node (rooms in process) and registers the `/` namespace.
+pub fn build(
+    service: Arc<MeetingService>,
+    verifier: Arc<Verifier>,
+    limits: &SocketLimits,
+) -> (socketioxide::layer::SocketIoLayer, SocketIo, Shared) {
+    let shared = shared(service, verifier);
+    let (layer, io) = builder(limits, &shared).build_layer();
+    io.ns("/", on_connect.with(authenticate::<LocalAdapter>));
+    start_background(&io, &shared);
     (layer, io, shared)
+}
+
+/// The adapter of a cluster member: socketioxide's Redis adapter (pub/sub; RESP3, Redis ≥ 7) over our driver that
+/// reconnects (`cluster_driver`).
+pub type ClusterAdapter = socketioxide_redis::CustomRedisAdapter<
+    socketioxide::adapter::Emitter,
+    cluster_driver::ResilientDriver,
+>;
+
+/// Where a cluster member's socket.io layer meets Redis.
+#[derive(Clone, Debug)]
+pub struct ClusterLink {
+    /// `redis://host:port/db` (RESP3 is asked for here when the URL does not say).
+    pub redis_url: String,
+    /// Channel prefix, so several clusters (or test runs) can share one Redis.
+    pub prefix: String,
+    /// How long a cross-node request (e.g. fetching remote sockets) waits for the other nodes.
+    pub request_timeout: Duration,
+}
+
+/// The Redis URL with `protocol=resp3` (socketioxide-redis needs RESP3 push messages).
+pub fn resp3_url(url: &str) -> String {
+    if url.contains("protocol=") {
+        return url.to_owned();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}protocol=resp3")
+}
+
+/// Builds the socket.io layer of a cluster member: rooms span every node through Redis, so an emit to a meeting's
+/// room reaches its participants wherever they are connected.
+pub async fn build_cluster(
+    service: Arc<MeetingService>,
+    verifier: Arc<Verifier>,
+    limits: &SocketLimits,
+    link: &ClusterLink,
+) -> Result<
+    (
+        socketioxide::layer::SocketIoLayer<ClusterAdapter>,
+        SocketIo<ClusterAdapter>,
+        Shared,
+        cluster_driver::ResilientDriver,
+    ),
+    String,
+> {
+    let url = resp3_url(&link.redis_url);
+    let client = redis::Client::open(url.as_str()).map_err(|e| format!("cluster.redis_url: {e}"))?;
+    let config = socketioxide_redis::RedisAdapterConfig::new()
+        .with_prefix(format!("{}-socket.io", link.prefix))
+        .with_request_timeout(link.request_timeout);
+    let driver = cluster_driver::ResilientDriver::connect(client)
+        .await
+        .map_err(|e| format!("connecting the socket.io adapter to Redis: {e}"))?;
+    let ctr = socketioxide_redis::RedisAdapterCtr::new_with_driver(driver.clone(), config);
+    let shared = shared(service, verifier);
+    let (layer, io) = builder(limits, &shared)
+        .with_adapter::<ClusterAdapter>(ctr)
+        .build_layer();
+    io.ns("/", on_connect.with(authenticate::<ClusterAdapter>))
+        .await
+        .map_err(|e| format!("subscribing the socket.io adapter: {e}"))?;
+    start_background(&io, &shared);
+    Ok((layer, io, shared, driver))
+}
+
+/// Delivery of outcomes no socket caused (REST calls), whatever the adapter.
+pub trait Deliver: Send + Sync + 'static {
+    fn deliver<'a>(
+        &'a self,
+        out: &'a Outcome,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+}
+
+impl<A: Adapter> Deliver for SocketIo<A> {
+    fn deliver<'a>(
+        &'a self,
+        out: &'a Outcome,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(deliver(self, None, out))
+    }
 }
 
 /// Connect middleware: a valid JWT in `auth.token`, or `connect_error` with the reason. On success the socket's
 /// queue and handlers are set up here, not in the connect handler: socketioxide sends the CONNECT packet before it
 /// runs the (spawned) connect handler, so a client that emits right after `connect` would race handlers registered
 /// there and its first event could find none. The middleware finishes before CONNECT is sent.
-async fn authenticate(
-    s: SocketRef,
-    io: SocketIo,
+async fn authenticate<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     State(shared): State<Shared>,
     TryData(auth): TryData<Value>,
 ) -> Result<(), AuthError> {
@@ -174,13 +268,13 @@ async fn authenticate(
     }
 }
 
-enum Job {
+enum Job<A: Adapter> {
     Request {
         event: String,
         payload: Option<Value>,
         /// Its share of the socket's `Backlog`.
         size: usize,
-        ack: AckSender,
+        ack: AckSender<A>,
     },
     Disconnect,
 }
@@ -188,20 +282,20 @@ enum Job {
 /// Everything happens in [`authenticate`]; the namespace still needs a connect handler.
 async fn on_connect() {}
 
-fn start_session(s: SocketRef, io: SocketIo, shared: Shared, verified: Verified) {
+fn start_session<A: Adapter>(s: SocketRef<A>, io: SocketIo<A>, shared: Shared, verified: Verified) {
     metrics::gauge!("meet_connections").increment(1.0);
     // Jobs are boxed: the channel allocates its first block of 32 slots up front, per socket (2.6 KB unboxed, 0.3 KB
     // boxed — heaptrack on 2,000 joined sockets).
-    let (tx, rx) = mpsc::unbounded_channel::<Box<Job>>();
+    let (tx, rx) = mpsc::unbounded_channel::<Box<Job<A>>>();
     let pending = Arc::new(Backlog::default());
     {
         let tx = tx.clone();
         let pending = pending.clone();
         s.on_fallback(
-            move |s: SocketRef,
+            move |s: SocketRef<A>,
                   Event(event): Event,
                   TryData(payload): TryData<Value>,
-                  ack: AckSender| {
+                  ack: AckSender<A>| {
                 let size = payload.as_ref().map_or(0, approx_size);
                 if !pending.admit(size) {
                     let e = WireError::new(
@@ -316,13 +410,13 @@ impl Expiry {
 }
 
 /// Works through one socket's requests in order, until it disconnects.
-async fn worker(
-    s: SocketRef,
-    io: SocketIo,
+async fn worker<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     shared: Shared,
     mut session: Session,
     mut expiry: Expiry,
-    mut rx: mpsc::UnboundedReceiver<Box<Job>>,
+    mut rx: mpsc::UnboundedReceiver<Box<Job<A>>>,
     pending: Arc<Backlog>,
 ) {
     loop {
@@ -435,14 +529,14 @@ fn refresh(
     Ok(fresh.expires_at)
 }
 
-async fn handle(
-    s: &SocketRef,
-    io: &SocketIo,
+async fn handle<A: Adapter>(
+    s: &SocketRef<A>,
+    io: &SocketIo<A>,
     service: &MeetingService,
     session: &mut Session,
     event: &str,
     payload: Option<&Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
 ) {
     let label = if meeting::request::EVENTS.contains(&event)
         || meeting::request::MEDIA_EVENTS.contains(&event)
@@ -488,7 +582,7 @@ async fn handle(
     }
 }
 
-fn reply_error(s: &SocketRef, ack: AckSender, e: &WireError, silent: bool) {
+fn reply_error<A: Adapter>(s: &SocketRef<A>, ack: AckSender<A>, e: &WireError, silent: bool) {
     metrics::counter!("meet_errors_total", "code" => e.code.as_str()).increment(1);
     if !silent {
         let _ = s.emit("error", e);
@@ -515,7 +609,7 @@ fn presence_lock(meeting: &proto::MeetingId) -> &'static tokio::sync::Mutex<()> 
     &locks[i]
 }
 
-pub async fn deliver(io: &SocketIo, socket: Option<&SocketRef>, out: &Outcome) {
+pub async fn deliver<A: Adapter>(io: &SocketIo<A>, socket: Option<&SocketRef<A>>, out: &Outcome) {
     if let Some(s) = socket {
         for change in &out.rooms {
             match change {
@@ -575,7 +669,7 @@ pub async fn deliver(io: &SocketIo, socket: Option<&SocketRef>, out: &Outcome) {
 
 /// Graceful stop of the socket layer: tell every client, disconnect them, and wait (up to `grace`) until every
 /// socket's worker has finished (leaves written to the store).
-pub async fn shutdown(io: &SocketIo, shared: &Shared, reconnect_after: Duration, grace: Duration) {
+pub async fn shutdown<A: Adapter>(io: &SocketIo<A>, shared: &Shared, reconnect_after: Duration, grace: Duration) {
     let ms = u64::try_from(reconnect_after.as_millis()).unwrap_or(u64::MAX);
     if let Err(e) = io
         .emit(

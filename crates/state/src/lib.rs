@@ -56,6 +56,11 @@ pub trait RuntimeStore: Send + Sync + 'static {
     /// How many meetings have runtime state (live meetings), and how many participants they hold.
     async fn totals(&self) -> Result<(usize, usize), StateError>;
 
+    /// Whether the backend answers (readiness). In process it always does.
+    async fn ping(&self) -> Result<(), StateError> {
+        Ok(())
+    }
+
     /// How many meetings have runtime state at all: live ones, ended ones (tombstones) and empty ones kept for a
     /// dropped hand. An operator's leak check (`meet_meeting_states`).
     async fn held(&self) -> Result<usize, StateError>;

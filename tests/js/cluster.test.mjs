@@ -1,0 +1,207 @@
+// Cluster mode (issue 9): three real meet-server processes over a Redis of the test's own and a fresh PostgreSQL
+// database; clients connected to different nodes with the official socket.io-client see one meeting.
+import assert from 'node:assert/strict';
+import { describe, before, after, test } from 'node:test';
+import { createServer } from './lib/server.mjs';
+import { startCluster, RedisHandle, freePort, clusterEnv } from './lib/cluster.mjs';
+import { ok, expectError, sleep } from './lib/client.mjs';
+import { request } from './lib/http.mjs';
+
+/** `fn` must reject the server start; returns the server's stderr. */
+async function refusedStart(opts) {
+  const s = createServer(opts);
+  await s.prepare();
+  await assert.rejects(s.start(), /exited before it was ready/);
+  assert.equal(s.exit.code, 2, `exit code: ${JSON.stringify(s.exit)}`);
+  const text = s.stderrTail();
+  await s.cleanup();
+  return text;
+}
+
+describe('cluster: start-up checks', () => {
+  test('cluster mode with SQLite, a non-redis URL or --dev is refused with a clear message', async () => {
+    const redis = { url: 'redis://127.0.0.1:1' };
+    const sqlite = await refusedStart({ env: clusterEnv(redis, 'x', 'node-1') });
+    assert.match(sqlite, /cluster mode .* needs PostgreSQL/);
+    const badUrl = await refusedStart({
+      databaseUrl: 'postgres://postgres@127.0.0.1:5432/postgres',
+      env: { MEET_CLUSTER__REDIS_URL: 'http://127.0.0.1:6379' },
+    });
+    assert.match(badUrl, /cluster\.redis_url .* must start with redis:\/\//);
+    const dev = await refusedStart({
+      devMode: true,
+      databaseUrl: 'postgres://postgres@127.0.0.1:5432/postgres',
+      env: clusterEnv(redis, 'x', 'node-1'),
+    });
+    assert.match(dev, /development mode .* single-node only/);
+  });
+
+  test('a cluster member whose Redis is unreachable at start-up says so and exits', async () => {
+    const port = await freePort(); // nothing listens there
+    const s = createServer({
+      databaseUrl: 'postgres://postgres@127.0.0.1:5432/postgres',
+      env: clusterEnv(new RedisHandle(port), 'x', 'node-1'),
+    });
+    await s.prepare();
+    await assert.rejects(s.start(), /exited before it was ready/);
+    assert.match(s.stderrTail(), /Redis/);
+    await s.cleanup();
+  });
+});
+
+describe('cluster: three nodes, one meeting', () => {
+  let ctx;
+  before(async () => { ctx = await startCluster({ nodes: 3 }); });
+  after(async () => { if (ctx) await ctx.cleanup(); });
+
+  const ctest = (name, fn) => test(name, async () => {
+    try {
+      await fn();
+    } catch (err) {
+      throw ctx.diagnose(err);
+    } finally {
+      ctx.closeSockets(ctx.allSockets);
+    }
+  });
+
+  ctest('every node is ready and serves the same meetings (REST on any node)', async () => {
+    for (const s of ctx.servers) {
+      const r = await request(s.url, 'GET', '/readyz');
+      assert.equal(r.status, 200, `${s.url}/readyz: ${r.text}`);
+    }
+    const host = ctx.user({ name: 'host' });
+    const m = await ctx.createMeeting(host);
+    const seen = await ctx.apiOn(2, 'GET', `/api/meetings/${m.meetingId}`, { user: host });
+    assert.equal(seen.status, 200, seen.text);
+    assert.equal(seen.body.meetingId, m.meetingId);
+  });
+
+  ctest('join and leave across nodes: presence, snapshot, participant-left', async () => {
+    const { meetingId, members: [a, b, c] } = await ctx.spreadMeeting({ participants: 2, names: ['ann', 'bob', 'cat'] });
+    assert.deepEqual([a.node, b.node, c.node], [0, 1, 2]);
+    // cat (node 3) saw everyone in her snapshot
+    assert.deepEqual(c.state.participants.map((p) => p.userName).sort(), ['ann', 'bob', 'cat']);
+    // REST on node 2 lists the three
+    const list = await ctx.apiOn(1, 'GET', `/api/meetings/${meetingId}/participants`, { user: a.user });
+    assert.equal(list.status, 200, list.text);
+    assert.equal(list.body.participants.length, 3);
+    await ok(b.socket, 'leave-meeting', { meetingId });
+    for (const m of [a, c]) {
+      const d = await m.socket.rec.waitFor('participant-left', { where: (x) => x.participantId === b.participantId });
+      assert.equal(d.userId, b.user.userId);
+    }
+  });
+
+  ctest('chat across nodes: to all, private, to hosts', async () => {
+    const { meetingId, members: [a, b, c] } = await ctx.spreadMeeting({ participants: 2 });
+    const all = await ok(b.socket, 'send-message', { meetingId, message: 'hello from node 2' });
+    for (const m of [a, b, c]) await m.socket.rec.waitFor('new-message', { where: (x) => x.id === all.id });
+    const priv = await ok(c.socket, 'send-message', {
+      meetingId, message: 'psst', recipientType: 'private', recipientId: a.user.userId,
+    });
+    await a.socket.rec.waitFor('new-message', { where: (x) => x.id === priv.id });
+    await c.socket.rec.waitFor('new-message', { where: (x) => x.id === priv.id });
+    const toHost = await ok(b.socket, 'send-message', { meetingId, message: 'for the host', recipientType: 'host' });
+    await a.socket.rec.waitFor('new-message', { where: (x) => x.id === toHost.id });
+    await sleep(300);
+    assert.equal(b.socket.rec.all('new-message').filter((x) => x.id === priv.id).length, 0, 'bob must not get the private message');
+    assert.equal(c.socket.rec.all('new-message').filter((x) => x.id === toHost.id).length, 0, 'cat is no host');
+    // the history on another node has the messages (PostgreSQL is shared)
+    const hist = await ctx.apiOn(2, 'GET', `/api/meetings/${meetingId}/messages`, { user: a.user });
+    assert.equal(hist.status, 200, hist.text);
+    const ids = hist.body.messages.map((x) => x.id);
+    for (const id of [all.id, priv.id, toHost.id]) assert.ok(ids.includes(id), `history lacks ${id}: ${hist.text}`);
+  });
+
+  ctest('hand, mute, layout, spotlight and role change across nodes', async () => {
+    const { meetingId, members: [a, b, c] } = await ctx.spreadMeeting({ participants: 2 });
+    await ok(c.socket, 'hand:raise', { meetingId });
+    for (const m of [a, b]) {
+      const d = await m.socket.rec.waitFor('hand:raised');
+      assert.equal(d.participantId, c.participantId);
+    }
+    await ok(a.socket, 'participant:mute', { meetingId, targetUserId: b.user.userId, muteType: 'audio' });
+    const muted = await b.socket.rec.waitFor('participant:muted');
+    assert.equal(muted.muteType, 'audio');
+    await ok(a.socket, 'layout:change', { meetingId, layout: 'speaker' });
+    for (const m of [b, c]) assert.equal((await m.socket.rec.waitFor('layout:changed')).layout, 'speaker');
+    await ok(a.socket, 'participant:spotlight', { meetingId, targetUserId: c.user.userId });
+    for (const m of [b, c]) await m.socket.rec.waitFor('participant:spotlighted');
+    await ok(a.socket, 'participant:role', { meetingId, targetUserId: b.user.userId, role: 'moderator' });
+    for (const m of [b, c]) {
+      const d = await m.socket.rec.waitFor('participant:role-changed');
+      assert.equal(d.role, 'moderator');
+    }
+    // bob (node 2) now moderates: his layout change reaches node 1 and node 3
+    await ok(b.socket, 'layout:change', { meetingId, layout: 'grid' });
+    for (const m of [a, c]) await m.socket.rec.waitFor('layout:changed', { where: (x) => x.layout === 'grid' });
+    // a late joiner on node 3 gets all of it in its snapshot
+    const late = await ctx.addMember(meetingId, ctx.user({ name: 'late' }), [a, b, c], { node: 2 });
+    assert.equal(late.state.layout, 'grid');
+    const cat = late.state.participants.find((p) => p.participantId === c.participantId);
+    assert.equal(cat.handRaised, true, JSON.stringify(cat));
+    const bob = late.state.participants.find((p) => p.participantId === b.participantId);
+    assert.equal(bob.role, 'moderator');
+  });
+
+  ctest('meeting end on node 1 removes everyone on every node', async () => {
+    const { meetingId, members } = await ctx.spreadMeeting({ participants: 2 });
+    await ok(members[0].socket, 'meeting:end', { meetingId });
+    for (const m of members) await m.socket.rec.waitFor('meeting:ended');
+    for (const m of members.slice(1)) {
+      await expectError(m.socket, 'send-message', { meetingId, message: 'still here?' }, 'NOT_IN_MEETING');
+      await expectError(m.socket, 'join-meeting', { meetingId }, 'MEETING_ENDED');
+    }
+  });
+
+  ctest('MEETING_FULL counts the participants on every node', async () => {
+    const { meetingId, members: [a, b] } = await ctx.spreadMeeting({ participants: 1, settings: { maxParticipants: 2 } });
+    const c = await ctx.connect(ctx.user({ name: 'carol' }), { node: 2 });
+    await expectError(c, 'join-meeting', { meetingId }, 'MEETING_FULL');
+    await ok(b.socket, 'leave-meeting', { meetingId });
+    await a.socket.rec.waitFor('participant-left');
+    const st = await ctx.join(c, meetingId);
+    assert.equal(st.participants.length, 2);
+  });
+
+  ctest('the chat rate limit holds across a reconnect to another node', async () => {
+    const { meetingId, members: [, b] } = await ctx.spreadMeeting({ participants: 1 });
+    for (let i = 1; i <= 10; i++) await ok(b.socket, 'send-message', { meetingId, message: `msg ${i}` });
+    b.socket.disconnect();
+    const again = await ctx.connect(b.user, { node: 2 });
+    await ctx.join(again, meetingId);
+    const { ack } = await expectError(again, 'send-message', { meetingId, message: 'msg 11' }, 'RATE_LIMIT_EXCEEDED');
+    assert.ok(ack.retryAfterMs > 0 && ack.retryAfterMs <= 60_000, JSON.stringify(ack));
+  });
+
+  // Last: it takes Redis away.
+  ctest('Redis outage: SERVICE_UNAVAILABLE and /readyz 503 while it is down; recovery without restart', async () => {
+    const { meetingId, members: [a, b] } = await ctx.spreadMeeting({ participants: 1 });
+    await ctx.redis.stop();
+    const deadline = Date.now() + 8000;
+    let r;
+    do {
+      r = await request(ctx.servers[1].url, 'GET', '/readyz');
+      if (r.status === 503) break;
+      await sleep(200);
+    } while (Date.now() < deadline);
+    assert.equal(r.status, 503, `readyz while Redis is down: ${r.status} ${r.text}`);
+    const { ack } = await expectError(a.socket, 'hand:raise', { meetingId }, 'SERVICE_UNAVAILABLE');
+    assert.match(ack.message, /retry/);
+    await ctx.redis.start(); // same port, empty (no persistence): the meeting's runtime state is gone
+    const back = Date.now() + 10_000;
+    for (const s of ctx.servers) {
+      for (;;) {
+        const rr = await request(s.url, 'GET', '/readyz');
+        if (rr.status === 200) break;
+        assert.ok(Date.now() < back, `${s.url} not ready again 10 s after Redis came back: ${rr.status} ${rr.text}`);
+        await sleep(200);
+      }
+    }
+    // every node works again: a new meeting spread over the nodes, with chat across them
+    const fresh = await ctx.spreadMeeting({ participants: 2 });
+    const msg = await ok(fresh.members[2].socket, 'send-message', { meetingId: fresh.meetingId, message: 'after the outage' });
+    for (const m of fresh.members) await m.socket.rec.waitFor('new-message', { where: (x) => x.id === msg.id });
+    void b;
+  });
+});
