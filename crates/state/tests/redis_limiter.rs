@@ -7,11 +7,12 @@ use state::{Limit, RateLimiter, RedisRateLimiter};
 use std::time::{Duration, Instant};
 use support::RedisServer;
 
+/// Two limiters on two connections, one over RESP2 and one over RESP3 (a node given socketioxide's RESP3 URL).
 async fn two_nodes(server: &RedisServer) -> [RedisRateLimiter; 2] {
-    [
-        server.state("t").await.rate_limiter(),
-        server.state("t").await.rate_limiter(),
-    ]
+    let resp3 = state::RedisState::connect(&format!("{}?protocol=resp3", server.url()), "t")
+        .await
+        .expect("connect over resp3");
+    [server.state("t").await.rate_limiter(), resp3.rate_limiter()]
 }
 
 async fn check(l: &RedisRateLimiter, key: &str, limit: Limit) -> Result<(), Duration> {

@@ -13,11 +13,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use support::{participant, RedisServer};
 
-/// Both implementations: the reference first.
+/// Both implementations, the reference first; Redis over RESP2 and over RESP3 (socketioxide's Redis adapter needs
+/// RESP3, so a node may well be given a `?protocol=resp3` URL), each under its own prefix.
 async fn both(server: &RedisServer) -> Vec<(&'static str, Arc<dyn RuntimeStore>)> {
+    let resp3 = state::RedisState::connect(&format!("{}?protocol=resp3", server.url()), "t3")
+        .await
+        .expect("connect over resp3");
     vec![
         ("local", Arc::new(LocalRuntimeStore::new())),
         ("redis", Arc::new(server.state("t").await.runtime_store())),
+        ("redis resp3", Arc::new(resp3.runtime_store())),
     ]
 }
 

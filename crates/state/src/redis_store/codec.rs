@@ -160,11 +160,11 @@ impl Diff {
         before: Option<&BTreeMap<K, V>>,
         after: &BTreeMap<K, V>,
         key: impl Fn(&K) -> &str,
-        encode: impl Fn(&V) -> Vec<u8>,
-    ) {
+        encode: impl Fn(&V) -> Result<Vec<u8>, serde_json::Error>,
+    ) -> Result<(), serde_json::Error> {
         for (k, v) in after {
             if before.and_then(|b| b.get(k)) != Some(v) {
-                self.set.push((format!("{prefix}{}", key(k)), encode(v)));
+                self.set.push((format!("{prefix}{}", key(k)), encode(v)?));
             }
         }
         for k in before.into_iter().flat_map(|b| b.keys()) {
@@ -172,19 +172,24 @@ impl Diff {
                 self.del.push(format!("{prefix}{}", key(k)));
             }
         }
+        Ok(())
     }
 }
 
-fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
-    // Serializing these plain structs (string keys, no maps with non-string keys) cannot fail.
-    serde_json::to_vec(v).unwrap_or_default()
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(v)
 }
 
-pub(crate) fn diff(before: Option<&MeetingRuntime>, after: &MeetingRuntime) -> Diff {
+/// Fails only if a value cannot be serialized (these plain structs, without maps keyed by non-strings, always
+/// can; the error is passed on rather than written as an empty value).
+pub(crate) fn diff(
+    before: Option<&MeetingRuntime>,
+    after: &MeetingRuntime,
+) -> Result<Diff, serde_json::Error> {
     let mut d = Diff::default();
     let meta = Meta::of(after);
     if before.map(Meta::of).as_ref() != Some(&meta) {
-        d.set.push((META.to_owned(), to_json(&meta)));
+        d.set.push((META.to_owned(), to_json(&meta)?));
     }
     if before.map(|b| b.participants.len()) != Some(after.participants.len()) {
         d.set.push((
@@ -198,43 +203,43 @@ pub(crate) fn diff(before: Option<&MeetingRuntime>, after: &MeetingRuntime) -> D
         &after.participants,
         ParticipantId::as_str,
         to_json,
-    );
-    let owner = |p: &ParticipantId| p.as_str().as_bytes().to_vec();
+    )?;
+    let owner = |p: &ParticipantId| Ok(p.as_str().as_bytes().to_vec());
     d.map(
         PRODUCER_OWNER,
         before.map(|b| &b.producer_owners),
         &after.producer_owners,
         String::as_str,
         owner,
-    );
+    )?;
     d.map(
         CONSUMER_OWNER,
         before.map(|b| &b.consumer_owners),
         &after.consumer_owners,
         String::as_str,
         owner,
-    );
+    )?;
     d.map(
         TRANSPORT_OWNER,
         before.map(|b| &b.transport_owners),
         &after.transport_owners,
         String::as_str,
         owner,
-    );
+    )?;
     d.map(
         DROPPED_HAND,
         before.map(|b| &b.raised_hands_of_dropped),
         &after.raised_hands_of_dropped,
         UserId::as_str,
-        |at| at.to_string().into_bytes(),
-    );
+        |at| Ok(at.to_string().into_bytes()),
+    )?;
     d.map(
         MODERATOR_MUTE,
         before.map(|b| &b.moderator_mutes),
         &after.moderator_mutes,
         ParticipantId::as_str,
         to_json,
-    );
+    )?;
     let old_log = before.map(|b| b.announce_log.as_slice()).unwrap_or(&[]);
     let new_log = &after.announce_log;
     for i in 0..old_log.len().max(new_log.len()) {
@@ -247,7 +252,7 @@ pub(crate) fn diff(before: Option<&MeetingRuntime>, after: &MeetingRuntime) -> D
             (None, None) => {}
         }
     }
-    d
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -328,12 +333,15 @@ mod tests {
     fn every_part_survives_the_round_trip() {
         let rt = full();
         let mut hash = BTreeMap::new();
-        apply(&mut hash, &diff(None, &rt));
+        apply(&mut hash, &diff(None, &rt).expect("diff"));
         assert_eq!(hash.get(COUNT).map(Vec::as_slice), Some(&b"3"[..]));
         let back = decode(&MeetingId::new("m:1"), &fields(&hash)).expect("decode");
         assert_eq!(back, rt);
         back.check_indexes().expect("indexes");
-        assert!(diff(Some(&rt), &back).is_empty(), "nothing to write");
+        assert!(
+            diff(Some(&rt), &back).expect("diff").is_empty(),
+            "nothing to write"
+        );
     }
 
     #[test]
@@ -343,7 +351,7 @@ mod tests {
         if let Some(p) = after.participants.get_mut(&ParticipantId::new("d")) {
             p.hand_raised = true;
         }
-        let d = diff(Some(&before), &after);
+        let d = diff(Some(&before), &after).expect("diff");
         assert_eq!(d.set.len(), 1);
         assert_eq!(d.set[0].0, "p:d");
         assert!(d.del.is_empty());
@@ -354,7 +362,7 @@ mod tests {
         let before = full();
         let mut after = before.clone();
         after.remove_participant(&ParticipantId::new("a"));
-        let d = diff(Some(&before), &after);
+        let d = diff(Some(&before), &after).expect("diff");
         let mut del = d.del.clone();
         del.sort();
         assert_eq!(del, vec!["p:a", "po:p1", "to:t1"]);
@@ -363,12 +371,12 @@ mod tests {
         assert_eq!(set, vec!["n"]);
         // the meeting ends: everything but the meta goes
         let mut hash = BTreeMap::new();
-        apply(&mut hash, &diff(None, &before));
+        apply(&mut hash, &diff(None, &before).expect("diff"));
         apply(&mut hash, &d);
         let mut ended = after.clone();
         ended.take_participants();
         ended.raised_hands_of_dropped.clear();
-        apply(&mut hash, &diff(Some(&after), &ended));
+        apply(&mut hash, &diff(Some(&after), &ended).expect("diff"));
         let mut left: Vec<_> = hash.keys().map(String::as_str).collect();
         left.sort();
         assert_eq!(left, vec!["meta", "mm:a", "n"]);

@@ -85,6 +85,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A claim on one meeting's local lock; on drop (also when the modify is cancelled) the lock is forgotten if
+/// nobody else holds or waits for it (checked under the map's mutex, which every new holder also takes, so nobody
+/// can pick it up in between).
+struct LocalTurn<'a> {
+    map: &'a Mutex<HashMap<MeetingId, Arc<AsyncMutex<()>>>>,
+    meeting: MeetingId,
+    lock: Arc<AsyncMutex<()>>,
+}
+
+impl Drop for LocalTurn<'_> {
+    fn drop(&mut self) {
+        let mut map = lock(self.map);
+        if Arc::strong_count(&self.lock) == 2
+            && map
+                .get(&self.meeting)
+                .is_some_and(|l| Arc::ptr_eq(l, &self.lock))
+        {
+            map.remove(&self.meeting);
+        }
+    }
+}
+
 /// What one read of a meeting found: its state and the version token to write against.
 struct Loaded {
     rt: Option<MeetingRuntime>,
@@ -178,20 +200,15 @@ impl RedisRuntimeStore {
         Ok(written == 1)
     }
 
-    fn local_lock(&self, meeting: &MeetingId) -> Arc<AsyncMutex<()>> {
-        lock(&self.local)
+    fn local_lock(&self, meeting: &MeetingId) -> LocalTurn<'_> {
+        let held = lock(&self.local)
             .entry(meeting.clone())
             .or_default()
-            .clone()
-    }
-
-    /// Forgets the local lock of `meeting` when only the map and the caller hold it (checked under the map's
-    /// mutex, which every new holder also takes, so nobody can pick it up in between).
-    fn release_local(&self, meeting: &MeetingId, held: Arc<AsyncMutex<()>>) {
-        let mut map = lock(&self.local);
-        if Arc::strong_count(&held) == 2 && map.get(meeting).is_some_and(|l| Arc::ptr_eq(l, &held))
-        {
-            map.remove(meeting);
+            .clone();
+        LocalTurn {
+            map: &self.local,
+            meeting: meeting.clone(),
+            lock: held,
         }
     }
 
@@ -214,7 +231,9 @@ impl RedisRuntimeStore {
             if !f(&mut next) {
                 return Ok(());
             }
-            let diff = codec::diff(rt.as_ref(), &next);
+            let diff = codec::diff(rt.as_ref(), &next).map_err(|e| {
+                StateError::Backend(format!("meeting {meeting}: cannot encode its state: {e}"))
+            })?;
             if rt.is_some() && diff.is_empty() {
                 return Ok(());
             }
@@ -237,13 +256,9 @@ impl RuntimeStore for RedisRuntimeStore {
         meeting: &MeetingId,
         f: &mut (dyn for<'r> FnMut(&'r mut MeetingRuntime) -> bool + Send),
     ) -> Result<(), StateError> {
-        let local = self.local_lock(meeting);
-        let result = {
-            let _turn = local.lock().await;
-            self.modify_locked(meeting, f).await
-        };
-        self.release_local(meeting, local);
-        result
+        let turn = self.local_lock(meeting);
+        let _held = turn.lock.lock().await;
+        self.modify_locked(meeting, f).await
     }
 
     async fn read(
