@@ -379,7 +379,8 @@ async fn hgetall(server: &RedisServer, key: &str) -> BTreeMap<String, Vec<u8>> {
         .expect("hgetall")
 }
 
-async fn net_input_bytes(server: &RedisServer) -> u64 {
+/// What Redis has read from and written to its clients so far (`INFO stats`), in bytes.
+async fn net_bytes(server: &RedisServer) -> (u64, u64) {
     let client = redis::Client::open(server.url()).expect("url");
     let mut c = client
         .get_multiplexed_async_connection()
@@ -390,15 +391,21 @@ async fn net_input_bytes(server: &RedisServer) -> u64 {
         .query_async(&mut c)
         .await
         .expect("info");
-    info.lines()
-        .find_map(|l| l.strip_prefix("total_net_input_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("total_net_input_bytes")
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in INFO"))
+    };
+    (
+        field("total_net_input_bytes:"),
+        field("total_net_output_bytes:"),
+    )
 }
 
 /// A change to one participant of a 1,000-member meeting rewrites only that participant's field (and the version
-/// token): the other fields keep their bytes, and what the node sends Redis is a few hundred bytes, not the
-/// meeting.
+/// token): the other fields keep their bytes, and what crosses the network either way is a few hundred bytes,
+/// not the meeting (the node's copy of the meeting is current, so nothing is read back).
 #[tokio::test]
 async fn one_participant_change_writes_only_its_field() {
     let server = RedisServer::start();
@@ -408,13 +415,10 @@ async fn one_participant_change_writes_only_its_field() {
         for i in 0..1000 {
             let id = format!("participant_{i:04}");
             rt.insert_participant(participant(&id, i));
-            rt.set_transport(
-                &ParticipantId::new(id.as_str()),
-                false,
-                Some(format!("transport_{i}")),
-            );
+            let pid = ParticipantId::new(id.as_str());
+            rt.set_transport(&pid, false, Some(format!("transport_{i}")));
             rt.add_producer(
-                &ParticipantId::new(id.as_str()),
+                &pid,
                 RuntimeProducer {
                     producer_id: format!("producer_{i}"),
                     kind: "audio".into(),
@@ -436,7 +440,7 @@ async fn one_participant_change_writes_only_its_field() {
         before.len()
     );
 
-    let sent_before = net_input_bytes(&server).await;
+    let (in0, out0) = net_bytes(&server).await;
     let target = ParticipantId::new("participant_0500");
     modify(&store, &m, |rt| {
         rt.participants
@@ -445,7 +449,8 @@ async fn one_participant_change_writes_only_its_field() {
             .is_some()
     })
     .await;
-    let sent = net_input_bytes(&server).await - sent_before;
+    let (in1, out1) = net_bytes(&server).await;
+    let (sent, received) = (in1 - in0, out1 - out0);
 
     let after = hgetall(&server, &key).await;
     let changed: Vec<&str> = after
@@ -455,12 +460,70 @@ async fn one_participant_change_writes_only_its_field() {
         .collect();
     assert_eq!(changed, vec!["p:participant_0500", "v"]);
     assert_eq!(before.len(), after.len(), "nothing removed");
-    // the HGETALL and the write script (by sha), and the INFO call itself: under 1 KiB, for a meeting of ~300 KiB
+    // the write script (by sha) and the INFO call itself; INFO's own answer (~1.5 KiB) is in `received`
     assert!(
         sent < 1024,
         "sent {sent} bytes to change one participant of a {meeting_bytes}-byte meeting"
     );
-    eprintln!("one hand raised in a {meeting_bytes}-byte meeting sent {sent} bytes to redis");
+    assert!(
+        received < 4096,
+        "received {received} bytes to change one participant of a {meeting_bytes}-byte meeting"
+    );
+    eprintln!(
+        "one hand raised in a {meeting_bytes}-byte meeting: {sent} bytes sent to redis, {received} received"
+    );
+}
+
+/// Another node changes a meeting this node holds a copy of: reads see the change, and a closure that decides
+/// "nothing to do" on the old copy is rerun on the current state before that answer counts.
+#[tokio::test]
+async fn a_copy_another_node_made_stale_is_never_the_answer() {
+    let server = RedisServer::start();
+    let (a, b) = (
+        server.state("t").await.runtime_store(),
+        server.state("t").await.runtime_store(),
+    );
+    let m = MeetingId::new("m");
+    modify(&a, &m, |rt| {
+        rt.insert_participant(participant("x", 0));
+        true
+    })
+    .await;
+    assert_eq!(a.cached_meetings(), 1);
+    modify(&b, &m, |rt| {
+        rt.insert_participant(participant("y", 1));
+        true
+    })
+    .await;
+    let y = ParticipantId::new("y");
+    assert!(get(&a, &m)
+        .await
+        .is_some_and(|rt| rt.participants.contains_key(&y)));
+    // b changes it again; a's copy is stale once more
+    modify(&b, &m, |rt| rt.remove_participant(&y).is_some()).await;
+    let mut saw_y = None;
+    a.modify(&m, &mut |rt| {
+        saw_y = Some(rt.participants.contains_key(&y));
+        false
+    })
+    .await
+    .expect("modify");
+    assert_eq!(saw_y, Some(false), "the last run saw the current state");
+    let mut seen = None;
+    a.read(&m, &mut |rt| seen = rt.map(|rt| rt.participants.len()))
+        .await
+        .expect("read");
+    assert_eq!(seen, Some(1));
+    // removing forgets the copy (here removed by b: a's next read finds nothing and forgets it too)
+    modify(&b, &m, |rt| {
+        rt.take_participants();
+        true
+    })
+    .await;
+    b.remove_if_empty(&m).await.expect("remove");
+    assert_eq!(b.cached_meetings(), 0);
+    assert_eq!(get(&a, &m).await, None);
+    assert_eq!(a.cached_meetings(), 0);
 }
 
 /// A meeting removed and made again by another node while this one was computing: the stale write is refused

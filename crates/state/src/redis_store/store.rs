@@ -7,11 +7,16 @@ use crate::{MeetingRuntime, RuntimeStore, StateError};
 use proto::MeetingId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex as AsyncMutex;
 
 /// How many times `modify` reruns its closure on fresh state after losing a compare-and-set to another node.
 pub const MAX_ATTEMPTS: u32 = 64;
+
+/// A cached meeting nobody on this node touched for this long is dropped (its meeting may have been removed by
+/// another node); the sweep runs at most every [`CACHE_SWEEP_EVERY`].
+const CACHE_IDLE: Duration = Duration::from_secs(300);
+const CACHE_SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// KEYS[1] the meeting's hash, KEYS[2] the meetings set. ARGV[1] the version token read ('' = the hash did not
 /// exist), ARGV[2] the new token, ARGV[3] the meeting id, ARGV[4] how many fields to set, then that many
@@ -72,6 +77,23 @@ pub struct RedisRuntimeStore {
     /// Per meeting being modified on this node: a lock its modifies queue on, so they do not race each other's
     /// compare-and-set (only other nodes can). Dropped when nobody holds or waits for it.
     local: Arc<Mutex<HashMap<MeetingId, Arc<AsyncMutex<()>>>>>,
+    /// This node's copy of the meetings it read or wrote, with the version token of that copy. A copy is only
+    /// trusted once Redis says the token is still current (a compare-and-set, or an `HGET v`), so a stale one
+    /// costs a reread, never a wrong answer.
+    cache: Arc<Mutex<Cache>>,
+}
+
+#[derive(Debug)]
+struct Cache {
+    entries: HashMap<MeetingId, Cached>,
+    last_sweep: Instant,
+}
+
+#[derive(Debug)]
+struct Cached {
+    version: String,
+    rt: Arc<MeetingRuntime>,
+    used: Instant,
 }
 
 #[derive(Debug)]
@@ -107,9 +129,9 @@ impl Drop for LocalTurn<'_> {
     }
 }
 
-/// What one read of a meeting found: its state and the version token to write against.
+/// A meeting's state and the version token to write against (`None` and '' when it has no state).
 struct Loaded {
-    rt: Option<MeetingRuntime>,
+    rt: Option<Arc<MeetingRuntime>>,
     version: String,
 }
 
@@ -123,6 +145,10 @@ impl RedisRuntimeStore {
                 remove: redis::Script::new(REMOVE),
             }),
             local: Arc::default(),
+            cache: Arc::new(Mutex::new(Cache {
+                entries: HashMap::new(),
+                last_sweep: Instant::now(),
+            })),
         }
     }
 
@@ -155,6 +181,7 @@ impl RedisRuntimeStore {
             })
             .await?;
         if fields.is_empty() {
+            self.forget(meeting);
             return Ok(Loaded {
                 rt: None,
                 version: String::new(),
@@ -167,23 +194,90 @@ impl RedisRuntimeStore {
             .unwrap_or_default();
         let rt = codec::decode(meeting, &fields)
             .map_err(|e| StateError::Backend(format!("meeting {meeting} in redis: {}", e.0)))?;
+        let rt = Arc::new(rt);
+        self.remember(meeting, &version, &rt);
         Ok(Loaded {
             rt: Some(rt),
             version,
         })
     }
 
-    /// Applies `diff` if the meeting's version is still `version`; false when another writer came first.
+    /// The meeting's current state: the cached copy when its version token is still the one in Redis (one
+    /// `HGET`), otherwise a full read.
+    async fn fresh(&self, meeting: &MeetingId) -> Result<Loaded, StateError> {
+        if let Some(cached) = self.cached(meeting) {
+            if self.current_version(meeting).await?.as_deref() == Some(cached.version.as_str()) {
+                return Ok(cached);
+            }
+        }
+        self.load(meeting).await
+    }
+
+    async fn current_version(&self, meeting: &MeetingId) -> Result<Option<String>, StateError> {
+        let mut conn = self.state.conn.clone();
+        let key = self.meeting_key(meeting);
+        self.state
+            .call("HGET v", async move {
+                redis::cmd("HGET")
+                    .arg(key)
+                    .arg(codec::VERSION)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await
+    }
+
+    fn cached(&self, meeting: &MeetingId) -> Option<Loaded> {
+        let mut cache = lock(&self.cache);
+        let c = cache.entries.get_mut(meeting)?;
+        c.used = Instant::now();
+        Some(Loaded {
+            rt: Some(c.rt.clone()),
+            version: c.version.clone(),
+        })
+    }
+
+    fn remember(&self, meeting: &MeetingId, version: &str, rt: &Arc<MeetingRuntime>) {
+        let now = Instant::now();
+        let mut cache = lock(&self.cache);
+        if now.duration_since(cache.last_sweep) >= CACHE_SWEEP_EVERY {
+            cache.last_sweep = now;
+            cache
+                .entries
+                .retain(|_, c| now.duration_since(c.used) < CACHE_IDLE);
+        }
+        cache.entries.insert(
+            meeting.clone(),
+            Cached {
+                version: version.to_owned(),
+                rt: rt.clone(),
+                used: now,
+            },
+        );
+    }
+
+    fn forget(&self, meeting: &MeetingId) {
+        lock(&self.cache).entries.remove(meeting);
+    }
+
+    /// How many meetings this node holds a copy of (tests: removed meetings are not kept).
+    pub fn cached_meetings(&self) -> usize {
+        lock(&self.cache).entries.len()
+    }
+
+    /// Applies `diff` if the meeting's version is still `version`, and returns the new version token; `None`
+    /// when another writer came first.
     async fn write(
         &self,
         meeting: &MeetingId,
         version: &str,
         diff: &Diff,
-    ) -> Result<bool, StateError> {
+    ) -> Result<Option<String>, StateError> {
+        let token = format!("{:032x}", rand::random::<u128>());
         let mut inv = self.scripts.write.key(self.meeting_key(meeting));
         inv.key(self.meetings_key())
             .arg(version)
-            .arg(format!("{:032x}", rand::random::<u128>()))
+            .arg(&token)
             .arg(meeting.as_str())
             .arg(diff.set.len());
         for (f, v) in &diff.set {
@@ -197,7 +291,7 @@ impl RedisRuntimeStore {
             .state
             .call("write", inv.invoke_async(&mut conn))
             .await?;
-        Ok(written == 1)
+        Ok((written == 1).then_some(token))
     }
 
     fn local_lock(&self, meeting: &MeetingId) -> LocalTurn<'_> {
@@ -212,33 +306,57 @@ impl RedisRuntimeStore {
         }
     }
 
+    /// The first attempt starts from this node's cached copy without reading (a write checks the version token
+    /// anyway); the copy is confirmed with one `HGET` only when the closure wants no write, since what it decided
+    /// must hold on the current state. Any doubt (a lost compare-and-set, a stale copy) rereads the whole meeting.
     async fn modify_locked(
         &self,
         meeting: &MeetingId,
         f: &mut (dyn for<'r> FnMut(&'r mut MeetingRuntime) -> bool + Send),
     ) -> Result<(), StateError> {
+        let mut from_cache = self.cached(meeting);
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 // Lost to another node: back off a little (jittered, growing to ~32 ms) before rereading.
                 let cap = 1u64 << attempt.min(5);
                 tokio::time::sleep(Duration::from_micros(rand::random_range(0..=cap * 1000))).await;
             }
-            let Loaded { rt, version } = self.load(meeting).await?;
-            let mut next = rt.clone().unwrap_or_else(|| MeetingRuntime {
+            let unconfirmed = from_cache.is_some();
+            let Loaded { rt, version } = match from_cache.take() {
+                Some(cached) => cached,
+                None => self.load(meeting).await?,
+            };
+            let mut next = rt.as_deref().cloned().unwrap_or_else(|| MeetingRuntime {
                 meeting_id: Some(meeting.clone()),
                 ..MeetingRuntime::default()
             });
-            if !f(&mut next) {
-                return Ok(());
+            let wants_write = f(&mut next);
+            let diff = if wants_write {
+                codec::diff(rt.as_deref(), &next).map_err(|e| {
+                    StateError::Backend(format!("meeting {meeting}: cannot encode its state: {e}"))
+                })?
+            } else {
+                Diff::default()
+            };
+            if !wants_write || (rt.is_some() && diff.is_empty()) {
+                if !unconfirmed
+                    || self.current_version(meeting).await?.as_deref() == Some(version.as_str())
+                {
+                    return Ok(());
+                }
+                continue;
             }
-            let diff = codec::diff(rt.as_ref(), &next).map_err(|e| {
-                StateError::Backend(format!("meeting {meeting}: cannot encode its state: {e}"))
-            })?;
-            if rt.is_some() && diff.is_empty() {
-                return Ok(());
-            }
-            if self.write(meeting, &version, &diff).await? {
-                return Ok(());
+            match self.write(meeting, &version, &diff).await {
+                Ok(Some(token)) => {
+                    self.remember(meeting, &token, &Arc::new(next));
+                    return Ok(());
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // The write may or may not have been applied: the copy can no longer be trusted.
+                    self.forget(meeting);
+                    return Err(e);
+                }
             }
         }
         Err(StateError::Backend(format!(
@@ -266,34 +384,35 @@ impl RuntimeStore for RedisRuntimeStore {
         meeting: &MeetingId,
         f: &mut (dyn for<'r> FnMut(Option<&'r MeetingRuntime>) + Send),
     ) -> Result<(), StateError> {
-        let loaded = self.load(meeting).await?;
-        f(loaded.rt.as_ref());
+        let loaded = self.fresh(meeting).await?;
+        f(loaded.rt.as_deref());
         Ok(())
     }
 
     async fn get(&self, meeting: &MeetingId) -> Result<Option<MeetingRuntime>, StateError> {
-        Ok(self.load(meeting).await?.rt)
+        Ok(self.fresh(meeting).await?.rt.map(|rt| (*rt).clone()))
     }
 
     async fn remove(&self, meeting: &MeetingId) -> Result<(), StateError> {
         let mut inv = self.scripts.remove.key(self.meeting_key(meeting));
         inv.key(self.meetings_key()).arg(meeting.as_str());
         let mut conn = self.state.conn.clone();
-        let _: i64 = self
-            .state
-            .call("remove", inv.invoke_async(&mut conn))
-            .await?;
-        Ok(())
+        let removed: Result<i64, _> = self.state.call("remove", inv.invoke_async(&mut conn)).await;
+        self.forget(meeting);
+        removed.map(|_| ())
     }
 
     async fn remove_if_empty(&self, meeting: &MeetingId) -> Result<(), StateError> {
         let mut inv = self.scripts.remove_if_empty.key(self.meeting_key(meeting));
         inv.key(self.meetings_key()).arg(meeting.as_str());
         let mut conn = self.state.conn.clone();
-        let _: i64 = self
+        let removed: i64 = self
             .state
             .call("remove_if_empty", inv.invoke_async(&mut conn))
             .await?;
+        if removed == 1 {
+            self.forget(meeting);
+        }
         Ok(())
     }
 
