@@ -20,18 +20,18 @@ async fn check(l: &RedisRateLimiter, key: &str, limit: Limit) -> Result<(), Dura
 }
 
 /// N accepted across two nodes, the N+1st refused with the wait until the first leaves the window, and accepted
-/// again once it has (the first alone: the others came 200 ms later and are still in the window).
+/// again once it has (the first alone: the others came 400 ms later and are still in the window).
 #[tokio::test]
 async fn n_accepted_then_refused_with_the_wait_then_accepted_after_the_window() {
     let server = RedisServer::start();
     let nodes = two_nodes(&server).await;
     let limit = Limit {
         count: 5,
-        window: Duration::from_millis(800),
+        window: Duration::from_millis(1000),
     };
     let start = Instant::now();
     assert_eq!(check(&nodes[0], "m/u/chat", limit).await, Ok(()), "event 0");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     for i in 1..5 {
         assert_eq!(
             check(&nodes[i % 2], "m/u/chat", limit).await,
@@ -44,7 +44,7 @@ async fn n_accepted_then_refused_with_the_wait_then_accepted_after_the_window() 
         .expect_err("the sixth is refused");
     let elapsed = start.elapsed();
     assert!(
-        wait <= limit.window - Duration::from_millis(200),
+        wait <= limit.window - Duration::from_millis(400),
         "{wait:?}"
     );
     assert!(
@@ -144,8 +144,9 @@ async fn never_more_than_n_in_any_window_across_nodes() {
             "{within} accepted within {narrow:?} from {t:?}: {accepted:?}"
         );
     }
+    // 3 per 500 ms over 2 s is 12; a loaded machine's round trips may push the last batch past the end
     assert!(
-        accepted.len() >= 12,
+        accepted.len() >= 9,
         "3 per 500 ms over 2 s: {}",
         accepted.len()
     );
