@@ -8,7 +8,7 @@
 //! **Keys** (`{prefix}` is configurable, e.g. `meet`):
 //! - `{prefix}:m:{meetingId}` — one hash per meeting, one field per participant, index entry, dropped hand,
 //!   moderator mute and announce-log entry, plus `meta`, `n` (participant count) and `v` (version token); the
-//!   layout is in [`codec`].
+//!   field layout is in `codec.rs`.
 //! - `{prefix}:meetings` — the set of meeting ids that have a hash (`held`, `totals`).
 //! - `{prefix}:rl:{key}` — one sorted set per rate-limit key (see [`RedisRateLimiter`]).
 //!
