@@ -282,10 +282,12 @@ async fn shared_state(
             Arc::new(LocalRateLimiter::new()),
         ));
     };
-    let _ = url; // TEMP-MERGE: Redis state from the redis-state branch
+    let redis = state::RedisState::connect(url, &cluster.key_prefix)
+        .await
+        .with_context(|| format!("connecting to Redis at {}", store::redact_url(url)))?;
     Ok((
-        Arc::new(LocalRuntimeStore::new()),
-        Arc::new(LocalRateLimiter::new()),
+        Arc::new(redis.runtime_store()),
+        Arc::new(redis.rate_limiter()),
     ))
 }
 

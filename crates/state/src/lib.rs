@@ -1,14 +1,16 @@
 //! What must be shared between server nodes: each meeting's runtime state (who is in it, hands, layout, spotlight,
 //! screen share) and rate-limit counters.
 //!
-//! Two traits, each with an in-process implementation (the default, one node). A Redis implementation of the same
-//! traits is what a cluster uses (a later issue); the traits are async and keyed by meeting for that reason, and
-//! `modify` takes an `FnMut` so a Redis implementation can retry it under optimistic locking (WATCH/MULTI).
+//! Two traits, each with an in-process implementation (`local`, the default, one node) and a Redis one
+//! (`redis_store`, what a cluster's nodes share). The traits are async and keyed by meeting for that reason, and
+//! `modify` takes an `FnMut` so the Redis implementation can rerun it under optimistic locking (compare-and-set).
 
 pub mod local;
+pub mod redis_store;
 pub mod runtime;
 
 pub use local::{LocalRateLimiter, LocalRuntimeStore};
+pub use redis_store::{RedisOptions, RedisRateLimiter, RedisRuntimeStore, RedisState};
 pub use runtime::{
     MeetingRuntime, MutedKinds, RuntimeConsumer, RuntimeParticipant, RuntimeProducer,
     RuntimeRecording, ScreenShare,
