@@ -80,7 +80,7 @@ describe('cluster: three nodes, one meeting', () => {
     const { meetingId, members: [a, b, c] } = await ctx.spreadMeeting({ participants: 2, names: ['ann', 'bob', 'cat'] });
     assert.deepEqual([a.node, b.node, c.node], [0, 1, 2]);
     // cat (node 3) saw everyone in her snapshot
-    assert.deepEqual(c.state.participants.map((p) => p.userName).sort(), ['ann', 'bob', 'cat']);
+    assert.deepEqual(c.state.participants.map((p) => p.userName).sort(), [a, b, c].map((m) => m.user.userName).sort());
     // REST on node 2 lists the three
     const list = await ctx.apiOn(1, 'GET', `/api/meetings/${meetingId}/participants`, { user: a.user });
     assert.equal(list.status, 200, list.text);

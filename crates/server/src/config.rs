@@ -50,7 +50,10 @@ pub struct Cluster {
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
-            .field("redis_url", &self.redis_url.as_deref().map(store::redact_url))
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(store::redact_url),
+            )
             .field("node_id", &self.node_id)
             .field("internal_address", &self.internal_address)
             .field("key_prefix", &self.key_prefix)
@@ -758,6 +761,51 @@ mod tests {
             assert!(!dbg.contains(":pw@"), "{dbg}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn cluster_mode_needs_postgres_a_redis_url_and_no_dev_mode() {
+        let cluster = |c: &mut Config| {
+            c.auth.secret = Some("s3cret-s3cret-s3cret-s3cret-s3cret".into());
+            c.database.url = "postgres://u:pw@h/db".into();
+            c.cluster.redis_url = Some("redis://:hunter2@127.0.0.1:6379".into());
+            c.cluster.node_id = Some("node-1".into());
+        };
+        let mut ok = Config::default();
+        cluster(&mut ok);
+        ok.validate().expect("a cluster member on PostgreSQL");
+        let dbg = format!("{:?}", ok.cluster);
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+
+        let mut sqlite = Config::default();
+        cluster(&mut sqlite);
+        sqlite.database.url = "sqlite://data/meet.db?mode=rwc".into();
+        let e = sqlite.validate().unwrap_err();
+        assert!(e.contains("needs PostgreSQL"), "{e}");
+
+        let mut dev = Config::default();
+        cluster(&mut dev);
+        dev.dev_mode = true;
+        assert!(dev.validate().unwrap_err().contains("single-node only"));
+
+        let mut url = Config::default();
+        cluster(&mut url);
+        url.cluster.redis_url = Some("http://127.0.0.1:6379".into());
+        assert!(url
+            .validate()
+            .unwrap_err()
+            .contains("MEET_CLUSTER__REDIS_URL"));
+
+        let mut id = Config::default();
+        cluster(&mut id);
+        id.cluster.node_id = Some("node 1; drop".into());
+        assert!(id.validate().unwrap_err().contains("MEET_CLUSTER__NODE_ID"));
+
+        // an empty URL (e.g. `MEET_CLUSTER__REDIS_URL=`) is a single node, SQLite fine
+        let mut empty = Config::default();
+        empty.cluster.redis_url = Some(String::new());
+        empty.validate().expect("single node");
+        assert!(empty.cluster.redis_url.is_none());
     }
 
     #[test]

@@ -294,10 +294,11 @@ async fn shared_state(
 /// This node's id in the cluster: configured, or made up at start.
 fn node_id(cluster: &config::Cluster) -> String {
     static RANDOM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    cluster
-        .node_id
-        .clone()
-        .unwrap_or_else(|| RANDOM.get_or_init(|| format!("node-{}", proto::ids::random_base62(8))).clone())
+    cluster.node_id.clone().unwrap_or_else(|| {
+        RANDOM
+            .get_or_init(|| format!("node-{}", proto::ids::random_base62(8)))
+            .clone()
+    })
 }
 
 /// Serves HTTP (REST, metrics, the web client) and socket.io until a shutdown signal, then stops gracefully.

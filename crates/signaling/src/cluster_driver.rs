@@ -108,7 +108,9 @@ impl ResilientDriver {
                     if ok {
                         tracing::info!("Redis is reachable again: cross-node events resume");
                     } else {
-                        tracing::warn!("Redis is unreachable: cross-node events stop until it is back");
+                        tracing::warn!(
+                            "Redis is unreachable: cross-node events stop until it is back"
+                        );
                     }
                 }
             }

@@ -201,7 +201,8 @@ pub async fn build_cluster(
     String,
 > {
     let url = resp3_url(&link.redis_url);
-    let client = redis::Client::open(url.as_str()).map_err(|e| format!("cluster.redis_url: {e}"))?;
+    let client =
+        redis::Client::open(url.as_str()).map_err(|e| format!("cluster.redis_url: {e}"))?;
     let config = socketioxide_redis::RedisAdapterConfig::new()
         .with_prefix(format!("{}-socket.io", link.prefix))
         .with_request_timeout(link.request_timeout);
@@ -669,7 +670,12 @@ pub async fn deliver<A: Adapter>(io: &SocketIo<A>, socket: Option<&SocketRef<A>>
 
 /// Graceful stop of the socket layer: tell every client, disconnect them, and wait (up to `grace`) until every
 /// socket's worker has finished (leaves written to the store).
-pub async fn shutdown<A: Adapter>(io: &SocketIo<A>, shared: &Shared, reconnect_after: Duration, grace: Duration) {
+pub async fn shutdown<A: Adapter>(
+    io: &SocketIo<A>,
+    shared: &Shared,
+    reconnect_after: Duration,
+    grace: Duration,
+) {
     let ms = u64::try_from(reconnect_after.as_millis()).unwrap_or(u64::MAX);
     if let Err(e) = io
         .emit(
