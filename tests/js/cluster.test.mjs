@@ -205,3 +205,43 @@ describe('cluster: three nodes, one meeting', () => {
     void b;
   });
 });
+
+describe('cluster: a node killed with kill -9', () => {
+  let ctx;
+  before(async () => { ctx = await startCluster({ nodes: 3 }); });
+  after(async () => { if (ctx) await ctx.cleanup(); });
+
+  test('its participants leave their meetings within 5 s (node-lost); they rejoin through another node', async () => {
+    try {
+      const { meetingId, members: [a, b, c] } = await ctx.spreadMeeting({ participants: 2 });
+      await ok(b.socket, 'hand:raise', { meetingId });
+      await a.socket.rec.waitFor('hand:raised');
+      const killedAt = Date.now();
+      ctx.servers[1].proc.kill('SIGKILL');
+      for (const m of [a, c]) {
+        const d = await m.socket.rec.waitFor('participant-left', {
+          where: (x) => x.participantId === b.participantId, timeout: 6000,
+        });
+        assert.equal(d.reason, 'node-lost');
+        assert.equal(d.userId, b.user.userId);
+      }
+      const took = Date.now() - killedAt;
+      assert.ok(took <= 5000, `participant-left came ${took} ms after the kill`);
+      // the client reconnects (here: to node 3, as a load balancer would send it) and rejoins; its hand comes back
+      const again = await ctx.connect(b.user, { node: 2 });
+      const st = await ctx.join(again, meetingId);
+      assert.equal(st.participants.length, 3, JSON.stringify(st.participants));
+      const me = st.participants.find((p) => p.participantId === st.you.participantId);
+      assert.equal(me?.handRaised, true, `the hand of a session lost with its node comes back: ${JSON.stringify(me)}`);
+      await a.socket.rec.waitFor('participant-joined', { where: (x) => x.userId === b.user.userId });
+      // the survivors count two live nodes
+      const metrics = await request(ctx.servers[0].url, 'GET', '/metrics');
+      assert.match(metrics.text, /^meet_cluster_nodes_alive 2$/m);
+      console.log(`# node-lost detected ${took} ms after kill -9`);
+    } catch (err) {
+      throw ctx.diagnose(err);
+    } finally {
+      ctx.closeSockets(ctx.allSockets);
+    }
+  });
+});

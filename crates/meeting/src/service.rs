@@ -72,6 +72,8 @@ pub struct DomainConfig {
     pub ended_state_ms: u64,
     /// TURN servers and the ICE transport policy handed to clients (`transport-created.params`).
     pub ice: crate::ice::IceConfig,
+    /// Cluster mode: this node's id, recorded on the sessions it holds (`None` on a single node).
+    pub node_id: Option<String>,
 }
 
 impl Default for DomainConfig {
@@ -84,6 +86,7 @@ impl Default for DomainConfig {
             rejoin_grace_ms: 30_000,
             ended_state_ms: 60_000,
             ice: crate::ice::IceConfig::default(),
+            node_id: None,
         }
     }
 }
@@ -663,6 +666,43 @@ impl MeetingService {
         }
     }
 
+    /// Cluster mode: a node was found dead. Every session it held leaves its meeting (`participant-left` with reason
+    /// `node-lost`, and what a leave releases), one outcome per session, for the caller to deliver. Scans every
+    /// meeting with runtime state: a rare event, paid once per dead node.
+    pub async fn reap_node(&self, node: &str) -> Result<Vec<Outcome>, WireError> {
+        let meetings = self
+            .runtime
+            .meeting_ids()
+            .await
+            .map_err(|e| unavailable("listing meetings", e))?;
+        let mut outcomes = Vec::new();
+        for meeting in meetings {
+            let mut lost = Vec::new();
+            self.read(&meeting, |rt| {
+                if let Some(rt) = rt {
+                    lost.extend(
+                        rt.participants
+                            .values()
+                            .filter(|p| p.node.as_deref() == Some(node))
+                            .map(|p| p.participant_id.clone()),
+                    );
+                }
+            })
+            .await?;
+            for participant in lost {
+                let m = Membership {
+                    meeting: meeting.clone(),
+                    participant,
+                };
+                let mut out = self.leave(&m, "node-lost").await;
+                out.reply = Value::Null;
+                out.rooms.clear(); // the sockets are gone with their node
+                outcomes.push(out);
+            }
+        }
+        Ok(outcomes)
+    }
+
     // ---- join / leave
 
     async fn join(
@@ -779,6 +819,7 @@ impl MeetingService {
                 consumers: Vec::new(),
                 announce_cursor: 0,
                 announced_at: None,
+                node: self.config.node_id.clone(),
             });
             res = Ok((runtime_snapshot(rt), rt.participants.len(), first));
             true
@@ -930,7 +971,10 @@ impl MeetingService {
                 rt.raised_hands_of_dropped
                     .retain(|_, at| now.saturating_sub(*at) <= grace);
                 // Only a dropped connection keeps the hand for a rejoin; leaving on purpose lowers it.
-                if matches!(reason, "disconnected" | "replaced") && p.hand_raised && grace > 0 {
+                if matches!(reason, "disconnected" | "replaced" | "node-lost")
+                    && p.hand_raised
+                    && grace > 0
+                {
                     rt.raised_hands_of_dropped.insert(p.user_id.clone(), now);
                 }
                 dropped_hands = rt.raised_hands_of_dropped.len();

@@ -216,6 +216,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                 rejoin_grace_ms: i64::from(cfg.meetings.rejoin_grace_secs) * 1000,
                 ended_state_ms: u64::from(cfg.meetings.ended_state_secs) * 1000,
                 ice: cfg.media.ice(),
+                node_id: cfg
+                    .cluster
+                    .redis_url
+                    .is_some()
+                    .then(|| node_id(&cfg.cluster)),
             },
         )
         .with_recorder(recorder.clone()),
@@ -252,7 +257,24 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
             tracing::info!(node = %node_id(&cfg.cluster), "cluster member: socket.io rooms over Redis");
             let healthy: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || driver.healthy());
-            serve(&cfg, edge, layer, io, shared, Some(healthy)).await
+            let node = signaling::cluster::NodeInfo {
+                node_id: node_id(&cfg.cluster),
+                internal_address: cfg.cluster.internal_address.clone().unwrap_or_else(|| {
+                    format!("http://{}:{}", cfg.http.host, cfg.http.port)
+                }),
+            };
+            let membership = signaling::cluster::Membership::start(
+                &signaling::resp3_url(url),
+                &cfg.cluster.key_prefix,
+                node,
+                io.clone(),
+                edge.service.clone(),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            serve(&cfg, edge, layer, io, shared, Some(healthy)).await?;
+            membership.deregister().await;
+            Ok(())
         }
         None => {
             let (layer, io, shared) =

@@ -11,6 +11,7 @@
 //! period, the socket is disconnected (its meeting sees an ordinary disconnect).
 
 pub mod auth;
+pub mod cluster;
 pub mod cluster_driver;
 
 use auth::{AuthError, Verified, Verifier};

@@ -58,6 +58,9 @@ pub trait RuntimeStore: Send + Sync + 'static {
     /// How many meetings have runtime state (live meetings), and how many participants they hold.
     async fn totals(&self) -> Result<(usize, usize), StateError>;
 
+    /// Every meeting that has runtime state (the cluster reaper's scan for a dead node's sessions).
+    async fn meeting_ids(&self) -> Result<Vec<MeetingId>, StateError>;
+
     /// Whether the backend answers (readiness). In process it always does.
     async fn ping(&self) -> Result<(), StateError> {
         Ok(())

@@ -122,6 +122,10 @@ impl RuntimeStore for LocalRuntimeStore {
         Ok(())
     }
 
+    async fn meeting_ids(&self) -> Result<Vec<MeetingId>, StateError> {
+        Ok(lock(&self.meetings).keys().cloned().collect())
+    }
+
     async fn held(&self) -> Result<usize, StateError> {
         Ok(lock(&self.meetings).len())
     }

@@ -125,6 +125,9 @@ pub struct RuntimeParticipant {
     pub announce_cursor: usize,
     #[serde(default)]
     pub announced_at: Option<i64>,
+    /// Cluster mode: the node whose socket this session is on (a node found dead takes its sessions with it).
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -483,6 +486,7 @@ mod tests {
                     consumers: Vec::new(),
                     announce_cursor: 0,
                     announced_at: None,
+                    node: None,
                 },
             );
         }

@@ -276,6 +276,7 @@ mod tests {
             consumers: Vec::new(),
             announce_cursor: 0,
             announced_at: None,
+            node: None,
         }
     }
 

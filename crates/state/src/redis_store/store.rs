@@ -454,6 +454,18 @@ impl RuntimeStore for RedisRuntimeStore {
         Ok((live, participants))
     }
 
+    async fn meeting_ids(&self) -> Result<Vec<MeetingId>, StateError> {
+        let mut conn = self.state.conn.clone();
+        let set = self.meetings_key();
+        let ids: Vec<String> = self
+            .state
+            .call("SMEMBERS", async move {
+                redis::cmd("SMEMBERS").arg(set).query_async(&mut conn).await
+            })
+            .await?;
+        Ok(ids.into_iter().map(MeetingId::new).collect())
+    }
+
     async fn held(&self) -> Result<usize, StateError> {
         let mut conn = self.state.conn.clone();
         let set = self.meetings_key();

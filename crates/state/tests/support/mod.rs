@@ -121,5 +121,6 @@ pub fn participant(id: &str, seq: u64) -> RuntimeParticipant {
         consumers: Vec::new(),
         announce_cursor: 0,
         announced_at: None,
+        node: None,
     }
 }

@@ -1,0 +1,214 @@
+//! Cluster membership (issue 9 item 5, DESIGN §6): nodes heartbeat in Redis, and one of them (the leader of the
+//! moment, by a Redis lease) removes the sessions of a node whose heartbeat stopped.
+//!
+//! Keys (under the cluster's prefix): `node:{id}` — the node's heartbeat, a small JSON with a 3 s TTL refreshed
+//! every second; `nodes` — the set of nodes that registered (a member without its heartbeat key is dead);
+//! `reaper` — the leader's lease. A killed node is found within TTL + one tick (≤ 4 s): its sessions leave their
+//! meetings with reason `node-lost` (the others get `participant-left`, and what a leave releases), then it is
+//! forgotten. A node that stops gracefully deregisters itself (its sockets left their meetings on disconnect).
+
+use crate::deliver;
+use meeting::MeetingService;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use socketioxide::adapter::Adapter;
+use socketioxide::SocketIo;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a node refreshes its heartbeat, and how often the leader looks for dead nodes.
+const TICK: Duration = Duration::from_secs(1);
+/// A heartbeat older than this means the node is dead.
+const HEARTBEAT_TTL_MS: u64 = 3_000;
+
+/// Takes or renews the leader's lease: 1 when this node holds it afterwards.
+const LEASE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+elseif not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// This node's entry in the cluster.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub node_id: String,
+    /// How other nodes reach this one (node-to-node calls).
+    pub internal_address: String,
+}
+
+/// The node's membership: heartbeats and the reaper run until [`Membership::deregister`].
+pub struct Membership {
+    conn: ConnectionManager,
+    prefix: String,
+    node: NodeInfo,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn key(prefix: &str, rest: &str) -> String {
+    format!("{prefix}:{rest}")
+}
+
+impl Membership {
+    /// Registers this node and starts its heartbeat and the reaper.
+    pub async fn start<A: Adapter>(
+        redis_url: &str,
+        prefix: &str,
+        node: NodeInfo,
+        io: SocketIo<A>,
+        service: Arc<MeetingService>,
+    ) -> Result<Self, String> {
+        let client = redis::Client::open(redis_url).map_err(|e| format!("cluster.redis_url: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_min_delay(Duration::from_millis(100))
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| format!("connecting to Redis for the node registry: {e}"))?;
+        let mut first = conn.clone();
+        heartbeat(&mut first, prefix, &node)
+            .await
+            .map_err(|e| format!("registering the node in Redis: {e}"))?;
+        let task = tokio::spawn(run(
+            conn.clone(),
+            prefix.to_owned(),
+            node.clone(),
+            io,
+            service,
+        ));
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            node,
+            task,
+        })
+    }
+
+    /// Graceful stop: no more heartbeats, and the node leaves the registry (nobody reaps it).
+    pub async fn deregister(self) {
+        self.task.abort();
+        let mut conn = self.conn.clone();
+        let res: redis::RedisResult<()> = redis::pipe()
+            .del(key(&self.prefix, &format!("node:{}", self.node.node_id)))
+            .srem(key(&self.prefix, "nodes"), &self.node.node_id)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "leaving the node registry failed (the node will be reaped)");
+        }
+    }
+}
+
+async fn heartbeat(
+    conn: &mut ConnectionManager,
+    prefix: &str,
+    node: &NodeInfo,
+) -> redis::RedisResult<()> {
+    let value = serde_json::json!({
+        "nodeId": node.node_id,
+        "internalAddress": node.internal_address,
+        "at": proto::time::now_ms(),
+    })
+    .to_string();
+    redis::pipe()
+        .cmd("SET")
+        .arg(key(prefix, &format!("node:{}", node.node_id)))
+        .arg(value)
+        .arg("PX")
+        .arg(HEARTBEAT_TTL_MS)
+        .ignore()
+        .sadd(key(prefix, "nodes"), &node.node_id)
+        .ignore()
+        .query_async(conn)
+        .await
+}
+
+async fn run<A: Adapter>(
+    mut conn: ConnectionManager,
+    prefix: String,
+    node: NodeInfo,
+    io: SocketIo<A>,
+    service: Arc<MeetingService>,
+) {
+    let lease = redis::Script::new(LEASE);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = heartbeat(&mut conn, &prefix, &node).await {
+            tracing::warn!(error = %e, "cluster heartbeat failed");
+            continue;
+        }
+        let leader: redis::RedisResult<i64> = lease
+            .key(key(&prefix, "reaper"))
+            .arg(&node.node_id)
+            .arg(HEARTBEAT_TTL_MS)
+            .invoke_async(&mut conn)
+            .await;
+        let members: Vec<String> = match redis::cmd("SMEMBERS")
+            .arg(key(&prefix, "nodes"))
+            .query_async(&mut conn)
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the node registry failed");
+                continue;
+            }
+        };
+        let mut alive = 0usize;
+        let mut dead = Vec::new();
+        for m in members {
+            let exists: redis::RedisResult<bool> = redis::cmd("EXISTS")
+                .arg(key(&prefix, &format!("node:{m}")))
+                .query_async(&mut conn)
+                .await;
+            match exists {
+                Ok(true) => alive += 1,
+                Ok(false) => dead.push(m),
+                Err(_) => {}
+            }
+        }
+        metrics::gauge!("meet_cluster_nodes_alive").set(alive as f64);
+        if !matches!(leader, Ok(1)) {
+            continue;
+        }
+        for lost in dead {
+            reap(&mut conn, &prefix, &lost, &io, &service).await;
+        }
+    }
+}
+
+/// Removes a dead node's sessions, then the node (only once its sessions are gone: a failed reap is retried).
+async fn reap<A: Adapter>(
+    conn: &mut ConnectionManager,
+    prefix: &str,
+    lost: &str,
+    io: &SocketIo<A>,
+    service: &MeetingService,
+) {
+    match service.reap_node(lost).await {
+        Ok(outcomes) => {
+            tracing::warn!(node = lost, sessions = outcomes.len(), "node lost: its sessions left their meetings");
+            metrics::counter!("meet_cluster_nodes_lost_total").increment(1);
+            for out in &outcomes {
+                deliver(io, None, out).await;
+            }
+            let res: redis::RedisResult<()> = redis::cmd("SREM")
+                .arg(key(prefix, "nodes"))
+                .arg(lost)
+                .query_async(conn)
+                .await;
+            if let Err(e) = res {
+                tracing::warn!(error = %e, node = lost, "forgetting a lost node failed");
+            }
+        }
+        Err(e) => tracing::warn!(node = lost, error = %e.message, "reaping a lost node failed; retrying"),
+    }
+}
