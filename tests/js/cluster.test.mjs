@@ -92,6 +92,30 @@ describe('cluster: three nodes, one meeting', () => {
     }
   });
 
+  ctest('a join storm spread over the nodes: every member learns of every other (snapshot or participant-joined)', async () => {
+    const host = ctx.user({ name: 'host' });
+    const { meetingId } = await ctx.createMeeting(host, { maxParticipants: 50 });
+    const users = [host, ...Array.from({ length: 17 }, (_, i) => ctx.user({ name: `storm${i}` }))];
+    const sockets = await Promise.all(users.map((u, i) => ctx.connect(u, { node: i % 3 })));
+    const states = await Promise.all(sockets.map((s) => ctx.join(s, meetingId)));
+    const everyone = new Set(states.map((st) => st.you.participantId));
+    assert.equal(everyone.size, users.length);
+    for (const [i, s] of sockets.entries()) {
+      const deadline = Date.now() + 5000;
+      let known;
+      for (;;) {
+        known = new Set([
+          ...states[i].participants.map((p) => p.participantId),
+          ...s.rec.all('participant-joined').map((d) => d.participantId),
+        ]);
+        if (known.size === everyone.size || Date.now() > deadline) break;
+        await sleep(100);
+      }
+      const missing = [...everyone].filter((p) => !known.has(p));
+      assert.deepEqual(missing, [], `member ${i} (node ${i % 3 + 1}) never learned of ${missing.length} participant(s)`);
+    }
+  });
+
   ctest('chat across nodes: to all, private, to hosts', async () => {
     const { meetingId, members: [a, b, c] } = await ctx.spreadMeeting({ participants: 2 });
     const all = await ok(b.socket, 'send-message', { meetingId, message: 'hello from node 2' });

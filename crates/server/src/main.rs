@@ -259,9 +259,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             let healthy: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || driver.healthy());
             let node = signaling::cluster::NodeInfo {
                 node_id: node_id(&cfg.cluster),
-                internal_address: cfg.cluster.internal_address.clone().unwrap_or_else(|| {
-                    format!("http://{}:{}", cfg.http.host, cfg.http.port)
-                }),
+                internal_address: cfg
+                    .cluster
+                    .internal_address
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}:{}", cfg.http.host, cfg.http.port)),
             };
             let membership = signaling::cluster::Membership::start(
                 &signaling::resp3_url(url),

@@ -62,7 +62,8 @@ impl Membership {
         io: SocketIo<A>,
         service: Arc<MeetingService>,
     ) -> Result<Self, String> {
-        let client = redis::Client::open(redis_url).map_err(|e| format!("cluster.redis_url: {e}"))?;
+        let client =
+            redis::Client::open(redis_url).map_err(|e| format!("cluster.redis_url: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -195,7 +196,11 @@ async fn reap<A: Adapter>(
 ) {
     match service.reap_node(lost).await {
         Ok(outcomes) => {
-            tracing::warn!(node = lost, sessions = outcomes.len(), "node lost: its sessions left their meetings");
+            tracing::warn!(
+                node = lost,
+                sessions = outcomes.len(),
+                "node lost: its sessions left their meetings"
+            );
             metrics::counter!("meet_cluster_nodes_lost_total").increment(1);
             for out in &outcomes {
                 deliver(io, None, out).await;
@@ -209,6 +214,115 @@ async fn reap<A: Adapter>(
                 tracing::warn!(error = %e, node = lost, "forgetting a lost node failed");
             }
         }
-        Err(e) => tracing::warn!(node = lost, error = %e.message, "reaping a lost node failed; retrying"),
+        Err(e) => {
+            tracing::warn!(node = lost, error = %e.message, "reaping a lost node failed; retrying")
+        }
+    }
+}
+
+/// Releases a presence lease only if it is still ours.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// How long a presence lease lives if its holder dies holding it.
+const PRESENCE_LEASE_MS: u64 = 5_000;
+
+/// Joins and leaves of one meeting, one at a time across the cluster (what `presence_lock` does on one node): a
+/// Redis lease per meeting, taken with `SET NX PX`, released by its holder.
+#[derive(Clone)]
+pub struct PresenceLeases {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+/// A held lease; released (in the background) when dropped.
+pub struct PresenceLease {
+    conn: ConnectionManager,
+    key: String,
+    token: String,
+}
+
+impl PresenceLeases {
+    pub async fn connect(redis_url: &str, prefix: &str) -> Result<Self, String> {
+        let client =
+            redis::Client::open(redis_url).map_err(|e| format!("cluster.redis_url: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_min_delay(Duration::from_millis(100))
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| format!("connecting to Redis for presence leases: {e}"))?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// Waits for the meeting's lease (polling every few ms). After the lease's lifetime it goes on without one (a
+    /// holder that died keeps nobody out longer than that), and while Redis is unreachable at once: the request
+    /// then meets the same outage in the shared state and answers SERVICE_UNAVAILABLE.
+    pub async fn acquire(&self, meeting: &proto::MeetingId) -> Option<PresenceLease> {
+        let key = key(&self.prefix, &format!("presence:{meeting}"));
+        let token = proto::ids::random_base62(16);
+        let mut conn = self.conn.clone();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(PRESENCE_LEASE_MS);
+        let mut wait = Duration::from_millis(2);
+        loop {
+            let got: redis::RedisResult<Option<String>> = redis::cmd("SET")
+                .arg(&key)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(PRESENCE_LEASE_MS)
+                .query_async(&mut conn)
+                .await;
+            match got {
+                Ok(Some(_)) => {
+                    return Some(PresenceLease {
+                        conn: self.conn.clone(),
+                        key,
+                        token,
+                    })
+                }
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_millis(20));
+                }
+                Ok(None) => {
+                    tracing::warn!(%meeting, "presence lease not released in time; going on without it");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "presence lease unavailable");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for PresenceLease {
+    fn drop(&mut self) {
+        let mut conn = self.conn.clone();
+        let (key, token) = (
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.token),
+        );
+        tokio::spawn(async move {
+            let res: redis::RedisResult<i64> = redis::Script::new(RELEASE)
+                .key(key)
+                .arg(token)
+                .invoke_async(&mut conn)
+                .await;
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "releasing a presence lease failed (it expires by itself)");
+            }
+        });
     }
 }

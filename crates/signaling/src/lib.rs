@@ -83,6 +83,8 @@ pub struct Shared {
     pub verifier: Arc<Verifier>,
     /// Live per-socket worker tasks (graceful shutdown waits for them to finish their writes).
     workers: Arc<AtomicUsize>,
+    /// Cluster mode: the presence lock spans the nodes (see `lock_presence`).
+    leases: Option<cluster::PresenceLeases>,
 }
 
 /// Socket.io limits, set explicitly (socketioxide's defaults differ between polling and websocket).
@@ -128,6 +130,7 @@ fn shared(service: Arc<MeetingService>, verifier: Arc<Verifier>) -> Shared {
         service,
         verifier,
         workers: Arc::new(AtomicUsize::new(0)),
+        leases: None,
     }
 }
 
@@ -211,7 +214,8 @@ pub async fn build_cluster(
         .await
         .map_err(|e| format!("connecting the socket.io adapter to Redis: {e}"))?;
     let ctr = socketioxide_redis::RedisAdapterCtr::new_with_driver(driver.clone(), config);
-    let shared = shared(service, verifier);
+    let mut shared = shared(service, verifier);
+    shared.leases = Some(cluster::PresenceLeases::connect(&url, &link.prefix).await?);
     let (layer, io) = builder(limits, &shared)
         .with_adapter::<ClusterAdapter>(ctr)
         .build_layer();
@@ -484,7 +488,7 @@ async fn worker<A: Adapter>(
                 Box::pin(handle(
                     &s,
                     &io,
-                    &shared.service,
+                    &shared,
                     &mut session,
                     &event,
                     payload.as_ref(),
@@ -495,7 +499,7 @@ async fn worker<A: Adapter>(
             Job::Disconnect => {
                 let meeting = session.membership.as_ref().map(|m| m.meeting.clone());
                 let _presence = match &meeting {
-                    Some(m) => Some(presence_lock(m).lock().await),
+                    Some(m) => Some(lock_presence(&shared, m).await),
                     None => None,
                 };
                 let out = Box::pin(shared.service.disconnect(&mut session)).await;
@@ -534,7 +538,7 @@ fn refresh(
 async fn handle<A: Adapter>(
     s: &SocketRef<A>,
     io: &SocketIo<A>,
-    service: &MeetingService,
+    shared: &Shared,
     session: &mut Session,
     event: &str,
     payload: Option<&Value>,
@@ -556,11 +560,11 @@ async fn handle<A: Adapter>(
         _ => None,
     };
     let _presence = match &presence {
-        Some(m) => Some(presence_lock(m).lock().await),
+        Some(m) => Some(lock_presence(shared, m).await),
         None => None,
     };
     let result = match req {
-        Ok(req) => service.handle(session, req).await,
+        Ok(req) => shared.service.handle(session, req).await,
         Err(e) => Err(e),
     };
     match result {
@@ -601,6 +605,26 @@ fn reply_error<A: Adapter>(s: &SocketRef<A>, ack: AckSender<A>, e: &WireError, s
 /// to the end of the delivery closes that gap (meet-load's join storm: every client must learn of every
 /// participant). Striped by meeting id: a fixed set, nothing to clean up; meetings sharing a stripe only wait for
 /// each other's joins and leaves.
+/// In cluster mode the same holds across nodes: a Redis lease per meeting is taken too (`cluster::PresenceLeases`),
+/// and the delivery's publishes to Redis finish before it is released, so the next join's events come after them.
+async fn lock_presence(shared: &Shared, meeting: &proto::MeetingId) -> PresenceGuard {
+    let local = presence_lock(meeting).lock().await;
+    let lease = match &shared.leases {
+        Some(l) => l.acquire(meeting).await,
+        None => None,
+    };
+    PresenceGuard {
+        _lease: lease,
+        _local: local,
+    }
+}
+
+/// Held from a join's or leave's state change to the end of its delivery.
+struct PresenceGuard {
+    _lease: Option<cluster::PresenceLease>,
+    _local: tokio::sync::MutexGuard<'static, ()>,
+}
+
 fn presence_lock(meeting: &proto::MeetingId) -> &'static tokio::sync::Mutex<()> {
     use std::hash::{Hash, Hasher};
     static LOCKS: std::sync::OnceLock<Vec<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
