@@ -2,9 +2,11 @@
 // database; clients connected to different nodes with the official socket.io-client see one meeting.
 import assert from 'node:assert/strict';
 import { describe, before, after, test } from 'node:test';
-import { createServer } from './lib/server.mjs';
+import { createServer, REPO_ROOT } from './lib/server.mjs';
 import { startCluster, RedisHandle, freePort, clusterEnv } from './lib/cluster.mjs';
-import { ok, expectError, sleep } from './lib/client.mjs';
+import { ok, expectError, sleep, connect } from './lib/client.mjs';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { request } from './lib/http.mjs';
 
 /** `fn` must reject the server start; returns the server's stderr. */
@@ -196,6 +198,38 @@ describe('cluster: three nodes, one meeting', () => {
     await ctx.join(again, meetingId);
     const { ack } = await expectError(again, 'send-message', { meetingId, message: 'msg 11' }, 'RATE_LIMIT_EXCEEDED');
     assert.ok(ack.retryAfterMs > 0 && ack.retryAfterMs <= 60_000, JSON.stringify(ack));
+  });
+
+  ctest('through scripts/cluster-lb.mjs: sockets land on every node and meet', async () => {
+    const lbPort = await freePort();
+    const lb = spawn(process.execPath, [path.join(REPO_ROOT, 'scripts', 'cluster-lb.mjs'), String(lbPort),
+      ...ctx.servers.map((s) => String(s.port))], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await new Promise((resolve, reject) => {
+        lb.stdout.once('data', resolve);
+        lb.once('exit', (code) => reject(new Error(`lb exited ${code}`)));
+      });
+      const lbUrl = `http://127.0.0.1:${lbPort}`;
+      const host = ctx.user({ name: 'host' });
+      const { meetingId } = await ctx.createMeeting(host);
+      const users = [host, ctx.user({ name: 'x' }), ctx.user({ name: 'y' })];
+      const sockets = [];
+      for (const u of users) {
+        const s = await connect(lbUrl, u.token, { label: u.userName });
+        ctx.allSockets.add(s);
+        sockets.push(s);
+      }
+      for (const s of sockets) await ctx.join(s, meetingId);
+      const msg = await ok(sockets[2], 'send-message', { meetingId, message: 'via the balancer' });
+      for (const s of sockets) await s.rec.waitFor('new-message', { where: (x) => x.id === msg.id });
+      // one socket per node: each node's /metrics counts one connection
+      for (const srv of ctx.servers) {
+        const m = await request(srv.url, 'GET', '/metrics');
+        assert.match(m.text, /^meet_connections 1$/m, `${srv.url} holds one of the three sockets`);
+      }
+    } finally {
+      lb.kill('SIGKILL');
+    }
   });
 
   // Last: it takes Redis away.
