@@ -38,7 +38,7 @@ use proto::{MeetingId, ParticipantId, UserId};
 use serde_json::Value;
 
 /// Who the caller is, from a verified JWT.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub user_id: UserId,
     pub user_name: String,
@@ -47,7 +47,7 @@ pub struct Identity {
 }
 
 /// A socket's place in a meeting.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Membership {
     pub meeting: MeetingId,
     pub participant: ParticipantId,
@@ -70,7 +70,7 @@ impl Session {
 }
 
 /// Addressees of an emitted event.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     /// The socket that made the request.
     Requester,

@@ -959,6 +959,32 @@ impl MeetingService {
         p: &RuntimeParticipant,
         reason: &str,
     ) -> Vec<Emit> {
+        if p.send_transport.is_none() && p.recv_transport.is_none() {
+            return Vec::new();
+        }
+        // Cluster mode: the transports are on the meeting's media home; when that is another node, it closes them.
+        if let (Some(remote), Some(mine)) = (&self.remote, &self.config().node_id) {
+            let mut home = None;
+            let _ = self
+                .read(meeting, |rt| home = rt.and_then(|r| r.media_home.clone()))
+                .await;
+            if let Some(home) = home.filter(|h| h != mine) {
+                if let Err(e) = remote.release(&home, meeting, p, reason).await {
+                    tracing::warn!(error = %e.message, %home, "releasing media on the media home failed");
+                }
+                return Vec::new();
+            }
+        }
+        self.release_here(meeting, p, reason).await
+    }
+
+    /// Closes a participant's transports in this node's media plane and forgets what went with them.
+    pub(crate) async fn release_here(
+        &self,
+        meeting: &MeetingId,
+        p: &RuntimeParticipant,
+        reason: &str,
+    ) -> Vec<Emit> {
         let transports: Vec<String> = p
             .send_transport
             .iter()

@@ -8,6 +8,43 @@ use store::{ChatRecord, MeetingRecord, RecordingRecord, RecordingStatus, StatsRe
 
 pub use media::MediaError;
 
+/// Cluster mode (issue 9 item 4): a meeting's media lives on one node, its media home; a node whose socket makes a
+/// media request for a meeting homed elsewhere has the home node run it. Implemented by the signaling edge over an
+/// authenticated node-to-node HTTP call.
+#[async_trait::async_trait]
+pub trait MediaRemote: Send + Sync + 'static {
+    /// Runs the media request `event` with `payload` on `node` for this session. What comes back is the ack's reply
+    /// and every event the request caused, in order, for the requester's node to deliver (delivering the others'
+    /// events on the home would let them overtake the requester's: the guide's client matches `subscribed` to its
+    /// `consume` by order, and the next paced `new-producer` must come after it).
+    async fn request(
+        &self,
+        node: &str,
+        session: &crate::Session,
+        event: &str,
+        payload: Option<&serde_json::Value>,
+    ) -> Result<RemoteReply, proto::WireError>;
+
+    /// Closes a participant's transports on `node` (the participant left); the home node delivers what that
+    /// causes (`consumer-closed` to the consumers' owners).
+    async fn release(
+        &self,
+        node: &str,
+        meeting: &MeetingId,
+        participant: &state::RuntimeParticipant,
+        reason: &str,
+    ) -> Result<(), proto::WireError>;
+}
+
+/// What a media request run on the meeting's media home answers.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct RemoteReply {
+    /// Extra fields of the `{ok: true, …}` ack.
+    pub reply: serde_json::Value,
+    /// The events, in order: (addressees, event name, payload).
+    pub emits: Vec<(crate::Target, String, serde_json::Value)>,
+}
+
 /// The persistence the domain uses: the methods of `store::Store` it calls, with the same signatures.
 #[async_trait::async_trait]
 pub trait MeetingStore: Send + Sync + 'static {

@@ -119,6 +119,8 @@ pub struct MeetingService {
     pub(crate) pacing: std::sync::Mutex<std::collections::HashSet<MeetingId>>,
     /// This node's recorder (None: recordings keep their events and rows, but no files are written).
     pub(crate) recorder: Option<Arc<dyn RecordingSink>>,
+    /// Cluster mode: runs media requests on a meeting's media home when that is another node.
+    pub(crate) remote: Option<Arc<dyn crate::ports::MediaRemote>>,
     /// The service itself, for timers it starts (set by `spawn_pacer`, which the edge calls once).
     pub(crate) me: std::sync::OnceLock<std::sync::Weak<MeetingService>>,
 }
@@ -262,6 +264,7 @@ impl MeetingService {
             background_rx: std::sync::Mutex::new(Some(rx)),
             pacing: Default::default(),
             recorder: None,
+            remote: None,
             me: std::sync::OnceLock::new(),
         }
     }
@@ -274,6 +277,113 @@ impl MeetingService {
     pub fn with_recorder(mut self, recorder: Arc<dyn RecordingSink>) -> Self {
         self.recorder = Some(recorder);
         self
+    }
+
+    /// Cluster mode: how media requests reach a meeting's media home on another node (before the service is
+    /// shared; needs `DomainConfig::node_id`).
+    pub fn with_remote(mut self, remote: Arc<dyn crate::ports::MediaRemote>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Cluster mode: the node hosting `meeting`'s media when it is another node (`None`: here). The first media
+    /// request of a meeting makes the requester's node its home (recorded in the shared state, atomically: two
+    /// nodes racing agree on one).
+    pub async fn remote_media_home(
+        &self,
+        session: &Session,
+        meeting: Option<&MeetingId>,
+    ) -> Result<Option<String>, WireError> {
+        let (Some(mine), Some(_)) = (&self.config.node_id, &self.remote) else {
+            return Ok(None);
+        };
+        let Some(meeting) = meeting.or(session.membership.as_ref().map(|m| &m.meeting)) else {
+            return Ok(None); // not in a meeting: handled here, which answers NOT_IN_MEETING
+        };
+        if session.membership.as_ref().map(|m| &m.meeting) != Some(meeting) {
+            return Ok(None); // idem
+        }
+        let mut home = None;
+        self.modify(meeting, |rt| {
+            if rt.participants.is_empty() {
+                return false; // not a live meeting: nothing to claim
+            }
+            if rt.media_home.is_none() {
+                rt.media_home = Some(mine.clone());
+                home = rt.media_home.clone();
+                return true;
+            }
+            home = rt.media_home.clone();
+            false
+        })
+        .await?;
+        Ok(home.filter(|h| h != mine))
+    }
+
+    /// Cluster mode: has the meeting's media home (`node`, another node) run this socket's media request; the
+    /// outcome carries the ack's reply and every event the request caused, in order, for this node to deliver.
+    pub async fn forward_media(
+        &self,
+        node: &str,
+        session: &Session,
+        event: &str,
+        payload: Option<&Value>,
+    ) -> Result<Outcome, WireError> {
+        let Some(remote) = &self.remote else {
+            return Err(WireError::internal());
+        };
+        let answer = remote.request(node, session, event, payload).await?;
+        let mut out = Outcome {
+            reply: answer.reply,
+            ..Outcome::default()
+        };
+        for (target, name, payload) in answer.emits {
+            // Event names are `&'static str` in an outcome: the home can only send names of the contract.
+            match proto::typescript::SERVER_TO_CLIENT
+                .iter()
+                .find(|(n, _)| *n == name)
+            {
+                Some((n, _)) => out.emits.push(Emit {
+                    target,
+                    event: n,
+                    payload,
+                }),
+                None => {
+                    tracing::warn!(event = %name, "the media home sent an unknown event; dropped")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Cluster mode, on the media home: a media request forwarded by the node holding the requester's socket. Runs
+    /// like the request of a local socket; the caller delivers the outcome's events.
+    pub async fn handle_forwarded(
+        &self,
+        identity: Identity,
+        membership: Membership,
+        event: &str,
+        payload: Option<&Value>,
+    ) -> Result<Outcome, WireError> {
+        if !crate::request::MEDIA_EVENTS.contains(&event) {
+            return Err(WireError::validation("only media requests are forwarded"));
+        }
+        let mut session = Session {
+            identity,
+            membership: Some(membership),
+        };
+        let req = Request::parse(event, payload)?;
+        self.handle(&mut session, req).await
+    }
+
+    /// Cluster mode, on the media home: closes a participant's media (it left, on another node).
+    pub async fn release_forwarded(
+        &self,
+        meeting: &MeetingId,
+        participant: &RuntimeParticipant,
+        reason: &str,
+    ) -> Vec<Emit> {
+        self.release_here(meeting, participant, reason).await
     }
 
     /// The stream of outcomes not caused by a request; the edge takes it once and delivers them.
@@ -699,8 +809,64 @@ impl MeetingService {
                 out.rooms.clear(); // the sockets are gone with their node
                 outcomes.push(out);
             }
+            outcomes.extend(self.rehome_media(&meeting, node).await);
         }
         Ok(outcomes)
+    }
+
+    /// The meeting's media home died: the meeting gets a new one at its next media request, and every transport
+    /// (all on the dead node) is forgotten: each owner gets `transport:closed` with reason `node-lost` and sets up
+    /// media again (the guide's client does on a failed transport).
+    async fn rehome_media(&self, meeting: &MeetingId, dead: &str) -> Option<Outcome> {
+        let mut closed = Vec::new();
+        let res = self
+            .modify(meeting, |rt| {
+                closed.clear();
+                if rt.media_home.as_deref() != Some(dead) {
+                    return false;
+                }
+                rt.media_home = None;
+                for p in rt.participants.values_mut() {
+                    for (t, dir) in [
+                        (p.send_transport.take(), ev::Direction::Send),
+                        (p.recv_transport.take(), ev::Direction::Recv),
+                    ] {
+                        if let Some(t) = t {
+                            closed.push((p.participant_id.clone(), t, dir));
+                        }
+                    }
+                    p.producers.clear();
+                    p.consumers.clear();
+                    p.announce_cursor = 0;
+                    p.announced_at = None;
+                }
+                rt.producer_owners.clear();
+                rt.consumer_owners.clear();
+                rt.transport_owners.clear();
+                rt.announce_log.clear();
+                true
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e.message, %meeting, "re-homing a meeting's media failed");
+            return None;
+        }
+        if closed.is_empty() {
+            return None;
+        }
+        let mut out = Outcome::default();
+        for (owner, transport_id, direction) in closed {
+            out = out.emit(
+                Target::Participants(vec![owner]),
+                "transport:closed",
+                &ev::TransportClosed {
+                    transport_id,
+                    direction,
+                    reason: "node-lost".to_owned(),
+                },
+            );
+        }
+        Some(out)
     }
 
     // ---- join / leave

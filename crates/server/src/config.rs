@@ -45,6 +45,9 @@ pub struct Cluster {
     pub key_prefix: String,
     /// How long a request that asks the other nodes (through Redis) waits for their answers (ms).
     pub request_timeout_ms: u64,
+    /// Shared by every node of the cluster: authenticates node-to-node calls (at least 16 characters; required in
+    /// cluster mode).
+    pub secret: Option<String>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -58,6 +61,7 @@ impl std::fmt::Debug for Cluster {
             .field("internal_address", &self.internal_address)
             .field("key_prefix", &self.key_prefix)
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -428,6 +432,7 @@ impl Default for Config {
                 internal_address: None,
                 key_prefix: "meet".to_owned(),
                 request_timeout_ms: 2_000,
+                secret: None,
             },
         }
     }
@@ -480,6 +485,13 @@ impl Config {
             return Err("development mode (--dev) is single-node only: unset MEET_CLUSTER__REDIS_URL, or run \
                  without --dev and a shared MEET_AUTH__SECRET / public key"
                 .into());
+        }
+        if c.secret.as_ref().is_none_or(|s| s.len() < 16) {
+            return Err(
+                "cluster mode needs MEET_CLUSTER__SECRET (at least 16 characters, the same on every node): it \
+                 authenticates the nodes' calls to each other"
+                    .into(),
+            );
         }
         if let Some(id) = &c.node_id {
             if id.is_empty()
@@ -770,6 +782,7 @@ mod tests {
             c.database.url = "postgres://u:pw@h/db".into();
             c.cluster.redis_url = Some("redis://:hunter2@127.0.0.1:6379".into());
             c.cluster.node_id = Some("node-1".into());
+            c.cluster.secret = Some("cluster-secret-0123456789".into());
         };
         let mut ok = Config::default();
         cluster(&mut ok);

@@ -1,6 +1,7 @@
 //! `meet-server`: the video-meeting backend. Thin main: configuration, tracing, wiring, graceful shutdown.
 
 mod config;
+mod internal;
 
 use anyhow::Context;
 use axum::Router;
@@ -225,6 +226,23 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         )
         .with_recorder(recorder.clone()),
     );
+    let service = match &cfg.cluster.redis_url {
+        // Cluster mode: media requests for a meeting whose media lives on another node run there.
+        Some(url) => {
+            let remote = signaling::cluster::HttpRemote::connect(
+                &signaling::resp3_url(url),
+                &cfg.cluster.key_prefix,
+                cfg.cluster.secret.as_deref().unwrap_or_default(),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            let service = Arc::into_inner(service)
+                .context("the meeting service is not shared yet")?
+                .with_remote(Arc::new(remote));
+            Arc::new(service)
+        }
+        None => service,
+    };
     if let Some(events) = media_events {
         service.spawn_media_events(events);
     }
@@ -233,6 +251,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         ping_interval: Duration::from_millis(cfg.socket.ping_interval_ms),
         ping_timeout: Duration::from_millis(cfg.socket.ping_timeout_ms),
     };
+    // Bound before anything registers this node (a cluster member announces its address, and port 0 picks one).
+    let listener = tokio::net::TcpListener::bind((cfg.http.host.as_str(), cfg.http.port))
+        .await
+        .with_context(|| format!("binding {}:{}", cfg.http.host, cfg.http.port))?;
+    let bound = listener.local_addr().context("reading the bound address")?;
     let edge = Edge {
         service,
         verifier,
@@ -263,7 +286,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                     .cluster
                     .internal_address
                     .clone()
-                    .unwrap_or_else(|| format!("http://{}:{}", cfg.http.host, cfg.http.port)),
+                    .unwrap_or_else(|| format!("http://{bound}")),
             };
             let membership = signaling::cluster::Membership::start(
                 &signaling::resp3_url(url),
@@ -274,14 +297,29 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             )
             .await
             .map_err(anyhow::Error::msg)?;
-            serve(&cfg, edge, layer, io, shared, Some(healthy)).await?;
+            let internal = internal::routes(internal::Internal {
+                service: edge.service.clone(),
+                io: Arc::new(io.clone()),
+                secret: cfg.cluster.secret.clone().unwrap_or_default().into(),
+            });
+            serve(
+                &cfg,
+                edge,
+                listener,
+                layer,
+                io,
+                shared,
+                Some(healthy),
+                Some(internal),
+            )
+            .await?;
             membership.deregister().await;
             Ok(())
         }
         None => {
             let (layer, io, shared) =
                 signaling::build(edge.service.clone(), edge.verifier.clone(), &limits);
-            serve(&cfg, edge, layer, io, shared, None).await
+            serve(&cfg, edge, listener, layer, io, shared, None, None).await
         }
     }
 }
@@ -329,10 +367,12 @@ fn node_id(cluster: &config::Cluster) -> String {
 async fn serve<A: socketioxide::adapter::Adapter>(
     cfg: &Config,
     edge: Edge,
+    listener: tokio::net::TcpListener,
     io_layer: socketioxide::layer::SocketIoLayer<A>,
     io: socketioxide::SocketIo<A>,
     shared: signaling::Shared,
     pubsub_healthy: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+    internal: Option<Router>,
 ) -> anyhow::Result<()> {
     let Edge {
         service,
@@ -354,15 +394,16 @@ async fn serve<A: socketioxide::adapter::Adapter>(
         pubsub_healthy,
         debug_hooks: cfg.media.debug_hooks,
     });
+    let api = match internal {
+        Some(routes) => api.merge(routes),
+        None => api,
+    };
     let app: Router = api
         .fallback_service(web_client(&cfg.web.dir))
         .layer(io_layer)
         .layer(axum::middleware::map_request(detach_request_head));
 
     let signal = shutdown_signal()?;
-    let listener = tokio::net::TcpListener::bind((cfg.http.host.as_str(), cfg.http.port))
-        .await
-        .with_context(|| format!("binding {}:{}", cfg.http.host, cfg.http.port))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     // Tests and scripts read this line to learn the port (bind to port 0 for a free one).
     println!("meet-server listening on http://{addr}");

@@ -326,3 +326,163 @@ impl Drop for PresenceLease {
         });
     }
 }
+
+/// The node-to-node calls of cluster mode (issue 9 item 4): a node whose socket makes a media request for a meeting
+/// whose media lives on another node has that node run it. Plain HTTP to the home's internal address (from its
+/// heartbeat), authenticated by the cluster's shared secret; the home answers what the requester's socket must get.
+pub struct HttpRemote {
+    http: reqwest::Client,
+    conn: ConnectionManager,
+    prefix: String,
+    secret: String,
+}
+
+/// The header that carries the cluster secret on node-to-node calls.
+pub const SECRET_HEADER: &str = "x-meet-cluster-secret";
+
+/// Body of `POST /internal/media/request`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ForwardedRequest {
+    pub identity: meeting::Identity,
+    pub membership: meeting::Membership,
+    pub event: String,
+    pub payload: Option<serde_json::Value>,
+}
+
+/// Answer of `POST /internal/media/request`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum ForwardedAnswer {
+    Ok { reply: meeting::ports::RemoteReply },
+    Err { error: proto::WireError },
+}
+
+/// Body of `POST /internal/media/release`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ForwardedRelease {
+    pub meeting: proto::MeetingId,
+    pub participant: state::RuntimeParticipant,
+    pub reason: String,
+}
+
+impl HttpRemote {
+    pub async fn connect(redis_url: &str, prefix: &str, secret: &str) -> Result<Self, String> {
+        let client =
+            redis::Client::open(redis_url).map_err(|e| format!("cluster.redis_url: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_min_delay(Duration::from_millis(100))
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| format!("connecting to Redis for node addresses: {e}"))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("node-to-node HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            conn,
+            prefix: prefix.to_owned(),
+            secret: secret.to_owned(),
+        })
+    }
+
+    /// The node's internal address, from its heartbeat.
+    async fn address(&self, node: &str) -> Result<String, proto::WireError> {
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(key(&self.prefix, &format!("node:{node}")))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| unavailable(format!("reading the node registry: {e}")))?;
+        let raw = raw
+            .ok_or_else(|| unavailable(format!("the meeting's media node {node} is not alive")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&raw).map_err(|e| unavailable(format!("node registry: {e}")))?;
+        v.get("internalAddress")
+            .and_then(serde_json::Value::as_str)
+            .map(|a| a.trim_end_matches('/').to_owned())
+            .ok_or_else(|| unavailable(format!("node {node} has no internal address")))
+    }
+
+    async fn post<T: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        node: &str,
+        path: &str,
+        body: &T,
+    ) -> Result<R, proto::WireError> {
+        let url = format!("{}{path}", self.address(node).await?);
+        let res = self
+            .http
+            .post(&url)
+            .header(SECRET_HEADER, &self.secret)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("calling the media node {node}: {e}")))?;
+        if !res.status().is_success() {
+            return Err(unavailable(format!(
+                "the media node {node} answered {}",
+                res.status()
+            )));
+        }
+        res.json::<R>()
+            .await
+            .map_err(|e| unavailable(format!("the media node {node}'s answer: {e}")))
+    }
+}
+
+fn unavailable(why: String) -> proto::WireError {
+    tracing::warn!("{why}");
+    proto::WireError::new(
+        proto::ErrorCode::ServiceUnavailable,
+        "the meeting's media node is briefly unreachable; retry in a moment",
+    )
+}
+
+#[async_trait::async_trait]
+impl meeting::ports::MediaRemote for HttpRemote {
+    async fn request(
+        &self,
+        node: &str,
+        session: &meeting::Session,
+        event: &str,
+        payload: Option<&serde_json::Value>,
+    ) -> Result<meeting::ports::RemoteReply, proto::WireError> {
+        let Some(membership) = session.membership.clone() else {
+            return Err(proto::WireError::internal());
+        };
+        let body = ForwardedRequest {
+            identity: session.identity.clone(),
+            membership,
+            event: event.to_owned(),
+            payload: payload.cloned(),
+        };
+        match self
+            .post::<_, ForwardedAnswer>(node, "/internal/media/request", &body)
+            .await?
+        {
+            ForwardedAnswer::Ok { reply } => Ok(reply),
+            ForwardedAnswer::Err { error } => Err(error),
+        }
+    }
+
+    async fn release(
+        &self,
+        node: &str,
+        meeting: &proto::MeetingId,
+        participant: &state::RuntimeParticipant,
+        reason: &str,
+    ) -> Result<(), proto::WireError> {
+        let body = ForwardedRelease {
+            meeting: meeting.clone(),
+            participant: participant.clone(),
+            reason: reason.to_owned(),
+        };
+        self.post::<_, serde_json::Value>(node, "/internal/media/release", &body)
+            .await
+            .map(|_| ())
+    }
+}

@@ -563,9 +563,25 @@ async fn handle<A: Adapter>(
         Some(m) => Some(lock_presence(shared, m).await),
         None => None,
     };
-    let result = match req {
-        Ok(req) => shared.service.handle(session, req).await,
-        Err(e) => Err(e),
+    // Cluster mode: a media request for a meeting whose media lives on another node runs there.
+    let home = match &req {
+        Ok(Request::Media { meeting, .. }) => {
+            shared
+                .service
+                .remote_media_home(session, meeting.as_ref())
+                .await
+        }
+        _ => Ok(None),
+    };
+    let result = match (req, home) {
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        (Ok(_), Ok(Some(node))) => {
+            shared
+                .service
+                .forward_media(&node, session, event, payload)
+                .await
+        }
+        (Ok(req), Ok(None)) => shared.service.handle(session, req).await,
     };
     match result {
         Ok(out) => {

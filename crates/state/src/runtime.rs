@@ -44,6 +44,10 @@ pub struct MeetingRuntime {
     /// The running recording, if any (one at a time per meeting).
     #[serde(default)]
     pub recording: Option<RuntimeRecording>,
+    /// Cluster mode: the node that hosts the meeting's media (its routers and every participant's transports),
+    /// taken by the first media request; `None` on a single node and until media starts.
+    #[serde(default)]
+    pub media_home: Option<String>,
 }
 
 /// A meeting's running recording. Times are Unix ms.

@@ -108,6 +108,7 @@ export function clusterEnv(redis, prefix, nodeId, extra = {}) {
     MEET_CLUSTER__REDIS_URL: redis.url,
     MEET_CLUSTER__KEY_PREFIX: prefix,
     MEET_CLUSTER__NODE_ID: nodeId,
+    MEET_CLUSTER__SECRET: 'cluster-test-secret-0123456789',
     ...extra,
   };
 }

@@ -45,6 +45,8 @@ struct Meta {
     screen_share: Option<ScreenShare>,
     #[serde(default)]
     recording: Option<RuntimeRecording>,
+    #[serde(default)]
+    media_home: Option<String>,
 }
 
 impl Meta {
@@ -56,6 +58,7 @@ impl Meta {
             spotlight: rt.spotlight.clone(),
             screen_share: rt.screen_share.clone(),
             recording: rt.recording.clone(),
+            media_home: rt.media_home.clone(),
         }
     }
 }
@@ -100,6 +103,7 @@ pub(crate) fn decode(
                 rt.spotlight = m.spotlight;
                 rt.screen_share = m.screen_share;
                 rt.recording = m.recording;
+                rt.media_home = m.media_home;
             }
             VERSION | COUNT => {}
             PARTICIPANT => {
