@@ -302,26 +302,23 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                 io: Arc::new(io.clone()),
                 secret: cfg.cluster.secret.clone().unwrap_or_default().into(),
             });
-            serve(
-                &cfg,
-                edge,
-                listener,
-                layer,
-                io,
-                shared,
-                Some(healthy),
-                Some(internal),
-            )
-            .await?;
+            let member = Member { healthy, internal };
+            serve(&cfg, edge, listener, layer, io, shared, Some(member)).await?;
             membership.deregister().await;
             Ok(())
         }
         None => {
             let (layer, io, shared) =
                 signaling::build(edge.service.clone(), edge.verifier.clone(), &limits);
-            serve(&cfg, edge, listener, layer, io, shared, None, None).await
+            serve(&cfg, edge, listener, layer, io, shared, None).await
         }
     }
+}
+
+/// What a cluster member's HTTP edge adds: the adapter's health (readiness) and the node-to-node routes.
+struct Member {
+    healthy: Arc<dyn Fn() -> bool + Send + Sync>,
+    internal: Router,
 }
 
 /// What the HTTP edge needs besides the socket.io layer.
@@ -371,9 +368,12 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     io_layer: socketioxide::layer::SocketIoLayer<A>,
     io: socketioxide::SocketIo<A>,
     shared: signaling::Shared,
-    pubsub_healthy: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
-    internal: Option<Router>,
+    member: Option<Member>,
 ) -> anyhow::Result<()> {
+    let (pubsub_healthy, internal) = match member {
+        Some(m) => (Some(m.healthy), Some(m.internal)),
+        None => (None, None),
+    };
     let Edge {
         service,
         verifier,
