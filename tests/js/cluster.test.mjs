@@ -303,3 +303,46 @@ describe('cluster: a node killed with kill -9', () => {
     }
   });
 });
+
+describe('cluster: media homes', () => {
+  let ctx;
+  before(async () => { ctx = await startCluster({ nodes: 3 }); });
+  after(async () => { if (ctx) await ctx.cleanup(); });
+
+  const ports = (ev) => ev.params.iceCandidates.map((c) => c.port).sort().join(',');
+
+  test('a meeting has one media home; SIGTERM on it re-homes the meeting: others get transport:closed (node-drain) and set up again elsewhere', async () => {
+    try {
+      const { meetingId, members: [a, b, c] } = await ctx.spreadMeeting({ participants: 2 });
+      await ok(a.socket, 'create-transport', { meetingId, direction: 'send' });
+      const ta = await a.socket.rec.waitFor('transport-created');
+      // b (node 2) and c (node 3): their transports are made on the meeting's home, node 1
+      await ok(b.socket, 'create-transport', { meetingId, direction: 'recv' });
+      const tb = await b.socket.rec.waitFor('transport-created');
+      await ok(c.socket, 'create-transport', { meetingId, direction: 'send' });
+      const tc = await c.socket.rec.waitFor('transport-created');
+      assert.equal(ports(tb), ports(ta), 'b\'s transport is on the media home (node 1)');
+      assert.equal(ports(tc), ports(ta), 'c\'s transport is on the media home (node 1)');
+      // node 1 drains
+      const stopping = ctx.servers[0].stop();
+      await a.socket.rec.waitFor('server:shutdown', { timeout: 5000 });
+      const closed = await b.socket.rec.waitFor('transport:closed', { timeout: 5000 });
+      assert.equal(closed.reason, 'node-drain');
+      assert.equal(closed.transportId, tb.params.id);
+      await stopping;
+      b.socket.rec.clear();
+      await ok(b.socket, 'create-transport', { meetingId, direction: 'recv' });
+      const again = await b.socket.rec.waitFor('transport-created');
+      assert.notEqual(ports(again), ports(ta), 'the new transport is on a new home, not on the stopped node');
+      // c's request now lands on the same new home
+      c.socket.rec.clear();
+      await ok(c.socket, 'create-transport', { meetingId, direction: 'send' });
+      const tc2 = await c.socket.rec.waitFor('transport-created');
+      assert.equal(ports(tc2), ports(again), 'one media home per meeting');
+    } catch (err) {
+      throw ctx.diagnose(err);
+    } finally {
+      ctx.closeSockets(ctx.allSockets);
+    }
+  });
+});

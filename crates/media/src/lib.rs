@@ -276,6 +276,7 @@ impl Shell {
     fn publish_counts(&self, core: &Core) {
         let s = core.stats();
         let worker = self.index.to_string();
+        metrics::gauge!("meet_media_routers", "worker" => worker.clone()).set(s.routers as f64);
         metrics::gauge!("meet_media_transports", "worker" => worker.clone())
             .set(s.transports as f64);
         metrics::gauge!("meet_media_producers", "worker" => worker.clone()).set(s.producers as f64);

@@ -121,6 +121,8 @@ pub struct MeetingService {
     pub(crate) recorder: Option<Arc<dyn RecordingSink>>,
     /// Cluster mode: runs media requests on a meeting's media home when that is another node.
     pub(crate) remote: Option<Arc<dyn crate::ports::MediaRemote>>,
+    /// Cluster mode: set once this node is stopping; it takes no new media home then.
+    draining: std::sync::atomic::AtomicBool,
     /// The service itself, for timers it starts (set by `spawn_pacer`, which the edge calls once).
     pub(crate) me: std::sync::OnceLock<std::sync::Weak<MeetingService>>,
 }
@@ -265,6 +267,7 @@ impl MeetingService {
             pacing: Default::default(),
             recorder: None,
             remote: None,
+            draining: Default::default(),
             me: std::sync::OnceLock::new(),
         }
     }
@@ -304,11 +307,12 @@ impl MeetingService {
             return Ok(None); // idem
         }
         let mut home = None;
+        let draining = self.draining.load(std::sync::atomic::Ordering::Acquire);
         self.modify(meeting, |rt| {
             if rt.participants.is_empty() {
                 return false; // not a live meeting: nothing to claim
             }
-            if rt.media_home.is_none() {
+            if rt.media_home.is_none() && !draining {
                 rt.media_home = Some(mine.clone());
                 home = rt.media_home.clone();
                 return true;
@@ -317,6 +321,12 @@ impl MeetingService {
             false
         })
         .await?;
+        if home.is_none() && draining {
+            return Err(err(
+                ErrorCode::ServiceUnavailable,
+                "this server is shutting down; reconnect and set up media again",
+            ));
+        }
         Ok(home.filter(|h| h != mine))
     }
 
@@ -809,15 +819,35 @@ impl MeetingService {
                 out.rooms.clear(); // the sockets are gone with their node
                 outcomes.push(out);
             }
-            outcomes.extend(self.rehome_media(&meeting, node).await);
+            outcomes.extend(self.rehome_media(&meeting, node, "node-lost").await);
         }
         Ok(outcomes)
+    }
+
+    /// Cluster mode, graceful stop (SIGTERM): this node takes no new media home, and every meeting whose media it
+    /// hosts gets a new home at its next media request: its participants get `transport:closed` with reason
+    /// `node-drain` and set their media up again, on another node.
+    pub async fn drain_media_homes(&self, node: &str) -> Vec<Outcome> {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
+        let meetings = match self.runtime.meeting_ids().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "draining media homes: listing meetings failed");
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for m in meetings {
+            out.extend(self.rehome_media(&m, node, "node-drain").await);
+        }
+        out
     }
 
     /// The meeting's media home died: the meeting gets a new one at its next media request, and every transport
     /// (all on the dead node) is forgotten: each owner gets `transport:closed` with reason `node-lost` and sets up
     /// media again (the guide's client does on a failed transport).
-    async fn rehome_media(&self, meeting: &MeetingId, dead: &str) -> Option<Outcome> {
+    async fn rehome_media(&self, meeting: &MeetingId, dead: &str, reason: &str) -> Option<Outcome> {
         let mut closed = Vec::new();
         let res = self
             .modify(meeting, |rt| {
@@ -862,7 +892,7 @@ impl MeetingService {
                 &ev::TransportClosed {
                     transport_id,
                     direction,
-                    reason: "node-lost".to_owned(),
+                    reason: reason.to_owned(),
                 },
             );
         }

@@ -302,7 +302,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                 io: Arc::new(io.clone()),
                 secret: cfg.cluster.secret.clone().unwrap_or_default().into(),
             });
-            let member = Member { healthy, internal };
+            let member = Member {
+                healthy,
+                internal,
+                node_id: node_id(&cfg.cluster),
+            };
             serve(&cfg, edge, listener, layer, io, shared, Some(member)).await?;
             membership.deregister().await;
             Ok(())
@@ -319,6 +323,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
 struct Member {
     healthy: Arc<dyn Fn() -> bool + Send + Sync>,
     internal: Router,
+    node_id: String,
 }
 
 /// What the HTTP edge needs besides the socket.io layer.
@@ -370,9 +375,9 @@ async fn serve<A: socketioxide::adapter::Adapter>(
     shared: signaling::Shared,
     member: Option<Member>,
 ) -> anyhow::Result<()> {
-    let (pubsub_healthy, internal) = match member {
-        Some(m) => (Some(m.healthy), Some(m.internal)),
-        None => (None, None),
+    let (pubsub_healthy, internal, drain) = match member {
+        Some(m) => (Some(m.healthy), Some(m.internal), Some(m.node_id)),
+        None => (None, None, None),
     };
     let Edge {
         service,
@@ -426,6 +431,13 @@ async fn serve<A: socketioxide::adapter::Adapter>(
                 tracing::error!("graceful shutdown took too long; exiting");
                 std::process::exit(1);
             });
+            if let Some(node) = &drain {
+                // Cluster mode: no meeting's media stays on a node that is going away. Participants on other nodes
+                // set their media up again (on a new home) now, not when this process is gone.
+                for out in shared.service.drain_media_homes(node).await {
+                    signaling::deliver(&io, None, &out).await;
+                }
+            }
             signaling::shutdown(&io, &shared, reconnect_after, grace).await;
         }
     };
@@ -542,6 +554,18 @@ fn describe_metrics() {
         "Open WebRTC transports, by media worker"
     );
     metrics::describe_gauge!("meet_media_producers", "Open producers, by media worker");
+    metrics::describe_gauge!(
+        "meet_media_routers",
+        "Meetings whose media this node carries (cluster mode: the meetings whose media home it is), by media worker"
+    );
+    metrics::describe_gauge!(
+        "meet_cluster_nodes_alive",
+        "Cluster mode: nodes whose heartbeat is fresh, as this node sees them"
+    );
+    metrics::describe_counter!(
+        "meet_cluster_nodes_lost_total",
+        "Cluster mode: dead nodes whose sessions this node (the reaper of the moment) removed"
+    );
     metrics::describe_gauge!(
         "meet_meeting_states",
         "Meetings with in-memory state: live, ended (kept a while), empty but holding a dropped hand"

@@ -318,6 +318,8 @@ pub struct ConsumerInfo {
 /// Counters for operators and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CoreStats {
+    /// Routers with at least one transport: the meetings whose media this worker carries.
+    pub routers: usize,
     pub transports: usize,
     pub producers: usize,
     pub consumers: usize,
@@ -681,7 +683,13 @@ impl Core {
     }
 
     pub fn stats(&self) -> CoreStats {
+        let routers: std::collections::HashSet<&str> = self
+            .transports
+            .values()
+            .map(|t| t.router.as_str())
+            .collect();
         CoreStats {
+            routers: routers.len(),
             transports: self.transports.len(),
             producers: self.producers.len(),
             consumers: self.consumers.len(),

@@ -718,7 +718,9 @@ pub async fn shutdown<A: Adapter>(
     grace: Duration,
 ) {
     let ms = u64::try_from(reconnect_after.as_millis()).unwrap_or(u64::MAX);
+    // `local()`: in cluster mode a plain `io.emit` / `io.disconnect` would reach every node's sockets.
     if let Err(e) = io
+        .local()
         .emit(
             "server:shutdown",
             &proto::events::ServerShutdown {
@@ -731,7 +733,7 @@ pub async fn shutdown<A: Adapter>(
     }
     // Give the notice a moment to leave the socket buffers before the disconnect packets.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    if let Err(e) = io.disconnect().await {
+    if let Err(e) = io.local().disconnect().await {
         tracing::warn!(error = %e, "disconnecting sockets failed");
     }
     let deadline = tokio::time::Instant::now() + grace;
