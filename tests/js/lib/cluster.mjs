@@ -40,10 +40,15 @@ export function redisCommand(port, ...args) {
   });
 }
 
-/** A redis-server of our own on `port` (a free one by default); `stop()` kills it, `start()` starts it again. */
+/**
+ * A redis-server of our own on `port`; `stop()` kills it (SIGKILL), `start()` starts it again. With `persistDir`
+ * it keeps an append-only file there (fsync on every write, as a deployment that must survive a Redis restart
+ * would), so a restart comes back with the data.
+ */
 export class RedisHandle {
-  constructor(port) {
+  constructor(port, { persistDir } = {}) {
     this.port = port;
+    this.persistDir = persistDir;
     this.proc = null;
     this.log = [];
   }
@@ -56,8 +61,11 @@ export class RedisHandle {
     } catch {
       assert.fail('redis-server is not installed (scripts/test installs the Debian package redis-server)');
     }
+    const persistence = this.persistDir
+      ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.persistDir]
+      : ['--appendonly', 'no'];
     const proc = spawn('redis-server', [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence,
       '--protected-mode', 'no', '--loglevel', 'warning',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
@@ -118,8 +126,8 @@ export function clusterEnv(redis, prefix, nodeId, extra = {}) {
  * secret. Returns a ClusterCtx: a test context (users, tokens, REST, meetings) whose `connect(user, {node})` picks
  * the node a socket lands on.
  */
-export async function startCluster({ nodes = 3, env = {} } = {}) {
-  const redis = await new RedisHandle(await freePort()).start();
+export async function startCluster({ nodes = 3, env = {}, persistDir } = {}) {
+  const redis = await new RedisHandle(await freePort(), { persistDir }).start();
   const db = await freshDatabase();
   const secret = randomSecret();
   const prefix = `t${randomBytes(4).toString('hex')}`;
