@@ -62,6 +62,14 @@ struct Args {
     /// The pid of the server given by --url (its RSS is read from /proc/<pid>/status).
     #[arg(long, requires = "url")]
     server_pid: Option<u32>,
+    /// Cluster mode: more nodes of the same cluster (http://host:port, comma-separated). Connections of the memory
+    /// and fan-out phases are spread over --url and these in turn (the fan-out sender stays on --url); memory is
+    /// read per node from --also-pid.
+    #[arg(long, value_delimiter = ',', requires = "url")]
+    also_url: Vec<String>,
+    /// The pids of --also-url's nodes, in the same order.
+    #[arg(long, value_delimiter = ',', requires = "also_url")]
+    also_pid: Vec<u32>,
     /// HS256 secret for the tokens (and for the server started here). An attached server needs the one it uses
     /// and a send-message rate limit high enough for --messages.
     #[arg(long, env = "MEET_AUTH__SECRET", hide_env_values = true)]
@@ -533,6 +541,8 @@ struct Ctx {
     args: Args,
     addr: Arc<str>,
     pid: u32,
+    /// Every node's address and pid (the first is `addr`/`pid`); one entry on a single node.
+    nodes: Vec<(Arc<str>, u32)>,
     minter: Arc<Minter>,
     report: SharedReport,
     /// Tells the memory-phase connections to close (attach mode; a started server is killed first).
@@ -623,7 +633,7 @@ async fn connect_many(
         };
         let token = ctx.minter.token(&format!("lb-u{}", first_user + i))?;
         let m = Member {
-            addr: ctx.addr.clone(),
+            addr: ctx.nodes[i % ctx.nodes.len()].0.clone(),
             token,
             meeting: meetings[(i / per_meeting).min(meetings.len() - 1)].clone(),
             op_timeout: Duration::from_secs(a.op_timeout_secs),
@@ -689,6 +699,14 @@ async fn create_meetings(ctx: &Ctx, n: usize, max: usize) -> Result<Vec<Arc<str>
     Ok(out)
 }
 
+/// Every node's RSS (KB), in node order.
+fn nodes_rss(ctx: &Ctx) -> Result<Vec<u64>, String> {
+    ctx.nodes
+        .iter()
+        .map(|(_, pid)| server::rss_kb(*pid).ok_or(format!("cannot read the RSS of pid {pid}")))
+        .collect()
+}
+
 async fn memory_phase(ctx: &mut Ctx) -> Result<(), String> {
     let n = ctx.args.clients;
     let size = ctx.args.meeting_size.clamp(1, 10_000);
@@ -706,10 +724,11 @@ async fn memory_phase(ctx: &mut Ctx) -> Result<(), String> {
         m
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = server::rss_kb(ctx.pid).ok_or("cannot read the server's RSS")?;
+    let before = nodes_rss(ctx)?;
     println!(
-        "[memory] server RSS before: {}; connecting {n} clients",
-        mb(before)
+        "[memory] server RSS before: {}; connecting {n} clients to {} node(s)",
+        mb(before.iter().sum()),
+        ctx.nodes.len()
     );
     let counters = Arc::new(Counters::default());
     let stop = ctx.stop_all.subscribe();
@@ -740,12 +759,25 @@ async fn memory_phase(ctx: &mut Ctx) -> Result<(), String> {
     ctx.keep.extend(handles);
     println!("[memory] settling {} ms", ctx.args.settle_ms);
     tokio::time::sleep(Duration::from_millis(ctx.args.settle_ms)).await;
-    let after = server::rss_kb(ctx.pid).ok_or("cannot read the server's RSS")?;
+    let after_nodes = nodes_rss(ctx)?;
+    let (before_nodes, before): (Vec<u64>, u64) = (before.clone(), before.iter().sum());
+    let after: u64 = after_nodes.iter().sum();
     let per = if joined > 0 {
         after.saturating_sub(before) as f64 / joined as f64
     } else {
         0.0
     };
+    // Connections went to the nodes in turn: node k holds every len-th one.
+    let per_node: Vec<String> = after_nodes
+        .iter()
+        .zip(&before_nodes)
+        .enumerate()
+        .map(|(k, (a, b))| {
+            let len = ctx.nodes.len();
+            let here = joined / len + usize::from(k < joined % len);
+            format!("{:.2} KB", a.saturating_sub(*b) as f64 / here.max(1) as f64)
+        })
+        .collect();
     let mut connect_us: Vec<u64> = timings.iter().map(|t| u64::from(t.0)).collect();
     let mut join_us: Vec<u64> = timings.drain(..).map(|t| u64::from(t.1)).collect();
     connect_us.sort_unstable();
@@ -811,6 +843,12 @@ async fn memory_phase(ctx: &mut Ctx) -> Result<(), String> {
             "server RSS before / after",
             format!("{} / {}", mb(before), mb(after)),
         );
+        if per_node.len() > 1 {
+            r.row(
+                "memory per joined connection, per node",
+                per_node.join(" / "),
+            );
+        }
         r.row(
             if connect_only {
                 "server memory per connection (no join)"
@@ -1373,7 +1411,28 @@ async fn async_main(args: Args, nofile: u64) -> ExitCode {
     });
     let report: SharedReport = Arc::new(Mutex::new(Report::default()));
     let (stop_all, _) = watch::channel(false);
+    let mut nodes: Vec<(Arc<str>, u32)> = vec![(Arc::from(server.addr.as_str()), server.pid)];
+    if args.also_url.len() != args.also_pid.len() {
+        eprintln!("meet-load: --also-url and --also-pid need one pid per URL");
+        return ExitCode::from(2);
+    }
+    for (url, pid) in args.also_url.iter().zip(&args.also_pid) {
+        match Server::attach(url, *pid) {
+            Ok(s) => nodes.push((Arc::from(s.addr.as_str()), s.pid)),
+            Err(e) => {
+                eprintln!("meet-load: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if nodes.len() > 1 {
+        println!(
+            "cluster: {} nodes, connections spread over them in turn",
+            nodes.len()
+        );
+    }
     let mut ctx = Ctx {
+        nodes,
         addr: Arc::from(server.addr.as_str()),
         pid: server.pid,
         minter: Arc::new(Minter::new(&secret, &campus)),
