@@ -325,34 +325,76 @@ describe('cluster: media homes', () => {
 
   const ports = (ev) => ev.params.iceCandidates.map((c) => c.port).sort().join(',');
 
+  /** The index of the node that carries media (its `meet_media_routers` gauge is above 0), waiting up to 5 s. */
+  async function homeIndex() {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const found = [];
+      for (const [i, s] of ctx.servers.entries()) {
+        if (s.exit) continue;
+        const m = await request(s.url, 'GET', '/metrics');
+        const routers = [...m.text.matchAll(/^meet_media_routers\{[^}]*\} (\d+)/gm)].reduce((n, x) => n + Number(x[1]), 0);
+        if (routers > 0) found.push(i);
+      }
+      if (found.length === 1) return found[0];
+      assert.ok(Date.now() < deadline, `expected one node carrying media, found ${JSON.stringify(found)}`);
+      await sleep(200);
+    }
+  }
+
+  test('a new meeting\'s media goes to the least loaded node', async () => {
+    try {
+      // meeting 1 takes a home and loads it with three transports
+      const one = await ctx.spreadMeeting({ participants: 2 });
+      for (const [k, m] of one.members.entries()) {
+        await ok(m.socket, 'create-transport', { meetingId: one.meetingId, direction: k % 2 ? 'recv' : 'send' });
+      }
+      const loaded = await homeIndex();
+      await sleep(2500); // the load reaches the heartbeats (published every second)
+      // meeting 2's first media request comes from a socket on the loaded node: its media goes elsewhere
+      const two = await ctx.spreadMeeting({ participants: 1, nodes: [loaded, (loaded + 1) % 3] });
+      await ok(two.members[0].socket, 'create-transport', { meetingId: two.meetingId, direction: 'send' });
+      const t2 = await two.members[0].socket.rec.waitFor('transport-created');
+      const t1 = one.members[0].socket.rec.all('transport-created')[0];
+      assert.notEqual(ports(t2), ports(t1), 'meeting 2 must not be placed on the node that carries meeting 1');
+    } catch (err) {
+      throw ctx.diagnose(err);
+    } finally {
+      ctx.closeSockets(ctx.allSockets);
+    }
+  });
+
   test('a meeting has one media home; SIGTERM on it re-homes the meeting: others get transport:closed (node-drain) and set up again elsewhere', async () => {
     try {
-      const { meetingId, members: [a, b, c] } = await ctx.spreadMeeting({ participants: 2 });
-      await ok(a.socket, 'create-transport', { meetingId, direction: 'send' });
-      const ta = await a.socket.rec.waitFor('transport-created');
-      // b (node 2) and c (node 3): their transports are made on the meeting's home, node 1
-      await ok(b.socket, 'create-transport', { meetingId, direction: 'recv' });
-      const tb = await b.socket.rec.waitFor('transport-created');
-      await ok(c.socket, 'create-transport', { meetingId, direction: 'send' });
-      const tc = await c.socket.rec.waitFor('transport-created');
-      assert.equal(ports(tb), ports(ta), 'b\'s transport is on the media home (node 1)');
-      assert.equal(ports(tc), ports(ta), 'c\'s transport is on the media home (node 1)');
-      // node 1 drains
-      const stopping = ctx.servers[0].stop();
-      await a.socket.rec.waitFor('server:shutdown', { timeout: 5000 });
-      const closed = await b.socket.rec.waitFor('transport:closed', { timeout: 5000 });
-      assert.equal(closed.reason, 'node-drain');
-      assert.equal(closed.transportId, tb.params.id);
+      await sleep(2500); // the previous test's transports are closed and the loads republished
+      const { meetingId, members } = await ctx.spreadMeeting({ participants: 2 });
+      const created = [];
+      for (const [k, m] of members.entries()) {
+        await ok(m.socket, 'create-transport', { meetingId, direction: k === 1 ? 'recv' : 'send' });
+        created.push(await m.socket.rec.waitFor('transport-created'));
+      }
+      for (const t of created) assert.equal(ports(t), ports(created[0]), 'every transport of the meeting is on its media home');
+      const home = await homeIndex();
+      const onHome = members.find((m) => m.node === home);
+      const others = members.filter((m) => m.node !== home);
+      // the home drains
+      const stopping = ctx.servers[home].stop();
+      await onHome.socket.rec.waitFor('server:shutdown', { timeout: 5000 });
+      for (const m of others) {
+        const closed = await m.socket.rec.waitFor('transport:closed', { timeout: 5000 });
+        assert.equal(closed.reason, 'node-drain');
+        assert.equal(closed.transportId, created[members.indexOf(m)].params.id);
+      }
       await stopping;
-      b.socket.rec.clear();
-      await ok(b.socket, 'create-transport', { meetingId, direction: 'recv' });
-      const again = await b.socket.rec.waitFor('transport-created');
-      assert.notEqual(ports(again), ports(ta), 'the new transport is on a new home, not on the stopped node');
-      // c's request now lands on the same new home
-      c.socket.rec.clear();
-      await ok(c.socket, 'create-transport', { meetingId, direction: 'send' });
-      const tc2 = await c.socket.rec.waitFor('transport-created');
-      assert.equal(ports(tc2), ports(again), 'one media home per meeting');
+      const [x, y] = others;
+      x.socket.rec.clear();
+      await ok(x.socket, 'create-transport', { meetingId, direction: 'recv' });
+      const again = await x.socket.rec.waitFor('transport-created');
+      assert.notEqual(ports(again), ports(created[0]), 'the new transport is on a new home, not on the stopped node');
+      y.socket.rec.clear();
+      await ok(y.socket, 'create-transport', { meetingId, direction: 'send' });
+      const again2 = await y.socket.rec.waitFor('transport-created');
+      assert.equal(ports(again2), ports(again), 'one media home per meeting');
     } catch (err) {
       throw ctx.diagnose(err);
     } finally {

@@ -81,6 +81,8 @@ type Job = Box<dyn FnOnce(&mut Core, Instant) + Send>;
 struct Worker {
     tx: mpsc::UnboundedSender<Job>,
     addr: SocketAddr,
+    /// Open transports, as the worker last published them (about once a second).
+    transports: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Cloneable handle to every media worker.
@@ -108,7 +110,9 @@ impl MediaEngine {
             let local = SocketAddr::new(cfg.listen_ip, port);
             let announced = SocketAddr::new(cfg.announced_ip.unwrap_or(cfg.listen_ip), port);
             let (tx, rx) = mpsc::unbounded_channel::<Job>();
+            let transports = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let shell = Shell {
+                transports: transports.clone(),
                 index: i,
                 liveness: cfg.liveness,
                 events: events_tx.clone(),
@@ -119,7 +123,11 @@ impl MediaEngine {
                 .spawn(move || run_worker(socket, local, announced, rx, shell, extras))
                 .map_err(|e| MediaError::Start(e.to_string()))?;
             tracing::info!(worker = i, %local, %announced, "media worker started");
-            workers.push(Worker { tx, addr: local });
+            workers.push(Worker {
+                tx,
+                addr: local,
+                transports,
+            });
         }
         Ok(Self {
             workers: std::sync::Arc::new(workers),
@@ -130,6 +138,15 @@ impl MediaEngine {
     /// The stream of what the cores report (failed transports, already closed); taken once, by the domain.
     pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<CoreEvent>> {
         self.events.lock().ok().and_then(|mut g| g.take())
+    }
+
+    /// How loaded this node's media plane is: open transports over every worker (cluster mode places new media
+    /// homes on the least loaded node).
+    pub fn load(&self) -> usize {
+        self.workers
+            .iter()
+            .map(|w| w.transports.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
     }
 
     /// The UDP addresses of the workers.
@@ -224,6 +241,7 @@ fn bind_worker_sockets(
 
 /// What a worker thread needs besides its socket and job queue.
 struct Shell {
+    transports: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     index: usize,
     liveness: Liveness,
     events: mpsc::UnboundedSender<CoreEvent>,
@@ -275,6 +293,8 @@ impl Shell {
 
     fn publish_counts(&self, core: &Core) {
         let s = core.stats();
+        self.transports
+            .store(s.transports, std::sync::atomic::Ordering::Relaxed);
         let worker = self.index.to_string();
         metrics::gauge!("meet_media_routers", "worker" => worker.clone()).set(s.routers as f64);
         metrics::gauge!("meet_media_transports", "worker" => worker.clone())

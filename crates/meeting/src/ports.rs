@@ -25,6 +25,12 @@ pub trait MediaRemote: Send + Sync + 'static {
         payload: Option<&serde_json::Value>,
     ) -> Result<RemoteReply, proto::WireError>;
 
+    /// The node a meeting's media should live on, for a meeting that has no media home yet: the least loaded live
+    /// node that is not stopping (`mine` when that cannot be learned).
+    async fn pick_home(&self, mine: &str) -> String {
+        mine.to_owned()
+    }
+
     /// Closes a participant's transports on `node` (the participant left); the home node delivers what that
     /// causes (`consumer-closed` to the consumers' owners).
     async fn release(

@@ -290,14 +290,14 @@ impl MeetingService {
     }
 
     /// Cluster mode: the node hosting `meeting`'s media when it is another node (`None`: here). The first media
-    /// request of a meeting makes the requester's node its home (recorded in the shared state, atomically: two
-    /// nodes racing agree on one).
+    /// request of a meeting gives it a home: the least loaded live node (recorded in the shared state, atomically:
+    /// two nodes racing agree on one).
     pub async fn remote_media_home(
         &self,
         session: &Session,
         meeting: Option<&MeetingId>,
     ) -> Result<Option<String>, WireError> {
-        let (Some(mine), Some(_)) = (&self.config.node_id, &self.remote) else {
+        let (Some(mine), Some(remote)) = (&self.config.node_id, &self.remote) else {
             return Ok(None);
         };
         let Some(meeting) = meeting.or(session.membership.as_ref().map(|m| &m.meeting)) else {
@@ -307,13 +307,23 @@ impl MeetingService {
             return Ok(None); // idem
         }
         let mut home = None;
+        self.read(meeting, |rt| home = rt.and_then(|r| r.media_home.clone()))
+            .await?;
+        if let Some(home) = home {
+            return Ok(Some(home).filter(|h| h != mine));
+        }
         let draining = self.draining.load(std::sync::atomic::Ordering::Acquire);
+        let candidate = if draining {
+            None
+        } else {
+            Some(remote.pick_home(mine).await)
+        };
         self.modify(meeting, |rt| {
             if rt.participants.is_empty() {
                 return false; // not a live meeting: nothing to claim
             }
-            if rt.media_home.is_none() && !draining {
-                rt.media_home = Some(mine.clone());
+            if rt.media_home.is_none() && candidate.is_some() {
+                rt.media_home = candidate.clone();
                 home = rt.media_home.clone();
                 return true;
             }
@@ -822,6 +832,11 @@ impl MeetingService {
             outcomes.extend(self.rehome_media(&meeting, node, "node-lost").await);
         }
         Ok(outcomes)
+    }
+
+    /// Cluster mode: whether this node is stopping (it takes no new media home).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Cluster mode, graceful stop (SIGTERM): this node takes no new media home, and every meeting whose media it

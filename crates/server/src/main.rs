@@ -171,6 +171,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     })
     .context("starting the media workers")?;
     tracing::info!(addresses = ?media.addresses(), "media plane ready");
+    let media_load = media.clone(); // cluster mode publishes its load
     let media_events = media.take_events();
     let recorder = recorder::Recorder::new(
         recorder::RecorderConfig {
@@ -197,7 +198,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             Arc::new(store.clone()),
             runtime_store,
             rate_limiter,
-            Arc::new(media),
+            Arc::new(media.clone()),
             DomainConfig {
                 dev_mode: cfg.dev_mode,
                 default_max_participants: cfg.meetings.default_max_participants,
@@ -287,6 +288,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                     .internal_address
                     .clone()
                     .unwrap_or_else(|| format!("http://{bound}")),
+                load: {
+                    let media = media_load.clone();
+                    Arc::new(move || media.load())
+                },
             };
             let membership = signaling::cluster::Membership::start(
                 &signaling::resp3_url(url),

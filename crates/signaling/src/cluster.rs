@@ -34,11 +34,14 @@ return 0
 ";
 
 /// This node's entry in the cluster.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NodeInfo {
     pub node_id: String,
     /// How other nodes reach this one (node-to-node calls).
     pub internal_address: String,
+    /// The media plane's load (open transports), published with every heartbeat: new media homes go to the least
+    /// loaded node.
+    pub load: Arc<dyn Fn() -> usize + Send + Sync>,
 }
 
 /// The node's membership: heartbeats and the reaper run until [`Membership::deregister`].
@@ -73,7 +76,7 @@ impl Membership {
             .await
             .map_err(|e| format!("connecting to Redis for the node registry: {e}"))?;
         let mut first = conn.clone();
-        heartbeat(&mut first, prefix, &node)
+        heartbeat(&mut first, prefix, &node, false)
             .await
             .map_err(|e| format!("registering the node in Redis: {e}"))?;
         let task = tokio::spawn(run(
@@ -110,11 +113,14 @@ async fn heartbeat(
     conn: &mut ConnectionManager,
     prefix: &str,
     node: &NodeInfo,
+    draining: bool,
 ) -> redis::RedisResult<()> {
     let value = serde_json::json!({
         "nodeId": node.node_id,
         "internalAddress": node.internal_address,
         "at": proto::time::now_ms(),
+        "load": (node.load)(),
+        "draining": draining,
     })
     .to_string();
     redis::pipe()
@@ -142,7 +148,7 @@ async fn run<A: Adapter>(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = heartbeat(&mut conn, &prefix, &node).await {
+        if let Err(e) = heartbeat(&mut conn, &prefix, &node, service.is_draining()).await {
             tracing::warn!(error = %e, "cluster heartbeat failed");
             continue;
         }
@@ -390,6 +396,43 @@ impl HttpRemote {
         })
     }
 
+    /// The live node with the fewest open transports that is not stopping (ties: the lowest id, so racing nodes
+    /// agree more often).
+    async fn least_loaded(&self) -> redis::RedisResult<Option<String>> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(key(&self.prefix, "nodes"))
+            .query_async(&mut conn)
+            .await?;
+        if members.is_empty() {
+            return Ok(None);
+        }
+        let keys: Vec<String> = members
+            .iter()
+            .map(|m| key(&self.prefix, &format!("node:{m}")))
+            .collect();
+        let beats: Vec<Option<String>> =
+            redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        let mut best: Option<(u64, String)> = None;
+        for (id, beat) in members.into_iter().zip(beats) {
+            let Some(v) = beat.and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+            else {
+                continue; // dead
+            };
+            if v.get("draining").and_then(serde_json::Value::as_bool) == Some(true) {
+                continue;
+            }
+            let load = v
+                .get("load")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            if best.as_ref().is_none_or(|(l, b)| (load, &id) < (*l, b)) {
+                best = Some((load, id));
+            }
+        }
+        Ok(best.map(|(_, id)| id))
+    }
+
     /// The node's internal address, from its heartbeat.
     async fn address(&self, node: &str) -> Result<String, proto::WireError> {
         let raw: Option<String> = redis::cmd("GET")
@@ -466,6 +509,17 @@ impl meeting::ports::MediaRemote for HttpRemote {
         {
             ForwardedAnswer::Ok { reply } => Ok(reply),
             ForwardedAnswer::Err { error } => Err(error),
+        }
+    }
+
+    async fn pick_home(&self, mine: &str) -> String {
+        match self.least_loaded().await {
+            Ok(Some(node)) => node,
+            Ok(None) => mine.to_owned(),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading node loads failed; this node takes the media");
+                mine.to_owned()
+            }
         }
     }
 
