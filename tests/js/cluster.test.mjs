@@ -171,6 +171,17 @@ describe('cluster: three nodes, one meeting', () => {
     // bob (node 2) now moderates: his layout change reaches node 1 and node 3
     await ok(b.socket, 'layout:change', { meetingId, layout: 'grid' });
     for (const m of [a, c]) await m.socket.rec.waitFor('layout:changed', { where: (x) => x.layout === 'grid' });
+    // reactions, typing and screen share too
+    await ok(c.socket, 'reaction:send', { meetingId, emoji: '👍' });
+    for (const m of [a, b]) assert.equal((await m.socket.rec.waitFor('reaction:received')).emoji, '👍');
+    await ok(a.socket, 'typing', { meetingId, typing: true });
+    for (const m of [b, c]) await m.socket.rec.waitFor('user-typing', { where: (x) => x.userId === a.user.userId });
+    await ok(b.socket, 'screen:start', { meetingId });
+    for (const m of [a, c]) await m.socket.rec.waitFor('screen:started', { where: (x) => x.participantId === b.participantId });
+    // a screen share is one per meeting across nodes
+    await expectError(c.socket, 'screen:start', { meetingId }, 'SCREEN_SHARE_ACTIVE');
+    await ok(b.socket, 'screen:stop', { meetingId });
+    for (const m of [a, c]) await m.socket.rec.waitFor('screen:stopped');
     // a late joiner on node 3 gets all of it in its snapshot
     const late = await ctx.addMember(meetingId, ctx.user({ name: 'late' }), [a, b, c], { node: 2 });
     assert.equal(late.state.layout, 'grid');
@@ -288,6 +299,8 @@ describe('cluster: a node killed with kill -9', () => {
       const { meetingId, members: [a, b, c] } = await ctx.spreadMeeting({ participants: 2 });
       await ok(b.socket, 'hand:raise', { meetingId });
       await a.socket.rec.waitFor('hand:raised');
+      // acked just before its node dies: it is in PostgreSQL
+      const last = await ok(b.socket, 'send-message', { meetingId, message: 'last words' });
       const killedAt = Date.now();
       ctx.servers[1].proc.kill('SIGKILL');
       for (const m of [a, c]) {
@@ -306,6 +319,8 @@ describe('cluster: a node killed with kill -9', () => {
       const me = st.participants.find((p) => p.participantId === st.you.participantId);
       assert.equal(me?.handRaised, true, `the hand of a session lost with its node comes back: ${JSON.stringify(me)}`);
       await a.socket.rec.waitFor('participant-joined', { where: (x) => x.userId === b.user.userId });
+      const hist = await ctx.apiOn(0, 'GET', `/api/meetings/${meetingId}/messages`, { user: a.user });
+      assert.ok(hist.body.messages.some((m) => m.id === last.id), `the acked message survives its node: ${hist.text}`);
       // the survivors count two live nodes
       const metrics = await request(ctx.servers[0].url, 'GET', '/metrics');
       assert.match(metrics.text, /^meet_cluster_nodes_alive 2$/m);
