@@ -52,6 +52,19 @@ pub struct Membership {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A Redis connection for cluster duties: reconnects by itself (backoff ≤ 1 s); each command fails after 2 s.
+async fn manager(redis_url: &str, what: &str) -> Result<ConnectionManager, String> {
+    let client = redis::Client::open(redis_url).map_err(|e| format!("cluster.redis_url: {e}"))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(|e| format!("{what}: {e}"))
+}
+
 fn key(prefix: &str, rest: &str) -> String {
     format!("{prefix}:{rest}")
 }
@@ -65,16 +78,7 @@ impl Membership {
         io: SocketIo<A>,
         service: Arc<MeetingService>,
     ) -> Result<Self, String> {
-        let client =
-            redis::Client::open(redis_url).map_err(|e| format!("cluster.redis_url: {e}"))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_min_delay(Duration::from_millis(100))
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| format!("connecting to Redis for the node registry: {e}"))?;
+        let conn = manager(redis_url, "connecting to Redis for the node registry").await?;
         let mut first = conn.clone();
         heartbeat(&mut first, prefix, &node, false)
             .await
@@ -254,16 +258,7 @@ pub struct PresenceLease {
 
 impl PresenceLeases {
     pub async fn connect(redis_url: &str, prefix: &str) -> Result<Self, String> {
-        let client =
-            redis::Client::open(redis_url).map_err(|e| format!("cluster.redis_url: {e}"))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_min_delay(Duration::from_millis(100))
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| format!("connecting to Redis for presence leases: {e}"))?;
+        let conn = manager(redis_url, "connecting to Redis for presence leases").await?;
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
@@ -373,16 +368,7 @@ pub struct ForwardedRelease {
 
 impl HttpRemote {
     pub async fn connect(redis_url: &str, prefix: &str, secret: &str) -> Result<Self, String> {
-        let client =
-            redis::Client::open(redis_url).map_err(|e| format!("cluster.redis_url: {e}"))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_min_delay(Duration::from_millis(100))
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| format!("connecting to Redis for node addresses: {e}"))?;
+        let conn = manager(redis_url, "connecting to Redis for node addresses").await?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
