@@ -264,6 +264,10 @@ struct Producer {
     temporal_rates: allocator::LayerRates,
     /// VP8/VP9 with temporal layers or VP9 SVC: packets are parsed for their layers, consumers filter them.
     layered: bool,
+    /// VP9 SVC: when each spatial layer last carried a packet. An encoder drops its upper layers when its bandwidth
+    /// or CPU is short (Chromium starts with the lowest alone); in k-SVC a consumer on a layer that is not sent gets
+    /// nothing between keyframes, so it aims at the highest layer that flows (as at `LAYER_QUIET` for simulcast).
+    svc_last_packet: Vec<Option<Instant>>,
     /// The recorder's virtual subscriber, while this producer is recorded (`record.rs`).
     tap: Option<crate::record::Tap>,
 }
@@ -1144,6 +1148,7 @@ impl Core {
             rates: allocator::LayerRates::default(),
             temporal_rates: allocator::LayerRates::default(),
             layered,
+            svc_last_packet: Vec::new(),
             tap: None,
         });
         self.producer_ids.insert(id.clone(), pk);
@@ -2229,6 +2234,23 @@ impl Core {
             p.temporal_rates
                 .on_packet(usize::from(l.temporal), bytes, now);
         }
+        // The highest SVC spatial layer that flows (the layers up to it, for consumers aiming higher).
+        let svc_flowing = match inner {
+            Some(l) if p.mapping.spatial_layers > 1 => {
+                let sid = usize::from(l.spatial).min(usize::from(p.mapping.spatial_layers) - 1);
+                if p.svc_last_packet.len() <= sid {
+                    p.svc_last_packet.resize(sid + 1, None);
+                }
+                p.svc_last_packet[sid] = Some(now);
+                p.svc_last_packet
+                    .iter()
+                    .rposition(|t| {
+                        t.is_some_and(|t| now.saturating_duration_since(t) <= LAYER_QUIET)
+                    })
+                    .and_then(|s| u8::try_from(s).ok())
+            }
+            _ => None,
+        };
         if p.paused {
             return;
         }
@@ -2254,6 +2276,7 @@ impl Core {
         let fwd = Incoming {
             layer,
             inner,
+            svc_flowing,
             keyframe,
             video,
             wallclock: self.wallclock(&pkt, if video { 90_000 } else { 48_000 }),
@@ -2296,7 +2319,8 @@ impl Core {
         let (goal, temporal_goal) = (c.goal(), c.temporal_goal());
         if let Some(f) = c.filter.as_mut() {
             if f.svc {
-                f.target_spatial = u8::try_from(goal).unwrap_or(u8::MAX);
+                let goal = u8::try_from(goal).unwrap_or(u8::MAX);
+                f.target_spatial = inc.svc_flowing.map_or(goal, |top| goal.min(top));
             }
             f.target_temporal = temporal_goal;
         }
@@ -2603,6 +2627,8 @@ struct Incoming<'a> {
     layer: usize,
     /// Layers inside the stream (VP8 temporal, VP9 SVC), when the producer has them and the payload says.
     inner: Option<layers::PacketLayers>,
+    /// VP9 SVC: the highest spatial layer with a packet in the last `LAYER_QUIET`.
+    svc_flowing: Option<u8>,
     keyframe: bool,
     video: bool,
     wallclock: Instant,

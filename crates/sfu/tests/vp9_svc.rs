@@ -179,3 +179,59 @@ fn vp9_svc_spatial_and_temporal_layers_follow_the_consumer() {
     assert_markers(&got);
     assert_eq!(reported(&mut w, &vc.id).last(), Some(&(2, 2)));
 }
+
+/// Chromium's VP9 SVC encoder sends only its lowest layer until its bandwidth estimate grows, and drops upper layers
+/// under pressure. A k-SVC consumer on a layer that is not sent would get nothing between keyframes: it falls to
+/// the highest layer that flows (on a keyframe it asks for), and climbs back when the top layer returns.
+#[test]
+fn a_vp9_spatial_layer_that_goes_quiet_is_left() {
+    let mut w = World::new();
+    let p = w.add_publisher_vp9(ROUTER);
+    let s = w.add_subscriber(ROUTER);
+    w.pubs[p].edit_rtp_parameters = Some(Box::new(|rtp| {
+        rtp["encodings"][0]["scalabilityMode"] = serde_json::json!("L3T3_KEY");
+    }));
+    let v = w.produce(p, sfu::Kind::Video, false);
+    w.pubs[p].tracks[0].vp9_svc = true;
+    assert!(w.run_until(Duration::from_secs(3), |w| w.pubs[p].ep.connected));
+    let vc = w.consume_with(s, &v, true);
+    assert!(w.run_until(Duration::from_secs(3), |w| w.subs[s].ep.connected));
+    w.resume(&vc.id);
+    w.run(Duration::from_secs(1));
+    let n = w.subs[s].rtp_of(&vc).len();
+    assert_eq!(w.subs[s].rtp_of(&vc).last().map(|p| sid(p)), Some(2));
+
+    w.pubs[p].tracks[0].svc_layers_sent = 2;
+    w.run(Duration::from_secs(2));
+    let got = w.subs[s].rtp_of(&vc);
+    let after = &got[n..];
+    let fell = after
+        .iter()
+        .position(|p| sid(p) == 1)
+        .expect("never fell to spatial layer 1");
+    assert!(
+        keyframe_start(after[fell - 1]) || sid(after[fell - 1]) == 0,
+        "on a keyframe picture"
+    );
+    let freeze = after[fell]
+        .timestamp
+        .saturating_duration_since(got[n - 1].timestamp);
+    assert!(
+        freeze <= sfu::core::LAYER_QUIET + Duration::from_millis(200),
+        "froze {freeze:?} before falling back"
+    );
+    assert!(after[fell..].len() > 40, "video flows on layer 1");
+    assert!(after[fell..].iter().all(|p| sid(p) <= 1));
+    assert_continuous(&got, "falling back");
+    assert_markers(&got);
+
+    w.pubs[p].tracks[0].svc_layers_sent = 3;
+    let n = got.len();
+    w.run(Duration::from_secs(2));
+    let got = w.subs[s].rtp_of(&vc);
+    assert_eq!(got.last().map(|p| sid(p)), Some(2), "back on the top layer");
+    assert!(got[n..].iter().any(|p| keyframe_start(p)));
+    assert_continuous(&got, "back up");
+    assert_markers(&got);
+    assert!(!got.is_empty());
+}

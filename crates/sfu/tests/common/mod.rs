@@ -208,6 +208,8 @@ pub struct Track {
     /// marker on the picture's last packet; TID as `vp8_temporal`. Payload layout: 5 descriptor bytes, SID, TID,
     /// packet index, frame number (4 bytes).
     pub vp9_svc: bool,
+    /// VP9 SVC spatial layers being sent (an encoder short of bandwidth or CPU sends fewer): 3 by default.
+    pub svc_layers_sent: u8,
     /// Position in the temporal pattern since the last keyframe, and each layer's TL0PICIDX.
     temporal_phase: u32,
     tl0: Vec<u8>,
@@ -330,6 +332,7 @@ impl Publisher {
             vp8_descriptor: false,
             vp8_temporal: false,
             vp9_svc: false,
+            svc_layers_sent: 3,
             temporal_phase: 0,
             tl0: (0..layers).map(|l| vp8_ids(l, 0).1).collect(),
             frames: 0,
@@ -421,7 +424,8 @@ impl Publisher {
             }
             if t.vp9_svc {
                 let pid = ((1000 + t.frame) % 0x8000) as u16;
-                for sid in 0..3u8 {
+                let top = t.svc_layers_sent.clamp(1, 3) - 1;
+                for sid in 0..=top {
                     let n = usize::from(sid) + if keyframe { 3 } else { 1 };
                     for k in 0..n {
                         let seq = t.seq[0];
@@ -450,7 +454,7 @@ impl Publisher {
                         if let Some(tx) = self.ep.rtc.direct_api().stream_tx_by_mid(t.mid, None) {
                             tx.write_rtp(
                                 RtpWrite::new(t.pt, SeqNo::from(seq), ts, now, payload)
-                                    .marker(sid == 2 && k + 1 == n)
+                                    .marker(sid == top && k + 1 == n)
                                     .nackable(true),
                             );
                         }
