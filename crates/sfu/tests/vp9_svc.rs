@@ -40,6 +40,19 @@ fn assert_markers(pkts: &[&str0m::rtp::RtpPacket]) {
     }
 }
 
+/// A VP9 publisher producing `L3T3_KEY` (a `vp9_svc` track) and a subscriber, not yet connected.
+fn vp9_world() -> (World, usize, usize, String) {
+    let mut w = World::new();
+    let p = w.add_publisher_vp9(ROUTER);
+    let s = w.add_subscriber(ROUTER);
+    w.pubs[p].edit_rtp_parameters = Some(Box::new(|rtp| {
+        rtp["encodings"][0]["scalabilityMode"] = serde_json::json!("L3T3_KEY");
+    }));
+    let v = w.produce(p, sfu::Kind::Video, false);
+    w.pubs[p].tracks[0].vp9_svc = true;
+    (w, p, s, v)
+}
+
 fn reported(w: &mut World, consumer: &str) -> Vec<(usize, usize)> {
     std::iter::from_fn(|| w.core.poll_event())
         .filter_map(|e| match e {
@@ -56,14 +69,7 @@ fn reported(w: &mut World, consumer: &str) -> Vec<(usize, usize)> {
 
 #[test]
 fn vp9_svc_spatial_and_temporal_layers_follow_the_consumer() {
-    let mut w = World::new();
-    let p = w.add_publisher_vp9(ROUTER);
-    let s = w.add_subscriber(ROUTER);
-    w.pubs[p].edit_rtp_parameters = Some(Box::new(|rtp| {
-        rtp["encodings"][0]["scalabilityMode"] = serde_json::json!("L3T3_KEY");
-    }));
-    let v = w.produce(p, sfu::Kind::Video, false);
-    w.pubs[p].tracks[0].vp9_svc = true;
+    let (mut w, p, s, v) = vp9_world();
     assert_eq!(
         w.pubs[p].tracks[0].rtp_parameters.codecs[0].mime_type,
         "video/VP9"
@@ -185,14 +191,7 @@ fn vp9_svc_spatial_and_temporal_layers_follow_the_consumer() {
 /// the highest layer that flows (on a keyframe it asks for), and climbs back when the top layer returns.
 #[test]
 fn a_vp9_spatial_layer_that_goes_quiet_is_left() {
-    let mut w = World::new();
-    let p = w.add_publisher_vp9(ROUTER);
-    let s = w.add_subscriber(ROUTER);
-    w.pubs[p].edit_rtp_parameters = Some(Box::new(|rtp| {
-        rtp["encodings"][0]["scalabilityMode"] = serde_json::json!("L3T3_KEY");
-    }));
-    let v = w.produce(p, sfu::Kind::Video, false);
-    w.pubs[p].tracks[0].vp9_svc = true;
+    let (mut w, p, s, v) = vp9_world();
     assert!(w.run_until(Duration::from_secs(3), |w| w.pubs[p].ep.connected));
     let vc = w.consume_with(s, &v, true);
     assert!(w.run_until(Duration::from_secs(3), |w| w.subs[s].ep.connected));
