@@ -178,17 +178,22 @@ pub struct LayerFilter {
     pub ksvc: bool,
     pub target_spatial: u8,
     pub target_temporal: u8,
+    /// The producer's highest temporal layer: at it nothing is dropped for its temporal id (a publisher sending an
+    /// id above what it announced is forwarded as before layers were filtered).
+    top_temporal: u8,
     current_spatial: Option<u8>,
     current_temporal: Option<u8>,
 }
 
 impl LayerFilter {
-    pub fn new(svc: bool, ksvc: bool, target_spatial: u8, target_temporal: u8) -> Self {
+    /// The targets start at the top: `top_spatial`, `top_temporal`.
+    pub fn new(svc: bool, ksvc: bool, top_spatial: u8, top_temporal: u8) -> Self {
         Self {
             svc,
             ksvc,
-            target_spatial,
-            target_temporal,
+            target_spatial: top_spatial,
+            target_temporal: top_temporal,
+            top_temporal,
             current_spatial: None,
             current_temporal: None,
         }
@@ -258,7 +263,7 @@ impl LayerFilter {
         if self.svc && (l.spatial > spatial || (self.ksvc && l.inter && l.spatial != spatial)) {
             return Verdict::Drop;
         }
-        if l.temporal > temporal {
+        if l.temporal > temporal && temporal < self.top_temporal {
             return Verdict::Drop;
         }
         let end_of_target = self.svc && l.spatial == spatial && l.frame_end;
@@ -413,7 +418,8 @@ mod tests {
     /// picture or a switching point.
     #[test]
     fn temporal_layers_are_dropped_and_climbed_at_safe_points() {
-        let mut f = LayerFilter::new(false, false, 0, 0);
+        let mut f = LayerFilter::new(false, false, 0, 2);
+        f.target_temporal = 0;
         f.start();
         let pattern = [0u8, 2, 1, 2, 0, 2, 1, 2];
         let pass: Vec<bool> = pattern
@@ -463,11 +469,31 @@ mod tests {
         assert_eq!(f.current_temporal(), Some(0));
     }
 
+    /// At the top temporal layer nothing is dropped for its temporal id, even one above what the producer announced
+    /// (the fuzz target's invariant: with no layer lowered, every packet goes out with the same offsets).
+    #[test]
+    fn nothing_is_dropped_at_the_top_temporal_layer() {
+        let mut f = LayerFilter::new(false, false, 0, 2);
+        f.start();
+        for t in [0u8, 3, 2, 7] {
+            assert!(matches!(
+                f.on_packet(&l(0, t, true, false, true, false), false),
+                Verdict::Forward { marker: false }
+            ));
+        }
+        f.target_temporal = 1;
+        assert_eq!(
+            f.on_packet(&l(0, 3, true, false, true, false), false),
+            Verdict::Drop
+        );
+    }
+
     /// k-SVC L3T3_KEY: at spatial 0 only SID 0 goes out and its end of frame carries the marker; climbing waits for
     /// a keyframe; on top, delta pictures carry only SID 2.
     #[test]
     fn vp9_spatial_layers_follow_the_target() {
-        let mut f = LayerFilter::new(true, true, 0, 2);
+        let mut f = LayerFilter::new(true, true, 2, 2);
+        f.target_spatial = 0;
         f.start();
         let picture = |key: bool| {
             (0..3u8)
