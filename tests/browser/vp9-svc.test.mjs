@@ -60,6 +60,8 @@ scenario('VP9 SVC: the subscriber that asks low decodes a lower resolution than 
   const cw = videoFrom(cs.at(-1).stats, alice);
   const bw = videoFrom(bs.at(-1).stats, alice);
   t.diagnostic(`end: carol ${cw.frameWidth}x${cw.frameHeight} ${cw.framesPerSecond} fps freezes ${cw.freezeCount}; bob ${bw.frameWidth}x${bw.frameHeight} ${bw.framesPerSecond} fps freezes ${bw.freezeCount}`);
+  const bobChanges = (await bob.events('consumer:layers-changed')).map((e) => `${e.data.spatialLayer}/${e.data.temporalLayer}`);
+  t.diagnostic(`bob layers-changed: ${bobChanges.join(' ')}; publisher now ${JSON.stringify((await alice.sendStats()).video)}`);
   assert.ok(cw.frameWidth > 0 && cw.frameWidth < bw.frameWidth, `carol ${cw.frameWidth} < bob ${bw.frameWidth}`);
   assert.ok(cw.frameWidth <= 400, `carol still at the low layer: ${cw.frameWidth}`);
 
