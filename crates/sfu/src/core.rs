@@ -1457,7 +1457,15 @@ impl Core {
         c.target_layer = layer.min(layers.saturating_sub(1));
         let (producer, target) = (c.producer, c.target_layer);
         self.update_needed_layers(producer);
-        self.request_keyframe(producer, target, now);
+        // An SVC consumer's filter asks for a keyframe itself, only when its switch needs one (up, or down in
+        // k-SVC): full SVC goes down at the next picture.
+        if self
+            .producers
+            .get(producer)
+            .is_some_and(|p| p.mapping.spatial_layers <= 1)
+        {
+            self.request_keyframe(producer, target, now);
+        }
         Ok(())
     }
 

@@ -42,11 +42,15 @@ fn assert_markers(pkts: &[&str0m::rtp::RtpPacket]) {
 
 /// A VP9 publisher producing `L3T3_KEY` (a `vp9_svc` track) and a subscriber, not yet connected.
 fn vp9_world() -> (World, usize, usize, String) {
+    vp9_world_with("L3T3_KEY")
+}
+
+fn vp9_world_with(mode: &'static str) -> (World, usize, usize, String) {
     let mut w = World::new();
     let p = w.add_publisher_vp9(ROUTER);
     let s = w.add_subscriber(ROUTER);
-    w.pubs[p].edit_rtp_parameters = Some(Box::new(|rtp| {
-        rtp["encodings"][0]["scalabilityMode"] = serde_json::json!("L3T3_KEY");
+    w.pubs[p].edit_rtp_parameters = Some(Box::new(move |rtp| {
+        rtp["encodings"][0]["scalabilityMode"] = serde_json::json!(mode);
     }));
     let v = w.produce(p, sfu::Kind::Video, false);
     w.pubs[p].tracks[0].vp9_svc = true;
@@ -233,4 +237,58 @@ fn a_vp9_spatial_layer_that_goes_quiet_is_left() {
     assert_continuous(&got, "back up");
     assert_markers(&got);
     assert!(!got.is_empty());
+}
+
+/// Full SVC (`L3T3`): every spatial layer up to the current one goes out in every picture, and going down needs no
+/// keyframe — the next picture already stops at the target layer, its frame carrying the marker.
+#[test]
+fn full_svc_forwards_every_layer_up_to_the_target_and_goes_down_at_once() {
+    let (mut w, p, s, v) = vp9_world_with("L3T3");
+    assert!(w.run_until(Duration::from_secs(3), |w| w.pubs[p].ep.connected));
+    let vc = w.consume_with(s, &v, true);
+    assert_eq!(vc.consumer_type, "svc");
+    assert_eq!(
+        vc.rtp_parameters.encodings[0].scalability_mode.as_deref(),
+        Some("L3T3")
+    );
+    assert!(w.run_until(Duration::from_secs(3), |w| w.subs[s].ep.connected));
+    w.resume(&vc.id);
+    w.run(Duration::from_secs(1));
+    let got = w.subs[s].rtp_of(&vc);
+    let last = frame(got.last().expect("packets"));
+    let sids: std::collections::BTreeSet<u8> = got
+        .iter()
+        .filter(|p| frame(p) + 1 == last)
+        .map(|p| sid(p))
+        .collect();
+    assert_eq!(
+        sids.into_iter().collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "a delta picture carries every layer"
+    );
+    assert_markers(&got);
+    let n = got.len();
+
+    let pli_before = w.pubs[p].ep.keyframe_requests.len();
+    w.core
+        .set_consumer_preferred_layer(&vc.id, 0, w.now)
+        .expect("spatial 0");
+    w.run(Duration::from_millis(200));
+    let got = w.subs[s].rtp_of(&vc);
+    let after = &got[n..];
+    // The pictures after the last upper-layer packet: SID 0 alone, from a delta picture on.
+    let low = &after[after.iter().rposition(|p| sid(p) != 0).map_or(0, |i| i + 1)..];
+    assert!(low.len() >= 4, "{} packets at spatial 0", low.len());
+    assert!(!keyframe_start(low[0]), "down without a keyframe");
+    assert!(
+        low.iter().all(|p| p.header.marker),
+        "each SID 0 frame ends its picture"
+    );
+    assert_eq!(
+        w.pubs[p].ep.keyframe_requests.len(),
+        pli_before,
+        "no keyframe asked"
+    );
+    assert_continuous(&got, "full SVC down");
+    assert_markers(&got);
 }
