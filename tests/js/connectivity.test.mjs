@@ -235,6 +235,11 @@ describe('TCP only, IPv4 + IPv6, TURN with time-limited credentials and forced r
     assert.equal(res.status, 404);
   });
 
+  ctx.test('the debug temporal-layer hook is off by default (404)', async () => {
+    const res = await ctx.api('POST', '/debug/media/temporal', { body: { meetingId: 'meeting_x', consumerId: 'co_x', temporalLayer: 0 } });
+    assert.equal(res.status, 404);
+  });
+
   ctx.test('the debug downlink cap hook is off by default (404)', async () => {
     const res = await ctx.api('POST', '/debug/media/cap', { body: { meetingId: 'meeting_x', transportId: 'tr_x', kbps: 500, ms: 1000 } });
     assert.equal(res.status, 404);
@@ -276,6 +281,16 @@ describe('the debug drop hook (MEET_MEDIA__DEBUG_HOOKS=true)', () => {
     assert.equal((await cap({ meetingId, transportId: 'tr_nope', kbps: 500, ms: 1000 })).status, 404);
     assert.equal((await cap({ meetingId, transportId: q.id, kbps: 0, ms: 1000 })).status, 400);
     assert.equal((await cap({ meetingId, transportId: q.id, ms: 1000 })).status, 400);
+  });
+
+  ctx.test('the temporal-layer hook answers 404 for an unknown consumer and refuses bad input', async () => {
+    const { meetingId, members: [a] } = await ctx.meeting({ participants: 0 });
+    await ok(a.socket, 'create-transport', { meetingId, direction: 'recv' });
+    const temporal = (body) => ctx.api('POST', '/debug/media/temporal', { body });
+    assert.equal((await temporal({ meetingId, consumerId: 'co_nope', temporalLayer: 0 })).status, 404);
+    assert.equal((await temporal({ meetingId, consumerId: 'co_nope', temporalLayer: 4 })).status, 400);
+    assert.equal((await temporal({ meetingId, consumerId: 'co_nope' })).status, 400);
+    assert.equal((await temporal({ meetingId: 'bad id!', consumerId: 'co_x', temporalLayer: 0 })).status, 400);
   });
 });
 

@@ -74,6 +74,7 @@ pub fn api_routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(dev_token))
         .routes(routes!(debug_media_drop))
         .routes(routes!(debug_media_cap))
+        .routes(routes!(debug_media_temporal))
         .routes(routes!(recordings::list))
         .routes(routes!(recordings::one))
         .routes(routes!(recordings::delete))
@@ -605,6 +606,54 @@ async fn debug_media_cap(
         .debug_cap_transport(&meeting, b.transport_id, b.kbps, b.ms)
         .await?;
     transport_found(found)
+}
+
+/// `POST /debug/media/temporal`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = MediaTemporal)]
+struct TemporalBody {
+    meeting_id: String,
+    consumer_id: String,
+    #[schema(minimum = 0, maximum = 3)]
+    temporal_layer: u8,
+}
+
+/// Test hook (only with `media.debug_hooks`, only from loopback): the highest temporal layer one consumer gets
+/// (VP8/VP9 temporal layers; what the bandwidth allocator does when even the lowest spatial layer does not fit).
+#[utoipa::path(post, path = "/debug/media/temporal", tag = "development",
+    extensions(("x-dev-only" = json!(true))),
+    request_body = TemporalBody,
+    responses(
+        (status = 200, description = "The consumer's temporal layer is capped.", body = RestOk),
+        (status = 400, description = "`VALIDATION_ERROR`.", body = RestError),
+        (status = 404, description = "`NOT_FOUND`: hooks off, not a loopback peer, or no such consumer.", body = RestError),
+    ))]
+async fn debug_media_temporal(
+    State(st): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<RestOk>> {
+    debug_hook_allowed(&st, peer, &headers)?;
+    let b: TemporalBody = parse_body(&body)?;
+    let meeting = parse_meeting_id(&b.meeting_id)?;
+    if b.consumer_id.is_empty() || b.consumer_id.len() > 128 || b.temporal_layer > 3 {
+        return Err(ApiError(WireError::validation(
+            "consumerId is malformed or temporalLayer is not 0..=3",
+        )));
+    }
+    let found = st
+        .service
+        .debug_temporal_layer(&meeting, b.consumer_id, b.temporal_layer)
+        .await?;
+    if !found {
+        return Err(ApiError(WireError::new(
+            ErrorCode::NotFound,
+            "consumer not found",
+        )));
+    }
+    Ok(Json(RestOk { ok: true }))
 }
 
 /// The media test hooks answer only with `media.debug_hooks` on, to a loopback peer, with no proxy headers; to

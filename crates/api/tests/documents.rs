@@ -118,6 +118,7 @@ fn every_route_is_documented() {
         ("get", "/metrics"),
         ("post", "/dev/token"),
         ("post", "/debug/media/drop"),
+        ("post", "/debug/media/temporal"),
         ("get", "/api/openapi.json"),
         ("get", "/api/asyncapi.json"),
         ("get", "/api/docs"),

@@ -735,6 +735,24 @@ impl MeetingService {
         Ok(true)
     }
 
+    /// Test hook (the REST edge allows it only with `media.debug_hooks`): the highest temporal layer the consumer
+    /// gets (`Core::set_consumer_preferred_temporal_layer`). False when the meeting's router has no such consumer.
+    pub async fn debug_temporal_layer(
+        &self,
+        meeting: &MeetingId,
+        consumer: String,
+        layer: u8,
+    ) -> Result<bool, WireError> {
+        let router = meeting.to_string();
+        self.media
+            .call(&router, move |core, _| {
+                core.set_consumer_preferred_temporal_layer(&consumer, layer)
+                    .is_ok()
+            })
+            .await
+            .map_err(media_gone)
+    }
+
     /// Closes a media object made for a participant who was gone by the time it existed (a leave, a replacing
     /// rejoin or the meeting's end raced the request): nobody else knows of it, so nobody is told.
     async fn discard(&self, meeting: &MeetingId, what: Discard) {

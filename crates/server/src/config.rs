@@ -157,7 +157,7 @@ pub struct Media {
     pub udp: bool,
     /// ICE over TCP: every media worker also listens on TCP (same port; `tcp passive` candidates).
     pub tcp: bool,
-    /// Test hooks (`POST /debug/media/drop`, `/debug/media/cap`, loopback only). Never on in production.
+    /// Test hooks (`POST /debug/media/drop`, `/debug/media/cap`, `/debug/media/temporal`, loopback only). Never on in production.
     pub debug_hooks: bool,
     /// Bandwidth estimation on recv transports (str0m's transport-wide-cc BWE) driving each consumer's simulcast
     /// layer. Off by default: not yet proven in a browser, and its probing pads consumers' streams.

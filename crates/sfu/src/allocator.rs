@@ -3,8 +3,11 @@
 //! of its producer, the client's `quality:change` cap, a priority), which spatial layer each may receive.
 //!
 //! Order: screen shares first, then spotlighted/large tiles, then the rest (ties by key, so the result is
-//! deterministic). Every unpaused consumer first gets its lowest layer (nothing lower can be sent without temporal
-//! layer dropping), then, in priority order, each climbs as high as the remaining budget and its cap allow.
+//! deterministic). Every unpaused consumer first gets its lowest layer, then, in priority order, each climbs as high
+//! as the remaining budget and its cap allow. A "layer" here is a rung of the consumer's [`ladder`]: the lowest
+//! spatial layer's temporal layers one by one (TL0, TL0+1, …, when the packets carry temporal ids), then each
+//! spatial layer above with all its temporal layers — so temporal layers are dropped only when even the lowest
+//! spatial layer does not fit.
 //!
 //! Hysteresis (mediasoup and LiveKit do the same): the plan at 100 % of the estimate lowers a consumer at once; a
 //! consumer climbs only to what the plan at 100 / [`UP_MARGIN`] % allows, and only after that plan has allowed it
@@ -185,6 +188,47 @@ impl<K: Copy + Eq + Hash + Ord> Allocator<K> {
             Some(((sum + next.saturating_sub(current(d))) as f64 * UP_MARGIN) as u64)
         })
     }
+}
+
+/// A consumer's rungs, lowest first: ((spatial, temporal), bps; 0 = not flowing now). `spatial_bps` per spatial
+/// layer (empty for a stream without spatial layers); `temporal_bps` per temporal layer of the lowest spatial layer
+/// (fewer than two entries: no temporal ids seen, the lowest spatial layer is one rung); `cumulative` when a spatial
+/// layer is sent with the ones below it (full SVC) rather than alone (simulcast, k-SVC between keyframes).
+pub fn ladder(
+    spatial_bps: &[u64],
+    temporal_bps: &[u64],
+    cumulative: bool,
+    top_temporal: u8,
+) -> Vec<((usize, u8), u64)> {
+    let mut out = Vec::new();
+    let top = usize::from(top_temporal);
+    if temporal_bps.len() > 1 {
+        let mut sum = 0;
+        for (t, &bps) in temporal_bps.iter().enumerate().take(top + 1) {
+            sum += bps;
+            out.push(((0, t as u8), if bps > 0 { sum } else { 0 }));
+        }
+        // A temporal layer announced but never seen (yet): the lowest spatial layer whole is the last rung.
+        if let Some(last) = out.last_mut() {
+            last.0 .1 = top_temporal;
+        }
+    } else {
+        let base = spatial_bps
+            .first()
+            .copied()
+            .unwrap_or_else(|| temporal_bps.iter().sum());
+        out.push(((0, top_temporal), base));
+    }
+    for s in 1..spatial_bps.len() {
+        let own = spatial_bps[s];
+        let cost = if cumulative {
+            spatial_bps[..=s].iter().sum()
+        } else {
+            own
+        };
+        out.push(((s, top_temporal), if own > 0 { cost } else { 0 }));
+    }
+    out
 }
 
 /// Each spatial layer's bitrate over windows of about a second (what a layer costs a subscriber).

@@ -70,11 +70,37 @@ pub fn browser_config() -> RtcConfig {
         None,
         h264,
     );
+    add_vp9(codecs);
+    cfg
+}
+
+/// Chrome's VP9 (profile 0) under its numbering, 98 + RTX 99.
+fn add_vp9(codecs: &mut str0m::format::CodecConfig) {
+    codecs.add_config(
+        Pt::from(98),
+        Some(Pt::from(99)),
+        Codec::Vp9,
+        Frequency::NINETY_KHZ,
+        None,
+        FormatParams {
+            profile_id: Some(0),
+            ..FormatParams::default()
+        },
+    );
+}
+
+/// A fake browser whose only video codec is VP9 (its producers send VP9, as Chromium does when the app picks it).
+pub fn browser_config_vp9() -> RtcConfig {
+    let mut cfg = RtcConfig::new()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .set_extension_map(chrome_extensions());
+    add_vp9(cfg.codec_config());
     cfg
 }
 
 /// What `device.rtpCapabilities` of this fake browser looks like: the router's capabilities (router numbering)
-/// reduced to the codecs the browser decodes (opus, VP8, H264 and their RTX).
+/// reduced to the codecs the browser decodes (opus, VP8, H264, VP9 and their RTX).
 pub fn device_caps() -> RtpCapabilities {
     let mut caps = ortc::router_capabilities();
     let media: Vec<u8> = caps
@@ -82,7 +108,7 @@ pub fn device_caps() -> RtpCapabilities {
         .iter()
         .filter(|c| {
             let m = c.mime_type.to_ascii_lowercase();
-            m == "audio/opus" || m == "video/vp8" || m == "video/h264"
+            m == "audio/opus" || m == "video/vp8" || m == "video/h264" || m == "video/vp9"
         })
         .filter_map(|c| c.preferred_payload_type)
         .collect();

@@ -7,6 +7,7 @@
 
 use crate::allocator;
 use crate::fingerprint;
+use crate::layers;
 use crate::ortc::{self, Kind, ProducerMapping, RtpCapabilities, RtpParameters};
 use crate::quality;
 use crate::sdp::{self, Section, PLACEHOLDER_ICE_PWD};
@@ -91,8 +92,9 @@ pub enum CoreEvent {
         producer: String,
         spatial_layers: usize,
     },
-    /// A simulcast consumer now receives another spatial layer (mediasoup's `layerschange`); `temporal_layer` is the
-    /// highest temporal layer of that encoding (all of them are forwarded).
+    /// A simulcast or SVC consumer now receives another spatial or temporal layer (mediasoup's `layerschange`):
+    /// the highest of each it forwards (`temporal_layer` is the encoding's highest while every temporal layer goes
+    /// out, or the payload carries no temporal layer ids).
     ConsumerLayersChanged {
         router: String,
         consumer: String,
@@ -255,10 +257,28 @@ struct Producer {
     last_packet: Vec<Option<Instant>>,
     /// Spatial layers its consumers need, as last reported (all of them until a change is reported).
     needed_layers: usize,
-    /// Each layer's bitrate (what the allocator shares an estimate with).
+    /// Each spatial layer's bitrate (simulcast encodings, or SVC spatial layers): what the allocator shares an
+    /// estimate with.
     rates: allocator::LayerRates,
+    /// The lowest spatial layer's bitrate per temporal layer (when its packets carry temporal layer ids).
+    temporal_rates: allocator::LayerRates,
+    /// VP8/VP9 with temporal layers or VP9 SVC: packets are parsed for their layers, consumers filter them.
+    layered: bool,
+    /// VP9 SVC: when each spatial layer last carried a packet. An encoder drops its upper layers when its bandwidth
+    /// or CPU is short (Chromium starts with the lowest alone); in k-SVC a consumer on a layer that is not sent gets
+    /// nothing between keyframes, so it aims at the highest layer that flows (as at `LAYER_QUIET` for simulcast).
+    svc_last_packet: Vec<Option<Instant>>,
     /// The recorder's virtual subscriber, while this producer is recorded (`record.rs`).
     tap: Option<crate::record::Tap>,
+}
+
+impl Producer {
+    /// Spatial layers a consumer can choose from: simulcast encodings or SVC layers.
+    fn spatial_layers(&self) -> usize {
+        self.layer_ssrcs
+            .len()
+            .max(usize::from(self.mapping.spatial_layers))
+    }
 }
 
 struct Consumer {
@@ -283,12 +303,23 @@ struct Consumer {
     last_out_ts: u32,
     sent_any: bool,
     packets: u64,
-    /// VP8 simulcast: keeps picture id and tl0picidx continuous across layer switches.
+    /// VP8 simulcast or temporal layers: keeps picture id and tl0picidx continuous across layer switches and
+    /// dropped pictures.
     vp8: Option<vp8::Rewriter>,
-    /// The spatial layer last reported (`CoreEvent::ConsumerLayersChanged`).
-    reported_layer: Option<usize>,
+    /// Temporal layers (VP8, VP9) and SVC spatial layers (VP9) inside the stream (`layers.rs`).
+    filter: Option<layers::LayerFilter>,
+    /// Sequence numbers stay continuous over what the filter drops.
+    gaps: layers::SeqGaps,
+    /// The producer's highest temporal layer.
+    top_temporal: u8,
+    /// Highest temporal layer wanted (`set_consumer_preferred_temporal_layer`; the highest by default).
+    preferred_temporal: u8,
+    /// The (spatial, temporal) layers last reported (`CoreEvent::ConsumerLayersChanged`).
+    reported: Option<(usize, usize)>,
     /// Highest layer the transport's bandwidth estimate allows (`allocator.rs`); None = no estimate, no limit.
     allowed_layer: Option<usize>,
+    /// Highest temporal layer the estimate allows (below the top only on the lowest spatial layer).
+    allowed_temporal: Option<u8>,
 }
 
 impl Consumer {
@@ -296,6 +327,12 @@ impl Consumer {
     fn goal(&self) -> usize {
         self.allowed_layer
             .map_or(self.target_layer, |a| a.min(self.target_layer))
+    }
+
+    /// The temporal layer forwarding aims at: the preference, within what the estimate allows.
+    fn temporal_goal(&self) -> u8 {
+        let wanted = self.preferred_temporal.min(self.top_temporal);
+        self.allowed_temporal.map_or(wanted, |t| t.min(wanted))
     }
 }
 
@@ -1100,6 +1137,9 @@ impl Core {
         t.offer_dirty = true;
         let router = t.router.clone();
         let codec = str0m_codec(mapping.router_codec.mime_type).unwrap_or(Codec::Vp8);
+        let layered = matches!(codec, Codec::Vp8 | Codec::Vp9)
+            && mapping.kind == Kind::Video
+            && (mapping.temporal_layers > 1 || mapping.spatial_layers > 1);
         let pk = self.producers.insert(Producer {
             id: id.clone(),
             router,
@@ -1114,6 +1154,9 @@ impl Core {
             last_packet: vec![None; layers],
             needed_layers: layers,
             rates: allocator::LayerRates::default(),
+            temporal_rates: allocator::LayerRates::default(),
+            layered,
+            svc_last_packet: Vec::new(),
             tap: None,
         });
         self.producer_ids.insert(id.clone(), pk);
@@ -1290,6 +1333,17 @@ impl Core {
         let id = format!("co_{}", random_token(16));
         let layers = p.mapping.encodings.len();
         let producer_paused = p.paused;
+        let top_temporal = p.mapping.temporal_layers.saturating_sub(1);
+        let filter = p.layered.then(|| {
+            layers::LayerFilter::new(
+                p.mapping.spatial_layers > 1,
+                p.mapping.ksvc,
+                p.mapping.spatial_layers.saturating_sub(1),
+                top_temporal,
+            )
+        });
+        let spatial_layers = p.spatial_layers();
+        let vp8 = p.codec == Codec::Vp8 && (layers > 1 || p.layered);
         let ck = self.consumers.insert(Consumer {
             id: id.clone(),
             transport: tk,
@@ -1298,10 +1352,15 @@ impl Core {
             ssrc,
             payload_type: p.mapping.router_codec.payload_type,
             paused: true,
-            target_layer: layers.saturating_sub(1),
-            vp8: (layers > 1 && p.codec == Codec::Vp8).then(vp8::Rewriter::default),
-            reported_layer: None,
+            target_layer: spatial_layers.saturating_sub(1),
+            vp8: vp8.then(vp8::Rewriter::default),
+            filter,
+            gaps: layers::SeqGaps::default(),
+            top_temporal,
+            preferred_temporal: top_temporal,
+            reported: None,
             allowed_layer: None,
+            allowed_temporal: None,
             current_layer: None,
             seq_delta: 0,
             ts_delta: 0,
@@ -1402,11 +1461,38 @@ impl Core {
         let layers = self
             .producers
             .get(c.producer)
-            .map_or(1, |p| p.layer_ssrcs.len());
+            .map_or(1, Producer::spatial_layers);
         c.target_layer = layer.min(layers.saturating_sub(1));
         let (producer, target) = (c.producer, c.target_layer);
         self.update_needed_layers(producer);
-        self.request_keyframe(producer, target, now);
+        // An SVC consumer's filter asks for a keyframe itself, only when its switch needs one (up, or down in
+        // k-SVC): full SVC goes down at the next picture.
+        if self
+            .producers
+            .get(producer)
+            .is_some_and(|p| p.mapping.spatial_layers <= 1)
+        {
+            self.request_keyframe(producer, target, now);
+        }
+        Ok(())
+    }
+
+    /// The highest temporal layer this consumer should receive (mediasoup's `preferredLayers.temporalLayer`),
+    /// clamped to the producer's; only streams whose payloads carry temporal layer ids (VP8, VP9) are filtered.
+    /// Climbing back happens at the next TL0 picture or switching point.
+    pub fn set_consumer_preferred_temporal_layer(
+        &mut self,
+        id: &str,
+        layer: u8,
+    ) -> Result<(), SfuError> {
+        let ck = self
+            .consumer_key(id)
+            .ok_or(SfuError::NotFound("consumer"))?;
+        let c = self
+            .consumers
+            .get_mut(ck)
+            .ok_or(SfuError::NotFound("consumer"))?;
+        c.preferred_temporal = layer.min(c.top_temporal);
         Ok(())
     }
 
@@ -1698,6 +1784,7 @@ impl Core {
         self.next_allocation = Some(now + ALLOCATION_INTERVAL);
         for p in self.producers.values_mut() {
             p.rates.roll(now);
+            p.temporal_rates.roll(now);
         }
         let estimated: Vec<TransportKey> = self
             .transports
@@ -1712,17 +1799,34 @@ impl Core {
             let Some(estimate) = t.estimate else {
                 continue;
             };
+            // Each consumer's ladder of (spatial, temporal) rungs (`allocator::ladder`); the allocator picks a rung.
+            let mut ladders: Vec<Vec<(usize, u8)>> = Vec::new();
             let demands: Vec<allocator::Demand<ConsumerKey>> = t
                 .consumers
                 .iter()
                 .filter_map(|&ck| {
                     let c = self.consumers.get(ck)?;
                     let p = self.producers.get(c.producer)?;
-                    (p.layer_ssrcs.len() > 1).then(|| allocator::Demand {
+                    let rungs = allocator::ladder(
+                        p.rates.bps(),
+                        p.temporal_rates.bps(),
+                        p.mapping.spatial_layers > 1 && !p.mapping.ksvc,
+                        c.top_temporal,
+                    );
+                    if rungs.len() < 2 {
+                        return None;
+                    }
+                    let cap = rungs
+                        .iter()
+                        .rposition(|((s, _), _)| *s <= c.target_layer)
+                        .unwrap_or(0);
+                    let (layers, layer_bps) = rungs.into_iter().unzip();
+                    ladders.push(layers);
+                    Some(allocator::Demand {
                         key: ck,
                         priority: allocator::Priority::Normal,
-                        cap: c.target_layer,
-                        layer_bps: p.rates.bps().to_vec(),
+                        cap,
+                        layer_bps,
                         paused: c.paused,
                     })
                 })
@@ -1730,7 +1834,17 @@ impl Core {
             let Some(t) = self.transports.get_mut(tk) else {
                 continue;
             };
-            let changes = t.allocation.allocate(now, estimate, &demands);
+            t.allocation.allocate(now, estimate, &demands);
+            // Every consumer's rung is mapped again, not only the changed ones: a ladder changes shape when its
+            // producer's temporal ids start or stop flowing.
+            let allowed: Vec<(ConsumerKey, Option<(usize, u8)>)> = demands
+                .iter()
+                .zip(&ladders)
+                .map(|(d, l)| {
+                    let rung = t.allocation.allowed(d.key);
+                    (d.key, rung.and_then(|r| l.get(r).copied()))
+                })
+                .collect();
             // Probing asks only for the next layer someone is missing; nothing when every consumer is at its cap
             // or paused (a paused consumer must not be padded).
             // str0m probes when the desired rate goes up; a link that recovers later (a cap lifted) is probed again
@@ -1754,9 +1868,10 @@ impl Core {
                     t.next_probe = Some(now + PROBE_INTERVAL);
                 }
             }
-            for (ck, layer) in changes {
+            for (ck, layers) in allowed {
                 if let Some(c) = self.consumers.get_mut(ck) {
-                    c.allowed_layer = layer;
+                    c.allowed_layer = layers.map(|(s, _)| s);
+                    c.allowed_temporal = layers.map(|(_, t)| t);
                 }
             }
         }
@@ -1789,6 +1904,7 @@ impl Core {
             for &ck in &t.consumers {
                 if let Some(c) = self.consumers.get_mut(ck) {
                     c.allowed_layer = None;
+                    c.allowed_temporal = None;
                 }
             }
         }
@@ -2111,9 +2227,46 @@ impl Core {
         if let Some(slot) = p.last_packet.get_mut(layer) {
             *slot = Some(now);
         }
-        if p.layer_ssrcs.len() > 1 {
-            p.rates.on_packet(layer, pkt.payload.len() + 12, now);
+        // The layers inside the stream, parsed once for every consumer.
+        let inner = if p.layered {
+            match p.codec {
+                Codec::Vp8 => layers::vp8(&pkt.payload),
+                _ => layers::Vp9Descriptor::parse(&pkt.payload)
+                    .filter(|d| d.has_layers)
+                    .map(|d| d.layers()),
+            }
+        } else {
+            None
+        };
+        let bytes = pkt.payload.len() + 12;
+        let spatial = match inner {
+            Some(l) if p.mapping.spatial_layers > 1 => usize::from(l.spatial),
+            _ => layer,
+        };
+        if p.spatial_layers() > 1 {
+            p.rates.on_packet(spatial, bytes, now);
         }
+        if let (Some(l), 0) = (inner, spatial) {
+            p.temporal_rates
+                .on_packet(usize::from(l.temporal), bytes, now);
+        }
+        // The highest SVC spatial layer that flows (the layers up to it, for consumers aiming higher).
+        let svc_flowing = match inner {
+            Some(l) if p.mapping.spatial_layers > 1 => {
+                let sid = usize::from(l.spatial).min(usize::from(p.mapping.spatial_layers) - 1);
+                if p.svc_last_packet.len() <= sid {
+                    p.svc_last_packet.resize(sid + 1, None);
+                }
+                p.svc_last_packet[sid] = Some(now);
+                p.svc_last_packet
+                    .iter()
+                    .rposition(|t| {
+                        t.is_some_and(|t| now.saturating_duration_since(t) <= LAYER_QUIET)
+                    })
+                    .and_then(|s| u8::try_from(s).ok())
+            }
+            _ => None,
+        };
         if p.paused {
             return;
         }
@@ -2130,10 +2283,16 @@ impl Core {
             return;
         }
         let video = p.mapping.kind == Kind::Video;
-        let keyframe = video && is_keyframe(p.codec, &pkt.payload);
+        // In VP9 SVC every packet of a keyframe picture has P=0: the stream starts at the picture's first packet.
+        let keyframe = match inner {
+            Some(l) if p.mapping.spatial_layers > 1 => l.keyframe_start(),
+            _ => video && is_keyframe(p.codec, &pkt.payload),
+        };
         // The same for every consumer: computed once per packet.
         let fwd = Incoming {
             layer,
+            inner,
+            svc_flowing,
             keyframe,
             video,
             wallclock: self.wallclock(&pkt, if video { 90_000 } else { 48_000 }),
@@ -2173,6 +2332,14 @@ impl Core {
         }
         let (layer, keyframe, video, pkt) = (inc.layer, inc.keyframe, inc.video, inc.pkt);
         let in_seq = *pkt.seq_no;
+        let (goal, temporal_goal) = (c.goal(), c.temporal_goal());
+        if let Some(f) = c.filter.as_mut() {
+            if f.svc {
+                let goal = u8::try_from(goal).unwrap_or(u8::MAX);
+                f.target_spatial = inc.svc_flowing.map_or(goal, |top| goal.min(top));
+            }
+            f.target_temporal = temporal_goal;
+        }
         let switch = match c.current_layer {
             None => {
                 if video && !(keyframe && layer <= c.goal()) {
@@ -2217,32 +2384,77 @@ impl Core {
                 c.ts_delta = 0;
             }
             c.floor_seq = in_seq;
+            c.gaps.reset(in_seq.saturating_sub(1));
             if let Some(r) = c.vp8.as_mut() {
                 r.switch(&pkt.payload);
+            }
+            if let Some(f) = c.filter.as_mut() {
+                f.start();
             }
             if video {
                 tracing::debug!(consumer = %c.id, from = ?c.current_layer, to = layer, target = c.target_layer, "layer switch");
             }
             c.current_layer = Some(layer);
-            // A simulcast consumer's client learns the layer it now receives (mediasoup's `layerschange`).
-            if c.vp8.is_some() && c.reported_layer != Some(layer) {
-                c.reported_layer = Some(layer);
-                if let (Some(t), Some(p)) =
-                    (self.transports.get(c.transport), self.producers.get(pk))
-                {
-                    self.events.push_back(CoreEvent::ConsumerLayersChanged {
-                        router: t.router.clone(),
-                        consumer: c.id.clone(),
-                        spatial_layer: layer,
-                        temporal_layer: usize::from(p.mapping.temporal_layers.saturating_sub(1)),
-                    });
-                }
-            }
         }
         if in_seq < c.floor_seq {
             return;
         }
-        let out_seq = in_seq as i64 - c.seq_delta;
+        let mut marker = pkt.header.marker;
+        let mut dropped = false;
+        if let (Some(f), Some(l)) = (c.filter.as_mut(), inc.inner.as_ref()) {
+            match f.on_packet(l, marker) {
+                layers::Verdict::Forward { marker: m } => marker = m,
+                layers::Verdict::Drop => {
+                    let grew = c.gaps.drop_packet(in_seq);
+                    c.seq_delta += grew;
+                    if grew > 0 && l.frame_start {
+                        if let Some(r) = c.vp8.as_mut() {
+                            r.drop_picture(&pkt.payload);
+                        }
+                    }
+                    dropped = true;
+                }
+            }
+        }
+        // The client learns the layers it now receives (mediasoup's `layerschange`): simulcast and layered streams.
+        let spatial_count = self.producers.get(pk).map_or(1, Producer::spatial_layers);
+        if spatial_count > 1 || c.filter.is_some() {
+            let now_layers = match c.filter {
+                Some(f) => (
+                    if f.svc {
+                        f.current_spatial().map_or(0, usize::from)
+                    } else {
+                        layer
+                    },
+                    usize::from(f.current_temporal().unwrap_or(c.top_temporal)),
+                ),
+                None => (layer, usize::from(c.top_temporal)),
+            };
+            if c.reported != Some(now_layers) {
+                c.reported = Some(now_layers);
+                if let Some(t) = self.transports.get(c.transport) {
+                    self.events.push_back(CoreEvent::ConsumerLayersChanged {
+                        router: t.router.clone(),
+                        consumer: c.id.clone(),
+                        spatial_layer: now_layers.0,
+                        temporal_layer: now_layers.1,
+                    });
+                }
+            }
+        }
+        if c.filter.is_some_and(|f| f.wants_keyframe()) {
+            self.request_keyframe(pk, 0, now);
+        }
+        if dropped {
+            return;
+        }
+        let Some(c) = self.consumers.get_mut(ck) else {
+            return;
+        };
+        let Some(late_drops) = c.gaps.forward(in_seq) else {
+            return;
+        };
+        let out_seq = in_seq as i64 - c.seq_delta + late_drops;
         if out_seq <= 0 {
             return;
         }
@@ -2280,7 +2492,7 @@ impl Core {
                 inc.wallclock,
                 payload,
             )
-            .marker(pkt.header.marker)
+            .marker(marker)
             .nackable(video)
             .ext_vals(inc.ext.clone()),
         );
@@ -2429,6 +2641,10 @@ impl Core {
 /// What every consumer of one incoming packet shares.
 struct Incoming<'a> {
     layer: usize,
+    /// Layers inside the stream (VP8 temporal, VP9 SVC), when the producer has them and the payload says.
+    inner: Option<layers::PacketLayers>,
+    /// VP9 SVC: the highest spatial layer with a packet in the last `LAYER_QUIET`.
+    svc_flowing: Option<u8>,
     keyframe: bool,
     video: bool,
     wallclock: Instant,

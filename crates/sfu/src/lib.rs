@@ -6,6 +6,7 @@ pub mod allocator;
 pub mod client_sdp;
 pub mod core;
 pub mod fingerprint;
+pub mod layers;
 pub mod ortc;
 pub mod quality;
 pub mod record;

@@ -1,4 +1,5 @@
-//! The VP8 payload descriptor (RFC 7741 §4.2) fields a simulcast consumer rewrites: PictureID and TL0PICIDX.
+//! The VP8 payload descriptor (RFC 7741 §4.2) fields a simulcast or temporal-layer consumer rewrites: PictureID and
+//! TL0PICIDX.
 //!
 //! Every simulcast layer is its own VP8 stream with its own picture-id and tl0picidx sequences. A consumer that
 //! switches layers must keep both continuous (mediasoup's SimulcastConsumer does the same), or the receiver's frame
@@ -112,6 +113,18 @@ impl Rewriter {
         if let Some(tl0) = d.tl0_pic_idx(payload) {
             let want = self.last_tl0.map_or(tl0, |l| l.wrapping_add(1));
             self.tl0_delta = want.wrapping_sub(tl0);
+        }
+    }
+
+    /// A picture dropped on purpose (a temporal layer above the consumer's target), called once per picture, on its
+    /// first packet, when it is the newest: the pictures after it take its id, so the receiver sees no gap (a gap
+    /// makes Chromium hold later frames of the upper layers while it waits for the missing one).
+    pub fn drop_picture(&mut self, payload: &[u8]) {
+        if let Some(d) = Descriptor::parse(payload) {
+            if d.picture_id.is_some() {
+                let m = d.picture_id_modulus();
+                self.pid_delta = (self.pid_delta % m + m - 1) % m;
+            }
         }
     }
 
@@ -271,6 +284,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn dropped_pictures_leave_no_gap() {
+        let mut r = Rewriter::default();
+        r.switch(&long(32766, 1));
+        let mut ids = Vec::new();
+        for pid in [32766u16, 32767, 0, 1, 2, 3] {
+            let p = long(pid, 1);
+            if pid % 2 == 1 {
+                r.drop_picture(&p);
+                continue;
+            }
+            let mut p = p;
+            r.rewrite(&mut p, true);
+            let d = Descriptor::parse(&p).expect("parse");
+            ids.push(d.picture_id(&p).expect("pid"));
+        }
+        assert_eq!(
+            ids,
+            [32766, 32767, 0],
+            "one id per forwarded picture, across the wrap"
+        );
     }
 
     #[test]

@@ -107,3 +107,85 @@ fn the_estimate_bounds_the_layer_down_at_once_up_after_the_hold() {
         "{seen:?}"
     );
 }
+
+/// (elapsed ms, (spatial, temporal)) of the consumer's layer changes since the last call.
+fn both(w: &mut World, consumer: &str) -> Vec<(u128, (usize, usize))> {
+    let at = w.elapsed().as_millis();
+    std::iter::from_fn(|| w.core.poll_event())
+        .filter_map(|e| match e {
+            CoreEvent::ConsumerLayersChanged {
+                consumer: c,
+                spatial_layer,
+                temporal_layer,
+                ..
+            } if c == consumer => Some((at, (spatial_layer, temporal_layer))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn run_both(w: &mut World, d: Duration, consumer: &str) -> Vec<(u128, (usize, usize))> {
+    let mut out = Vec::new();
+    let end = w.elapsed() + d;
+    while w.elapsed() < end {
+        w.run(Duration::from_millis(20));
+        out.extend(both(w, consumer));
+    }
+    out
+}
+
+/// Issue 11 item 2: an estimate below even the lowest spatial layer drops temporal layers of that layer (TL0 alone
+/// costs about a quarter of it in the L1T3 pattern), and the consumer climbs back to the top once the estimate
+/// returns, after the hold. Sequence numbers stay continuous throughout.
+#[test]
+fn an_estimate_below_the_lowest_layer_drops_temporal_layers_and_climbs_back() {
+    let mut w = World::new();
+    let p = w.add_publisher(ROUTER);
+    let s = w.add_subscriber(ROUTER);
+    let v = w.produce(p, sfu::Kind::Video, true);
+    w.pubs[p].tracks[0].vp8_descriptor = true;
+    w.pubs[p].tracks[0].vp8_temporal = true;
+    assert!(w.run_until(Duration::from_secs(3), |w| w.pubs[p].ep.connected));
+    let vc = w.consume_with(s, &v, true);
+    assert!(w.run_until(Duration::from_secs(3), |w| w.subs[s].ep.connected));
+    w.resume(&vc.id);
+    let sub = w.subs[s].transport.id.clone();
+    let seen = run_both(&mut w, Duration::from_secs(2), &vc.id);
+    assert_eq!(seen.last().map(|x| x.1), Some((2, 2)), "{seen:?}");
+
+    // The lowest layer costs ~19 kbps (TL0 ~5, TL0+TL1 ~10): at 7 kbps only its TL0 fits.
+    assert!(w.core.debug_set_estimate(&sub, Some(7_000)));
+    let t0 = w.elapsed().as_millis();
+    let seen = run_both(&mut w, Duration::from_secs(3), &vc.id);
+    assert_eq!(seen.last().map(|x| x.1), Some((0, 0)), "{seen:?}");
+    assert!(seen[0].0 - t0 <= 700, "down after {} ms", seen[0].0 - t0);
+    let mark = w.subs[s].rtp_of(&vc).len();
+    let seen = run_both(&mut w, Duration::from_secs(2), &vc.id);
+    assert!(seen.is_empty(), "steady: {seen:?}");
+    let got = w.subs[s].rtp_of(&vc);
+    assert!(got.len() > mark + 10);
+    assert!(
+        got[mark..]
+            .iter()
+            .all(|p| p.payload[7] == 0 && p.payload[13] == 0),
+        "layer 0, TL0 only"
+    );
+
+    // 14 kbps: TL0 + TL1 of the lowest layer, after the hold.
+    w.core.debug_set_estimate(&sub, Some(14_000));
+    let seen = run_both(&mut w, Duration::from_secs(4), &vc.id);
+    assert_eq!(
+        seen.iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![(0, 1)],
+        "{seen:?}"
+    );
+
+    // Plenty: back to the top.
+    w.core.debug_set_estimate(&sub, Some(5_000_000));
+    let t0 = w.elapsed().as_millis();
+    let seen = run_both(&mut w, Duration::from_secs(4), &vc.id);
+    assert_eq!(seen.last().map(|x| x.1), Some((2, 2)), "{seen:?}");
+    assert!(seen[0].0 - t0 >= UP_HOLD.as_millis(), "{seen:?}");
+    let got = w.subs[s].rtp_of(&vc);
+    assert_continuous(&got, "temporal drops and climbs");
+}

@@ -584,6 +584,7 @@ async function stats() {
       frameWidth: inbound?.frameWidth ?? 0,
       frameHeight: inbound?.frameHeight ?? 0,
       freezeCount: inbound?.freezeCount ?? 0,
+      framesPerSecond: inbound?.framesPerSecond ?? 0,
       totalAudioEnergy: inbound?.totalAudioEnergy ?? 0,
       totalSamplesReceived: inbound?.totalSamplesReceived ?? 0,
     });
@@ -606,7 +607,8 @@ async function sendStats() {
     }
     if (r.type === 'outbound-rtp' && r.kind === 'video') {
       video.push({ rid: r.rid ?? null, frameWidth: r.frameWidth ?? 0, frameHeight: r.frameHeight ?? 0,
-        bytesSent: r.bytesSent ?? 0, qualityLimitationReason: r.qualityLimitationReason ?? null });
+        bytesSent: r.bytesSent ?? 0, qualityLimitationReason: r.qualityLimitationReason ?? null,
+        scalabilityMode: r.scalabilityMode ?? null, encoderImplementation: r.encoderImplementation ?? null });
     }
   });
   return { availableOutgoingBitrate, video };
@@ -659,7 +661,7 @@ function mute(targetUserId, muteType = 'audio') {
  * e.g. 'video/H264') produces it with that codec of the device's (mediasoup-client `produce({track, codec})`).
  */
 const canvasShares = new Map();
-async function startCanvasShare({ source = 'screen', width = 640, height = 360, codec = null } = {}) {
+async function startCanvasShare({ source = 'screen', width = 640, height = 360, codec = null, encodings = null } = {}) {
   const canvas = document.createElement('canvas');
   canvas.width = width;
   canvas.height = height;
@@ -680,6 +682,8 @@ async function startCanvasShare({ source = 'screen', width = 640, height = 360, 
     options.codec = codecs.find((c) => c.mimeType.toLowerCase() === codec.toLowerCase());
     if (!options.codec) throw new Error(`the device has no ${codec}: ${codecs.map((c) => c.mimeType).join(', ')}`);
   }
+  // e.g. [{ scalabilityMode: 'L3T3_KEY' }]: VP9 SVC in one stream.
+  if (encodings) options.encodings = encodings;
   const producer = await client.sendTransport.produce(options);
   canvasShares.set(producer.id, { producer, timer, track });
   return producer.id;

@@ -433,6 +433,10 @@ pub struct ProducerMapping {
     pub encodings: Vec<RtpEncodingParameters>,
     /// Temporal layers of each encoding (from `scalabilityMode` `LxTy`).
     pub temporal_layers: u8,
+    /// Spatial layers inside the one encoding of an SVC producer (`L3T3`, `L3T3_KEY`); 1 otherwise.
+    pub spatial_layers: u8,
+    /// k-SVC (`…_KEY`, or `S` modes): upper spatial layers depend on lower ones only in keyframes.
+    pub ksvc: bool,
     pub cname: String,
     pub mid: Option<String>,
     pub header_extensions: Vec<RtpHeaderExtensionParameters>,
@@ -526,18 +530,19 @@ pub fn map_producer(kind: Kind, rtp: &RtpParameters) -> Result<ProducerMapping, 
             return Err(invalid("audio producers have one encoding"));
         }
     }
-    let temporal_layers = rtp
+    let mode = rtp
         .encodings
         .first()
         .and_then(|e| e.scalability_mode.as_deref())
-        .and_then(|m| m.split('T').nth(1))
-        .and_then(|t| {
-            t.trim_end_matches(|c: char| !c.is_ascii_digit())
-                .parse::<u8>()
-                .ok()
-        })
-        .filter(|t| (1..=4).contains(t))
-        .unwrap_or(1);
+        .and_then(parse_scalability_mode);
+    let temporal_layers = mode.map_or(1, |m| m.temporal);
+    // Spatial layers inside one stream only mean SVC for a codec that has it (mediasoup: VP9; H264 SVC is not
+    // forwarded by layer here).
+    let svc_codec = router_codec.mime_type.eq_ignore_ascii_case("video/VP9");
+    let (spatial_layers, ksvc) = match mode {
+        Some(m) if rtp.encodings.len() == 1 && svc_codec => (m.spatial, m.ksvc),
+        _ => (1, false),
+    };
     for h in &rtp.header_extensions {
         if h.id == 0 || h.id > 14 || !sdp_safe(&h.uri) {
             return Err(invalid("header extension ids must be 1-14 with a uri"));
@@ -564,10 +569,45 @@ pub fn map_producer(kind: Kind, rtp: &RtpParameters) -> Result<ProducerMapping, 
         rtx_payload_type,
         encodings: rtp.encodings.clone(),
         temporal_layers,
+        spatial_layers,
+        ksvc,
         cname,
         mid: rtp.mid.clone(),
         header_extensions: rtp.header_extensions.clone(),
         client_codecs: rtp.codecs.clone(),
+    })
+}
+
+/// A `scalabilityMode` (webrtc-svc): `L` or `S`, spatial layers, `T`, temporal layers, then an optional suffix
+/// (`_KEY` = k-SVC, `h`, …); 1–4 layers of each (what Chromium encodes), anything else is not a mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScalabilityMode {
+    pub spatial: u8,
+    pub temporal: u8,
+    pub ksvc: bool,
+}
+
+pub fn parse_scalability_mode(mode: &str) -> Option<ScalabilityMode> {
+    let b = mode.as_bytes();
+    let simulcast = match b.first()? {
+        b'L' => false,
+        b'S' => true,
+        _ => return None,
+    };
+    let digit = |c: Option<&u8>| c.filter(|c| (b'1'..=b'4').contains(c)).map(|c| c - b'0');
+    let spatial = digit(b.get(1))?;
+    if b.get(2) != Some(&b'T') {
+        return None;
+    }
+    let temporal = digit(b.get(3))?;
+    let rest = &mode[4..];
+    if rest.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(ScalabilityMode {
+        spatial,
+        temporal,
+        ksvc: simulcast || rest.starts_with("_KEY"),
     })
 }
 
@@ -679,11 +719,34 @@ pub fn consumer_parameters(
         } else {
             None
         },
-        scalability_mode: Some(format!("L{}T{}", layers, producer.temporal_layers)),
+        scalability_mode: Some(if layers == 1 && producer.spatial_layers > 1 {
+            // mediasoup passes an SVC producer's mode on (`L3T3_KEY` stays k-SVC for the client); rebuilt from
+            // what was parsed, so nothing else the publisher wrote reaches the subscriber.
+            format!(
+                "L{}T{}{}",
+                producer.spatial_layers,
+                producer.temporal_layers,
+                if producer.ksvc { "_KEY" } else { "" }
+            )
+        } else {
+            format!("L{}T{}", layers, producer.temporal_layers)
+        }),
         max_bitrate,
         ..RtpEncodingParameters::default()
     };
-    let kind = if layers > 1 { "simulcast" } else { "simple" };
+    let kind = if layers > 1 {
+        "simulcast"
+    } else if producer.spatial_layers > 1
+        || (producer.temporal_layers > 1
+            && producer
+                .router_codec
+                .mime_type
+                .eq_ignore_ascii_case("video/VP9"))
+    {
+        "svc"
+    } else {
+        "simple"
+    };
     Ok((
         RtpParameters {
             mid: Some(mid.to_owned()),

@@ -1181,3 +1181,78 @@ fn consumer_parameters_wire_shape() {
     // What the client echoes back parses to the same thing.
     assert_eq!(rtp(v), p);
 }
+
+#[test]
+fn scalability_modes_parse_as_webrtc_svc_names_them() {
+    let m = |s: &str| parse_scalability_mode(s).map(|m| (m.spatial, m.temporal, m.ksvc));
+    assert_eq!(m("L1T3"), Some((1, 3, false)));
+    assert_eq!(m("L3T3"), Some((3, 3, false)));
+    assert_eq!(m("L3T3_KEY"), Some((3, 3, true)));
+    assert_eq!(m("L2T2_KEY_SHIFT"), Some((2, 2, true)));
+    assert_eq!(m("S3T3"), Some((3, 3, true)));
+    assert_eq!(m("L1T2h"), Some((1, 2, false)));
+    for bad in [
+        "", "L", "L3", "L3T", "L0T1", "L3T0", "L5T1", "L1T33", "X1T1", "l1t1",
+    ] {
+        assert_eq!(m(bad), None, "{bad}");
+    }
+    // A suffix is free text (only the layer counts are read), even one that is not ASCII: no panic.
+    assert_eq!(m("L3T3\u{e9}"), Some((3, 3, false)));
+    assert_eq!(m("L\u{e9}"), None);
+}
+
+/// mediasoup's SvcConsumer: a VP9 producer with one `L3T3_KEY` encoding is consumed as `svc` with that mode (what
+/// mediasoup-client passes to Chromium's receiver); VP8 with the same mode is not SVC (one spatial layer).
+#[test]
+fn a_vp9_svc_producer_gives_svc_consumers_with_its_mode() {
+    let mut v = chrome_video("video/VP9", 98, json!({"profile-id": 0}));
+    v["encodings"][0]["scalabilityMode"] = json!("L3T3_KEY");
+    let producer = mapped(Kind::Video, v.clone());
+    assert_eq!(
+        (
+            producer.spatial_layers,
+            producer.temporal_layers,
+            producer.ksvc
+        ),
+        (3, 3, true)
+    );
+    let (p, kind) =
+        consumer_parameters(&producer, &device_caps(), "0", 7, Some(8)).expect("consumable");
+    assert_eq!(kind, "svc");
+    assert_eq!(p.encodings[0].scalability_mode.as_deref(), Some("L3T3_KEY"));
+    v["encodings"][0]["scalabilityMode"] = json!("L3T3");
+    let (p, kind) = consumer_parameters(
+        &mapped(Kind::Video, v.clone()),
+        &device_caps(),
+        "0",
+        7,
+        Some(8),
+    )
+    .expect("consumable");
+    assert_eq!(
+        (kind, p.encodings[0].scalability_mode.as_deref()),
+        ("svc", Some("L3T3"))
+    );
+    // VP9 with temporal layers only is SVC too (mediasoup); without a mode it is simple.
+    v["encodings"][0]["scalabilityMode"] = json!("L1T3");
+    let (p, kind) = consumer_parameters(
+        &mapped(Kind::Video, v.clone()),
+        &device_caps(),
+        "0",
+        7,
+        Some(8),
+    )
+    .expect("consumable");
+    assert_eq!(
+        (kind, p.encodings[0].scalability_mode.as_deref()),
+        ("svc", Some("L1T3"))
+    );
+    v["encodings"][0]["scalabilityMode"] = Value::Null;
+    let (_, kind) = consumer_parameters(&mapped(Kind::Video, v), &device_caps(), "0", 7, Some(8))
+        .expect("consumable");
+    assert_eq!(kind, "simple");
+    let mut vp8 = chrome_vp8_single();
+    vp8["encodings"][0]["scalabilityMode"] = json!("L3T3_KEY");
+    let producer = mapped(Kind::Video, vp8);
+    assert_eq!(producer.spatial_layers, 1);
+}

@@ -96,12 +96,16 @@ pub struct Endpoint {
 
 impl Endpoint {
     fn new(addr: SocketAddr, now: Instant) -> Self {
+        Self::with_config(addr, now, browser_config())
+    }
+
+    fn with_config(addr: SocketAddr, now: Instant, config: str0m::RtcConfig) -> Self {
         let cert = str0m::crypto::from_feature_flags()
             .dtls_provider
             .generate_certificate()
             .expect("client certificate");
         let cert_der = cert.certificate.clone();
-        let mut rtc = browser_config().set_dtls_cert(cert).build(now);
+        let mut rtc = config.set_dtls_cert(cert).build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
         Self {
             rtc,
@@ -195,9 +199,26 @@ pub struct Track {
     /// own sequences from its own start (`vp8_ids`). Payload layout then: 5 descriptor bytes, the VP8 header byte
     /// (P bit), layer, packet index, frame number (4 bytes).
     pub vp8_descriptor: bool,
+    /// With `vp8_descriptor`: Chrome's L1T3 in every layer — T set, TID in the pattern 0,2,1,2 from each keyframe
+    /// (Y on the first TID 1 and 2 pictures after it), TL0PICIDX counting TL0 pictures. Payload layout then: 6
+    /// descriptor bytes, the VP8 header byte, layer, packet index, frame number (4 bytes), TID.
+    pub vp8_temporal: bool,
+    /// VP9 k-SVC L3T3_KEY in one stream: every frame is a picture of spatial layers 0, 1, 2 (1, 2, 3 packets; 3, 4,
+    /// 5 on a keyframe), non-flexible descriptor (I with a 15-bit id, L, TL0PICIDX), B/E per layer frame, the
+    /// marker on the picture's last packet; TID as `vp8_temporal`. Payload layout: 5 descriptor bytes, SID, TID,
+    /// packet index, frame number (4 bytes).
+    pub vp9_svc: bool,
+    /// VP9 SVC spatial layers being sent (an encoder short of bandwidth or CPU sends fewer): 3 by default.
+    pub svc_layers_sent: u8,
+    /// Position in the temporal pattern since the last keyframe, and each layer's TL0PICIDX.
+    temporal_phase: u32,
+    tl0: Vec<u8>,
     pub frames: u64,
     pub packets: u64,
 }
+
+/// The temporal layer of each picture from a keyframe on (Chrome's L1T3).
+pub const TEMPORAL_PATTERN: [u8; 4] = [0, 2, 1, 2];
 
 /// Packets per delta frame, keyframe and their sizes, per layer (layer 0 small).
 pub const VIDEO_PACKET: usize = 1100;
@@ -309,6 +330,11 @@ impl Publisher {
             record: true,
             layer_active: vec![true; layers],
             vp8_descriptor: false,
+            vp8_temporal: false,
+            vp9_svc: false,
+            svc_layers_sent: 3,
+            temporal_phase: 0,
+            tl0: (0..layers).map(|l| vp8_ids(l, 0).1).collect(),
             frames: 0,
             packets: 0,
         });
@@ -386,6 +412,59 @@ impl Publisher {
         for t in self.tracks.iter_mut().filter(|t| t.kind == Kind::Video) {
             let keyframe = std::mem::take(&mut t.keyframe_pending);
             let ts = t.frame.wrapping_mul(3000);
+            if keyframe {
+                t.temporal_phase = 0;
+            }
+            let tid = TEMPORAL_PATTERN[(t.temporal_phase % 4) as usize];
+            // A switching point: the first TID 1 and TID 2 pictures after a keyframe reference only TL0.
+            let sync = t.temporal_phase > 0 && t.temporal_phase < 3;
+            t.temporal_phase += 1;
+            if tid == 0 {
+                t.tl0.iter_mut().for_each(|x| *x = x.wrapping_add(1));
+            }
+            if t.vp9_svc {
+                let pid = ((1000 + t.frame) % 0x8000) as u16;
+                let top = t.svc_layers_sent.clamp(1, 3) - 1;
+                for sid in 0..=top {
+                    let n = usize::from(sid) + if keyframe { 3 } else { 1 };
+                    for k in 0..n {
+                        let seq = t.seq[0];
+                        t.seq[0] += 1;
+                        let mut payload = vec![t.frame as u8; 300 << sid];
+                        payload[0] = 0x80
+                            | 0x20
+                            | if keyframe { 0 } else { 0x40 }
+                            | if k == 0 { 0x08 } else { 0 }
+                            | if k + 1 == n { 0x04 } else { 0 };
+                        payload[1] = 0x80 | (pid >> 8) as u8;
+                        payload[2] = pid as u8;
+                        payload[3] = (tid << 5)
+                            | if sync { 0x10 } else { 0 }
+                            | (sid << 1)
+                            | u8::from(keyframe && sid > 0);
+                        payload[4] = t.tl0[0];
+                        payload[5] = sid;
+                        payload[6] = tid;
+                        payload[7] = k as u8;
+                        payload[8..12].copy_from_slice(&t.frame.to_be_bytes());
+                        let payload: Arc<[u8]> = payload.into();
+                        if t.record {
+                            t.sent[0].push(payload.clone());
+                        }
+                        if let Some(tx) = self.ep.rtc.direct_api().stream_tx_by_mid(t.mid, None) {
+                            tx.write_rtp(
+                                RtpWrite::new(t.pt, SeqNo::from(seq), ts, now, payload)
+                                    .marker(sid == top && k + 1 == n)
+                                    .nackable(true),
+                            );
+                        }
+                        t.packets += 1;
+                    }
+                }
+                t.frame += 1;
+                t.frames += 1;
+                continue;
+            }
             for layer in 0..t.seq.len() {
                 if !t.layer_active.get(layer).copied().unwrap_or(true) {
                     continue;
@@ -397,7 +476,20 @@ impl Publisher {
                     t.seq[layer] += 1;
                     let size = VIDEO_PACKET >> (2 * (t.seq.len() - 1 - layer));
                     let mut payload = vec![t.frame as u8; size.max(64)];
-                    if t.vp8_descriptor {
+                    if t.vp8_descriptor && t.vp8_temporal {
+                        let (pid, _) = vp8_ids(layer, t.frame);
+                        payload[0] = if k == 0 { 0x90 } else { 0x80 };
+                        payload[1] = 0xe0;
+                        payload[2] = 0x80 | (pid >> 8) as u8;
+                        payload[3] = pid as u8;
+                        payload[4] = t.tl0[layer];
+                        payload[5] = (tid << 6) | if sync { 0x20 } else { 0 };
+                        payload[6] = if keyframe { 0x00 } else { 0x01 };
+                        payload[7] = layer as u8;
+                        payload[8] = k as u8;
+                        payload[9..13].copy_from_slice(&t.frame.to_be_bytes());
+                        payload[13] = tid;
+                    } else if t.vp8_descriptor {
                         let (pid, tl0) = vp8_ids(layer, t.frame);
                         payload[0] = if k == 0 { 0x90 } else { 0x80 };
                         payload[1] = 0xc0;
@@ -567,6 +659,15 @@ impl World {
     }
 
     pub fn add_publisher(&mut self, router: &str) -> usize {
+        self.add_publisher_with(router, browser_config())
+    }
+
+    /// A publisher whose browser sends VP9 (`browser_config_vp9`).
+    pub fn add_publisher_vp9(&mut self, router: &str) -> usize {
+        self.add_publisher_with(router, browser_config_vp9())
+    }
+
+    fn add_publisher_with(&mut self, router: &str, config: str0m::RtcConfig) -> usize {
         let transport = self
             .core
             .create_transport(router, Direction::Send, self.now)
@@ -577,7 +678,7 @@ impl World {
         self.by_addr.insert(addr, (true, index));
         self.pubs.push(Publisher {
             edit_rtp_parameters: None,
-            ep: Endpoint::new(addr, self.now),
+            ep: Endpoint::with_config(addr, self.now, config),
             transport,
             tracks: Vec::new(),
             answer_version: 0,
