@@ -159,10 +159,10 @@ async fn a_refused_change_changes_nothing(s: &dyn RuntimeStore) {
     assert_eq!(get(s, &m).await, before);
 }
 
-/// Every kind of change the domain makes, step by step: after each, the store holds exactly what the same
-/// closures made of a plain value in memory, and the indexes are consistent.
-async fn every_change_reads_back_exactly(s: &dyn RuntimeStore) {
-    let m = MeetingId::new("media");
+type Step = Box<dyn FnMut(&mut MeetingRuntime) -> bool + Send>;
+
+/// Every kind of change the domain makes to a meeting, in an order that makes sense.
+fn change_steps() -> Vec<Step> {
     let pid = ParticipantId::new;
     let prod = |id: &str, kind: &str| RuntimeProducer {
         producer_id: id.into(),
@@ -170,8 +170,7 @@ async fn every_change_reads_back_exactly(s: &dyn RuntimeStore) {
         source: if kind == "audio" { "mic" } else { "camera" }.into(),
         paused: false,
     };
-    type Step = Box<dyn FnMut(&mut MeetingRuntime) -> bool + Send>;
-    let steps: Vec<Step> = vec![
+    vec![
         Box::new(|rt| {
             for (i, id) in ["a", "b", "c:colon"].iter().enumerate() {
                 rt.insert_participant(participant(id, i as u64));
@@ -267,7 +266,14 @@ async fn every_change_reads_back_exactly(s: &dyn RuntimeStore) {
             rt.recording = None;
             true
         }),
-    ];
+    ]
+}
+
+/// Every kind of change the domain makes, step by step: after each, the store holds exactly what the same
+/// closures made of a plain value in memory, and the indexes are consistent.
+async fn every_change_reads_back_exactly(s: &dyn RuntimeStore) {
+    let m = MeetingId::new("media");
+    let steps = change_steps();
     let mut reference = MeetingRuntime {
         meeting_id: Some(m.clone()),
         ..MeetingRuntime::default()
@@ -364,6 +370,10 @@ async fn two_nodes_modifying_one_meeting_lose_no_update() {
         runs - total
     );
     assert_eq!(nodes[1].totals().await.expect("totals"), (1, total));
+    for (n, node) in nodes.iter().enumerate() {
+        let (whole, caught_up) = node.read_counts();
+        eprintln!("node {n}: {whole} whole reads, {caught_up} catch-ups");
+    }
 }
 
 async fn hgetall(server: &RedisServer, key: &str) -> BTreeMap<String, Vec<u8>> {
@@ -471,6 +481,24 @@ async fn one_participant_change_writes_only_its_field() {
     );
     eprintln!(
         "one hand raised in a {meeting_bytes}-byte meeting: {sent} bytes sent to redis, {received} received"
+    );
+    // A figure, not a check: what one such modify costs end to end (the Redis round trip, and on the node the
+    // clone of its copy and the field-by-field diff, which grow with the meeting). Build with --release for
+    // figures worth quoting.
+    const ROUNDS: u32 = 50;
+    let started = std::time::Instant::now();
+    for i in 0..ROUNDS {
+        modify(&store, &m, |rt| {
+            rt.participants
+                .get_mut(&target)
+                .map(|p| p.hand_raised = i % 2 == 0)
+                .is_some()
+        })
+        .await;
+    }
+    eprintln!(
+        "one-participant modify of a 1,000-member meeting: {} µs each ({ROUNDS} rounds)",
+        (started.elapsed() / ROUNDS).as_micros()
     );
 }
 
@@ -596,4 +624,164 @@ async fn corrupt_state_is_an_error_not_a_panic() {
     let err = store.get(&m).await.expect_err("corrupt");
     assert!(err.to_string().contains("p:x"), "{err}");
     assert!(store.modify(&m, &mut |_| true).await.is_err());
+}
+
+// ---- the change log: another node's changes cost what changed, not the meeting ---------------------------
+
+/// Two nodes take turns through every kind of change; after each, the other node's copy catches up from the change
+/// log to exactly the state the closures made of a plain value, and neither node reads the meeting whole after its
+/// first read.
+#[tokio::test]
+async fn another_nodes_changes_are_caught_up_field_by_field() {
+    let server = RedisServer::start();
+    let nodes = [
+        server.state("t").await.runtime_store(),
+        server.state("t").await.runtime_store(),
+    ];
+    let m = MeetingId::new("two-nodes");
+    let mut reference = MeetingRuntime {
+        meeting_id: Some(m.clone()),
+        ..MeetingRuntime::default()
+    };
+    for (i, mut step) in change_steps().into_iter().enumerate() {
+        let (writer, reader) = (&nodes[i % 2], &nodes[(i + 1) % 2]);
+        assert!(step(&mut reference), "step {i} changes something");
+        writer.modify(&m, &mut step).await.expect("modify");
+        let seen = get(reader, &m).await.expect("state");
+        assert_eq!(seen, reference, "the other node after step {i}");
+        seen.check_indexes()
+            .unwrap_or_else(|e| panic!("after step {i}: {e}"));
+    }
+    for (n, node) in nodes.iter().enumerate() {
+        let (whole, caught_up) = node.read_counts();
+        eprintln!("node {n}: {whole} whole reads, {caught_up} catch-ups");
+        assert!(whole <= 1, "node {n} read the meeting whole {whole} times");
+        assert!(caught_up >= 6, "node {n} caught up {caught_up} times");
+    }
+    // removing the meeting removes its log
+    nodes[0].remove(&m).await.expect("remove");
+    assert!(
+        !exists(&server, &nodes[0].log_key(&m)).await,
+        "log left behind"
+    );
+    assert_eq!(get(&nodes[1], &m).await, None);
+}
+
+async fn exists(server: &RedisServer, key: &str) -> bool {
+    let client = redis::Client::open(server.url()).expect("url");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query_async::<i64>(&mut c)
+        .await
+        .expect("exists")
+        == 1
+}
+
+/// The log keeps the last `LOG_LEN` writes: a copy exactly that far behind still catches up; one write further
+/// behind is read whole (and is right either way).
+#[tokio::test]
+async fn a_copy_behind_the_log_is_read_whole() {
+    let server = RedisServer::start();
+    let (a, b) = (
+        server.state("t").await.runtime_store(),
+        server.state("t").await.runtime_store(),
+    );
+    let m = MeetingId::new("far");
+    modify(&a, &m, |rt| {
+        rt.insert_participant(participant("x", 0));
+        true
+    })
+    .await;
+    let _ = get(&b, &m).await;
+    for behind in [state::redis_store::LOG_LEN, state::redis_store::LOG_LEN + 1] {
+        for _ in 0..behind {
+            modify(&a, &m, |rt| {
+                rt.next_seq += 1;
+                true
+            })
+            .await;
+        }
+        let before = b.read_counts();
+        let seen = get(&b, &m).await.expect("state");
+        let after = b.read_counts();
+        assert_eq!(seen, get(&a, &m).await.expect("state"));
+        let whole = after.0 - before.0;
+        let caught_up = after.1 - before.1;
+        eprintln!("{behind} writes behind: {whole} whole reads, {caught_up} catch-ups");
+        if behind == state::redis_store::LOG_LEN {
+            assert_eq!((whole, caught_up), (0, 1));
+        } else {
+            assert_eq!((whole, caught_up), (1, 0));
+        }
+    }
+    let client = redis::Client::open(server.url()).expect("url");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let len: usize = redis::cmd("LLEN")
+        .arg(a.log_key(&m))
+        .query_async(&mut c)
+        .await
+        .expect("llen");
+    assert_eq!(len, state::redis_store::LOG_LEN, "the log is trimmed");
+}
+
+/// A node holding a copy of a 1,000-member meeting learns of one raised hand on another node by reading that one
+/// field: what Redis sends it is a couple of KiB at most (INFO's own answer included), not the meeting.
+#[tokio::test]
+async fn catching_up_on_one_change_reads_only_that_change() {
+    let server = RedisServer::start();
+    let (a, b) = (
+        server.state("t").await.runtime_store(),
+        server.state("t").await.runtime_store(),
+    );
+    let m = MeetingId::new("big");
+    modify(&a, &m, |rt| {
+        for i in 0..1000 {
+            let id = format!("participant_{i:04}");
+            rt.insert_participant(participant(&id, i));
+            rt.set_transport(
+                &ParticipantId::new(id.as_str()),
+                false,
+                Some(format!("transport_{i}")),
+            );
+        }
+        true
+    })
+    .await;
+    let meeting_bytes: usize = hgetall(&server, &a.meeting_key(&m))
+        .await
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    let _ = get(&b, &m).await;
+    let target = ParticipantId::new("participant_0700");
+    modify(&a, &m, |rt| {
+        rt.participants
+            .get_mut(&target)
+            .map(|p| p.hand_raised = true)
+            .is_some()
+    })
+    .await;
+    let (_, out0) = net_bytes(&server).await;
+    let mut hand = None;
+    b.read(&m, &mut |rt| {
+        hand = rt.and_then(|rt| rt.participants.get(&target).map(|p| p.hand_raised))
+    })
+    .await
+    .expect("read");
+    let (_, out1) = net_bytes(&server).await;
+    assert_eq!(hand, Some(true));
+    let received = out1 - out0;
+    eprintln!("catching up on one raised hand in a {meeting_bytes}-byte meeting: {received} bytes received");
+    assert!(
+        received < 4096,
+        "received {received} bytes for one change in a {meeting_bytes}-byte meeting"
+    );
+    assert_eq!(b.read_counts(), (1, 1));
 }

@@ -90,58 +90,135 @@ pub(crate) fn decode(
     };
     let mut announce = BTreeMap::new();
     for (field, value) in fields {
-        let (kind, id) = match field.find(':') {
-            Some(i) => field.split_at(i + 1),
-            None => (field.as_str(), ""),
-        };
-        match kind {
-            META => {
-                let m: Meta = json(field, value)?;
-                rt.ended = m.ended;
-                rt.next_seq = m.next_seq;
-                rt.layout = m.layout;
-                rt.spotlight = m.spotlight;
-                rt.screen_share = m.screen_share;
-                rt.recording = m.recording;
-                rt.media_home = m.media_home;
-            }
-            VERSION | COUNT => {}
-            PARTICIPANT => {
-                let p: RuntimeParticipant = json(field, value)?;
-                rt.participants.insert(ParticipantId::new(id), p);
-            }
-            PRODUCER_OWNER | CONSUMER_OWNER | TRANSPORT_OWNER => {
-                let owner = ParticipantId::new(text(field, value)?);
-                let index = match kind {
-                    PRODUCER_OWNER => &mut rt.producer_owners,
-                    CONSUMER_OWNER => &mut rt.consumer_owners,
-                    _ => &mut rt.transport_owners,
-                };
-                index.insert(id.to_owned(), owner);
-            }
-            DROPPED_HAND => {
-                let at = text(field, value)?
-                    .parse::<i64>()
-                    .map_err(|e| corrupt(field, e))?;
-                rt.raised_hands_of_dropped.insert(UserId::new(id), at);
-            }
-            MODERATOR_MUTE => {
-                let m: MutedKinds = json(field, value)?;
-                rt.moderator_mutes.insert(ParticipantId::new(id), m);
-            }
-            ANNOUNCE => {
-                let i = id.parse::<usize>().map_err(|e| corrupt(field, e))?;
-                announce.insert(i, text(field, value)?.to_owned());
-            }
-            // A field this version does not know (a newer node wrote it): kept as it is, since a diff never
-            // deletes what it did not decode.
-            _ => {}
-        }
+        set_field(&mut rt, field, value, &mut announce)?;
     }
     // Positions are written 0..len and cleared from the end, so they are contiguous; a gap would only drop an
     // entry from the order, never invent one.
     rt.announce_log = announce.into_values().collect();
     Ok(rt)
+}
+
+/// Brings a decoded copy up to date with what changed in the hash since: `set` the current value of each changed
+/// field, `del` the changed fields that no longer exist (a catch-up answer). The result is what [`decode`] would
+/// make of the current hash; an answer that cannot be (an announce log with a gap) is reported, so the caller
+/// reads the hash whole instead.
+pub(crate) fn apply(
+    rt: &mut MeetingRuntime,
+    set: &[(String, Vec<u8>)],
+    del: &[String],
+) -> Result<(), Corrupt> {
+    let mut announce = BTreeMap::new();
+    let mut cut = None::<usize>;
+    for field in del {
+        let (kind, id) = split(field);
+        match kind {
+            PARTICIPANT => {
+                rt.participants.remove(&ParticipantId::new(id));
+            }
+            PRODUCER_OWNER => {
+                rt.producer_owners.remove(id);
+            }
+            CONSUMER_OWNER => {
+                rt.consumer_owners.remove(id);
+            }
+            TRANSPORT_OWNER => {
+                rt.transport_owners.remove(id);
+            }
+            DROPPED_HAND => {
+                rt.raised_hands_of_dropped.remove(&UserId::new(id));
+            }
+            MODERATOR_MUTE => {
+                rt.moderator_mutes.remove(&ParticipantId::new(id));
+            }
+            ANNOUNCE => {
+                let i = id.parse::<usize>().map_err(|e| corrupt(field, e))?;
+                cut = Some(cut.map_or(i, |c| c.min(i)));
+            }
+            // `meta`, `v` and `n` are never deleted while the hash exists; unknown fields are not decoded.
+            _ => {}
+        }
+    }
+    for (field, value) in set {
+        set_field(rt, field, value, &mut announce)?;
+    }
+    // The log's positions are contiguous in the hash, and shrink from the end: the deleted ones are its tail.
+    if let Some(cut) = cut {
+        rt.announce_log.truncate(cut);
+    }
+    for (i, producer) in announce {
+        match i.cmp(&rt.announce_log.len()) {
+            std::cmp::Ordering::Less => rt.announce_log[i] = producer,
+            std::cmp::Ordering::Equal => rt.announce_log.push(producer),
+            std::cmp::Ordering::Greater => {
+                return Err(Corrupt(format!(
+                    "announce log: position {i} changed past its end ({})",
+                    rt.announce_log.len()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn split(field: &str) -> (&str, &str) {
+    match field.find(':') {
+        Some(i) => field.split_at(i + 1),
+        None => (field, ""),
+    }
+}
+
+/// Sets one field of the hash on the decoded state; announce-log positions are collected in `announce`.
+fn set_field(
+    rt: &mut MeetingRuntime,
+    field: &str,
+    value: &[u8],
+    announce: &mut BTreeMap<usize, String>,
+) -> Result<(), Corrupt> {
+    let (kind, id) = split(field);
+    match kind {
+        META => {
+            let m: Meta = json(field, value)?;
+            rt.ended = m.ended;
+            rt.next_seq = m.next_seq;
+            rt.layout = m.layout;
+            rt.spotlight = m.spotlight;
+            rt.screen_share = m.screen_share;
+            rt.recording = m.recording;
+            rt.media_home = m.media_home;
+        }
+        VERSION | COUNT => {}
+        PARTICIPANT => {
+            let p: RuntimeParticipant = json(field, value)?;
+            rt.participants.insert(ParticipantId::new(id), p);
+        }
+        PRODUCER_OWNER | CONSUMER_OWNER | TRANSPORT_OWNER => {
+            let owner = ParticipantId::new(text(field, value)?);
+            let index = match kind {
+                PRODUCER_OWNER => &mut rt.producer_owners,
+                CONSUMER_OWNER => &mut rt.consumer_owners,
+                _ => &mut rt.transport_owners,
+            };
+            index.insert(id.to_owned(), owner);
+        }
+        DROPPED_HAND => {
+            let at = text(field, value)?
+                .parse::<i64>()
+                .map_err(|e| corrupt(field, e))?;
+            rt.raised_hands_of_dropped.insert(UserId::new(id), at);
+        }
+        MODERATOR_MUTE => {
+            let m: MutedKinds = json(field, value)?;
+            rt.moderator_mutes.insert(ParticipantId::new(id), m);
+        }
+        ANNOUNCE => {
+            let i = id.parse::<usize>().map_err(|e| corrupt(field, e))?;
+            announce.insert(i, text(field, value)?.to_owned());
+        }
+        // A field this version does not know (a newer node wrote it): kept as it is, since a diff never
+        // deletes what it did not decode.
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The writes that turn the stored `before` into `after`: fields to set and fields to delete. `before` is `None`
@@ -387,6 +464,49 @@ mod tests {
         assert_eq!(left, vec!["meta", "mm:a", "n"]);
         let back = decode(&MeetingId::new("m:1"), &fields(&hash)).expect("decode");
         assert_eq!(back, ended);
+    }
+
+    /// What a catch-up brings (the diff's fields with their new values, and the deleted ones) turns the old copy
+    /// into exactly the new state: participants, indexes, meta and the announce log growing and shrinking.
+    #[test]
+    fn a_copy_caught_up_from_the_changed_fields_equals_the_new_state() {
+        let start = full();
+        let mut states = vec![start.clone()];
+        let mut s = start.clone();
+        s.remove_participant(&ParticipantId::new("a"));
+        states.push(s.clone());
+        for i in 0..5 {
+            s.add_producer(
+                &ParticipantId::new("d"),
+                RuntimeProducer {
+                    producer_id: format!("q{i}"),
+                    kind: "video".into(),
+                    source: "camera".into(),
+                    paused: false,
+                },
+            );
+        }
+        states.push(s.clone());
+        for i in 0..4 {
+            s.remove_producer(&format!("q{i}"));
+        }
+        s.compact_announce_log();
+        s.layout = Layout::Grid;
+        states.push(s.clone());
+        s.take_participants();
+        states.push(s.clone());
+        for (i, before) in states.iter().enumerate() {
+            for (j, after) in states.iter().enumerate() {
+                let d = diff(Some(before), after).expect("diff");
+                let mut copy = before.clone();
+                super::apply(&mut copy, &d.set, &d.del).expect("apply");
+                assert_eq!(&copy, after, "state {i} caught up to state {j}");
+            }
+        }
+        // a change past the log's end is refused, so the caller reads the hash whole
+        let mut copy = start.clone();
+        let e = super::apply(&mut copy, &[("a:9".into(), b"p9".to_vec())], &[]).expect_err("gap");
+        assert!(e.0.contains("position 9"), "{}", e.0);
     }
 
     #[test]

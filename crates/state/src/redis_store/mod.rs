@@ -7,39 +7,51 @@
 //!
 //! **Keys** (`{prefix}` is configurable, e.g. `meet`):
 //! - `{prefix}:m:{meetingId}` — one hash per meeting, one field per participant, index entry, dropped hand,
-//!   moderator mute and announce-log entry, plus `meta`, `n` (participant count) and `v` (version token); the
-//!   field layout is in `codec.rs`.
+//!   moderator mute and announce-log entry, plus `meta`, `n` (participant count) and `v` (version); the field
+//!   layout is in `codec.rs`.
+//! - `{prefix}:ml:{meetingId}` — the meeting's change log: a list with, per write, the JSON array of the field
+//!   names it set or deleted, trimmed to the last [`LOG_LEN`] writes.
 //! - `{prefix}:meetings` — the set of meeting ids that have a hash (`held`, `totals`).
 //! - `{prefix}:rl:{key}` — one sorted set per rate-limit key (see [`RedisRateLimiter`]).
 //!
-//! **`modify`** runs the closure on the meeting's state and writes only the fields whose value changed
-//! (HSET/HDEL) in one Lua script that first checks the version token is still the one the state was read at, and
-//! sets a fresh random one (compare-and-set; a random token, not a counter, so a meeting removed and made again
-//! never repeats a version). On a conflict (another node wrote in between) it rereads the whole hash (HGETALL)
-//! and reruns the closure, up to [`MAX_ATTEMPTS`] times with a small jittered backoff, then fails with
-//! [`StateError::Backend`]. A node's own concurrent modifies of one meeting queue on a local lock first, so
-//! conflicts only happen between nodes. This works on a multiplexed connection, which WATCH/MULTI does not.
+//! **Versions.** `v` is `{epoch}.{seq}`: the epoch is drawn at random when the hash is made (so a meeting removed
+//! and made again never repeats a version: no ABA), `seq` counts the writes since. The log's last entry is always
+//! the write that made `seq`, so a copy at `seq - k` needs exactly the log's last k entries.
 //!
-//! **Per-node copy.** Each store keeps the decoded state of the meetings it read or wrote, with its version token.
-//! `modify` starts from that copy without reading (the compare-and-set catches a stale one); when the closure
-//! wants no write, the copy is confirmed with one `HGET v` first, since the closure's answer must hold on the
-//! current state. `read`/`get` confirm the copy the same way. A stale copy costs one full reread, never a wrong
-//! answer. Copies go when this node removes the meeting, when a read finds it gone, or after 5 idle minutes.
+//! **`modify`** runs the closure on the meeting's state and writes only the fields whose value changed
+//! (HSET/HDEL) in one Lua script that first checks the version is still the one the state was read at, bumps it
+//! and appends the changed field names to the log (compare-and-set). On a conflict (another node wrote in between)
+//! the copy catches up (below) and the closure reruns, up to [`MAX_ATTEMPTS`] conflicts with a small jittered
+//! backoff, then fails with [`StateError::Backend`]. A node's own concurrent modifies of one meeting queue on a
+//! local lock first, so conflicts only happen between nodes. This works on a multiplexed connection, which
+//! WATCH/MULTI does not.
+//!
+//! **Per-node copy and catch-up.** Each store keeps the decoded state of the meetings it read or wrote, with its
+//! version. `modify` starts from that copy without reading (the compare-and-set catches a stale one); when the
+//! closure wants no write, the copy is confirmed first, since the closure's answer must hold on the current state.
+//! `read`/`get` confirm the copy the same way. Confirming is one script (`CATCH_UP`): it answers "current", or —
+//! when another node wrote since — the current value of every field named in the log entries after the copy's
+//! version (the deleted ones as deleted), which the node applies to its copy in place. Only a copy more than
+//! [`LOG_LEN`] writes behind, of another epoch, or missing changes to more than [`CATCH_UP_FIELDS`] fields is read
+//! whole (HGETALL). A stale copy thus costs what changed, never a wrong answer. Copies go when this node removes
+//! the meeting, when a read finds it gone, or after 5 idle minutes.
 //!
 //! **Costs.** A change to one participant writes that participant's field (and the index entries it touched),
-//! `meta` only when a scalar changed, `n` only when the count changed: no whole-meeting rewrite (measured by
-//! `tests/redis_store.rs`: a raised hand in a 1,000-member meeting of 480 KiB sends Redis < 1 KiB and reads
-//! nothing back). What still grows with the meeting: (1) the full reread (HGETALL + decode, O(meeting)) whenever
-//! the copy is stale, i.e. after every write by *another* node: a meeting whose members are spread over several
-//! nodes rereads on most events as they alternate; (2) on the node, each `modify` clones its copy and compares
-//! the result field by field (O(meeting) CPU, no network), and `get` clones it. Cutting (1) needs another node's
-//! writes delivered as field changes (e.g. a per-meeting stream of diffs); that is a later step. `totals` reads
-//! `n` of every meeting in one pipeline: O(meetings), for a metrics scrape; `held` is one SCARD.
+//! `meta` only when a scalar changed, `n` only when the count changed, plus one log entry: no whole-meeting
+//! rewrite. Another node learns of it by reading those fields only. Measured by `tests/redis_store.rs`: a raised
+//! hand in a 1,000-member meeting of ~480 KiB sends Redis < 1 KiB; another node's copy catches up on it receiving
+//! ~2 KiB (INFO's own ~1.5 KiB answer included), not the meeting. What still grows with the meeting is CPU on the
+//! node: each `modify` clones its copy and compares the result field by field (no network; ~1 ms per modify at
+//! 1,000 members in a release build, `one_participant_change_writes_only_its_field` prints it), and `get` clones it.
+//! `totals` reads `n` of every meeting in one pipeline: O(meetings), for a metrics scrape; `held` is one SCARD.
 //!
 //! **Not retried:** a write whose answer was lost (timeout, connection drop) is reported as an error, never rerun,
 //! since it may have been applied and the closure need not be idempotent across *committed* runs. Keys of one
 //! meeting and the `meetings` set are touched by one script, so this needs a single Redis (or Sentinel), not
 //! Redis Cluster (that would need hash tags in the key names).
+//!
+//! The log is only written by the write script and only read by the catch-up script; if it is lost (a Redis
+//! restarted without its data keeps neither hash nor log) or trimmed, readers fall back to whole reads.
 
 pub(crate) mod codec;
 mod limiter;
@@ -47,7 +59,7 @@ mod store;
 
 pub use limiter::RedisRateLimiter;
 pub use store::RedisRuntimeStore;
-pub use store::MAX_ATTEMPTS;
+pub use store::{CATCH_UP_FIELDS, LOG_LEN, MAX_ATTEMPTS};
 
 use crate::StateError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};

@@ -6,6 +6,7 @@ use super::RedisState;
 use crate::{MeetingRuntime, RuntimeStore, StateError};
 use proto::MeetingId;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex as AsyncMutex;
@@ -18,31 +19,112 @@ pub const MAX_ATTEMPTS: u32 = 64;
 const CACHE_IDLE: Duration = Duration::from_secs(300);
 const CACHE_SWEEP_EVERY: Duration = Duration::from_secs(30);
 
-/// KEYS[1] the meeting's hash, KEYS[2] the meetings set. ARGV[1] the version token read ('' = the hash did not
-/// exist), ARGV[2] the new token, ARGV[3] the meeting id, ARGV[4] how many fields to set, then that many
-/// field/value pairs, then the fields to delete. Returns 1 when written, 0 when the version moved.
+/// How many writes a meeting's change log keeps: a copy at most this many writes behind catches up from the log,
+/// one further behind is read whole.
+pub const LOG_LEN: usize = 1024;
+
+/// The most fields one catch-up brings; a copy that missed changes to more fields is read whole (by then the full
+/// read is hardly dearer, and a Lua script must not build huge answers).
+pub const CATCH_UP_FIELDS: usize = 512;
+
+/// KEYS[1] the meeting's hash, KEYS[2] the meetings set, KEYS[3] the meeting's change log. ARGV[1] the version
+/// read ('' = the hash did not exist), ARGV[2] a fresh random epoch, ARGV[3] the meeting id, ARGV[4] how many
+/// fields to set, then that many field/value pairs, then the fields to delete. Returns the new version, or false
+/// when the version moved. A version is `{epoch}.{seq}`: the epoch is drawn when the hash is made (so a meeting
+/// removed and made again never repeats a version), seq counts its writes. Each write appends the names of the
+/// fields it touched to the log (one JSON array per write), trimmed to the last `LOG_LEN` writes: entry `seq` is
+/// always the log's last, so a reader at `seq - k` needs the last k entries.
 const WRITE: &str = r"
 local cur = redis.call('HGET', KEYS[1], 'v')
-if (cur or '') ~= ARGV[1] then return 0 end
+if (cur or '') ~= ARGV[1] then return false end
+local epoch, seq = string.match(cur or '', '^(.+)%.(%d+)$')
+local v
+if epoch then
+  v = epoch .. '.' .. (tonumber(seq) + 1)
+else
+  v = ARGV[2] .. '.1'
+  redis.call('DEL', KEYS[3])
+end
+local names = {}
 local i = 5
 for _ = 1, tonumber(ARGV[4]) do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  names[#names + 1] = ARGV[i]
   i = i + 2
 end
 while i <= #ARGV do
   redis.call('HDEL', KEYS[1], ARGV[i])
+  names[#names + 1] = ARGV[i]
   i = i + 1
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2])
+redis.call('HSET', KEYS[1], 'v', v)
 redis.call('SADD', KEYS[2], ARGV[3])
-return 1
+if #names == 0 then
+  redis.call('RPUSH', KEYS[3], '[]')
+else
+  redis.call('RPUSH', KEYS[3], cjson.encode(names))
+end
+redis.call('LTRIM', KEYS[3], -LOG_LEN, -1)
+return v
 ";
 
-/// KEYS[1] the meeting's hash, KEYS[2] the meetings set, ARGV[1] the meeting id. Removes the meeting only when it
-/// has no participant, has not ended and holds no dropped participant's hand (the local store's rule). Returns 1
-/// when removed. With `n` = 0 the hash is small, so listing its fields is cheap.
+/// The write script with [`LOG_LEN`] in place.
+fn write_script() -> String {
+    WRITE.replace("LOG_LEN", &LOG_LEN.to_string())
+}
+
+/// KEYS[1] the meeting's hash, KEYS[2] its change log. ARGV[1] the version of the caller's copy, ARGV[2] the most
+/// fields to return. Answers `{0}` when the meeting is gone, `{1}` when the copy is current, `{3}` when the copy
+/// cannot catch up from the log (another epoch, too far behind, too many fields), and otherwise
+/// `{2, version, nset, f1, v1, …, fn, vn, deleted…}`: the current value of every field changed since the copy
+/// (`nset` pairs), then the changed fields that no longer exist. Hash and log are read in one script, so the
+/// answer is one consistent state.
+const CATCH_UP: &str = r"
+local cur = redis.call('HGET', KEYS[1], 'v')
+if not cur then return {0} end
+if cur == ARGV[1] then return {1} end
+local ce, cs = string.match(cur, '^(.+)%.(%d+)$')
+local me, ms = string.match(ARGV[1], '^(.+)%.(%d+)$')
+if not ce or not me or ce ~= me then return {3} end
+local behind = tonumber(cs) - tonumber(ms)
+if behind <= 0 or behind > redis.call('LLEN', KEYS[2]) then return {3} end
+local most = tonumber(ARGV[2])
+local seen, names = {}, {}
+for _, entry in ipairs(redis.call('LRANGE', KEYS[2], -behind, -1)) do
+  local ok, list = pcall(cjson.decode, entry)
+  if not ok or type(list) ~= 'table' then return {3} end
+  for _, f in ipairs(list) do
+    if not seen[f] then
+      seen[f] = true
+      names[#names + 1] = f
+      if #names > most then return {3} end
+    end
+  end
+end
+local out = {2, cur, 0}
+local gone = {}
+if #names > 0 then
+  local values = redis.call('HMGET', KEYS[1], unpack(names))
+  for i, f in ipairs(names) do
+    if values[i] then
+      out[#out + 1] = f
+      out[#out + 1] = values[i]
+      out[3] = out[3] + 1
+    else
+      gone[#gone + 1] = f
+    end
+  end
+end
+for _, f in ipairs(gone) do out[#out + 1] = f end
+return out
+";
+
+/// KEYS[1] the meeting's hash, KEYS[2] the meetings set, KEYS[3] its change log, ARGV[1] the meeting id. Removes
+/// the meeting (and its log) only when it has no participant, has not ended and holds no dropped participant's
+/// hand (the local store's rule). Returns 1 when removed. With `n` = 0 the hash is small, so listing its fields is cheap.
 const REMOVE_IF_EMPTY: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[3])
   redis.call('SREM', KEYS[2], ARGV[1])
   return 0
 end
@@ -57,14 +139,14 @@ for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
   local kind = string.sub(f, 1, 2)
   if kind == 'p:' or kind == 'h:' then return 0 end
 end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 ";
 
-/// KEYS[1] the meeting's hash, KEYS[2] the meetings set, ARGV[1] the meeting id.
+/// KEYS[1] the meeting's hash, KEYS[2] the meetings set, KEYS[3] its change log, ARGV[1] the meeting id.
 const REMOVE: &str = r"
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 ";
@@ -81,6 +163,66 @@ pub struct RedisRuntimeStore {
     /// trusted once Redis says the token is still current (a compare-and-set, or an `HGET v`), so a stale one
     /// costs a reread, never a wrong answer.
     cache: Arc<Mutex<Cache>>,
+    reads: Arc<ReadCounts>,
+}
+
+/// How this store has read meetings from Redis: whole (HGETALL) or by catching up from the change log.
+#[derive(Debug, Default)]
+struct ReadCounts {
+    whole: AtomicU64,
+    catch_up: AtomicU64,
+}
+
+/// A catch-up answer (see [`CATCH_UP`]).
+#[derive(Debug, PartialEq)]
+enum CatchUp {
+    Gone,
+    Current,
+    Changes {
+        version: String,
+        set: Vec<(String, Vec<u8>)>,
+        del: Vec<String>,
+    },
+    TooFar,
+}
+
+impl CatchUp {
+    /// Parses the script's answer; anything malformed is an error (the caller then reads the hash whole).
+    fn parse(answer: Vec<redis::Value>) -> Result<Self, String> {
+        fn int(v: Option<&redis::Value>) -> Result<i64, String> {
+            match v {
+                Some(redis::Value::Int(i)) => Ok(*i),
+                other => Err(format!("expected an integer, got {other:?}")),
+            }
+        }
+        fn bytes(v: Option<&redis::Value>) -> Result<Vec<u8>, String> {
+            match v {
+                Some(redis::Value::BulkString(b)) => Ok(b.clone()),
+                Some(redis::Value::SimpleString(t)) => Ok(t.clone().into_bytes()),
+                other => Err(format!("expected a string, got {other:?}")),
+            }
+        }
+        fn string(v: Option<&redis::Value>) -> Result<String, String> {
+            String::from_utf8(bytes(v)?).map_err(|e| e.to_string())
+        }
+        let mut it = answer.iter();
+        match int(it.next())? {
+            0 => Ok(Self::Gone),
+            1 => Ok(Self::Current),
+            3 => Ok(Self::TooFar),
+            2 => {
+                let version = string(it.next())?;
+                let nset = usize::try_from(int(it.next())?).map_err(|e| e.to_string())?;
+                let mut set = Vec::with_capacity(nset.min(CATCH_UP_FIELDS));
+                for _ in 0..nset {
+                    set.push((string(it.next())?, bytes(it.next())?));
+                }
+                let del = it.map(|v| string(Some(v))).collect::<Result<_, _>>()?;
+                Ok(Self::Changes { version, set, del })
+            }
+            other => Err(format!("unknown catch-up answer {other}")),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -99,6 +241,7 @@ struct Cached {
 #[derive(Debug)]
 struct Scripts {
     write: redis::Script,
+    catch_up: redis::Script,
     remove_if_empty: redis::Script,
     remove: redis::Script,
 }
@@ -140,7 +283,8 @@ impl RedisRuntimeStore {
         Self {
             state,
             scripts: Arc::new(Scripts {
-                write: redis::Script::new(WRITE),
+                write: redis::Script::new(&write_script()),
+                catch_up: redis::Script::new(CATCH_UP),
                 remove_if_empty: redis::Script::new(REMOVE_IF_EMPTY),
                 remove: redis::Script::new(REMOVE),
             }),
@@ -149,6 +293,7 @@ impl RedisRuntimeStore {
                 entries: HashMap::new(),
                 last_sweep: Instant::now(),
             })),
+            reads: Arc::default(),
         }
     }
 
@@ -167,11 +312,26 @@ impl RedisRuntimeStore {
         self.state.key(&["m", meeting.as_str()])
     }
 
+    /// The key of a meeting's change log (see [`WRITE`]).
+    pub fn log_key(&self, meeting: &MeetingId) -> String {
+        self.state.key(&["ml", meeting.as_str()])
+    }
+
+    /// How many times this store read a meeting whole and how many times it caught up from the change log
+    /// (tests and benchmarks: another node's change should cost a catch-up, not a whole read).
+    pub fn read_counts(&self) -> (u64, u64) {
+        (
+            self.reads.whole.load(Ordering::Relaxed),
+            self.reads.catch_up.load(Ordering::Relaxed),
+        )
+    }
+
     fn meetings_key(&self) -> String {
         self.state.key(&["meetings"])
     }
 
     async fn load(&self, meeting: &MeetingId) -> Result<Loaded, StateError> {
+        self.reads.whole.fetch_add(1, Ordering::Relaxed);
         let mut conn = self.state.conn.clone();
         let key = self.meeting_key(meeting);
         let fields: Vec<(String, Vec<u8>)> = self
@@ -202,29 +362,76 @@ impl RedisRuntimeStore {
         })
     }
 
-    /// The meeting's current state: the cached copy when its version token is still the one in Redis (one
-    /// `HGET`), otherwise a full read.
+    /// The meeting's current state: the cached copy brought up to date from the change log (one script that
+    /// answers "current", or the fields changed since the copy), or a full read when there is no copy or it is
+    /// too far behind.
     async fn fresh(&self, meeting: &MeetingId) -> Result<Loaded, StateError> {
-        if let Some(cached) = self.cached(meeting) {
-            if self.current_version(meeting).await?.as_deref() == Some(cached.version.as_str()) {
-                return Ok(cached);
+        let Some(Loaded {
+            rt: Some(copy),
+            version,
+        }) = self.cached(meeting)
+        else {
+            return self.load(meeting).await;
+        };
+        let (new_version, set, del) = match self.catch_up(meeting, &version).await? {
+            CatchUp::Current => {
+                return Ok(Loaded {
+                    rt: Some(copy),
+                    version,
+                })
             }
+            CatchUp::Gone => {
+                self.forget(meeting);
+                return Ok(Loaded {
+                    rt: None,
+                    version: String::new(),
+                });
+            }
+            CatchUp::TooFar => return self.load(meeting).await,
+            CatchUp::Changes { version, set, del } => (version, set, del),
+        };
+        self.reads.catch_up.fetch_add(1, Ordering::Relaxed);
+        // Take the copy out of the cache if it is still the one caught up from, so it is changed in place rather
+        // than cloned (it is cloned only while a reader still holds it).
+        let taken = {
+            let mut cache = lock(&self.cache);
+            match cache.entries.get(meeting) {
+                Some(c) if c.version == version => cache.entries.remove(meeting).map(|c| c.rt),
+                _ => None,
+            }
+        };
+        let mut rt = match taken {
+            Some(rt) => {
+                drop(copy);
+                rt
+            }
+            None => copy,
+        };
+        if let Err(e) = codec::apply(Arc::make_mut(&mut rt), &set, &del) {
+            tracing::warn!(meeting = %meeting, error = %e.0, "redis state: catch-up refused, reading the meeting whole");
+            return self.load(meeting).await;
         }
-        self.load(meeting).await
+        self.remember(meeting, &new_version, &rt);
+        Ok(Loaded {
+            rt: Some(rt),
+            version: new_version,
+        })
     }
 
-    async fn current_version(&self, meeting: &MeetingId) -> Result<Option<String>, StateError> {
+    async fn catch_up(&self, meeting: &MeetingId, version: &str) -> Result<CatchUp, StateError> {
+        let mut inv = self.scripts.catch_up.key(self.meeting_key(meeting));
+        inv.key(self.log_key(meeting))
+            .arg(version)
+            .arg(CATCH_UP_FIELDS);
         let mut conn = self.state.conn.clone();
-        let key = self.meeting_key(meeting);
-        self.state
-            .call("HGET v", async move {
-                redis::cmd("HGET")
-                    .arg(key)
-                    .arg(codec::VERSION)
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await
+        let answer: Vec<redis::Value> = self
+            .state
+            .call("catch-up", inv.invoke_async(&mut conn))
+            .await?;
+        Ok(CatchUp::parse(answer).unwrap_or_else(|e| {
+            tracing::warn!(meeting = %meeting, error = %e, "redis state: unreadable catch-up answer");
+            CatchUp::TooFar
+        }))
     }
 
     fn cached(&self, meeting: &MeetingId) -> Option<Loaded> {
@@ -265,19 +472,20 @@ impl RedisRuntimeStore {
         lock(&self.cache).entries.len()
     }
 
-    /// Applies `diff` if the meeting's version is still `version`, and returns the new version token; `None`
-    /// when another writer came first.
+    /// Applies `diff` if the meeting's version is still `version`, and returns the new version; `None` when
+    /// another writer came first.
     async fn write(
         &self,
         meeting: &MeetingId,
         version: &str,
         diff: &Diff,
     ) -> Result<Option<String>, StateError> {
-        let token = format!("{:032x}", rand::random::<u128>());
+        let epoch = format!("{:016x}", rand::random::<u64>());
         let mut inv = self.scripts.write.key(self.meeting_key(meeting));
         inv.key(self.meetings_key())
+            .key(self.log_key(meeting))
             .arg(version)
-            .arg(&token)
+            .arg(&epoch)
             .arg(meeting.as_str())
             .arg(diff.set.len());
         for (f, v) in &diff.set {
@@ -287,11 +495,7 @@ impl RedisRuntimeStore {
             inv.arg(f);
         }
         let mut conn = self.state.conn.clone();
-        let written: i64 = self
-            .state
-            .call("write", inv.invoke_async(&mut conn))
-            .await?;
-        Ok((written == 1).then_some(token))
+        self.state.call("write", inv.invoke_async(&mut conn)).await
     }
 
     fn local_lock(&self, meeting: &MeetingId) -> LocalTurn<'_> {
@@ -306,25 +510,25 @@ impl RedisRuntimeStore {
         }
     }
 
-    /// The first attempt starts from this node's cached copy without reading (a write checks the version token
-    /// anyway); the copy is confirmed with one `HGET` only when the closure wants no write, since what it decided
-    /// must hold on the current state. Any doubt (a lost compare-and-set, a stale copy) rereads the whole meeting.
+    /// The first attempt starts from this node's cached copy without reading (a write checks the version anyway);
+    /// when the closure wants no write, the copy is confirmed first (a catch-up), since what it decided must hold
+    /// on the current state. After a lost compare-and-set the copy catches up from the change log (a whole read
+    /// only when it is too far behind) and the closure reruns.
     async fn modify_locked(
         &self,
         meeting: &MeetingId,
         f: &mut (dyn for<'r> FnMut(&'r mut MeetingRuntime) -> bool + Send),
     ) -> Result<(), StateError> {
-        let mut from_cache = self.cached(meeting);
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                // Lost to another node: back off a little (jittered, growing to ~32 ms) before rereading.
-                let cap = 1u64 << attempt.min(5);
-                tokio::time::sleep(Duration::from_micros(rand::random_range(0..=cap * 1000))).await;
-            }
-            let unconfirmed = from_cache.is_some();
-            let Loaded { rt, version } = match from_cache.take() {
-                Some(cached) => cached,
-                None => self.load(meeting).await?,
+        let mut start = self.cached(meeting);
+        let mut confirmed = false;
+        let mut conflicts = 0;
+        while conflicts < MAX_ATTEMPTS {
+            let Loaded { rt, version } = match start.take() {
+                Some(copy) => copy,
+                None => {
+                    confirmed = true;
+                    self.fresh(meeting).await?
+                }
             };
             let mut next = rt.as_deref().cloned().unwrap_or_else(|| MeetingRuntime {
                 meeting_id: Some(meeting.clone()),
@@ -339,19 +543,30 @@ impl RedisRuntimeStore {
                 Diff::default()
             };
             if !wants_write || (rt.is_some() && diff.is_empty()) {
-                if !unconfirmed
-                    || self.current_version(meeting).await?.as_deref() == Some(version.as_str())
-                {
+                if confirmed {
                     return Ok(());
                 }
+                // Decided on an unconfirmed copy: rerun on the current state unless the copy was current.
+                let current = self.fresh(meeting).await?;
+                if current.version == version {
+                    return Ok(());
+                }
+                start = Some(current);
+                confirmed = true;
                 continue;
             }
             match self.write(meeting, &version, &diff).await {
-                Ok(Some(token)) => {
-                    self.remember(meeting, &token, &Arc::new(next));
+                Ok(Some(new_version)) => {
+                    self.remember(meeting, &new_version, &Arc::new(next));
                     return Ok(());
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    // Lost to another node: back off a little (jittered, growing to ~32 ms), then catch up.
+                    conflicts += 1;
+                    let cap = 1u64 << conflicts.min(5);
+                    tokio::time::sleep(Duration::from_micros(rand::random_range(0..=cap * 1000)))
+                        .await;
+                }
                 Err(e) => {
                     // The write may or may not have been applied: the copy can no longer be trusted.
                     self.forget(meeting);
@@ -399,7 +614,9 @@ impl RuntimeStore for RedisRuntimeStore {
 
     async fn remove(&self, meeting: &MeetingId) -> Result<(), StateError> {
         let mut inv = self.scripts.remove.key(self.meeting_key(meeting));
-        inv.key(self.meetings_key()).arg(meeting.as_str());
+        inv.key(self.meetings_key())
+            .key(self.log_key(meeting))
+            .arg(meeting.as_str());
         let mut conn = self.state.conn.clone();
         let removed: Result<i64, _> = self.state.call("remove", inv.invoke_async(&mut conn)).await;
         self.forget(meeting);
@@ -408,7 +625,9 @@ impl RuntimeStore for RedisRuntimeStore {
 
     async fn remove_if_empty(&self, meeting: &MeetingId) -> Result<(), StateError> {
         let mut inv = self.scripts.remove_if_empty.key(self.meeting_key(meeting));
-        inv.key(self.meetings_key()).arg(meeting.as_str());
+        inv.key(self.meetings_key())
+            .key(self.log_key(meeting))
+            .arg(meeting.as_str());
         let mut conn = self.state.conn.clone();
         let removed: i64 = self
             .state
@@ -474,5 +693,55 @@ impl RuntimeStore for RedisRuntimeStore {
                 redis::cmd("SCARD").arg(set).query_async(&mut conn).await
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Value;
+
+    fn s(t: &str) -> Value {
+        Value::BulkString(t.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn catch_up_answers_are_parsed_or_refused() {
+        assert_eq!(CatchUp::parse(vec![Value::Int(0)]), Ok(CatchUp::Gone));
+        assert_eq!(CatchUp::parse(vec![Value::Int(1)]), Ok(CatchUp::Current));
+        assert_eq!(CatchUp::parse(vec![Value::Int(3)]), Ok(CatchUp::TooFar));
+        assert_eq!(
+            CatchUp::parse(vec![
+                Value::Int(2),
+                s("e.7"),
+                Value::Int(1),
+                s("p:a"),
+                s("{}"),
+                s("p:b"),
+                s("to:t"),
+            ]),
+            Ok(CatchUp::Changes {
+                version: "e.7".into(),
+                set: vec![("p:a".into(), b"{}".to_vec())],
+                del: vec!["p:b".into(), "to:t".into()],
+            })
+        );
+        for bad in [
+            vec![],
+            vec![Value::Int(9)],
+            vec![s("2")],
+            vec![Value::Int(2), s("e.7"), Value::Int(2), s("p:a"), s("{}")],
+            vec![Value::Int(2), s("e.7"), Value::Int(-1)],
+            vec![Value::Int(2), s("e.7"), Value::Int(0), Value::Int(5)],
+        ] {
+            assert!(CatchUp::parse(bad.clone()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_write_script_keeps_log_len_writes() {
+        let script = write_script();
+        assert!(script.contains(&format!("LTRIM', KEYS[3], -{LOG_LEN}, -1")));
+        assert!(!script.contains("LOG_LEN"));
     }
 }
