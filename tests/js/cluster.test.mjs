@@ -294,6 +294,41 @@ describe('cluster: a node killed with kill -9', () => {
   before(async () => { ctx = await startCluster({ nodes: 3 }); });
   after(async () => { if (ctx) await ctx.cleanup(); });
 
+  // First (the next test kills the same node): a node that is only paused is reaped like a dead one; when it
+  // resumes it finds the reaper's marker and sends its sockets away, so their clients rejoin.
+  test('a node paused past its heartbeat is reaped; on resuming it tells its sockets server:shutdown and disconnects them; they rejoin', async () => {
+    try {
+      const { meetingId, members: [a, b, c] } = await ctx.spreadMeeting({ participants: 2 });
+      const node = ctx.servers[1];
+      node.proc.kill('SIGSTOP');
+      try {
+        for (const m of [a, c]) {
+          const d = await m.socket.rec.waitFor('participant-left', {
+            where: (x) => x.participantId === b.participantId, timeout: 8000,
+          });
+          assert.equal(d.reason, 'node-lost');
+        }
+      } finally {
+        node.proc.kill('SIGCONT');
+      }
+      const resumedAt = Date.now();
+      const notice = await b.socket.rec.waitFor('server:shutdown', { timeout: 5000 });
+      assert.equal(notice.reconnectAfterMs, 0);
+      await b.socket.rec.waitFor('$disconnect', { timeout: 5000 });
+      console.log(`# paused node: its socket was sent away ${Date.now() - resumedAt} ms after it resumed`);
+      // the node serves again: the user reconnects (to it) and rejoins; the others see them come back
+      const again = await ctx.connect(b.user, { node: 1 });
+      const st = await ctx.join(again, meetingId);
+      assert.equal(st.participants.length, 3, JSON.stringify(st.participants));
+      await a.socket.rec.waitFor('participant-joined', { where: (x) => x.userId === b.user.userId });
+      const metrics = await request(node.url, 'GET', '/metrics');
+      assert.match(metrics.text, /^meet_cluster_fenced_total 1$/m);
+      ctx.closeSockets([again]);
+    } catch (err) {
+      throw ctx.diagnose(err);
+    }
+  });
+
   test('its participants leave their meetings within 5 s (node-lost); they rejoin through another node', async () => {
     try {
       const { meetingId, members: [a, b, c] } = await ctx.spreadMeeting({ participants: 2 });

@@ -6,6 +6,13 @@
 //! `reaper` — the leader's lease. A killed node is found within TTL + one tick (≤ 4 s): its sessions leave their
 //! meetings with reason `node-lost` (the others get `participant-left`, and what a leave releases), then it is
 //! forgotten. A node that stops gracefully deregisters itself (its sockets left their meetings on disconnect).
+//!
+//! **Fencing.** A node that was only paused (SIGSTOP, a long GC-like stall, a partition from Redis) for longer than
+//! the TTL is reaped like a dead one, yet its sockets are still connected when it resumes. The reaper leaves a
+//! marker `reaped:{id}` (60 s); each heartbeat takes it (GETDEL), and a node that finds its own marker knows its
+//! sessions are gone: it tells its sockets `server:shutdown {reconnectAfterMs: 0}` and disconnects them, so their
+//! clients reconnect and rejoin (as after a drain), instead of talking to sessions that no longer exist. The node
+//! itself goes on serving.
 
 use crate::deliver;
 use meeting::MeetingService;
@@ -80,6 +87,8 @@ impl Membership {
     ) -> Result<Self, String> {
         let conn = manager(redis_url, "connecting to Redis for the node registry").await?;
         let mut first = conn.clone();
+        // A marker left by the reaper of an earlier run with this node id is taken here: no socket of this run
+        // was reaped.
         heartbeat(&mut first, prefix, &node, false)
             .await
             .map_err(|e| format!("registering the node in Redis: {e}"))?;
@@ -113,12 +122,13 @@ impl Membership {
     }
 }
 
+/// Refreshes the heartbeat; answers whether the reaper had declared this node dead since the last one.
 async fn heartbeat(
     conn: &mut ConnectionManager,
     prefix: &str,
     node: &NodeInfo,
     draining: bool,
-) -> redis::RedisResult<()> {
+) -> redis::RedisResult<bool> {
     let value = serde_json::json!({
         "nodeId": node.node_id,
         "internalAddress": node.internal_address,
@@ -136,9 +146,19 @@ async fn heartbeat(
         .ignore()
         .sadd(key(prefix, "nodes"), &node.node_id)
         .ignore()
-        .query_async(conn)
+        .cmd("GETDEL")
+        .arg(reaped_key(prefix, &node.node_id))
+        .query_async::<(Option<String>,)>(conn)
         .await
+        .map(|(marker,)| marker.is_some())
 }
+
+fn reaped_key(prefix: &str, node: &str) -> String {
+    key(prefix, &format!("reaped:{node}"))
+}
+
+/// How long the reaper's marker waits for a paused node to resume and find it.
+const REAPED_MARKER_MS: u64 = 60_000;
 
 async fn run<A: Adapter>(
     mut conn: ConnectionManager,
@@ -152,9 +172,22 @@ async fn run<A: Adapter>(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = heartbeat(&mut conn, &prefix, &node, service.is_draining()).await {
-            tracing::warn!(error = %e, "cluster heartbeat failed");
-            continue;
+        match heartbeat(&mut conn, &prefix, &node, service.is_draining()).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::error!(
+                    node = %node.node_id,
+                    "this node missed its heartbeats long enough to be declared dead (paused or cut off from \
+                     Redis): its sessions were removed from their meetings; disconnecting its sockets so their \
+                     clients reconnect and rejoin"
+                );
+                metrics::counter!("meet_cluster_fenced_total").increment(1);
+                crate::disconnect_local(&io, Duration::ZERO).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster heartbeat failed");
+                continue;
+            }
         }
         let leader: redis::RedisResult<i64> = lease
             .key(key(&prefix, "reaper"))
@@ -215,9 +248,16 @@ async fn reap<A: Adapter>(
             for out in &outcomes {
                 deliver(io, None, out).await;
             }
-            let res: redis::RedisResult<()> = redis::cmd("SREM")
-                .arg(key(prefix, "nodes"))
-                .arg(lost)
+            // The marker tells the node, should it only have been paused, that its sessions are gone.
+            let res: redis::RedisResult<()> = redis::pipe()
+                .srem(key(prefix, "nodes"), lost)
+                .ignore()
+                .cmd("SET")
+                .arg(reaped_key(prefix, lost))
+                .arg(proto::time::now_ms())
+                .arg("PX")
+                .arg(REAPED_MARKER_MS)
+                .ignore()
                 .query_async(conn)
                 .await;
             if let Err(e) = res {

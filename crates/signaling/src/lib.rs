@@ -717,6 +717,16 @@ pub async fn shutdown<A: Adapter>(
     reconnect_after: Duration,
     grace: Duration,
 ) {
+    disconnect_local(io, reconnect_after).await;
+    let deadline = tokio::time::Instant::now() + grace;
+    while shared.workers.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Tells this node's sockets `server:shutdown {reconnectAfterMs}` and disconnects them (a graceful stop, or a node
+/// that finds it was declared dead: see `cluster`).
+pub(crate) async fn disconnect_local<A: Adapter>(io: &SocketIo<A>, reconnect_after: Duration) {
     let ms = u64::try_from(reconnect_after.as_millis()).unwrap_or(u64::MAX);
     // `local()`: in cluster mode a plain `io.emit` / `io.disconnect` would reach every node's sockets.
     if let Err(e) = io
@@ -735,10 +745,6 @@ pub async fn shutdown<A: Adapter>(
     tokio::time::sleep(Duration::from_millis(100)).await;
     if let Err(e) = io.local().disconnect().await {
         tracing::warn!(error = %e, "disconnecting sockets failed");
-    }
-    let deadline = tokio::time::Instant::now() + grace;
-    while shared.workers.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -59,6 +59,10 @@ export class Participant {
     this.you = r.you;
     return r;
   }
+  /** After socket.io-client reconnected on its own (to another node): join again on the new connection. */
+  rejoinAfterReconnect(timeoutMs = 30000) {
+    return this.eval((ms) => window.meeting.rejoinAfterReconnect({ timeoutMs: ms }), timeoutMs);
+  }
   startMedia(opts = { audio: true, video: true }) { return this.eval((o) => window.meeting.startMedia(o), opts); }
   stats() { return this.eval(() => window.meeting.stats()); }
   sendStats() { return this.eval(() => window.meeting.sendStats()); }

@@ -389,6 +389,7 @@ const tamper = { fingerprint: false };
 const produceSource = { next: null };
 let meetingState = null;
 let myUserId = null;
+let joinedSocketId = null; // the socket id the last join was made on
 
 const now = () => Math.round(performance.now() * 10) / 10;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -429,6 +430,16 @@ function withTimeout(promise, ms, what) {
  * record of which participant each consumer belongs to (the guide's consumeMedia resolves with the consumer).
  */
 class TestMeetingClient extends MeetingClient {
+  // The guide's connect() calls setupSocketListeners() on every 'connect', and socket.io-client fires 'connect'
+  // again after each automatic reconnection: without this guard every listener would run twice after one
+  // reconnect (two consumers per new-producer). An app keeps one set; the listeners live on the Socket object,
+  // which survives reconnections.
+  setupSocketListeners() {
+    if (this.listenersSet) return;
+    this.listenersSet = true;
+    super.setupSocketListeners();
+  }
+
   onParticipantJoined(data) { console.log(`participant-joined ${data.userId} ${data.participantId}`); }
   onParticipantLeft(data) {
     for (const id of [`video-${data.participantId}`, `audio-${data.participantId}`]) {
@@ -538,6 +549,7 @@ async function join(token, meetingId, { timeoutMs = 20000 } = {}) {
     throw err;
   }
   marks.joinDone = now();
+  joinedSocketId = client.socket.id;
   myUserId = meetingState?.you?.userId ?? null;
   setStatus(`joined ${meetingId} as ${myUserId} (${meetingState?.you?.role})`);
   return { you: meetingState?.you ?? null, sendTransportId: client.sendTransport?.id, recvTransportId: client.recvTransport?.id };
@@ -737,6 +749,37 @@ async function stopCanvasShare(producerId) {
   return request('producer:close', { producerId });
 }
 
+/**
+ * What an app does after socket.io-client reconnected by itself (its node died and the load balancer sent the new
+ * connection to another node): the server dropped the old session with its node, so the app drops its dead media
+ * (transports, producers, consumers) and joins the meeting again on the new connection. The caller then starts
+ * its media again (startMedia). Waits for the reconnection first.
+ */
+async function rejoinAfterReconnect({ timeoutMs = 30000 } = {}) {
+  const until = performance.now() + timeoutMs;
+  while (!(client.socket.connected && client.socket.id !== joinedSocketId)) {
+    if (performance.now() > until) throw new Error(`no reconnection within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+  marks.reconnected = now();
+  for (const p of client.producers.values()) p.close();
+  client.producers.clear();
+  for (const [id, c] of client.consumers) {
+    c.close();
+    const i = consumerInfo.get(id);
+    if (i) i.closed = true;
+  }
+  client.consumers.clear();
+  client.sendTransport?.close();
+  client.recvTransport?.close();
+  document.querySelectorAll('video, audio').forEach((el) => el.remove());
+  for (const st of localStreams.splice(0)) st.getTracks().forEach((t) => t.stop());
+  await withTimeout(client.joinMeeting(client.meetingId), Math.max(until - performance.now(), 5000), 'rejoin');
+  joinedSocketId = client.socket.id;
+  marks.rejoined = now();
+  return { you: meetingState?.you ?? null, socketId: client.socket.id };
+}
+
 async function leave() {
   await client.leaveMeeting();
   for (const s of localStreams) s.getTracks().forEach((t) => t.stop());
@@ -761,6 +804,7 @@ function info() {
 
 window.meeting = {
   join,
+  rejoinAfterReconnect,
   startMedia,
   stats,
   sendStats,
