@@ -401,7 +401,7 @@ async fn new_producer_is_announced_one_at_a_time_and_only_with_a_recv_transport(
     let host_pid = r.host.participant_id();
     let rt = r.w.runtime(&r.m).await;
     assert_eq!(rt.participants[&host_pid].announce_cursor, 0);
-    assert_eq!(rt.announce_log, vec![mic.clone()], "one shared log entry");
+    assert_eq!(*rt.announce_log, vec![mic.clone()], "one shared log entry");
     // the recv transport starts the announcements: the first one now
     let out =
         r.w.ok(

@@ -1608,16 +1608,17 @@ impl MeetingService {
             .await
             .map_err(|e| internal("storing role", e))?;
         self.modify(id, |rt| {
-            let mut changed = false;
-            for p in rt
-                .participants
-                .values_mut()
-                .filter(|p| &p.user_id == target)
-            {
-                p.role = role;
-                changed = true;
+            // By id, so only the target's sessions count as changed (values_mut would mark every participant).
+            let sessions: Vec<ParticipantId> = rt
+                .sessions_of(target)
+                .map(|p| p.participant_id.clone())
+                .collect();
+            for id in &sessions {
+                if let Some(p) = rt.participants.get_mut(id) {
+                    p.role = role;
+                }
             }
-            changed
+            !sessions.is_empty()
         })
         .await?;
         self.audit(id, &who.user_id, "role", Some(target), role.as_str())

@@ -8,6 +8,7 @@
 pub mod local;
 pub mod redis_store;
 pub mod runtime;
+pub mod tracked;
 
 pub use local::{LocalRateLimiter, LocalRuntimeStore};
 pub use redis_store::{RedisOptions, RedisRateLimiter, RedisRuntimeStore, RedisState};

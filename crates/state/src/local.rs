@@ -65,6 +65,8 @@ impl RuntimeStore for LocalRuntimeStore {
             }
             // In process the state is changed in place; the returned flag only matters to stores that write back.
             f(&mut slot.rt);
+            // Nothing to write back: the record of what changed is not needed (and must not grow).
+            slot.rt.commit();
             return Ok(());
         }
     }

@@ -1,5 +1,6 @@
 //! The runtime state of one meeting: plain data, serializable so a Redis implementation can store it.
 
+use crate::tracked::{TrackedLog, TrackedMap};
 use proto::{Layout, MeetingId, ParticipantId, Role, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ pub struct MeetingRuntime {
     /// Set when the meeting ends, so a join racing the end cannot slip in.
     pub ended: bool,
     /// In join order (participant ids are random, so order by `joined_seq`).
-    pub participants: BTreeMap<ParticipantId, RuntimeParticipant>,
+    pub participants: TrackedMap<ParticipantId, RuntimeParticipant>,
     pub next_seq: u64,
     pub layout: Layout,
     pub spotlight: Option<UserId>,
@@ -19,28 +20,28 @@ pub struct MeetingRuntime {
     /// hand back (DESIGN §4). They keep an empty meeting's state alive for the grace period (so even a lone
     /// participant's hand comes back), then are pruned.
     #[serde(default)]
-    pub raised_hands_of_dropped: BTreeMap<UserId, i64>,
+    pub raised_hands_of_dropped: TrackedMap<UserId, i64>,
     /// Moderator mutes, per participant session and kind (DESIGN §4): with `allowSelfUnmute` false they hold across
     /// `producer:pause`/`resume`, `producer:close` and a new `produce`, until a host/moderator lifts them. Keyed by
     /// participant id (ids are never reused, so a mute ends with its session); read through
     /// [`MeetingRuntime::moderator_muted`], which ignores sessions that left.
     #[serde(default)]
-    pub moderator_mutes: BTreeMap<ParticipantId, MutedKinds>,
+    pub moderator_mutes: TrackedMap<ParticipantId, MutedKinds>,
     /// Indexes of the media objects recorded on participants: producer / consumer / transport id → its owner, so
     /// finding an owner costs O(log n) instead of a scan of every participant. Kept by the methods below
     /// ([`MeetingRuntime::add_producer`], [`MeetingRuntime::remove_participant`], …), which every change of a
     /// participant's media goes through; [`MeetingRuntime::check_indexes`] verifies them (tests).
     #[serde(default)]
-    pub producer_owners: BTreeMap<String, ParticipantId>,
+    pub producer_owners: TrackedMap<String, ParticipantId>,
     #[serde(default)]
-    pub consumer_owners: BTreeMap<String, ParticipantId>,
+    pub consumer_owners: TrackedMap<String, ParticipantId>,
     #[serde(default)]
-    pub transport_owners: BTreeMap<String, ParticipantId>,
+    pub transport_owners: TrackedMap<String, ParticipantId>,
     /// Every producer of the meeting in the order it was created (closed ones until the next compaction): the
     /// shared `new-producer` announce queue. Each participant reads it from its own `announce_cursor`, so a new
     /// producer costs one push, not one per participant.
     #[serde(default)]
-    pub announce_log: Vec<String>,
+    pub announce_log: TrackedLog<String>,
     /// The running recording, if any (one at a time per meeting).
     #[serde(default)]
     pub recording: Option<RuntimeRecording>,
@@ -158,6 +159,29 @@ pub struct ScreenShare {
 }
 
 impl MeetingRuntime {
+    /// Forgets the record of what changed (see [`crate::tracked`]): the state as it is becomes the reference. A
+    /// store calls it once a change is kept (written, or in place), so the record never outgrows one change.
+    pub fn commit(&mut self) {
+        self.participants.commit();
+        self.raised_hands_of_dropped.commit();
+        self.moderator_mutes.commit();
+        self.producer_owners.commit();
+        self.consumer_owners.commit();
+        self.transport_owners.commit();
+        self.announce_log.commit();
+    }
+
+    /// Undoes every change of the collections since the last commit (the scalar fields are the caller's).
+    pub fn revert(&mut self) {
+        self.participants.revert();
+        self.raised_hands_of_dropped.revert();
+        self.moderator_mutes.revert();
+        self.producer_owners.revert();
+        self.consumer_owners.revert();
+        self.transport_owners.revert();
+        self.announce_log.revert();
+    }
+
     /// Participants in the order they joined.
     pub fn in_join_order(&self) -> Vec<&RuntimeParticipant> {
         let mut v: Vec<_> = self.participants.values().collect();
@@ -340,9 +364,7 @@ impl MeetingRuntime {
         self.consumer_owners.clear();
         self.transport_owners.clear();
         self.announce_log.clear();
-        std::mem::take(&mut self.participants)
-            .into_values()
-            .collect()
+        self.participants.take().into_values().collect()
     }
 
     fn unindex(&mut self, p: &RuntimeParticipant) {
@@ -437,19 +459,19 @@ impl MeetingRuntime {
                 return Err(format!("cursor of {id} past the announce log"));
             }
         }
-        if producers != self.producer_owners {
+        if producers != *self.producer_owners {
             return Err(format!(
                 "producer index {:?} != {:?}",
                 self.producer_owners, producers
             ));
         }
-        if consumers != self.consumer_owners {
+        if consumers != *self.consumer_owners {
             return Err(format!(
                 "consumer index {:?} != {:?}",
                 self.consumer_owners, consumers
             ));
         }
-        if transports != self.transport_owners {
+        if transports != *self.transport_owners {
             return Err(format!(
                 "transport index {:?} != {:?}",
                 self.transport_owners, transports

@@ -50,6 +50,16 @@ struct Meta {
 }
 
 impl Meta {
+    fn put(self, rt: &mut MeetingRuntime) {
+        rt.ended = self.ended;
+        rt.next_seq = self.next_seq;
+        rt.layout = self.layout;
+        rt.spotlight = self.spotlight;
+        rt.screen_share = self.screen_share;
+        rt.recording = self.recording;
+        rt.media_home = self.media_home;
+    }
+
     fn of(rt: &MeetingRuntime) -> Self {
         Self {
             ended: rt.ended,
@@ -94,7 +104,8 @@ pub(crate) fn decode(
     }
     // Positions are written 0..len and cleared from the end, so they are contiguous; a gap would only drop an
     // entry from the order, never invent one.
-    rt.announce_log = announce.into_values().collect();
+    rt.announce_log = announce.into_values().collect::<Vec<_>>().into();
+    rt.commit();
     Ok(rt)
 }
 
@@ -147,7 +158,7 @@ pub(crate) fn apply(
     }
     for (i, producer) in announce {
         match i.cmp(&rt.announce_log.len()) {
-            std::cmp::Ordering::Less => rt.announce_log[i] = producer,
+            std::cmp::Ordering::Less => rt.announce_log.set(i, producer),
             std::cmp::Ordering::Equal => rt.announce_log.push(producer),
             std::cmp::Ordering::Greater => {
                 return Err(Corrupt(format!(
@@ -157,6 +168,7 @@ pub(crate) fn apply(
             }
         }
     }
+    rt.commit();
     Ok(())
 }
 
@@ -178,13 +190,7 @@ fn set_field(
     match kind {
         META => {
             let m: Meta = json(field, value)?;
-            rt.ended = m.ended;
-            rt.next_seq = m.next_seq;
-            rt.layout = m.layout;
-            rt.spotlight = m.spotlight;
-            rt.screen_share = m.screen_share;
-            rt.recording = m.recording;
-            rt.media_home = m.media_home;
+            m.put(rt);
         }
         VERSION | COUNT => {}
         PARTICIPANT => {
@@ -235,6 +241,40 @@ impl Diff {
         self.set.is_empty() && self.del.is_empty()
     }
 
+    /// Announce-log positions from `from` on: `old` and `new` are the entries from there, before and after.
+    fn log(&mut self, from: usize, old: &[String], new: &[String]) {
+        for j in 0..old.len().max(new.len()) {
+            let i = from + j;
+            match (old.get(j), new.get(j)) {
+                (Some(a), Some(b)) if a == b => {}
+                (_, Some(b)) => self
+                    .set
+                    .push((format!("{ANNOUNCE}{i}"), b.clone().into_bytes())),
+                (Some(_), None) => self.del.push(format!("{ANNOUNCE}{i}")),
+                (None, None) => {}
+            }
+        }
+    }
+
+    /// The changed keys of a tracked map: (key, value before, value now).
+    fn changed<'a, K: 'a, V: PartialEq + 'a>(
+        &mut self,
+        prefix: &str,
+        changes: impl Iterator<Item = (&'a K, Option<&'a V>, Option<&'a V>)>,
+        key: impl Fn(&K) -> &str,
+        encode: impl Fn(&V) -> Result<Vec<u8>, serde_json::Error>,
+    ) -> Result<(), serde_json::Error> {
+        for (k, old, new) in changes {
+            match (old, new) {
+                (Some(a), Some(b)) if a == b => {}
+                (_, Some(b)) => self.set.push((format!("{prefix}{}", key(k)), encode(b)?)),
+                (Some(_), None) => self.del.push(format!("{prefix}{}", key(k))),
+                (None, None) => {}
+            }
+        }
+        Ok(())
+    }
+
     fn map<K: Ord, V: PartialEq>(
         &mut self,
         prefix: &str,
@@ -280,7 +320,7 @@ pub(crate) fn diff(
     }
     d.map(
         PARTICIPANT,
-        before.map(|b| &b.participants),
+        before.map(|b| &*b.participants),
         &after.participants,
         ParticipantId::as_str,
         to_json,
@@ -288,52 +328,126 @@ pub(crate) fn diff(
     let owner = |p: &ParticipantId| Ok(p.as_str().as_bytes().to_vec());
     d.map(
         PRODUCER_OWNER,
-        before.map(|b| &b.producer_owners),
+        before.map(|b| &*b.producer_owners),
         &after.producer_owners,
         String::as_str,
         owner,
     )?;
     d.map(
         CONSUMER_OWNER,
-        before.map(|b| &b.consumer_owners),
+        before.map(|b| &*b.consumer_owners),
         &after.consumer_owners,
         String::as_str,
         owner,
     )?;
     d.map(
         TRANSPORT_OWNER,
-        before.map(|b| &b.transport_owners),
+        before.map(|b| &*b.transport_owners),
         &after.transport_owners,
         String::as_str,
         owner,
     )?;
     d.map(
         DROPPED_HAND,
-        before.map(|b| &b.raised_hands_of_dropped),
+        before.map(|b| &*b.raised_hands_of_dropped),
         &after.raised_hands_of_dropped,
         UserId::as_str,
         |at| Ok(at.to_string().into_bytes()),
     )?;
     d.map(
         MODERATOR_MUTE,
-        before.map(|b| &b.moderator_mutes),
+        before.map(|b| &*b.moderator_mutes),
         &after.moderator_mutes,
         ParticipantId::as_str,
         to_json,
     )?;
     let old_log = before.map(|b| b.announce_log.as_slice()).unwrap_or(&[]);
-    let new_log = &after.announce_log;
-    for i in 0..old_log.len().max(new_log.len()) {
-        match (old_log.get(i), new_log.get(i)) {
-            (Some(a), Some(b)) if a == b => {}
-            (_, Some(b)) => d
-                .set
-                .push((format!("{ANNOUNCE}{i}"), b.clone().into_bytes())),
-            (Some(_), None) => d.del.push(format!("{ANNOUNCE}{i}")),
-            (None, None) => {}
+    d.log(0, old_log, &after.announce_log);
+    Ok(d)
+}
+
+/// What a change made in place must write: the scalars and the count from before it, and the record the tracked
+/// collections keep (see [`crate::tracked`]). [`Snapshot::restore`] undoes the change.
+pub(crate) struct Snapshot {
+    meta: Meta,
+    count: usize,
+}
+
+impl Snapshot {
+    /// Taken before a change; the collections' records must be empty (committed).
+    pub fn of(rt: &MeetingRuntime) -> Self {
+        Self {
+            meta: Meta::of(rt),
+            count: rt.participants.len(),
         }
     }
-    Ok(d)
+
+    /// Puts the state back as it was when the snapshot was taken.
+    pub fn restore(self, rt: &mut MeetingRuntime) {
+        rt.revert();
+        self.meta.put(rt);
+    }
+
+    /// The writes that store the change made since the snapshot: the same as [`diff`] of the state before and
+    /// after, in time that grows with the change (the changed keys), not with the meeting.
+    pub fn diff(&self, rt: &MeetingRuntime) -> Result<Diff, serde_json::Error> {
+        let mut d = Diff::default();
+        let meta = Meta::of(rt);
+        if meta != self.meta {
+            d.set.push((META.to_owned(), to_json(&meta)?));
+        }
+        if rt.participants.len() != self.count {
+            d.set.push((
+                COUNT.to_owned(),
+                rt.participants.len().to_string().into_bytes(),
+            ));
+        }
+        d.changed(
+            PARTICIPANT,
+            rt.participants.changes(),
+            ParticipantId::as_str,
+            to_json,
+        )?;
+        let owner = |p: &ParticipantId| Ok(p.as_str().as_bytes().to_vec());
+        d.changed(
+            PRODUCER_OWNER,
+            rt.producer_owners.changes(),
+            String::as_str,
+            owner,
+        )?;
+        d.changed(
+            CONSUMER_OWNER,
+            rt.consumer_owners.changes(),
+            String::as_str,
+            owner,
+        )?;
+        d.changed(
+            TRANSPORT_OWNER,
+            rt.transport_owners.changes(),
+            String::as_str,
+            owner,
+        )?;
+        d.changed(
+            DROPPED_HAND,
+            rt.raised_hands_of_dropped.changes(),
+            UserId::as_str,
+            |at| Ok(at.to_string().into_bytes()),
+        )?;
+        d.changed(
+            MODERATOR_MUTE,
+            rt.moderator_mutes.changes(),
+            ParticipantId::as_str,
+            to_json,
+        )?;
+        if let Some((from, old_tail)) = rt.announce_log.changes() {
+            d.log(
+                from,
+                old_tail,
+                &rt.announce_log[from.min(rt.announce_log.len())..],
+            );
+        }
+        Ok(d)
+    }
 }
 
 #[cfg(test)]
@@ -507,6 +621,64 @@ mod tests {
         let mut copy = start.clone();
         let e = super::apply(&mut copy, &[("a:9".into(), b"p9".to_vec())], &[]).expect_err("gap");
         assert!(e.0.contains("position 9"), "{}", e.0);
+    }
+
+    /// A change made in place writes exactly what the diff of the states before and after would (from the
+    /// tracked record, not a comparison of everything), and `restore` puts the state back.
+    #[test]
+    fn the_tracked_diff_is_the_full_diff_and_restore_undoes_it() {
+        type Change = fn(&mut MeetingRuntime);
+        let changes: Vec<(&str, Change)> = vec![
+            ("hand", |rt| {
+                if let Some(p) = rt.participants.get_mut(&ParticipantId::new("d")) {
+                    p.hand_raised = true;
+                }
+            }),
+            ("leave", |rt| {
+                rt.remove_participant(&ParticipantId::new("a"));
+            }),
+            ("produce", |rt| {
+                for i in 0..3 {
+                    rt.add_producer(
+                        &ParticipantId::new("d"),
+                        RuntimeProducer {
+                            producer_id: format!("q{i}"),
+                            kind: "video".into(),
+                            source: "camera".into(),
+                            paused: false,
+                        },
+                    );
+                }
+            }),
+            ("end", |rt| {
+                rt.take_participants();
+                rt.raised_hands_of_dropped.clear();
+                rt.ended = false;
+                rt.layout = Layout::Grid;
+            }),
+            ("nothing", |rt| {
+                if let Some(p) = rt.participants.get_mut(&ParticipantId::new("d")) {
+                    p.hand_raised = p.hand_raised;
+                }
+            }),
+        ];
+        let sorted = |mut d: Diff| {
+            d.set.sort();
+            d.del.sort();
+            d
+        };
+        for (name, change) in changes {
+            let before = full();
+            let mut rt = before.clone();
+            rt.commit();
+            let snap = Snapshot::of(&rt);
+            change(&mut rt);
+            let tracked = sorted(snap.diff(&rt).expect("diff"));
+            let whole = sorted(diff(Some(&before), &rt).expect("diff"));
+            assert_eq!(tracked, whole, "{name}");
+            snap.restore(&mut rt);
+            assert_eq!(rt, before, "{name}: restored");
+        }
     }
 
     #[test]

@@ -365,7 +365,7 @@ impl RedisRuntimeStore {
     /// The meeting's current state: the cached copy brought up to date from the change log (one script that
     /// answers "current", or the fields changed since the copy), or a full read when there is no copy or it is
     /// too far behind.
-    async fn fresh(&self, meeting: &MeetingId) -> Result<Loaded, StateError> {
+    async fn fresh_locked(&self, meeting: &MeetingId) -> Result<Loaded, StateError> {
         let Some(Loaded {
             rt: Some(copy),
             version,
@@ -432,6 +432,14 @@ impl RedisRuntimeStore {
             tracing::warn!(meeting = %meeting, error = %e, "redis state: unreadable catch-up answer");
             CatchUp::TooFar
         }))
+    }
+
+    /// [`Self::fresh_locked`] under the meeting's local lock: a catch-up changes the copy in place, and a modify
+    /// takes it out of the cache while it runs; both happen one at a time per meeting on this node.
+    async fn fresh(&self, meeting: &MeetingId) -> Result<Loaded, StateError> {
+        let turn = self.local_lock(meeting);
+        let _held = turn.lock.lock().await;
+        self.fresh_locked(meeting).await
     }
 
     fn cached(&self, meeting: &MeetingId) -> Option<Loaded> {
@@ -514,6 +522,11 @@ impl RedisRuntimeStore {
     /// when the closure wants no write, the copy is confirmed first (a catch-up), since what it decided must hold
     /// on the current state. After a lost compare-and-set the copy catches up from the change log (a whole read
     /// only when it is too far behind) and the closure reruns.
+    ///
+    /// The closure runs on the copy itself, not a clone: the copy is out of the cache meanwhile (readers of this
+    /// meeting wait on the same local lock), its tracked collections record what changed, the diff is made from
+    /// that record, and a refused or lost change is undone from it — all in time that grows with the change, not
+    /// with the meeting.
     async fn modify_locked(
         &self,
         meeting: &MeetingId,
@@ -527,27 +540,48 @@ impl RedisRuntimeStore {
                 Some(copy) => copy,
                 None => {
                     confirmed = true;
-                    self.fresh(meeting).await?
+                    self.fresh_locked(meeting).await?
                 }
             };
-            let mut next = rt.as_deref().cloned().unwrap_or_else(|| MeetingRuntime {
-                meeting_id: Some(meeting.clone()),
-                ..MeetingRuntime::default()
+            // Out of the cache while it changes, so the copy is changed in place (cloned only if a reader that
+            // got it before the lock still holds it).
+            self.forget(meeting);
+            let existed = rt.is_some();
+            let mut rt = rt.unwrap_or_else(|| {
+                Arc::new(MeetingRuntime {
+                    meeting_id: Some(meeting.clone()),
+                    ..MeetingRuntime::default()
+                })
             });
-            let wants_write = f(&mut next);
-            let diff = if wants_write {
-                codec::diff(rt.as_deref(), &next).map_err(|e| {
-                    StateError::Backend(format!("meeting {meeting}: cannot encode its state: {e}"))
-                })?
-            } else {
-                Diff::default()
+            let next = Arc::make_mut(&mut rt);
+            next.commit();
+            let before = codec::Snapshot::of(next);
+            let wants_write = f(next);
+            let diff = match (wants_write, existed) {
+                (false, _) => Ok(Diff::default()),
+                (true, true) => before.diff(next),
+                (true, false) => codec::diff(None, next),
+            }
+            .map_err(|e| {
+                StateError::Backend(format!("meeting {meeting}: cannot encode its state: {e}"))
+            });
+            let diff = match diff {
+                Ok(d) => d,
+                Err(e) => {
+                    before.restore(next);
+                    return Err(e);
+                }
             };
-            if !wants_write || (rt.is_some() && diff.is_empty()) {
+            if !wants_write || (existed && diff.is_empty()) {
+                before.restore(next);
+                if existed {
+                    self.remember(meeting, &version, &rt);
+                }
                 if confirmed {
                     return Ok(());
                 }
                 // Decided on an unconfirmed copy: rerun on the current state unless the copy was current.
-                let current = self.fresh(meeting).await?;
+                let current = self.fresh_locked(meeting).await?;
                 if current.version == version {
                     return Ok(());
                 }
@@ -557,19 +591,23 @@ impl RedisRuntimeStore {
             }
             match self.write(meeting, &version, &diff).await {
                 Ok(Some(new_version)) => {
-                    self.remember(meeting, &new_version, &Arc::new(next));
+                    next.commit();
+                    self.remember(meeting, &new_version, &rt);
                     return Ok(());
                 }
                 Ok(None) => {
-                    // Lost to another node: back off a little (jittered, growing to ~32 ms), then catch up.
+                    // Lost to another node: undo, back off a little (jittered, growing to ~32 ms), catch up.
+                    before.restore(next);
+                    if existed {
+                        self.remember(meeting, &version, &rt);
+                    }
                     conflicts += 1;
                     let cap = 1u64 << conflicts.min(5);
                     tokio::time::sleep(Duration::from_micros(rand::random_range(0..=cap * 1000)))
                         .await;
                 }
                 Err(e) => {
-                    // The write may or may not have been applied: the copy can no longer be trusted.
-                    self.forget(meeting);
+                    // The write may or may not have been applied: the copy (already out of the cache) is dropped.
                     return Err(e);
                 }
             }
