@@ -270,6 +270,8 @@ struct Producer {
     svc_last_packet: Vec<Option<Instant>>,
     /// The recorder's virtual subscriber, while this producer is recorded (`record.rs`).
     tap: Option<crate::record::Tap>,
+    /// Its consumers' place when a transport's estimate is shared out (screen share, spotlight; the meeting sets it).
+    priority: allocator::Priority,
 }
 
 impl Producer {
@@ -1158,6 +1160,7 @@ impl Core {
             layered,
             svc_last_packet: Vec::new(),
             tap: None,
+            priority: allocator::Priority::Normal,
         });
         self.producer_ids.insert(id.clone(), pk);
         if let Some(t) = self.transports.get_mut(tk) {
@@ -1207,6 +1210,28 @@ impl Core {
     pub fn producer_router(&self, id: &str) -> Option<&str> {
         let pk = self.producer_key(id)?;
         self.producers.get(pk).map(|p| p.router.as_str())
+    }
+
+    /// Where this producer's consumers come when their transport's estimate is shared out (`allocator.rs`): the
+    /// meeting gives a screen share [`allocator::Priority::Screen`], the spotlighted participant's camera
+    /// [`allocator::Priority::Large`], the rest `Normal` (the default). Applies at the next share-out.
+    pub fn set_producer_priority(
+        &mut self,
+        id: &str,
+        priority: allocator::Priority,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .producer_key(id)
+            .and_then(|pk| self.producers.get_mut(pk))
+            .ok_or(SfuError::NotFound("producer"))?;
+        p.priority = priority;
+        Ok(())
+    }
+
+    /// A producer's priority (see [`Core::set_producer_priority`]).
+    pub fn producer_priority(&self, id: &str) -> Option<allocator::Priority> {
+        let pk = self.producer_key(id)?;
+        self.producers.get(pk).map(|p| p.priority)
     }
 
     pub fn set_producer_paused(
@@ -1813,7 +1838,7 @@ impl Core {
                         p.mapping.spatial_layers > 1 && !p.mapping.ksvc,
                         c.top_temporal,
                     );
-                    if rungs.len() < 2 {
+                    if p.mapping.kind != Kind::Video || rungs.is_empty() {
                         return None;
                     }
                     let cap = rungs
@@ -1824,7 +1849,7 @@ impl Core {
                     ladders.push(layers);
                     Some(allocator::Demand {
                         key: ck,
-                        priority: allocator::Priority::Normal,
+                        priority: p.priority,
                         cap,
                         layer_bps,
                         paused: c.paused,
@@ -2243,7 +2268,8 @@ impl Core {
             Some(l) if p.mapping.spatial_layers > 1 => usize::from(l.spatial),
             _ => layer,
         };
-        if p.spatial_layers() > 1 {
+        // Every video producer's rate counts when an estimate is shared out; a single-layer one is a fixed cost.
+        if p.mapping.kind == Kind::Video {
             p.rates.on_packet(spatial, bytes, now);
         }
         if let (Some(l), 0) = (inner, spatial) {
