@@ -148,6 +148,17 @@ fn pump(rt: &mut MeetingRuntime, pid: &ParticipantId, now: i64) -> Option<Emit> 
 
 /// The guide names participants by user id in places (`quality:change {participantId: 'user_456'}`): accept a
 /// user id where a participant id is expected, meaning that user's latest session.
+/// A video producer's priority in its subscribers' bandwidth share-out: a screen share, a spotlighted participant's
+/// camera, the rest.
+pub(crate) fn priority_of(source: &str, spotlighted: bool) -> sfu::allocator::Priority {
+    use sfu::allocator::Priority;
+    match (source, spotlighted) {
+        ("screen", _) => Priority::Screen,
+        (_, true) => Priority::Large,
+        _ => Priority::Normal,
+    }
+}
+
 fn by_user<'a>(rt: &'a MeetingRuntime, id: &str) -> Option<&'a RuntimeParticipant> {
     rt.participants
         .values()
@@ -438,6 +449,9 @@ impl MeetingService {
                         .map_err(sfu_error)?;
                 }
                 self.schedule_pacing(meeting);
+                if kind == Kind::Video {
+                    self.apply_priorities(meeting).await;
+                }
                 self.record_if_recording(meeting, &producer).await;
                 let payload = ev::Produced {
                     producer_id: producer,
@@ -1203,6 +1217,42 @@ impl MeetingService {
                 )
             }
             e => self.transport_failed(e).await,
+        }
+    }
+
+    /// Tells the media plane where each video producer's consumers come when a subscriber's bandwidth estimate is
+    /// shared out (issue 11 item 1): the screen share first, then the spotlighted participant's camera, then the
+    /// rest. Recomputed for the whole meeting (a handful of producers) after a `produce` and a spotlight change, so
+    /// nothing is left stale; best effort (a producer closed meanwhile is skipped, a gone media plane logged).
+    pub(crate) async fn apply_priorities(&self, meeting: &MeetingId) {
+        let mut wanted: Vec<(String, sfu::allocator::Priority)> = Vec::new();
+        let _ = self
+            .read(meeting, |rt| {
+                wanted.clear();
+                let Some(rt) = rt else { return };
+                for p in rt.participants.values() {
+                    let spotlighted = rt.spotlight.as_ref() == Some(&p.user_id);
+                    for x in p.producers.iter().filter(|x| x.kind == "video") {
+                        wanted.push((x.producer_id.clone(), priority_of(&x.source, spotlighted)));
+                    }
+                }
+            })
+            .await;
+        if wanted.is_empty() {
+            return;
+        }
+        let router = meeting.to_string();
+        let res = self
+            .media
+            .call(&router, move |core, _| {
+                for (id, priority) in &wanted {
+                    // A producer closed since the read has nothing to set.
+                    let _ = core.set_producer_priority(id, *priority);
+                }
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::debug!(meeting = %meeting, error = %e, "producer priorities not applied");
         }
     }
 

@@ -891,3 +891,83 @@ async fn layers_changed_goes_to_the_consumers_owner() {
         json!({"consumerId": consumer, "spatialLayer": 1, "temporalLayer": 2})
     );
 }
+
+/// Issue 11 item 1: the media plane learns which video comes first when a subscriber's bandwidth is short — the
+/// screen share, then the spotlighted participant's camera, then the rest — from `produce` and the spotlight.
+#[tokio::test]
+async fn screen_share_and_spotlight_set_the_media_priorities() {
+    use sfu::allocator::Priority;
+    let mut r = room(true).await;
+    let prio = |r: &Room, id: &str| r.w.media.core().producer_priority(id);
+    let camera = r.produce("video", 1000).await;
+    let mic = r.produce("audio", 2000).await;
+    assert_eq!(prio(&r, &camera), Some(Priority::Normal));
+    let rtp = vp8("3", 3000);
+    let out =
+        r.w.ok(
+            &mut r.bob,
+            "produce",
+            json!({"kind": "video", "rtpParameters": rtp, "appData": {"source": "screen"}}),
+        )
+        .await;
+    let screen = out.reply["producerId"].as_str().expect("id").to_owned();
+    assert_eq!(prio(&r, &screen), Some(Priority::Screen));
+    assert_eq!(prio(&r, &camera), Some(Priority::Normal));
+
+    // The host spotlights bob: his camera comes next; the screen share stays first.
+    let bob = r.bob.user_id().to_string();
+    r.w.ok(
+        &mut r.host,
+        "participant:spotlight",
+        json!({"targetUserId": bob}),
+    )
+    .await;
+    assert_eq!(prio(&r, &camera), Some(Priority::Large));
+    assert_eq!(prio(&r, &screen), Some(Priority::Screen));
+    assert_eq!(
+        prio(&r, &mic),
+        Some(Priority::Normal),
+        "audio is not shared out"
+    );
+    // A camera produced while spotlighted comes next too.
+    let camera2 = r.produce("video", 4000).await;
+    assert_eq!(prio(&r, &camera2), Some(Priority::Large));
+
+    // The spotlight moves to the host: bob's cameras back to the rest, the host's camera next.
+    let host = r.host.user_id().to_string();
+    r.w.ok(
+        &mut r.host,
+        "create-transport",
+        json!({"direction": "send"}),
+    )
+    .await;
+    let rtp = vp8("0", 5000);
+    let out =
+        r.w.ok(
+            &mut r.host,
+            "produce",
+            json!({"kind": "video", "rtpParameters": rtp}),
+        )
+        .await;
+    let host_camera = out.reply["producerId"].as_str().expect("id").to_owned();
+    assert_eq!(prio(&r, &host_camera), Some(Priority::Normal));
+    r.w.ok(
+        &mut r.host,
+        "participant:spotlight",
+        json!({"targetUserId": host}),
+    )
+    .await;
+    assert_eq!(prio(&r, &host_camera), Some(Priority::Large));
+    assert_eq!(prio(&r, &camera), Some(Priority::Normal));
+    assert_eq!(prio(&r, &camera2), Some(Priority::Normal));
+    assert_eq!(prio(&r, &screen), Some(Priority::Screen));
+    // Cleared: nobody's camera comes first.
+    r.w.ok(
+        &mut r.host,
+        "participant:spotlight",
+        json!({"targetUserId": null}),
+    )
+    .await;
+    assert_eq!(prio(&r, &host_camera), Some(Priority::Normal));
+    assert_eq!(prio(&r, &screen), Some(Priority::Screen));
+}

@@ -700,6 +700,8 @@ impl MeetingService {
                 .await?;
                 self.audit(&meeting, &who.user_id, "spotlight", target.as_ref(), "")
                     .await;
+                // The spotlighted camera comes before the rest in every subscriber's bandwidth share-out.
+                self.apply_priorities(&meeting).await;
                 let payload = ev::ParticipantSpotlighted {
                     meeting_id: meeting.clone(),
                     target_user_id: target,

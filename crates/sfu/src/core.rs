@@ -222,6 +222,11 @@ struct Transport {
     /// What str0m was last asked to reach (bps), and when to ask again if the estimate stays below it.
     desired: u64,
     next_probe: Option<Instant>,
+    /// str0m's last raw estimate and bytes sent, from its once-a-second peer stats (`on_raw_estimate`).
+    last_tx: Option<(u64, Instant)>,
+    /// With BWE, peer stats come every [`BWE_STATS_INTERVAL`]: this many of them close one link window.
+    stats_per_window: u8,
+    stats_seen: u8,
 }
 
 impl Transport {
@@ -270,6 +275,8 @@ struct Producer {
     svc_last_packet: Vec<Option<Instant>>,
     /// The recorder's virtual subscriber, while this producer is recorded (`record.rs`).
     tap: Option<crate::record::Tap>,
+    /// Its consumers' place when a transport's estimate is shared out (screen share, spotlight; the meeting sets it).
+    priority: allocator::Priority,
 }
 
 impl Producer {
@@ -421,6 +428,41 @@ pub struct Core {
     next_allocation: Option<Instant>,
     /// str0m's bandwidth estimation on recv transports created from now on (`set_bandwidth_estimation`).
     bwe: bool,
+}
+
+/// How often a recv transport with BWE reports its raw estimate (peer stats).
+const BWE_STATS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Loss above this over a stats window (TWCC, what the subscriber did not receive) cuts the estimate to what got
+/// through (libwebrtc's loss-based controller cuts above 10 %).
+const LOSS_CUT: f32 = 0.1;
+
+/// A recv transport's estimate from str0m's once-a-second peer stats: its raw estimate (the event's estimate is an
+/// average over 3 s of values, which falls seconds after a link's capacity does and climbs as slowly), cut to what
+/// reached the subscriber when the window lost more than [`LOSS_CUT`] (a queue that overflows: the delay-based
+/// estimate may not have fallen yet). The allocator's hysteresis keeps the raw estimate's wobbles from moving
+/// layers up; down moves are what must be fast.
+fn on_raw_estimate(t: &mut Transport, s: &str0m::stats::PeerStats) {
+    if t.direction != Direction::Recv {
+        return;
+    }
+    let Some(raw) = s.bwe_tx else {
+        return;
+    };
+    let mut estimate = raw.as_u64();
+    let sent_bps = t.last_tx.and_then(|(bytes, at)| {
+        let secs = s.timestamp.saturating_duration_since(at).as_secs_f64();
+        (secs > 0.2).then(|| (s.peer_bytes_tx.saturating_sub(bytes) as f64 * 8.0 / secs) as u64)
+    });
+    t.last_tx = Some((s.peer_bytes_tx, s.timestamp));
+    if let (Some(loss), Some(sent)) = (s.egress_loss_fraction, sent_bps) {
+        if loss.is_finite() && loss > LOSS_CUT {
+            let through = (sent as f64 * f64::from(1.0 - loss.min(1.0)) * 0.9) as u64;
+            estimate = estimate.min(through);
+        }
+    }
+    tracing::debug!(transport = %t.id, raw = raw.as_u64(), loss = ?s.egress_loss_fraction, sent = ?sent_bps, estimate, "estimate");
+    t.estimate = Some(estimate);
 }
 
 /// Where str0m's estimate starts (mediasoup's `initialAvailableOutgoingBitrate` is 600 kbps).
@@ -798,7 +840,11 @@ impl Core {
         let pwd = random_token(32);
         let mut cfg = rtc_config(&ufrag, &pwd);
         if self.bwe && direction == Direction::Recv {
-            cfg = cfg.enable_bwe(Some(str0m::bwe::Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
+            // Peer stats twice a second: the raw estimate and the loss they carry move layers down sooner
+            // (`on_raw_estimate`); the link meter still closes a window every second (`on_link_stats`).
+            cfg = cfg
+                .enable_bwe(Some(str0m::bwe::Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
+                .set_stats_interval(Some(BWE_STATS_INTERVAL));
         }
         if let Some(cert) = &self.dtls_cert {
             cfg = cfg.set_dtls_cert(cert.clone());
@@ -868,6 +914,13 @@ impl Core {
             allocation: allocator::Allocator::default(),
             desired: 0,
             next_probe: None,
+            last_tx: None,
+            stats_per_window: if self.bwe && direction == Direction::Recv {
+                2
+            } else {
+                1
+            },
+            stats_seen: 0,
         });
         self.by_ufrag.insert(ufrag, tk);
         self.transport_ids.insert(id.clone(), tk);
@@ -1158,6 +1211,7 @@ impl Core {
             layered,
             svc_last_packet: Vec::new(),
             tap: None,
+            priority: allocator::Priority::Normal,
         });
         self.producer_ids.insert(id.clone(), pk);
         if let Some(t) = self.transports.get_mut(tk) {
@@ -1207,6 +1261,28 @@ impl Core {
     pub fn producer_router(&self, id: &str) -> Option<&str> {
         let pk = self.producer_key(id)?;
         self.producers.get(pk).map(|p| p.router.as_str())
+    }
+
+    /// Where this producer's consumers come when their transport's estimate is shared out (`allocator.rs`): the
+    /// meeting gives a screen share [`allocator::Priority::Screen`], the spotlighted participant's camera
+    /// [`allocator::Priority::Large`], the rest `Normal` (the default). Applies at the next share-out.
+    pub fn set_producer_priority(
+        &mut self,
+        id: &str,
+        priority: allocator::Priority,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .producer_key(id)
+            .and_then(|pk| self.producers.get_mut(pk))
+            .ok_or(SfuError::NotFound("producer"))?;
+        p.priority = priority;
+        Ok(())
+    }
+
+    /// A producer's priority (see [`Core::set_producer_priority`]).
+    pub fn producer_priority(&self, id: &str) -> Option<allocator::Priority> {
+        let pk = self.producer_key(id)?;
+        self.producers.get(pk).map(|p| p.priority)
     }
 
     pub fn set_producer_paused(
@@ -1813,7 +1889,7 @@ impl Core {
                         p.mapping.spatial_layers > 1 && !p.mapping.ksvc,
                         c.top_temporal,
                     );
-                    if rungs.len() < 2 {
+                    if p.mapping.kind != Kind::Video || rungs.is_empty() {
                         return None;
                     }
                     let cap = rungs
@@ -1824,7 +1900,7 @@ impl Core {
                     ladders.push(layers);
                     Some(allocator::Demand {
                         key: ck,
-                        priority: allocator::Priority::Normal,
+                        priority: p.priority,
                         cap,
                         layer_bps,
                         paused: c.paused,
@@ -2090,13 +2166,18 @@ impl Core {
                 }
             }
             Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
-                if let Some(t) = self.transports.get_mut(tk) {
+                // Until the first peer stats bring the raw estimate (`on_raw_estimate`), which then rules.
+                if let Some(t) = self.transports.get_mut(tk).filter(|t| t.last_tx.is_none()) {
                     t.estimate = Some(estimate.as_u64());
                 }
             }
-            Event::MediaIngressStats(_) | Event::MediaEgressStats(_) | Event::PeerStats(_) => {
+            Event::PeerStats(ref p) => {
+                if let Some(t) = self.transports.get_mut(tk) {
+                    on_raw_estimate(t, p);
+                }
                 self.on_link_stats(tk, e)
             }
+            Event::MediaIngressStats(_) | Event::MediaEgressStats(_) => self.on_link_stats(tk, e),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 if let Some(t) = self.transports.get(tk) {
                     tracing::debug!(transport = %t.id, "ice disconnected");
@@ -2131,6 +2212,14 @@ impl Core {
             }
             Event::MediaEgressStats(s) => t.link.on_stream(s.loss, s.rtt, None),
             Event::PeerStats(s) => {
+                t.stats_seen += 1;
+                if t.stats_seen < t.stats_per_window {
+                    // The first half-window's loss counts in the window.
+                    t.link.on_stream(s.ingress_loss_fraction, s.rtt, None);
+                    t.link.on_stream(s.egress_loss_fraction, None, None);
+                    return;
+                }
+                t.stats_seen = 0;
                 let previous = t.link.current();
                 let (figures, changed) = t.link.on_peer(
                     s.peer_bytes_rx,
@@ -2243,7 +2332,8 @@ impl Core {
             Some(l) if p.mapping.spatial_layers > 1 => usize::from(l.spatial),
             _ => layer,
         };
-        if p.spatial_layers() > 1 {
+        // Every video producer's rate counts when an estimate is shared out; a single-layer one is a fixed cost.
+        if p.mapping.kind == Kind::Video {
             p.rates.on_packet(spatial, bytes, now);
         }
         if let (Some(l), 0) = (inner, spatial) {

@@ -189,3 +189,100 @@ fn an_estimate_below_the_lowest_layer_drops_temporal_layers_and_climbs_back() {
     let got = w.subs[s].rtp_of(&vc);
     assert_continuous(&got, "temporal drops and climbs");
 }
+
+/// The spatial layer each consumer was last reported at (None: nothing reported yet).
+fn layers_now(w: &mut World, consumers: &[&str], last: &mut [Option<usize>]) {
+    for e in std::iter::from_fn(|| w.core.poll_event()) {
+        if let CoreEvent::ConsumerLayersChanged {
+            consumer,
+            spatial_layer,
+            ..
+        } = e
+        {
+            if let Some(i) = consumers.iter().position(|c| *c == consumer) {
+                last[i] = Some(spatial_layer);
+            }
+        }
+    }
+}
+
+/// Issue 11 item 1: one subscriber with three simulcast consumers (a screen share, the spotlighted camera, another
+/// camera) under a limited estimate. Everyone gets its lowest layer; what is left goes to the screen share first,
+/// then to the spotlighted camera. When the spotlight moves, the layers follow: the old one down at once, the new
+/// one up after the hold.
+#[test]
+fn a_limited_estimate_goes_to_the_screen_share_then_the_spotlight() {
+    let mut w = World::new();
+    let pubs: Vec<usize> = (0..3).map(|_| w.add_publisher(ROUTER)).collect();
+    let producers: Vec<String> = pubs
+        .iter()
+        .map(|&p| w.produce(p, sfu::Kind::Video, true))
+        .collect();
+    assert!(w.run_until(Duration::from_secs(3), |w| w
+        .pubs
+        .iter()
+        .all(|p| p.ep.connected)));
+    let refs: Vec<&str> = producers.iter().map(String::as_str).collect();
+    let (s, infos) = w.subscriber_for(ROUTER, &refs);
+    let sub = w.subs[s].transport.id.clone();
+    let ids: Vec<String> = infos.iter().map(|c| c.id.clone()).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    // 0: a camera, 1: the spotlighted camera, 2: the screen share.
+    use sfu::allocator::Priority;
+    w.core
+        .set_producer_priority(&producers[2], Priority::Screen)
+        .expect("priority");
+    w.core
+        .set_producer_priority(&producers[1], Priority::Large)
+        .expect("priority");
+    assert_eq!(
+        w.core.producer_priority(&producers[0]),
+        Some(Priority::Normal)
+    );
+    assert!(w
+        .core
+        .set_producer_priority("pr_nobody", Priority::Large)
+        .is_err());
+    let mut last = [None; 3];
+    let step = |w: &mut World, secs: u64, last: &mut [Option<usize>; 3]| {
+        let end = w.elapsed() + Duration::from_secs(secs);
+        while w.elapsed() < end {
+            w.run(Duration::from_millis(20));
+            layers_now(w, &ids, last);
+        }
+    };
+    step(&mut w, 2, &mut last);
+    assert_eq!(last, [Some(2); 3], "no estimate, no limit");
+
+    // Layers cost ~19, ~70 and ~1,000 kbps each. 2.8 Mbps: three lowest layers, the screen share's top, the
+    // spotlighted camera's top; the other camera's middle layer (its top would need ~3.1 Mbps).
+    assert!(w.core.debug_set_estimate(&sub, Some(2_800_000)));
+    step(&mut w, 2, &mut last);
+    assert_eq!(last, [Some(1), Some(2), Some(2)], "2.8 Mbps");
+
+    // The spotlight moves to camera 0: camera 1 down at once, camera 0 up after the hold; the screen share stays.
+    w.core
+        .set_producer_priority(&producers[1], Priority::Normal)
+        .expect("priority");
+    w.core
+        .set_producer_priority(&producers[0], Priority::Large)
+        .expect("priority");
+    step(&mut w, 1, &mut last);
+    assert_eq!(last, [Some(1), Some(1), Some(2)], "moved, before the hold");
+    step(&mut w, 3, &mut last);
+    assert_eq!(last, [Some(2), Some(1), Some(2)], "moved, after the hold");
+
+    // 1.6 Mbps: the screen share keeps its top layer; both cameras on the middle one.
+    w.core.debug_set_estimate(&sub, Some(1_600_000));
+    step(&mut w, 2, &mut last);
+    assert_eq!(last, [Some(1), Some(1), Some(2)], "1.6 Mbps");
+
+    // The screen share stops being one (its priority back to Normal) and the estimate falls to 135 kbps: the three
+    // lowest layers (~58 kbps) and the spotlighted camera's middle layer (+~52 kbps) fit, nothing more.
+    w.core
+        .set_producer_priority(&producers[2], Priority::Normal)
+        .expect("priority");
+    w.core.debug_set_estimate(&sub, Some(135_000));
+    step(&mut w, 2, &mut last);
+    assert_eq!(last, [Some(1), Some(0), Some(0)], "135 kbps");
+}
