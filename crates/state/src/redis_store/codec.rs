@@ -488,6 +488,16 @@ mod tests {
         hash.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
+    /// A camera producer `q{i}`.
+    fn camera(i: usize) -> RuntimeProducer {
+        RuntimeProducer {
+            producer_id: format!("q{i}"),
+            kind: "video".into(),
+            source: "camera".into(),
+            paused: false,
+        }
+    }
+
     fn full() -> MeetingRuntime {
         let m = MeetingId::new("m:1");
         let mut rt = MeetingRuntime {
@@ -590,15 +600,7 @@ mod tests {
         s.remove_participant(&ParticipantId::new("a"));
         states.push(s.clone());
         for i in 0..5 {
-            s.add_producer(
-                &ParticipantId::new("d"),
-                RuntimeProducer {
-                    producer_id: format!("q{i}"),
-                    kind: "video".into(),
-                    source: "camera".into(),
-                    paused: false,
-                },
-            );
+            s.add_producer(&ParticipantId::new("d"), camera(i));
         }
         states.push(s.clone());
         for i in 0..4 {
@@ -639,15 +641,7 @@ mod tests {
             }),
             ("produce", |rt| {
                 for i in 0..3 {
-                    rt.add_producer(
-                        &ParticipantId::new("d"),
-                        RuntimeProducer {
-                            producer_id: format!("q{i}"),
-                            kind: "video".into(),
-                            source: "camera".into(),
-                            paused: false,
-                        },
-                    );
+                    rt.add_producer(&ParticipantId::new("d"), camera(i));
                 }
             }),
             ("end", |rt| {
