@@ -163,11 +163,7 @@ async fn keys_live_under_the_prefix_and_expire_with_their_window() {
         window: Duration::from_millis(1500),
     };
     assert_eq!(check(&l, "m/u/typing", limit).await, Ok(()));
-    let client = redis::Client::open(server.url()).expect("url");
-    let mut c = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut c = server.conn().await;
     let ttl: i64 = redis::cmd("PTTL")
         .arg("meet-test:rl:m/u/typing")
         .query_async(&mut c)

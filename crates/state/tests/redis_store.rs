@@ -377,11 +377,7 @@ async fn two_nodes_modifying_one_meeting_lose_no_update() {
 }
 
 async fn hgetall(server: &RedisServer, key: &str) -> BTreeMap<String, Vec<u8>> {
-    let client = redis::Client::open(server.url()).expect("url");
-    let mut c = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut c = server.conn().await;
     redis::cmd("HGETALL")
         .arg(key)
         .query_async(&mut c)
@@ -391,11 +387,7 @@ async fn hgetall(server: &RedisServer, key: &str) -> BTreeMap<String, Vec<u8>> {
 
 /// What Redis has read from and written to its clients so far (`INFO stats`), in bytes.
 async fn net_bytes(server: &RedisServer) -> (u64, u64) {
-    let client = redis::Client::open(server.url()).expect("url");
-    let mut c = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut c = server.conn().await;
     let info: String = redis::cmd("INFO")
         .arg("stats")
         .query_async(&mut c)
@@ -609,11 +601,7 @@ async fn corrupt_state_is_an_error_not_a_panic() {
     let server = RedisServer::start();
     let store = server.state("t").await.runtime_store();
     let m = MeetingId::new("m");
-    let client = redis::Client::open(server.url()).expect("url");
-    let mut c = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut c = server.conn().await;
     let _: () = redis::cmd("HSET")
         .arg(store.meeting_key(&m))
         .arg("p:x")
@@ -668,11 +656,7 @@ async fn another_nodes_changes_are_caught_up_field_by_field() {
 }
 
 async fn exists(server: &RedisServer, key: &str) -> bool {
-    let client = redis::Client::open(server.url()).expect("url");
-    let mut c = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut c = server.conn().await;
     redis::cmd("EXISTS")
         .arg(key)
         .query_async::<i64>(&mut c)
@@ -718,11 +702,7 @@ async fn a_copy_behind_the_log_is_read_whole() {
             assert_eq!((whole, caught_up), (1, 0));
         }
     }
-    let client = redis::Client::open(server.url()).expect("url");
-    let mut c = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
+    let mut c = server.conn().await;
     let len: usize = redis::cmd("LLEN")
         .arg(a.log_key(&m))
         .query_async(&mut c)

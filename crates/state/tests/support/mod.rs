@@ -71,6 +71,16 @@ impl RedisServer {
             .expect("connect to the test redis")
     }
 
+    /// A plain redis-rs connection to it, for looking at keys directly.
+    #[allow(dead_code)] // not every test file uses it
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test redis")
+    }
+
     /// Sends it a signal (`STOP` freezes it: connections stay open but nothing answers; `CONT` thaws it).
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().expect("running").id();
