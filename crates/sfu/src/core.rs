@@ -1303,6 +1303,14 @@ impl Core {
         if paused {
             self.speakers.silence(pk);
         }
+        for i in 0..self.producers.get(pk).map_or(0, |p| p.consumers.len()) {
+            if let Some(&ck) = self.producers.get(pk).and_then(|p| p.consumers.get(i)) {
+                self.sync_padding(ck);
+            }
+        }
+        let Some(p) = self.producers.get_mut(pk) else {
+            return Ok(());
+        };
         if was && !paused {
             // Consumers restart on a keyframe.
             for &ck in &p.consumers {
@@ -1405,7 +1413,9 @@ impl Core {
                 MediaKind::Video
             },
         );
-        api.declare_stream_tx(Ssrc::from(ssrc), rtx.map(Ssrc::from), str0m_mid, None);
+        let tx = api.declare_stream_tx(Ssrc::from(ssrc), rtx.map(Ssrc::from), str0m_mid, None);
+        // Created paused: nothing at all on its stream, not even the pacer's padding (patches/str0m-0.25.0.patch).
+        tx.set_padding_allowed(false);
         let id = format!("co_{}", random_token(16));
         let layers = p.mapping.encodings.len();
         let producer_paused = p.paused;
@@ -1499,6 +1509,7 @@ impl Core {
         c.paused = paused;
         c.current_layer = None;
         let pk = c.producer;
+        self.sync_padding(ck);
         self.update_needed_layers(pk);
         let Some(c) = self.consumers.get(ck) else {
             return Ok(());
@@ -1518,6 +1529,23 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// A consumer that sends nothing (paused, or its producer paused) gets nothing on its stream: str0m's pacer
+    /// would otherwise pad it with BWE on (its 50 kbit/s floor goes to the video stream that sent last). mediasoup
+    /// sends nothing on a paused consumer either.
+    fn sync_padding(&mut self, ck: ConsumerKey) {
+        let Some(c) = self.consumers.get(ck) else {
+            return;
+        };
+        let producer_paused = self.producers.get(c.producer).is_some_and(|p| p.paused);
+        let allowed = !c.paused && !producer_paused;
+        let ssrc = Ssrc::from(c.ssrc);
+        if let Some(t) = self.transports.get_mut(c.transport) {
+            if let Some(tx) = t.rtc.direct_api().stream_tx(&ssrc) {
+                tx.set_padding_allowed(allowed);
+            }
+        }
     }
 
     /// The highest spatial layer this consumer should receive (clamped to the producer's layers).

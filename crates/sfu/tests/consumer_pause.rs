@@ -293,3 +293,68 @@ fn keyframe_requests_to_a_publisher_are_rate_limited() {
     let got = w.subs[0].rtp_of(&vc);
     assert_continuous(&got, "video under a PLI storm");
 }
+
+/// With bandwidth estimation on, str0m's pacer keeps a 50 kbit/s padding floor on a session whose media could send,
+/// and puts it on the video stream that sent last — a paused consumer's, when it is the only one (as in a browser
+/// whose app paused its only video consumer; its audio, under the floor, did not stop it). Nothing may reach a
+/// paused consumer's SSRC or its RTX SSRC; after resume the video flows again.
+#[test]
+fn a_paused_consumer_gets_no_padding_with_bandwidth_estimation() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let mut w = World::new();
+    w.core.set_bandwidth_estimation(true);
+    let p = w.add_publisher(ROUTER);
+    let s = w.add_subscriber(ROUTER);
+    let v = w.produce(p, sfu::Kind::Video, true);
+    assert!(
+        w.run_until(Duration::from_secs(3), |w| w.pubs[p].ep.connected),
+        "publisher never connected"
+    );
+    let vc = w.consume_with(s, &v, true);
+    assert!(
+        w.run_until(Duration::from_secs(3), |w| w.subs[s].ep.connected),
+        "subscriber never connected"
+    );
+    w.resume(&vc.id);
+    w.run(Duration::from_secs(1));
+
+    let enc = vc.rtp_parameters.encodings[0].clone();
+    let ssrc = enc.ssrc.expect("consumer ssrc");
+    let rtx = enc.rtx.expect("consumer rtx").ssrc;
+    // Datagrams to the subscriber on the video consumer's SSRCs: (media, RTX).
+    let seen = Rc::new(RefCell::new((0u32, 0u32)));
+    let counter = seen.clone();
+    let sub = w.subs[s].ep.addr;
+    w.downlink = Some(Box::new(move |_, to, d| {
+        if to == sub {
+            match rtp_header(d) {
+                Some((x, _, _)) if x == ssrc => counter.borrow_mut().0 += 1,
+                Some((x, _, _)) if x == rtx => counter.borrow_mut().1 += 1,
+                _ => {}
+            }
+        }
+        true
+    }));
+    w.run(Duration::from_secs(1));
+    let flowing = *seen.borrow();
+    assert!(flowing.0 > 20, "video flows before the pause: {flowing:?}");
+
+    w.pause(&vc.id);
+    // What the Core had already handed to str0m may still leave its pacer.
+    w.run(Duration::from_millis(100));
+    *seen.borrow_mut() = (0, 0);
+    w.run(Duration::from_secs(3));
+    assert_eq!(
+        *seen.borrow(),
+        (0, 0),
+        "datagrams (media, RTX/padding) to a paused consumer in 3 s"
+    );
+
+    w.resume(&vc.id);
+    assert!(
+        w.run_until(Duration::from_secs(1), |_| seen.borrow().0 > 20),
+        "video flows again after resume"
+    );
+}
