@@ -540,6 +540,9 @@ struct DropBody {
     ms: u64,
 }
 
+/// `POST /debug/media/cap` without `queueMs`: the media shell's default (`media::DEFAULT_CAP_QUEUE`).
+const DEFAULT_CAP_QUEUE_MS: u64 = 150;
+
 /// `POST /debug/media/cap`.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -549,6 +552,11 @@ struct CapBody {
     transport_id: String,
     #[schema(minimum = 1, maximum = 1000000)]
     kbps: u64,
+    /// How long a packet may wait behind the cap before it is dropped instead (a bottleneck's buffer); 150 when
+    /// absent.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 5000)]
+    queue_ms: Option<u64>,
     #[schema(minimum = 1, maximum = 120000)]
     ms: u64,
 }
@@ -580,7 +588,8 @@ async fn debug_media_drop(
 }
 
 /// Test hook (only with `media.debug_hooks`, only from loopback): caps what the media shell sends to one
-/// transport's peer at `kbps` for `ms` (a downlink bottleneck: excess waits up to 150 ms, then is dropped).
+/// transport's peer at `kbps` for `ms` (a downlink bottleneck: excess waits up to `queueMs`, 150 by default, then is
+/// dropped).
 #[utoipa::path(post, path = "/debug/media/cap", tag = "development",
     extensions(("x-dev-only" = json!(true))),
     request_body = CapBody,
@@ -601,9 +610,13 @@ async fn debug_media_cap(
     if !(1..=1_000_000).contains(&b.kbps) {
         return Err(ApiError(WireError::validation("kbps must be 1..=1000000")));
     }
+    let queue_ms = b.queue_ms.unwrap_or(DEFAULT_CAP_QUEUE_MS);
+    if !(1..=5_000).contains(&queue_ms) {
+        return Err(ApiError(WireError::validation("queueMs must be 1..=5000")));
+    }
     let found = st
         .service
-        .debug_cap_transport(&meeting, b.transport_id, b.kbps, b.ms)
+        .debug_cap_transport(&meeting, b.transport_id, b.kbps, queue_ms, b.ms)
         .await?;
     transport_found(found)
 }

@@ -13,7 +13,7 @@
 mod shaper;
 mod udp;
 
-pub use shaper::debug_cap;
+pub use shaper::{debug_cap, DEFAULT_QUEUE as DEFAULT_CAP_QUEUE};
 
 pub mod tcp;
 
@@ -61,7 +61,7 @@ impl Default for MediaConfig {
             extra_ips: Vec::new(),
             udp: true,
             tcp: true,
-            bwe: false,
+            bwe: true,
         }
     }
 }

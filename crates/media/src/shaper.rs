@@ -1,7 +1,8 @@
 //! Test hook (`POST /debug/media/cap`, only with `media.debug_hooks`): a downlink bandwidth cap in the shell, not in
 //! the sans-IO core. Datagrams to a capped address leave at the set rate; the excess waits in a queue (so the
 //! subscriber sees delay grow, as on a real bottleneck, and a delay-based estimator can react) and what would wait
-//! longer than [`MAX_QUEUE`] is dropped. Caps are process-wide (a test caps one transport's addresses); with none
+//! longer than the cap's queue (by default [`DEFAULT_QUEUE`]: a shallow drop-tail buffer; a home router's is often
+//! far deeper) is dropped. Caps are process-wide (a test caps one transport's addresses); with none
 //! set, shaping is one atomic load per batch.
 
 use std::collections::{HashMap, VecDeque};
@@ -10,17 +11,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The longest a datagram may wait behind a cap before it is dropped instead.
-pub const MAX_QUEUE: Duration = Duration::from_millis(150);
+/// The longest a datagram may wait behind a cap before it is dropped instead, unless the cap says otherwise.
+pub const DEFAULT_QUEUE: Duration = Duration::from_millis(150);
 
 static ANY: AtomicBool = AtomicBool::new(false);
-static CAPS: Mutex<Vec<(SocketAddr, u64, Instant)>> = Mutex::new(Vec::new());
+static CAPS: Mutex<Vec<(SocketAddr, u64, Duration, Instant)>> = Mutex::new(Vec::new());
 
-/// Caps what is sent to `addrs` at `bps` until `until` (replacing earlier caps of those addresses).
-pub fn debug_cap(addrs: &[SocketAddr], bps: u64, until: Instant) {
+/// Caps what is sent to `addrs` at `bps` until `until` (replacing earlier caps of those addresses); what would wait
+/// longer than `queue` is dropped.
+pub fn debug_cap(addrs: &[SocketAddr], bps: u64, queue: Duration, until: Instant) {
     if let Ok(mut caps) = CAPS.lock() {
-        caps.retain(|(a, _, _)| !addrs.contains(a));
-        caps.extend(addrs.iter().map(|&a| (a, bps, until)));
+        caps.retain(|(a, _, _, _)| !addrs.contains(a));
+        caps.extend(addrs.iter().map(|&a| (a, bps, queue, until)));
         ANY.store(!caps.is_empty(), Ordering::Release);
     }
 }
@@ -45,11 +47,11 @@ impl Shaper {
         if !ANY.load(Ordering::Acquire) && self.buckets.is_empty() {
             return;
         }
-        let caps: Vec<(SocketAddr, u64)> = match CAPS.lock() {
+        let caps: Vec<(SocketAddr, u64, Duration)> = match CAPS.lock() {
             Ok(mut caps) => {
-                caps.retain(|(_, _, until)| *until > now);
+                caps.retain(|(_, _, _, until)| *until > now);
                 ANY.store(!caps.is_empty(), Ordering::Release);
-                caps.iter().map(|(a, b, _)| (*a, *b)).collect()
+                caps.iter().map(|(a, b, q, _)| (*a, *b, *q)).collect()
             }
             Err(_) => Vec::new(),
         };
@@ -57,7 +59,7 @@ impl Shaper {
         let lifted: Vec<SocketAddr> = self
             .buckets
             .keys()
-            .filter(|a| !caps.iter().any(|(c, _)| c == *a))
+            .filter(|a| !caps.iter().any(|(c, _, _)| c == *a))
             .copied()
             .collect();
         for a in lifted {
@@ -70,8 +72,8 @@ impl Shaper {
         }
         let mut kept = Vec::with_capacity(out.len());
         for (dest, data) in out.drain(..) {
-            match caps.iter().find(|(a, _)| *a == dest) {
-                Some(&(_, bps)) => {
+            match caps.iter().find(|(a, _, _)| *a == dest) {
+                Some(&(_, bps, queue)) => {
                     let b = self.buckets.entry(dest).or_insert(Bucket {
                         bps,
                         tokens: 0.0,
@@ -80,7 +82,7 @@ impl Shaper {
                         queued: 0,
                     });
                     b.bps = bps;
-                    let limit = (bps as f64 / 8.0 * MAX_QUEUE.as_secs_f64()) as usize;
+                    let limit = (bps as f64 / 8.0 * queue.as_secs_f64()) as usize;
                     if b.queued + data.len() <= limit.max(1_500) {
                         b.queued += data.len();
                         b.queue.push_back(data);

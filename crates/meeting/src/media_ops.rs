@@ -723,13 +723,14 @@ impl MeetingService {
     }
 
     /// Test hook (the REST edge allows it only with `media.debug_hooks`): what the media shell sends to the
-    /// transport's peer is capped at `kbps` for `ms` (`media::debug_cap`). False when there is no such transport or
-    /// its peer was never seen.
+    /// transport's peer is capped at `kbps` for `ms`, with a queue of `queue_ms` (`media::debug_cap`). False when
+    /// there is no such transport or its peer was never seen.
     pub async fn debug_cap_transport(
         &self,
         meeting: &MeetingId,
         transport: String,
         kbps: u64,
+        queue_ms: u64,
         ms: u64,
     ) -> Result<bool, WireError> {
         let router = meeting.to_string();
@@ -744,6 +745,7 @@ impl MeetingService {
         media::debug_cap(
             &addrs,
             kbps.saturating_mul(1000),
+            Duration::from_millis(queue_ms),
             std::time::Instant::now() + Duration::from_millis(ms),
         );
         Ok(true)

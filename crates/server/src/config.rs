@@ -399,7 +399,7 @@ impl Default for Config {
                 udp: true,
                 tcp: true,
                 debug_hooks: false,
-                bwe: false,
+                bwe: true,
                 turn: Turn {
                     urls: String::new(),
                     secret: None,

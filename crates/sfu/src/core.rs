@@ -222,6 +222,8 @@ struct Transport {
     /// What str0m was last asked to reach (bps), and when to ask again if the estimate stays below it.
     desired: u64,
     next_probe: Option<Instant>,
+    /// A re-probe lowered the desired rate at the last share-out; the next raises it again.
+    probe_lowered: bool,
     /// str0m's last raw estimate and bytes sent, from its once-a-second peer stats (`on_raw_estimate`).
     last_tx: Option<(u64, Instant)>,
     /// With BWE, peer stats come every [`BWE_STATS_INTERVAL`]: this many of them close one link window.
@@ -914,6 +916,7 @@ impl Core {
             allocation: allocator::Allocator::default(),
             desired: 0,
             next_probe: None,
+            probe_lowered: false,
             last_tx: None,
             stats_per_window: if self.bwe && direction == Direction::Recv {
                 2
@@ -1956,20 +1959,30 @@ impl Core {
             if self.bwe {
                 let desired = t.allocation.probe_target(&demands).unwrap_or(0);
                 let minimum = desired.min(estimate);
-                let again = desired > estimate && t.next_probe.is_none_or(|at| now >= at);
-                if desired != t.desired || again {
-                    if again && desired == t.desired {
-                        t.rtc.bwe().set_bitrate(
-                            str0m::bwe::Bitrate::bps(minimum),
-                            str0m::bwe::Bitrate::bps(estimate),
-                        );
-                    }
+                let ask = |t: &mut Transport, desired: u64| {
                     t.rtc.bwe().set_bitrate(
                         str0m::bwe::Bitrate::bps(minimum),
                         str0m::bwe::Bitrate::bps(desired),
                     );
                     t.desired = desired;
+                };
+                if t.probe_lowered {
+                    // The second half of a re-probe (below): the desired rate goes up again.
+                    t.probe_lowered = false;
+                    ask(t, desired);
+                } else if desired > estimate && t.next_probe.is_none_or(|at| now >= at) {
+                    // str0m probes when the desired rate rises above its estimate between two of its timeouts
+                    // (its allocation probe), not while the same rate is asked again; padding alone does not
+                    // raise its estimate (which stays at 1.5x the acknowledged media rate). So while the estimate
+                    // stays below what is wanted, every PROBE_INTERVAL: lower the desired rate to the estimate
+                    // now and raise it at the next share-out, 100 ms later. Without it, after a cap was lifted,
+                    // the estimate sat for 10 s and more just below what the next layer needs.
+                    tracing::debug!(transport = %t.id, desired, estimate, "re-probe");
+                    ask(t, estimate);
+                    t.probe_lowered = true;
                     t.next_probe = Some(now + PROBE_INTERVAL);
+                } else if desired != t.desired {
+                    ask(t, desired);
                 }
             }
             for (ck, layers) in allowed {
