@@ -160,7 +160,7 @@ pub struct Media {
     /// Test hooks (`POST /debug/media/drop`, `/debug/media/cap`, `/debug/media/temporal`, loopback only). Never on in production.
     pub debug_hooks: bool,
     /// Bandwidth estimation on recv transports (str0m's transport-wide-cc BWE) driving each consumer's simulcast
-    /// layer. Off by default: not yet proven in a browser, and its probing pads consumers' streams.
+    /// layer. On by default (docs/media.md); off = each consumer gets the layer its client asks for.
     pub bwe: bool,
     pub turn: Turn,
 }

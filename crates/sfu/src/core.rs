@@ -1995,7 +1995,8 @@ impl Core {
     }
 
     /// str0m's transport-wide-cc bandwidth estimation on the recv transports created from now on: its estimate is
-    /// shared out across each transport's simulcast consumers (`allocate_layers`). Off by default.
+    /// shared out across each transport's simulcast consumers (`allocate_layers`). Off in a bare Core; the media shell
+    /// turns it on from `media.bwe` (on by default).
     pub fn set_bandwidth_estimation(&mut self, on: bool) {
         self.bwe = on;
     }
