@@ -224,6 +224,11 @@ struct Transport {
     next_probe: Option<Instant>,
     /// A re-probe lowered the desired rate at the last share-out; the next raises it again.
     probe_lowered: bool,
+    /// str0m's raw estimate while it has not moved by a single bit/s over loss-free peer stats, and since when
+    /// (`BWE_STALL`).
+    raw_flat: Option<(u64, Instant)>,
+    /// When str0m's estimator was last started again (at most every `BWE_RESTART_INTERVAL`).
+    restarted: Option<Instant>,
     /// str0m's last raw estimate and bytes sent, from its once-a-second peer stats (`on_raw_estimate`).
     last_tx: Option<(u64, Instant)>,
     /// With BWE, peer stats come every [`BWE_STATS_INTERVAL`]: this many of them close one link window.
@@ -452,6 +457,12 @@ fn on_raw_estimate(t: &mut Transport, s: &str0m::stats::PeerStats) {
         return;
     };
     let mut estimate = raw.as_u64();
+    let lossless = s.egress_loss_fraction.is_none_or(|l| l <= 0.0);
+    t.raw_flat = match t.raw_flat {
+        Some((v, since)) if v == estimate && lossless => Some((v, since)),
+        _ if lossless => Some((estimate, s.timestamp)),
+        _ => None,
+    };
     let sent_bps = t.last_tx.and_then(|(bytes, at)| {
         let secs = s.timestamp.saturating_duration_since(at).as_secs_f64();
         (secs > 0.2).then(|| (s.peer_bytes_tx.saturating_sub(bytes) as f64 * 8.0 / secs) as u64)
@@ -469,6 +480,14 @@ fn on_raw_estimate(t: &mut Transport, s: &str0m::stats::PeerStats) {
 
 /// Where str0m's estimate starts (mediasoup's `initialAvailableOutgoingBitrate` is 600 kbps).
 const INITIAL_ESTIMATE_KBPS: u64 = 1_000;
+
+/// How long str0m's raw estimate may stay exactly the same, with no loss, while consumers want more, before its
+/// estimator is started again from that value (`allocate_layers`).
+const BWE_STALL: Duration = Duration::from_secs(3);
+
+/// The least time between two restarts of one transport's estimator: each restart probes (str0m's start-up probes
+/// go to several times the estimate), which a link that really is that narrow should not get every few seconds.
+const BWE_RESTART_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How often a transport whose estimate stays below what its consumers want is probed again.
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
@@ -917,6 +936,8 @@ impl Core {
             desired: 0,
             next_probe: None,
             probe_lowered: false,
+            raw_flat: None,
+            restarted: None,
             last_tx: None,
             stats_per_window: if self.bwe && direction == Direction::Recv {
                 2
@@ -1966,7 +1987,24 @@ impl Core {
                     );
                     t.desired = desired;
                 };
-                if t.probe_lowered {
+                let stalled = t
+                    .raw_flat
+                    .is_some_and(|(_, since)| now.saturating_duration_since(since) >= BWE_STALL)
+                    && t.restarted
+                        .is_none_or(|at| now.saturating_duration_since(at) >= BWE_RESTART_INTERVAL);
+                if desired > estimate && stalled {
+                    // str0m's estimate can stay frozen after a lossy spell (its loss-based controller holds it, and
+                    // then it does not probe): measured in Chromium after a cap was lifted, 305 kbps to the bit for
+                    // 20 s with no loss, re-probes asked every 2 s and none sent. Starting its estimator again from
+                    // the same value clears that state; its start-up probes then measure the link (a link that is
+                    // really that narrow answers with about the same estimate).
+                    tracing::debug!(transport = %t.id, desired, estimate, "estimator restarted");
+                    t.rtc.bwe().reset(str0m::bwe::Bitrate::bps(estimate));
+                    t.raw_flat = None;
+                    t.restarted = Some(now);
+                    t.probe_lowered = false;
+                    ask(t, desired);
+                } else if t.probe_lowered {
                     // The second half of a re-probe (below): the desired rate goes up again.
                     t.probe_lowered = false;
                     ask(t, desired);
