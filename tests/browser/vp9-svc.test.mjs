@@ -68,5 +68,9 @@ scenario('VP9 SVC: the subscriber that asks low decodes a lower resolution than 
   // And back: high brings carol to the top resolution again.
   const high = await carol.eval((p) => window.meeting.request('quality:change', p), { meetingId: id, participantId: alice.you.participantId, quality: 'high' });
   assert.equal(high.ok, true, JSON.stringify(high));
+  // With bandwidth estimation on, carol's estimate fell to what the low layer needs while she asked low: the climb
+  // waits for probes (at most 2x the estimate each) and the allocator's hold.
+  const askedHigh = Date.now();
   await waitForStats(carol, (s) => videoFrom(s, alice)?.frameWidth >= 1000, { timeoutMs: 15_000, what: 'carol back at 1280 wide' });
+  t.diagnostic(`carol back at 1280 wide ${Date.now() - askedHigh} ms after asking high`);
 });

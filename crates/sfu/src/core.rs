@@ -490,7 +490,7 @@ const BWE_STALL: Duration = Duration::from_secs(3);
 const BWE_RESTART_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How often a transport whose estimate stays below what its consumers want is probed again.
-const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often a transport's estimate is shared out across its consumers.
 const ALLOCATION_INTERVAL: Duration = Duration::from_millis(100);
