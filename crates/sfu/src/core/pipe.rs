@@ -197,7 +197,11 @@ impl Core {
         match msg {
             PipeOut::Rtp { layer, pkt, .. } => {
                 self.stats.piped_in += 1;
-                if self.producers.get(pk).is_some_and(|p| layer < p.layer_ssrcs.len().max(1)) {
+                if self
+                    .producers
+                    .get(pk)
+                    .is_some_and(|p| layer < p.layer_ssrcs.len().max(1))
+                {
                     self.on_producer_rtp(pk, layer, pkt, now);
                 }
             }
