@@ -100,7 +100,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(addr: SocketAddr, now: Instant) -> Self {
+    /// A client at `addr` (its host candidate: a real socket's address when datagrams go over real UDP).
+    pub fn new(addr: SocketAddr, now: Instant) -> Self {
         Self::with_config(addr, now, browser_config())
     }
 
@@ -243,7 +244,7 @@ impl Track {
 }
 
 /// An edit of the `rtpParameters` JSON a fake client signals.
-pub type RtpEdit = Box<dyn Fn(&mut Value)>;
+pub type RtpEdit = Box<dyn Fn(&mut Value) + Send>;
 
 pub struct Publisher {
     /// Changes the `rtpParameters` this client signals in `produce` (a client with other capabilities).
@@ -263,6 +264,23 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// A client send transport on `transport` (tests that drive the Core themselves, e.g. through real UDP).
+    pub fn new(ep: Endpoint, transport: TransportInfo, index: usize) -> Self {
+        Self {
+            edit_rtp_parameters: None,
+            ep,
+            transport,
+            tracks: Vec::new(),
+            answer_version: 0,
+            connected_core: false,
+            auto: true,
+            index,
+            audio_level: None,
+            next_audio: None,
+            next_video: None,
+        }
+    }
+
     /// A produce, the mediasoup-client way: new sendonly m-line, offer, `rtpParameters` from the offer, the answer
     /// from the transport parameters, then `connect` (first time) and `produce` on the Core.
     pub fn produce(
@@ -547,6 +565,18 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// A client recv transport on `transport` (see [`Publisher::new`]).
+    pub fn new(ep: Endpoint, transport: TransportInfo) -> Self {
+        Self {
+            ep,
+            transport,
+            consumers: Vec::new(),
+            on_second: false,
+            version: 1,
+            connected_core: false,
+        }
+    }
+
     /// mediasoup-client's `transport.consume()`: the remote offer rebuilt with the new consumer, answered; then
     /// `connect` (first time). The consumer stays as the server created it (paused).
     pub fn receive(&mut self, core: &mut Core, info: ConsumerInfo) -> Result<(), SfuError> {
