@@ -156,6 +156,20 @@ impl MediaEngine {
         known.unwrap_or_else(|| self.home_worker(router))
     }
 
+    /// Forgets closed objects (closed through `call`/`call_on` rather than the engine's close methods).
+    pub fn forget(&self, transports: &[String], producers: &[String], consumers: &[String]) {
+        let mut p = self.placement();
+        for t in transports {
+            p.forget_transport(t);
+        }
+        for id in producers {
+            p.forget_producer(id);
+        }
+        for c in consumers {
+            p.consumers.remove(c);
+        }
+    }
+
     /// Pipes open (a producer to another worker each).
     pub fn pipes(&self) -> usize {
         self.placement().pipes.len()
