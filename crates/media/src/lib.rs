@@ -93,6 +93,10 @@ pub enum MediaError {
 type Job = Box<dyn FnOnce(&mut Core, Instant) + Send>;
 
 /// What moves between workers over a pipe (`sfu::PipeOut` to the far worker, `sfu::PipeBack` home).
+#[allow(
+    clippy::large_enum_variant,
+    reason = "`Out` carries the packets: boxing it would allocate per packet"
+)]
 enum PipeMsg {
     Out(sfu::PipeOut),
     Back(sfu::PipeBack),

@@ -44,6 +44,10 @@ pub struct PipedRtp {
 
 /// From a real producer's core to a pipe producer's.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "`Rtp` is nearly every message: boxing it would allocate per packet for the rare others' sake"
+)]
 pub enum PipeOut {
     Rtp {
         pipe: u64,
