@@ -67,9 +67,10 @@ impl Placement {
     }
 
     fn add_transport(&mut self, id: String, router: &str, worker: usize, recv: bool) {
-        if let Some(c) = self.per_worker.get_mut(worker) {
-            *c += 1;
+        if self.per_worker.len() <= worker {
+            self.per_worker.resize(worker + 1, 0);
         }
+        self.per_worker[worker] += 1;
         if recv {
             if let Some(c) = self
                 .recv

@@ -232,6 +232,19 @@ async fn subscribers_on_two_workers_receive_one_producer() {
         .call_on(far_worker, |core, _| core.stats())
         .await
         .expect("engine");
+    let home_stats = engine
+        .call_on(home, |core, _| core.stats())
+        .await
+        .expect("engine");
+    eprintln!("home worker: {home_stats:?}\nfar worker: {far_stats:?}");
+    for (s, (_, infos)) in consumers.iter().enumerate() {
+        let sub = &net.subs[s].0;
+        eprintln!(
+            "subscriber {s}: {} audio, {} video packets in 2 s",
+            sub.rtp_of(&infos[0]).len(),
+            sub.rtp_of(&infos[1]).len()
+        );
+    }
     assert!(
         far_stats.piped_in > 100,
         "far worker took {} piped packets",
