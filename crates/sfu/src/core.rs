@@ -1297,6 +1297,10 @@ impl Core {
             .and_then(|pk| self.producers.get_mut(pk))
             .ok_or(SfuError::NotFound("producer"))?;
         p.priority = priority;
+        for &(pipe, _) in &p.pipes_out {
+            self.pipe_out
+                .push_back(PipeOut::Priority { pipe, priority });
+        }
         Ok(())
     }
 

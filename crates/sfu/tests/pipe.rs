@@ -208,6 +208,16 @@ fn far_consumers_count_in_layers_needed_and_pause_and_close_follow() {
     );
     w.resume(&far_consumers[1].id);
 
+    // A priority set at home reaches the pipe producer.
+    w.core
+        .set_producer_priority(&video, sfu::allocator::Priority::Screen)
+        .expect("priority");
+    w.run(Duration::from_millis(10));
+    assert_eq!(
+        w.second().producer_priority(&video),
+        Some(sfu::allocator::Priority::Screen)
+    );
+
     // Pausing the producer pauses the pipe producer: nothing reaches the far subscriber.
     let now = w.now;
     w.core

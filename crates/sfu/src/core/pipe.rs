@@ -58,6 +58,11 @@ pub enum PipeOut {
         pipe: u64,
         paused: bool,
     },
+    /// The producer's place in estimate share-outs changed (`Core::set_producer_priority`).
+    Priority {
+        pipe: u64,
+        priority: allocator::Priority,
+    },
     /// The producer closed: so does the pipe producer, with its consumers.
     Closed {
         pipe: u64,
@@ -67,9 +72,10 @@ pub enum PipeOut {
 impl PipeOut {
     pub fn pipe(&self) -> u64 {
         match *self {
-            PipeOut::Rtp { pipe, .. } | PipeOut::Paused { pipe, .. } | PipeOut::Closed { pipe } => {
-                pipe
-            }
+            PipeOut::Rtp { pipe, .. }
+            | PipeOut::Paused { pipe, .. }
+            | PipeOut::Priority { pipe, .. }
+            | PipeOut::Closed { pipe } => pipe,
         }
     }
 }
@@ -212,6 +218,11 @@ impl Core {
             PipeOut::Paused { paused, .. } => {
                 if let Some(id) = self.producers.get(pk).map(|p| p.id.clone()) {
                     let _ = self.set_producer_paused(&id, paused, now);
+                }
+            }
+            PipeOut::Priority { priority, .. } => {
+                if let Some(p) = self.producers.get_mut(pk) {
+                    p.priority = priority;
                 }
             }
             PipeOut::Closed { .. } => {
