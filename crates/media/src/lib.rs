@@ -77,7 +77,8 @@ impl Default for MediaConfig {
 }
 
 /// See [`MediaConfig::pipe_threshold`]: 150 subscribers (audio and video: 300 consumers) on the home worker, about
-/// what one core forwards of a 1 Mbps camera with room to spare; a 1 → 500 webinar spreads over four workers.
+/// what one core forwards of a 1 Mbps camera with room to spare; on four cores a 1 → 500 webinar uses all four
+/// (150 at home, the rest shared out by load).
 pub const DEFAULT_PIPE_THRESHOLD: usize = 150;
 
 #[derive(Debug, thiserror::Error)]
