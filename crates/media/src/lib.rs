@@ -109,6 +109,10 @@ fn pipe_id(seq: u64, home: usize, far: usize) -> u64 {
     (seq << 32) | ((home as u64 & 0xffff) << 16) | (far as u64 & 0xffff)
 }
 
+/// Pipe messages waiting for one worker past which further packets to it are dropped (control messages still go):
+/// a worker that cannot keep up must not queue without bound. ~2 s of a 1 Mbps camera piped from 16 publishers.
+const PIPE_QUEUE_MAX: usize = 8192;
+
 fn pipe_home(pipe: u64) -> usize {
     ((pipe >> 16) & 0xffff) as usize
 }
@@ -152,6 +156,8 @@ impl MediaEngine {
         let (pipe_txs, mut pipe_rxs): (Vec<_>, Vec<_>) =
             (0..n).map(|_| mpsc::unbounded_channel::<PipeMsg>()).unzip();
         let pipe_txs = std::sync::Arc::new(pipe_txs);
+        let pipe_depths: std::sync::Arc<Vec<std::sync::atomic::AtomicUsize>> =
+            std::sync::Arc::new((0..n).map(|_| Default::default()).collect());
         let mut next_port = cfg.port_min;
         for i in 0..n {
             let (socket, port, extras) = bind_worker_sockets(cfg, next_port).ok_or(
@@ -169,6 +175,7 @@ impl MediaEngine {
                 events: events_tx.clone(),
                 bwe: cfg.bwe,
                 pipes: pipe_txs.clone(),
+                pipe_depths: pipe_depths.clone(),
                 placement: placement.clone(),
             };
             let pipe_rx = pipe_rxs.remove(0);
@@ -317,21 +324,44 @@ struct Shell {
     bwe: bool,
     /// Every worker's pipe queue, by worker index.
     pipes: std::sync::Arc<Vec<mpsc::UnboundedSender<PipeMsg>>>,
+    /// Messages sent to each worker's pipe queue and not yet taken (see [`PIPE_QUEUE_MAX`]).
+    pipe_depths: std::sync::Arc<Vec<std::sync::atomic::AtomicUsize>>,
     placement: std::sync::Arc<std::sync::Mutex<placement::Placement>>,
 }
 
 impl Shell {
     /// Sends what the core has for other workers' pipe producers, and back to other workers' producers.
     fn send_pipes(&self, core: &mut Core) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut dropped = 0u64;
         while let Some(m) = core.poll_pipe_out() {
-            if let Some(tx) = self.pipes.get(pipe_far(m.pipe())) {
-                let _ = tx.send(PipeMsg::Out(m));
+            let far = pipe_far(m.pipe());
+            let (Some(tx), Some(depth)) = (self.pipes.get(far), self.pipe_depths.get(far)) else {
+                continue;
+            };
+            if matches!(m, sfu::PipeOut::Rtp { .. }) && depth.load(Relaxed) >= PIPE_QUEUE_MAX {
+                dropped += 1;
+                continue;
             }
+            depth.fetch_add(1, Relaxed);
+            let _ = tx.send(PipeMsg::Out(m));
         }
         while let Some(m) = core.poll_pipe_back() {
-            if let Some(tx) = self.pipes.get(pipe_home(m.pipe())) {
+            let home = pipe_home(m.pipe());
+            if let (Some(tx), Some(depth)) = (self.pipes.get(home), self.pipe_depths.get(home)) {
+                depth.fetch_add(1, Relaxed);
                 let _ = tx.send(PipeMsg::Back(m));
             }
+        }
+        if dropped > 0 {
+            metrics::counter!("meet_media_pipe_dropped_total").increment(dropped);
+        }
+    }
+
+    /// One message taken off this worker's pipe queue.
+    fn took_pipe_message(&self) {
+        if let Some(depth) = self.pipe_depths.get(self.index) {
+            depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -470,6 +500,7 @@ fn run_worker(
                     let mut next = Some(m);
                     let mut n = 0;
                     while let Some(m) = next.take() {
+                        shell.took_pipe_message();
                         match m {
                             PipeMsg::Out(m) => core.handle_pipe_out(now, m),
                             PipeMsg::Back(m) => core.handle_pipe_back(now, m),
