@@ -300,6 +300,18 @@ impl MediaEngine {
                 .await?;
             return Ok(Err(e));
         }
+        // A close at home between the two calls sent its `Closed` before the far side knew the pipe: look again. A
+        // close from now on reaches the pipe producer (it exists before the check runs).
+        let id = producer.to_owned();
+        let alive = self
+            .call_on(home, move |core, _| core.producer_kind(&id).is_some())
+            .await?;
+        if !alive {
+            let id = producer.to_owned();
+            self.call_on(far, move |core, _| core.close_producer(&id))
+                .await?;
+            return Ok(Err(SfuError::NotFound("producer")));
+        }
         tracing::debug!(producer, home, far, pipe, "producer piped");
         self.placement().pipes.insert(key, pipe);
         Ok(Ok(()))
