@@ -9,7 +9,13 @@
 //! (`meet_media_transports`, `meet_media_producers`, `meet_media_consumers`, labelled by worker).
 //!
 //! Datagrams move in batches (`recvmmsg`/`sendmmsg`, `udp.rs`).
+//!
+//! A meeting bigger than one worker (`placement.rs`): once a meeting's home worker carries
+//! [`MediaConfig::pipe_threshold`] of its recv transports, new ones go to the least loaded worker, and the producers
+//! their consumers need are piped there from the home worker (`sfu::Core::pipe_producer`): the packets, and the
+//! keyframe requests and layer needs coming back, move over in-process channels between the worker threads.
 
+mod placement;
 mod shaper;
 mod udp;
 
@@ -47,6 +53,9 @@ pub struct MediaConfig {
     pub tcp: bool,
     /// Bandwidth estimation on recv transports drives each consumer's simulcast layer (`Core::set_bandwidth_estimation`).
     pub bwe: bool,
+    /// Recv transports of one meeting on its home worker before its next ones go to the least loaded worker,
+    /// which gets the meeting's producers through pipes (`placement.rs`); 0 = every transport on the home worker.
+    pub pipe_threshold: usize,
 }
 
 impl Default for MediaConfig {
@@ -62,9 +71,15 @@ impl Default for MediaConfig {
             udp: true,
             tcp: true,
             bwe: true,
+            pipe_threshold: DEFAULT_PIPE_THRESHOLD,
         }
     }
 }
+
+/// See [`MediaConfig::pipe_threshold`]: 150 subscribers (audio and video: 300 consumers) on the home worker, about
+/// what one core forwards of a 1 Mbps camera with room to spare; on four cores a 1 → 500 webinar uses all four
+/// (150 at home, the rest shared out by load).
+pub const DEFAULT_PIPE_THRESHOLD: usize = 150;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -78,6 +93,34 @@ pub enum MediaError {
 
 type Job = Box<dyn FnOnce(&mut Core, Instant) + Send>;
 
+/// What moves between workers over a pipe (`sfu::PipeOut` to the far worker, `sfu::PipeBack` home).
+#[allow(
+    clippy::large_enum_variant,
+    reason = "`Out` carries the packets: boxing it would allocate per packet"
+)]
+enum PipeMsg {
+    Out(sfu::PipeOut),
+    Back(sfu::PipeBack),
+}
+
+/// A pipe id names both ends: `(sequence << 32) | (home worker << 16) | far worker`, so a worker routes a pipe's
+/// packets with a shift, no lookup.
+fn pipe_id(seq: u64, home: usize, far: usize) -> u64 {
+    (seq << 32) | ((home as u64 & 0xffff) << 16) | (far as u64 & 0xffff)
+}
+
+/// Pipe messages waiting for one worker past which further packets to it are dropped (control messages still go):
+/// a worker that cannot keep up must not queue without bound. ~2 s of a 1 Mbps camera piped from 16 publishers.
+const PIPE_QUEUE_MAX: usize = 8192;
+
+fn pipe_home(pipe: u64) -> usize {
+    ((pipe >> 16) & 0xffff) as usize
+}
+
+fn pipe_far(pipe: u64) -> usize {
+    (pipe & 0xffff) as usize
+}
+
 struct Worker {
     tx: mpsc::UnboundedSender<Job>,
     addr: SocketAddr,
@@ -90,6 +133,11 @@ struct Worker {
 pub struct MediaEngine {
     workers: std::sync::Arc<Vec<Worker>>,
     events: std::sync::Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<CoreEvent>>>>,
+    /// Which worker has which transport, producer and consumer, and the pipes (`placement.rs`).
+    placement: std::sync::Arc<std::sync::Mutex<placement::Placement>>,
+    /// Setting up a pipe is two calls on two workers: one at a time, so a second consumer waits for the pipe.
+    pipe_setup: std::sync::Arc<tokio::sync::Mutex<()>>,
+    pipe_threshold: usize,
 }
 
 impl MediaEngine {
@@ -99,8 +147,17 @@ impl MediaEngine {
         } else {
             cfg.workers
         };
+        if n > 0xffff {
+            return Err(MediaError::Start(format!("{n} workers: at most 65535")));
+        }
         let mut workers = Vec::with_capacity(n);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let placement = std::sync::Arc::new(std::sync::Mutex::new(placement::Placement::default()));
+        let (pipe_txs, mut pipe_rxs): (Vec<_>, Vec<_>) =
+            (0..n).map(|_| mpsc::unbounded_channel::<PipeMsg>()).unzip();
+        let pipe_txs = std::sync::Arc::new(pipe_txs);
+        let pipe_depths: std::sync::Arc<Vec<std::sync::atomic::AtomicUsize>> =
+            std::sync::Arc::new((0..n).map(|_| Default::default()).collect());
         let mut next_port = cfg.port_min;
         for i in 0..n {
             let (socket, port, extras) = bind_worker_sockets(cfg, next_port).ok_or(
@@ -117,10 +174,14 @@ impl MediaEngine {
                 liveness: cfg.liveness,
                 events: events_tx.clone(),
                 bwe: cfg.bwe,
+                pipes: pipe_txs.clone(),
+                pipe_depths: pipe_depths.clone(),
+                placement: placement.clone(),
             };
+            let pipe_rx = pipe_rxs.remove(0);
             std::thread::Builder::new()
                 .name(format!("media-{i}"))
-                .spawn(move || run_worker(socket, local, announced, rx, shell, extras))
+                .spawn(move || run_worker(socket, local, announced, (rx, pipe_rx), shell, extras))
                 .map_err(|e| MediaError::Start(e.to_string()))?;
             tracing::info!(worker = i, %local, %announced, "media worker started");
             workers.push(Worker {
@@ -132,6 +193,9 @@ impl MediaEngine {
         Ok(Self {
             workers: std::sync::Arc::new(workers),
             events: std::sync::Arc::new(std::sync::Mutex::new(Some(events_rx))),
+            placement,
+            pipe_setup: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            pipe_threshold: cfg.pipe_threshold,
         })
     }
 
@@ -154,11 +218,12 @@ impl MediaEngine {
         self.workers.iter().map(|w| w.addr).collect()
     }
 
-    fn worker_for(&self, router: &str) -> &Worker {
+    /// The worker that owns `router` (its home worker: its send transports and producers).
+    pub fn home_worker(&self, router: &str) -> usize {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         router.hash(&mut h);
         let i = (h.finish() % self.workers.len().max(1) as u64) as usize;
-        &self.workers[i.min(self.workers.len() - 1)]
+        i.min(self.workers.len().saturating_sub(1))
     }
 
     /// Runs `f` on the core of the worker that owns `router`, and returns its result.
@@ -167,11 +232,22 @@ impl MediaEngine {
         router: &str,
         f: impl FnOnce(&mut Core, Instant) -> R + Send + 'static,
     ) -> Result<R, MediaError> {
+        self.call_on(self.home_worker(router), f).await
+    }
+
+    /// Runs `f` on the core of worker `worker`, and returns its result.
+    pub async fn call_on<R: Send + 'static>(
+        &self,
+        worker: usize,
+        f: impl FnOnce(&mut Core, Instant) -> R + Send + 'static,
+    ) -> Result<R, MediaError> {
         let (reply, rx) = oneshot::channel();
         let job: Job = Box::new(move |core, now| {
             let _ = reply.send(f(core, now));
         });
-        self.worker_for(router)
+        self.workers
+            .get(worker)
+            .ok_or(MediaError::WorkerGone)?
             .tx
             .send(job)
             .map_err(|_| MediaError::WorkerGone)?;
@@ -246,9 +322,49 @@ struct Shell {
     liveness: Liveness,
     events: mpsc::UnboundedSender<CoreEvent>,
     bwe: bool,
+    /// Every worker's pipe queue, by worker index.
+    pipes: std::sync::Arc<Vec<mpsc::UnboundedSender<PipeMsg>>>,
+    /// Messages sent to each worker's pipe queue and not yet taken (see [`PIPE_QUEUE_MAX`]).
+    pipe_depths: std::sync::Arc<Vec<std::sync::atomic::AtomicUsize>>,
+    placement: std::sync::Arc<std::sync::Mutex<placement::Placement>>,
 }
 
 impl Shell {
+    /// Sends what the core has for other workers' pipe producers, and back to other workers' producers.
+    fn send_pipes(&self, core: &mut Core) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut dropped = 0u64;
+        while let Some(m) = core.poll_pipe_out() {
+            let far = pipe_far(m.pipe());
+            let (Some(tx), Some(depth)) = (self.pipes.get(far), self.pipe_depths.get(far)) else {
+                continue;
+            };
+            if matches!(m, sfu::PipeOut::Rtp { .. }) && depth.load(Relaxed) >= PIPE_QUEUE_MAX {
+                dropped += 1;
+                continue;
+            }
+            depth.fetch_add(1, Relaxed);
+            let _ = tx.send(PipeMsg::Out(m));
+        }
+        while let Some(m) = core.poll_pipe_back() {
+            let home = pipe_home(m.pipe());
+            if let (Some(tx), Some(depth)) = (self.pipes.get(home), self.pipe_depths.get(home)) {
+                depth.fetch_add(1, Relaxed);
+                let _ = tx.send(PipeMsg::Back(m));
+            }
+        }
+        if dropped > 0 {
+            metrics::counter!("meet_media_pipe_dropped_total").increment(dropped);
+        }
+    }
+
+    /// One message taken off this worker's pipe queue.
+    fn took_pipe_message(&self) {
+        if let Some(depth) = self.pipe_depths.get(self.index) {
+            depth.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Hands the core's reports to the domain, logged and counted.
     fn forward_events(&self, core: &mut Core) {
         while let Some(e) = core.poll_event() {
@@ -257,8 +373,15 @@ impl Shell {
                     transport,
                     router,
                     reason,
+                    producers,
                     ..
                 } => {
+                    if let Ok(mut p) = self.placement.lock() {
+                        p.forget_transport(transport);
+                        for id in producers {
+                            p.forget_producer(id);
+                        }
+                    }
                     tracing::warn!(%transport, meeting = %router, reason, "transport failed; closed");
                     metrics::counter!("meet_transports_failed_total", "reason" => *reason)
                         .increment(1);
@@ -308,7 +431,10 @@ fn run_worker(
     socket: std::net::UdpSocket,
     local: SocketAddr,
     announced: SocketAddr,
-    mut rx: mpsc::UnboundedReceiver<Job>,
+    (mut rx, mut pipe_rx): (
+        mpsc::UnboundedReceiver<Job>,
+        mpsc::UnboundedReceiver<PipeMsg>,
+    ),
     shell: Shell,
     sockets: WorkerSockets,
 ) {
@@ -368,6 +494,23 @@ fn run_worker(
                 Some(p) = extras.recv() => guarded("packet", || {
                     core.handle_receive_on(Instant::now(), p.protocol, p.local, p.source, &p.data)
                 }),
+                // Pipes from other workers: what is queued, in one go (bounded, so sockets get their turn).
+                Some(m) = pipe_rx.recv() => guarded("pipe", || {
+                    let now = Instant::now();
+                    let mut next = Some(m);
+                    let mut n = 0;
+                    while let Some(m) = next.take() {
+                        shell.took_pipe_message();
+                        match m {
+                            PipeMsg::Out(m) => core.handle_pipe_out(now, m),
+                            PipeMsg::Back(m) => core.handle_pipe_back(now, m),
+                        }
+                        n += 1;
+                        if n < 256 {
+                            next = pipe_rx.try_recv().ok();
+                        }
+                    }
+                }),
                 _ = sleep => {}
             }
             let now = Instant::now();
@@ -376,6 +519,7 @@ fn run_worker(
                 core.handle_timeout(now);
                 core.drain_dirty(now);
             });
+            shell.send_pipes(&mut core);
             out.extend(std::iter::from_fn(|| core.poll_transmit()));
             shaper.shape(now, &mut out);
             let dropped = sender.dropped;

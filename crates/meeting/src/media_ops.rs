@@ -5,6 +5,7 @@
 //! a request may name only its own (else NOT_FOUND, never another participant's). The media worker keys routers
 //! by meeting id, so a consumer can only ever attach to a producer of the same meeting.
 
+use crate::ports::MediaAt;
 use crate::request::{ConsumeTarget, MediaOp, MuteType};
 use crate::service::MeetingService;
 use crate::service::{media_kind, source_of};
@@ -35,9 +36,10 @@ pub(crate) async fn client_stats(
         .packet_loss
         .filter(|x| x.is_finite())
         .map(|x| (x / 100.0).clamp(0.0, 1.0) as f32);
+    let at = transport.clone();
     let _ = svc
         .media
-        .call(meeting.as_str(), move |core, _| {
+        .call_at(meeting.as_str(), MediaAt::Transport(&at), move |core, _| {
             core.report_client_stats(&transport, loss, rtt, jitter)
         })
         .await;
@@ -201,20 +203,17 @@ impl MeetingService {
                             .await,
                     );
                 }
-                let r = router.clone();
+                // A recv transport may go to another worker than the meeting's home (`media` placement).
                 let info = self
                     .media
-                    .call(&router, move |core, now| {
-                        core.create_transport(
-                            &r,
-                            if send {
-                                Direction::Send
-                            } else {
-                                Direction::Recv
-                            },
-                            now,
-                        )
-                    })
+                    .create_transport(
+                        &router,
+                        if send {
+                            Direction::Send
+                        } else {
+                            Direction::Recv
+                        },
+                    )
                     .await
                     .map_err(media_gone)?
                     .map_err(sfu_error)?;
@@ -277,7 +276,9 @@ impl MeetingService {
                 }
                 let t = transport.clone();
                 self.media
-                    .call(&router, move |core, _| core.connect_transport(&t, &dtls))
+                    .call_at(&router, MediaAt::Transport(&transport), move |core, _| {
+                        core.connect_transport(&t, &dtls)
+                    })
                     .await
                     .map_err(media_gone)?
                     .map_err(sfu_error)?;
@@ -300,7 +301,9 @@ impl MeetingService {
                 let t = transport.clone();
                 let ice = self
                     .media
-                    .call(&router, move |core, _| core.restart_ice(&t))
+                    .call_at(&router, MediaAt::Transport(&transport), move |core, _| {
+                        core.restart_ice(&t)
+                    })
                     .await
                     .map_err(media_gone)?
                     .map_err(sfu_error)?;
@@ -529,10 +532,10 @@ impl MeetingService {
                 let (owner, producer) = found.ok_or_else(|| {
                     err(ErrorCode::NotFound, "producer not found in this meeting")
                 })?;
-                let pid_str = producer.producer_id.clone();
+                // On the recv transport's worker; the producer is piped there first when it lives elsewhere.
                 let info = self
                     .media
-                    .call(&router, move |core, _| core.consume(&recv, &pid_str, &caps))
+                    .consume(&router, &recv, &producer.producer_id, *caps)
                     .await
                     .map_err(media_gone)?
                     .map_err(sfu_error)?;
@@ -590,7 +593,7 @@ impl MeetingService {
                 }
                 let c = consumer.clone();
                 self.media
-                    .call(&router, move |core, now| {
+                    .call_at(&router, MediaAt::Consumer(&consumer), move |core, now| {
                         core.set_consumer_paused(&c, paused, now)
                     })
                     .await
@@ -688,8 +691,10 @@ impl MeetingService {
                         "you consume no video of that participant",
                     ));
                 }
+                // The requester's consumers: all on its recv transport's worker.
+                let first = targets[0].clone();
                 self.media
-                    .call(&router, move |core, now| {
+                    .call_at(&router, MediaAt::Consumer(&first), move |core, now| {
                         for c in &targets {
                             let _ = core.set_consumer_preferred_layer(c, layer, now);
                         }
@@ -714,8 +719,9 @@ impl MeetingService {
         ms: u64,
     ) -> Result<bool, WireError> {
         let router = meeting.to_string();
+        let at = transport.clone();
         self.media
-            .call(&router, move |core, now| {
+            .call_at(&router, MediaAt::Transport(&at), move |core, now| {
                 core.debug_drop_transport(&transport, now + Duration::from_millis(ms))
             })
             .await
@@ -736,7 +742,11 @@ impl MeetingService {
         let router = meeting.to_string();
         let addrs = self
             .media
-            .call(&router, move |core, _| core.transport_sources(&transport))
+            .call_at(
+                &router,
+                MediaAt::Transport(&transport.clone()),
+                move |core, _| core.transport_sources(&transport),
+            )
             .await
             .map_err(media_gone)?;
         if addrs.is_empty() {
@@ -760,8 +770,9 @@ impl MeetingService {
         layer: u8,
     ) -> Result<bool, WireError> {
         let router = meeting.to_string();
+        let at = consumer.clone();
         self.media
-            .call(&router, move |core, _| {
+            .call_at(&router, MediaAt::Consumer(&at), move |core, _| {
                 core.set_consumer_preferred_temporal_layer(&consumer, layer)
                     .is_ok()
             })
@@ -773,9 +784,19 @@ impl MeetingService {
     /// rejoin or the meeting's end raced the request): nobody else knows of it, so nobody is told.
     async fn discard(&self, meeting: &MeetingId, what: Discard) {
         tracing::debug!(%meeting, ?what, "closing media made for a participant who left meanwhile");
+        let (id, at) = match &what {
+            Discard::Transport(id) => (id.clone(), 0),
+            Discard::Producer(id) => (id.clone(), 1),
+            Discard::Consumer(id) => (id.clone(), 2),
+        };
+        let place = match at {
+            0 => MediaAt::Transport(&id),
+            1 => MediaAt::Home,
+            _ => MediaAt::Consumer(&id),
+        };
         let _ = self
             .media
-            .call(meeting.as_str(), move |core, _| match what {
+            .call_at(meeting.as_str(), place, move |core, _| match what {
                 Discard::Transport(id) => {
                     core.close_transport(&id);
                 }
@@ -785,6 +806,12 @@ impl MeetingService {
                 Discard::Consumer(id) => core.close_consumer(&id),
             })
             .await;
+        let ids = std::slice::from_ref(&id);
+        match at {
+            0 => self.media.forget(ids, &[], &[]),
+            1 => self.media.forget(&[], ids, &[]),
+            _ => self.media.forget(&[], &[], ids),
+        }
     }
 
     /// Pauses or resumes one producer on the server and tells everyone.
@@ -941,6 +968,8 @@ impl MeetingService {
             })
             .await
             .unwrap_or_default();
+        // Their pipe producers on other workers close through the pipes.
+        self.media.forget(&[], &producers, &[]);
         self.forget_media(meeting, Some(owner), &producers, &closed, reason)
             .await
     }
@@ -955,9 +984,15 @@ impl MeetingService {
         let t = transport.to_owned();
         let (producers, consumers) = self
             .media
-            .call(meeting.as_str(), move |core, _| core.close_transport(&t))
+            .call_at(
+                meeting.as_str(),
+                MediaAt::Transport(transport),
+                move |core, _| core.close_transport(&t),
+            )
             .await
             .unwrap_or_default();
+        self.media
+            .forget(std::slice::from_ref(&transport.to_owned()), &[], &[]);
         let tid = transport.to_owned();
         let pid = owner.clone();
         let _ = self
@@ -1028,19 +1063,21 @@ impl MeetingService {
         if transports.is_empty() {
             return Vec::new();
         }
-        let (producers, consumers) = self
-            .media
-            .call(meeting.as_str(), move |core, _| {
-                let mut all = (Vec::new(), Vec::new());
-                for t in &transports {
-                    let (p, c) = core.close_transport(t);
-                    all.0.extend(p);
-                    all.1.extend(c);
-                }
-                all
-            })
-            .await
-            .unwrap_or_default();
+        // The send and recv transports may be on different workers (`media` placement): one call each.
+        let (mut producers, mut consumers) = (Vec::new(), Vec::new());
+        for t in &transports {
+            let id = t.clone();
+            let (p, c) = self
+                .media
+                .call_at(meeting.as_str(), MediaAt::Transport(t), move |core, _| {
+                    core.close_transport(&id)
+                })
+                .await
+                .unwrap_or_default();
+            producers.extend(p);
+            consumers.extend(c);
+        }
+        self.media.forget(&transports, &[], &[]);
         self.forget_media(meeting, None, &producers, &consumers, reason)
             .await
     }
@@ -1077,7 +1114,19 @@ impl MeetingService {
                     }
                     _ => None,
                 };
-                for id in consumers {
+                // Consumers of these producers on other media workers (through pipes) closed there, unlisted.
+                let piped: Vec<String> = if producers.is_empty() {
+                    Vec::new()
+                } else {
+                    rt.participants
+                        .values()
+                        .flat_map(|p| p.consumers.iter())
+                        .filter(|c| producers.contains(&c.producer_id))
+                        .map(|c| c.consumer_id.clone())
+                        .filter(|c| !consumers.contains(c))
+                        .collect()
+                };
+                for id in consumers.iter().chain(piped.iter()) {
                     let Some((owner, c)) = rt.remove_consumer(id) else {
                         continue;
                     };
@@ -1317,7 +1366,11 @@ impl MeetingService {
         let other_quality = match other {
             Some(id) => self
                 .media
-                .call(meeting.as_str(), move |core, _| core.transport_quality(&id))
+                .call_at(
+                    meeting.as_str(),
+                    MediaAt::Transport(&id.clone()),
+                    move |core, _| core.transport_quality(&id),
+                )
                 .await
                 .ok()
                 .flatten(),

@@ -261,9 +261,71 @@ pub type MediaJob = Box<dyn FnOnce(&mut sfu::Core, Instant) + Send>;
 
 /// The media plane the domain drives: runs a job on the [`sfu::Core`] that owns `router` and resolves once it ran.
 /// Object-safe; `call` (on `dyn MediaPlane`) gives the job a result.
+/// The media object a job is about: a meeting spread over several media workers (`media` crate, `placement.rs`)
+/// has its recv transports and their consumers on other workers than its home, and a job runs on its object's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaAt<'a> {
+    /// The meeting's home: its send transports and producers (and anything not listed here).
+    Home,
+    Transport(&'a str),
+    Consumer(&'a str),
+}
+
 #[async_trait::async_trait]
 pub trait MediaPlane: Send + Sync + 'static {
     async fn run(&self, router: &str, job: MediaJob) -> Result<(), MediaError>;
+
+    /// Runs `job` on the core that has `at` (by default the router's: one core per meeting).
+    async fn run_at(
+        &self,
+        router: &str,
+        _at: MediaAt<'_>,
+        job: MediaJob,
+    ) -> Result<(), MediaError> {
+        self.run(router, job).await
+    }
+
+    /// Creates a transport on the core the media plane places it on (by default the router's).
+    async fn create_transport(
+        &self,
+        router: &str,
+        direction: sfu::Direction,
+    ) -> Result<Result<sfu::TransportInfo, sfu::SfuError>, MediaError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let r = router.to_owned();
+        self.run(
+            router,
+            Box::new(move |core, now| {
+                let _ = tx.send(core.create_transport(&r, direction, now));
+            }),
+        )
+        .await?;
+        rx.await.map_err(|_| MediaError::WorkerGone)
+    }
+
+    /// `consume` on the recv transport's core; a producer on another core is piped there first (by default
+    /// the router's core has both).
+    async fn consume(
+        &self,
+        router: &str,
+        transport: &str,
+        producer: &str,
+        caps: sfu::RtpCapabilities,
+    ) -> Result<Result<sfu::ConsumerInfo, sfu::SfuError>, MediaError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (t, p) = (transport.to_owned(), producer.to_owned());
+        self.run(
+            router,
+            Box::new(move |core, _| {
+                let _ = tx.send(core.consume(&t, &p, &caps));
+            }),
+        )
+        .await?;
+        rx.await.map_err(|_| MediaError::WorkerGone)
+    }
+
+    /// A transport, producer or consumer was closed: the media plane may forget where it was.
+    fn forget(&self, _transports: &[String], _producers: &[String], _consumers: &[String]) {}
 }
 
 impl dyn MediaPlane {
@@ -273,9 +335,20 @@ impl dyn MediaPlane {
         router: &str,
         f: impl FnOnce(&mut sfu::Core, Instant) -> R + Send + 'static,
     ) -> Result<R, MediaError> {
+        self.call_at(router, MediaAt::Home, f).await
+    }
+
+    /// Runs `f` on the core that has `at`, and returns its result.
+    pub async fn call_at<R: Send + 'static>(
+        &self,
+        router: &str,
+        at: MediaAt<'_>,
+        f: impl FnOnce(&mut sfu::Core, Instant) -> R + Send + 'static,
+    ) -> Result<R, MediaError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.run(
+        self.run_at(
             router,
+            at,
             Box::new(move |core, now| {
                 let _ = tx.send(f(core, now));
             }),
@@ -289,5 +362,36 @@ impl dyn MediaPlane {
 impl MediaPlane for media::MediaEngine {
     async fn run(&self, router: &str, job: MediaJob) -> Result<(), MediaError> {
         self.call(router, move |core, now| job(core, now)).await
+    }
+
+    async fn run_at(&self, router: &str, at: MediaAt<'_>, job: MediaJob) -> Result<(), MediaError> {
+        let worker = match at {
+            MediaAt::Home => self.home_worker(router),
+            MediaAt::Transport(t) => self.transport_worker(router, t),
+            MediaAt::Consumer(c) => self.consumer_worker(router, c),
+        };
+        self.call_on(worker, move |core, now| job(core, now)).await
+    }
+
+    async fn create_transport(
+        &self,
+        router: &str,
+        direction: sfu::Direction,
+    ) -> Result<Result<sfu::TransportInfo, sfu::SfuError>, MediaError> {
+        media::MediaEngine::create_transport(self, router, direction).await
+    }
+
+    async fn consume(
+        &self,
+        router: &str,
+        transport: &str,
+        producer: &str,
+        caps: sfu::RtpCapabilities,
+    ) -> Result<Result<sfu::ConsumerInfo, sfu::SfuError>, MediaError> {
+        media::MediaEngine::consume(self, router, transport, producer, caps).await
+    }
+
+    fn forget(&self, transports: &[String], producers: &[String], consumers: &[String]) {
+        media::MediaEngine::forget(self, transports, producers, consumers);
     }
 }

@@ -162,6 +162,9 @@ pub struct Media {
     /// Bandwidth estimation on recv transports (str0m's transport-wide-cc BWE) driving each consumer's simulcast
     /// layer. On by default (docs/media.md); off = each consumer gets the layer its client asks for.
     pub bwe: bool,
+    /// Recv transports of one meeting on its home media worker before its next ones go to the least loaded
+    /// worker, which gets the meeting's producers through in-process pipes (docs/media.md); 0 = never.
+    pub pipe_threshold: usize,
     pub turn: Turn,
 }
 
@@ -400,6 +403,7 @@ impl Default for Config {
                 tcp: true,
                 debug_hooks: false,
                 bwe: true,
+                pipe_threshold: media::DEFAULT_PIPE_THRESHOLD,
                 turn: Turn {
                     urls: String::new(),
                     secret: None,

@@ -164,6 +164,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         udp: cfg.media.udp,
         tcp: cfg.media.tcp,
         bwe: cfg.media.bwe,
+        pipe_threshold: cfg.media.pipe_threshold,
         liveness: media::Liveness {
             consent_timeout: Duration::from_millis(cfg.media.consent_timeout_ms),
             connect_timeout: Duration::from_millis(cfg.media.connect_timeout_ms),

@@ -13,6 +13,8 @@ use crate::quality;
 use crate::sdp::{self, Section, PLACEHOLDER_ICE_PWD};
 use crate::speaker;
 use crate::vp8;
+mod pipe;
+pub use pipe::{PipeBack, PipeOut, PipeSource, PipedRtp};
 use serde_json::{json, Value};
 use slotmap::SlotMap;
 use std::cmp::Reverse;
@@ -284,6 +286,10 @@ struct Producer {
     tap: Option<crate::record::Tap>,
     /// Its consumers' place when a transport's estimate is shared out (screen share, spotlight; the meeting sets it).
     priority: allocator::Priority,
+    /// A pipe producer (`pipe.rs`): fed by this pipe from the real producer on another core, not by a transport.
+    pipe_in: Option<u64>,
+    /// The pipes this producer feeds (`pipe.rs`), each with the spatial layers its far side needs.
+    pipes_out: Vec<(u64, usize)>,
 }
 
 impl Producer {
@@ -380,6 +386,9 @@ pub struct CoreStats {
     pub keyframe_requests: u64,
     /// Transport timers handled by `handle_timeout` (each one a str0m `Input::Timeout`).
     pub transport_timeouts: u64,
+    /// RTP packets handed to pipes (one per pipe), and received from pipes (`pipe.rs`).
+    pub piped_out: u64,
+    pub piped_in: u64,
 }
 
 pub struct Core {
@@ -435,6 +444,12 @@ pub struct Core {
     next_allocation: Option<Instant>,
     /// str0m's bandwidth estimation on recv transports created from now on (`set_bandwidth_estimation`).
     bwe: bool,
+    /// Pipes (`pipe.rs`): what goes to the far cores (packets, pause, close) and back to the real producers'
+    /// cores (keyframe requests, layers needed), and each pipe's producer here.
+    pipe_out: VecDeque<PipeOut>,
+    pipe_back: VecDeque<PipeBack>,
+    pipes_in: HashMap<u64, ProducerKey>,
+    pipes_out_ids: HashMap<u64, ProducerKey>,
 }
 
 /// How often a recv transport with BWE reports its raw estimate (peer stats).
@@ -665,6 +680,10 @@ impl Core {
             link_figures: Vec::new(),
             next_allocation: None,
             bwe: false,
+            pipe_out: VecDeque::new(),
+            pipe_back: VecDeque::new(),
+            pipes_in: HashMap::new(),
+            pipes_out_ids: HashMap::new(),
         }
     }
 
@@ -1236,6 +1255,8 @@ impl Core {
             svc_last_packet: Vec::new(),
             tap: None,
             priority: allocator::Priority::Normal,
+            pipe_in: None,
+            pipes_out: Vec::new(),
         });
         self.producer_ids.insert(id.clone(), pk);
         if let Some(t) = self.transports.get_mut(tk) {
@@ -1300,6 +1321,10 @@ impl Core {
             .and_then(|pk| self.producers.get_mut(pk))
             .ok_or(SfuError::NotFound("producer"))?;
         p.priority = priority;
+        for &(pipe, _) in &p.pipes_out {
+            self.pipe_out
+                .push_back(PipeOut::Priority { pipe, priority });
+        }
         Ok(())
     }
 
@@ -1324,6 +1349,11 @@ impl Core {
             .ok_or(SfuError::NotFound("producer"))?;
         let was = p.paused;
         p.paused = paused;
+        if was != paused {
+            for &(pipe, _) in &p.pipes_out {
+                self.pipe_out.push_back(PipeOut::Paused { pipe, paused });
+            }
+        }
         if paused {
             self.speakers.silence(pk);
         }
@@ -1363,6 +1393,13 @@ impl Core {
         };
         self.producer_ids.remove(&p.id);
         self.speakers.remove(pk);
+        for &(pipe, _) in &p.pipes_out {
+            self.pipes_out_ids.remove(&pipe);
+            self.pipe_out.push_back(PipeOut::Closed { pipe });
+        }
+        if let Some(pipe) = p.pipe_in {
+            self.pipes_in.remove(&pipe);
+        }
         if let Some(t) = self.transports.get_mut(p.transport) {
             t.producers.retain(|&x| x != pk);
             if t.mid_to_producer.get(&p.mid) == Some(&pk) {
@@ -1640,14 +1677,23 @@ impl Core {
             .filter_map(|&ck| self.consumers.get(ck))
             .filter(|c| !c.paused)
             .map(|c| c.target_layer.min(layers - 1) + 1)
+            .chain(p.pipes_out.iter().map(|&(_, n)| n.min(layers)))
             .max()
             .unwrap_or(1);
         if needed == p.needed_layers {
             return;
         }
-        let (router, producer) = (p.router.clone(), p.id.clone());
+        let (router, producer, pipe_in) = (p.router.clone(), p.id.clone(), p.pipe_in);
         if let Some(p) = self.producers.get_mut(pk) {
             p.needed_layers = needed;
+        }
+        // A pipe producer's needs go back to the real producer, which reports them with its own consumers'.
+        if let Some(pipe) = pipe_in {
+            self.pipe_back.push_back(PipeBack::LayersNeeded {
+                pipe,
+                spatial_layers: needed,
+            });
+            return;
         }
         self.events.push_back(CoreEvent::LayersNeeded {
             router,
@@ -2387,6 +2433,24 @@ impl Core {
         let Some((pk, layer)) = self.resolve_ssrc(tk, ssrc) else {
             return;
         };
+        let video = self
+            .producers
+            .get(pk)
+            .is_some_and(|p| p.mapping.kind == Kind::Video);
+        // Header and payload move out of str0m's packet: nothing is copied, here or into a pipe.
+        let pkt = PipedRtp {
+            wallclock: self.wallclock(&pkt, if video { 90_000 } else { 48_000 }),
+            seq_no: *pkt.seq_no,
+            header: pkt.header,
+            payload: pkt.payload,
+        };
+        self.on_producer_rtp(pk, layer, pkt, now);
+    }
+
+    /// One packet of a producer, from its transport or from a pipe: the producer's bookkeeping, then every
+    /// consumer, then (moved) into its pipes.
+    fn on_producer_rtp(&mut self, pk: ProducerKey, layer: usize, pkt: PipedRtp, now: Instant) {
+        let ssrc = *pkt.header.ssrc;
         let Some(p) = self.producers.get_mut(pk) else {
             return;
         };
@@ -2440,7 +2504,10 @@ impl Core {
         if p.paused {
             return;
         }
-        if let (Kind::Audio, Some(level)) = (p.mapping.kind, pkt.header.ext_vals.audio_level) {
+        // A pipe producer's levels are metered on the real producer's core (one dominant speaker per meeting).
+        if let (Kind::Audio, Some(level), None) =
+            (p.mapping.kind, pkt.header.ext_vals.audio_level, p.pipe_in)
+        {
             self.speakers.on_level(pk, &p.router, level, now);
         }
         if p.tap.is_some() {
@@ -2450,6 +2517,7 @@ impl Core {
             return;
         };
         if p.consumers.is_empty() {
+            self.pipe_packet(pk, layer, pkt);
             return;
         }
         let video = p.mapping.kind == Kind::Video;
@@ -2465,7 +2533,7 @@ impl Core {
             svc_flowing,
             keyframe,
             video,
-            wallclock: self.wallclock(&pkt, if video { 90_000 } else { 48_000 }),
+            wallclock: pkt.wallclock,
             ext: ExtensionValues {
                 audio_level: pkt.header.ext_vals.audio_level,
                 voice_activity: pkt.header.ext_vals.voice_activity,
@@ -2480,6 +2548,7 @@ impl Core {
             i += 1;
             self.forward(ck, pk, &fwd, now);
         }
+        self.pipe_packet(pk, layer, pkt);
     }
 
     /// mediasoup's SimulcastConsumer, reduced: start on a keyframe of any layer up to the target, climb (or drop)
@@ -2501,7 +2570,7 @@ impl Core {
             return;
         }
         let (layer, keyframe, video, pkt) = (inc.layer, inc.keyframe, inc.video, inc.pkt);
-        let in_seq = *pkt.seq_no;
+        let in_seq = pkt.seq_no;
         let (goal, temporal_goal) = (c.goal(), c.temporal_goal());
         if let Some(f) = c.filter.as_mut() {
             if f.svc {
@@ -2671,16 +2740,12 @@ impl Core {
     }
 
     /// Hands one packet of a recorded producer to its tap (a hook kept small: the logic is in `record.rs`).
-    fn record_packet(&mut self, pk: ProducerKey, layer: usize, pkt: &RtpPacket, now: Instant) {
-        let video = self
-            .producers
-            .get(pk)
-            .is_some_and(|p| p.mapping.kind == Kind::Video);
-        let wallclock = self.wallclock(pkt, if video { 90_000 } else { 48_000 });
-        let wallclock_us = self.unix_us(wallclock);
+    fn record_packet(&mut self, pk: ProducerKey, layer: usize, pkt: &PipedRtp, now: Instant) {
+        let wallclock_us = self.unix_us(pkt.wallclock);
         let Some(p) = self.producers.get_mut(pk) else {
             return;
         };
+        let video = p.mapping.kind == Kind::Video;
         let keyframe = video && is_keyframe(p.codec, &pkt.payload);
         let Some(tap) = p.tap.as_mut() else {
             return;
@@ -2690,7 +2755,7 @@ impl Core {
             keyframe,
             &p.last_packet,
             now,
-            *pkt.seq_no,
+            pkt.seq_no,
             pkt.header.timestamp,
             pkt.header.marker,
             wallclock_us,
@@ -2774,6 +2839,11 @@ impl Core {
             return;
         }
         *last = Some(now);
+        if let Some(pipe) = p.pipe_in {
+            self.pipe_back.push_back(PipeBack::Keyframe { pipe, layer });
+            self.stats.keyframe_requests += 1;
+            return;
+        }
         // mediasoup's rule: PLI when the producer's codec takes `nack pli`, else FIR when it takes `ccm fir`.
         let has = |kind: &str, param: &str| {
             p.mapping.codec.rtcp_feedback.iter().any(|f| {
@@ -2819,7 +2889,7 @@ struct Incoming<'a> {
     video: bool,
     wallclock: Instant,
     ext: ExtensionValues,
-    pkt: &'a RtpPacket,
+    pkt: &'a PipedRtp,
 }
 
 #[cfg(test)]

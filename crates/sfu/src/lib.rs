@@ -17,7 +17,7 @@ pub mod vp8;
 pub use crate::core::{
     ConsumerInfo, Core, CoreEvent, CoreStats, Direction, Liveness, SfuError, TransportInfo,
 };
-pub use crate::core::{ListenAddr, Transmit};
+pub use crate::core::{ListenAddr, PipeBack, PipeOut, PipeSource, PipedRtp, Transmit};
 pub use ortc::{Kind, RtpCapabilities, RtpParameters};
 pub use str0m::net::Protocol;
 

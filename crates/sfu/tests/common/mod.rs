@@ -39,6 +39,11 @@ pub fn server_addr() -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 40_000)
 }
 
+/// The second Core's UDP address (`World::with_second_core`): another worker of the same process.
+pub fn second_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 40_001)
+}
+
 /// A distinct address per fake client.
 pub fn client_addr(n: usize) -> SocketAddr {
     let n = n as u32 + 1;
@@ -95,7 +100,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(addr: SocketAddr, now: Instant) -> Self {
+    /// A client at `addr` (its host candidate: a real socket's address when datagrams go over real UDP).
+    pub fn new(addr: SocketAddr, now: Instant) -> Self {
         Self::with_config(addr, now, browser_config())
     }
 
@@ -238,7 +244,7 @@ impl Track {
 }
 
 /// An edit of the `rtpParameters` JSON a fake client signals.
-pub type RtpEdit = Box<dyn Fn(&mut Value)>;
+pub type RtpEdit = Box<dyn Fn(&mut Value) + Send>;
 
 pub struct Publisher {
     /// Changes the `rtpParameters` this client signals in `produce` (a client with other capabilities).
@@ -258,6 +264,23 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// A client send transport on `transport` (tests that drive the Core themselves, e.g. through real UDP).
+    pub fn new(ep: Endpoint, transport: TransportInfo, index: usize) -> Self {
+        Self {
+            edit_rtp_parameters: None,
+            ep,
+            transport,
+            tracks: Vec::new(),
+            answer_version: 0,
+            connected_core: false,
+            auto: true,
+            index,
+            audio_level: None,
+            next_audio: None,
+            next_video: None,
+        }
+    }
+
     /// A produce, the mediasoup-client way: new sendonly m-line, offer, `rtpParameters` from the offer, the answer
     /// from the transport parameters, then `connect` (first time) and `produce` on the Core.
     pub fn produce(
@@ -535,11 +558,25 @@ pub struct Subscriber {
     pub ep: Endpoint,
     pub transport: TransportInfo,
     pub consumers: Vec<ConsumerInfo>,
+    /// Its transport is on the World's second Core.
+    pub on_second: bool,
     version: u64,
     connected_core: bool,
 }
 
 impl Subscriber {
+    /// A client recv transport on `transport` (see [`Publisher::new`]).
+    pub fn new(ep: Endpoint, transport: TransportInfo) -> Self {
+        Self {
+            ep,
+            transport,
+            consumers: Vec::new(),
+            on_second: false,
+            version: 1,
+            connected_core: false,
+        }
+    }
+
     /// mediasoup-client's `transport.consume()`: the remote offer rebuilt with the new consumer, answered; then
     /// `connect` (first time). The consumer stays as the server created it (paused).
     pub fn receive(&mut self, core: &mut Core, info: ConsumerInfo) -> Result<(), SfuError> {
@@ -612,6 +649,9 @@ pub type Filter = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) -> bool>;
 
 pub struct World {
     pub core: Core,
+    /// Another worker's Core (`with_second_core`): subscribers there get the first Core's producers through pipes,
+    /// which `pump` moves both ways like datagrams.
+    pub second: Option<Core>,
     pub start: Instant,
     pub now: Instant,
     pub pubs: Vec<Publisher>,
@@ -642,6 +682,7 @@ impl World {
         let now = Instant::now();
         Self {
             core: Core::new(server_addr(), server_addr()),
+            second: None,
             start: now,
             now,
             pubs: Vec::new(),
@@ -692,10 +733,44 @@ impl World {
         index
     }
 
+    /// A World with a second Core (another worker) at `second_addr`.
+    pub fn with_second_core() -> Self {
+        let mut w = Self::new();
+        w.second = Some(Core::new(second_addr(), second_addr()));
+        w
+    }
+
+    /// The second Core (panics without one).
+    pub fn second(&mut self) -> &mut Core {
+        self.second.as_mut().expect("a World with a second core")
+    }
+
+    /// The Core that has this consumer.
+    fn core_of_consumer(&mut self, consumer: &str) -> &mut Core {
+        match &mut self.second {
+            Some(second) if second.consumer_transport(consumer).is_some() => second,
+            _ => &mut self.core,
+        }
+    }
+
     pub fn add_subscriber(&mut self, router: &str) -> usize {
-        let transport = self
-            .core
-            .create_transport(router, Direction::Recv, self.now)
+        self.add_subscriber_at(router, false)
+    }
+
+    /// A subscriber whose recv transport is on the second Core.
+    pub fn add_subscriber_on_second(&mut self, router: &str) -> usize {
+        self.add_subscriber_at(router, true)
+    }
+
+    fn add_subscriber_at(&mut self, router: &str, on_second: bool) -> usize {
+        let now = self.now;
+        let core = if on_second {
+            self.second()
+        } else {
+            &mut self.core
+        };
+        let transport = core
+            .create_transport(router, Direction::Recv, now)
             .expect("recv transport");
         let addr = client_addr(self.clients);
         self.clients += 1;
@@ -705,6 +780,7 @@ impl World {
             ep: Endpoint::new(addr, self.now),
             transport,
             consumers: Vec::new(),
+            on_second,
             version: 1,
             connected_core: false,
         });
@@ -719,16 +795,18 @@ impl World {
 
     /// `consume` on the Core, the client's `transport.consume()`, and (unless `paused`) the resume.
     pub fn consume_with(&mut self, s: usize, producer: &str, paused: bool) -> ConsumerInfo {
+        let now = self.now;
+        let core = match (self.subs[s].on_second, &mut self.second) {
+            (true, Some(second)) => second,
+            _ => &mut self.core,
+        };
         let sub = &mut self.subs[s];
-        let info = self
-            .core
+        let info = core
             .consume(&sub.transport.id, producer, &device_caps())
             .expect("consume");
-        sub.receive(&mut self.core, info.clone())
-            .expect("client consume");
+        sub.receive(core, info.clone()).expect("client consume");
         if !paused {
-            self.core
-                .set_consumer_paused(&info.id, false, self.now)
+            core.set_consumer_paused(&info.id, false, now)
                 .expect("resume");
         }
         self.pump();
@@ -736,15 +814,17 @@ impl World {
     }
 
     pub fn resume(&mut self, consumer: &str) {
-        self.core
-            .set_consumer_paused(consumer, false, self.now)
+        let now = self.now;
+        self.core_of_consumer(consumer)
+            .set_consumer_paused(consumer, false, now)
             .expect("resume");
         self.pump();
     }
 
     pub fn pause(&mut self, consumer: &str) {
-        self.core
-            .set_consumer_paused(consumer, true, self.now)
+        let now = self.now;
+        self.core_of_consumer(consumer)
+            .set_consumer_paused(consumer, true, now)
             .expect("pause");
         self.pump();
     }
@@ -797,16 +877,56 @@ impl World {
             let mut moved = false;
             let addrs: Vec<SocketAddr> = self.by_addr.keys().copied().collect();
             for addr in addrs {
+                let on_second =
+                    matches!(self.by_addr.get(&addr), Some(&(false, i)) if self.subs[i].on_second);
+                let server = if on_second {
+                    second_addr()
+                } else {
+                    server_addr()
+                };
                 while let Some(d) = self.endpoint(addr).and_then(|e| e.out.pop_front()) {
                     moved = true;
                     let deliver = match &mut self.uplink {
-                        Some(f) => f(addr, server_addr(), &d),
+                        Some(f) => f(addr, server, &d),
                         None => true,
                     };
                     if deliver {
                         let t0 = Instant::now();
-                        self.core.handle_receive(now, addr, &d);
+                        match (&mut self.second, on_second) {
+                            (Some(second), true) => second.handle_receive(now, addr, &d),
+                            _ => self.core.handle_receive(now, addr, &d),
+                        }
                         self.core_busy += t0.elapsed();
+                    }
+                }
+            }
+            // Pipes between the two Cores, as the shell's channels move them.
+            if let Some(second) = &mut self.second {
+                while let Some(m) = self.core.poll_pipe_out() {
+                    moved = true;
+                    second.handle_pipe_out(now, m);
+                }
+                while let Some(m) = second.poll_pipe_back() {
+                    moved = true;
+                    self.core.handle_pipe_back(now, m);
+                }
+                second.drain_dirty(now);
+                let mut from_second = Vec::new();
+                while let Some(x) = second.poll_transmit() {
+                    from_second.push(x);
+                }
+                for (dest, d) in from_second {
+                    moved = true;
+                    let deliver = match &mut self.downlink {
+                        Some(f) => f(second_addr(), dest, &d),
+                        None => true,
+                    };
+                    if !deliver {
+                        continue;
+                    }
+                    match self.endpoint(dest) {
+                        Some(ep) => ep.receive(now, second_addr(), &d),
+                        None => self.undeliverable += 1,
                     }
                 }
             }
@@ -855,6 +975,9 @@ impl World {
         }
         let t0 = Instant::now();
         self.core.handle_timeout(now);
+        if let Some(second) = &mut self.second {
+            second.handle_timeout(now);
+        }
         self.core_timer_busy += t0.elapsed();
         self.pump();
         self.media(now);
