@@ -871,6 +871,19 @@ impl World {
     }
 
     /// Moves datagrams both ways until nothing is in flight.
+    /// A datagram from a core (`from`) to a client, through the downlink filter when one is set.
+    fn deliver_down(&mut self, now: Instant, from: SocketAddr, dest: SocketAddr, d: &[u8]) {
+        if let Some(f) = &mut self.downlink {
+            if !f(from, dest, d) {
+                return;
+            }
+        }
+        match self.endpoint(dest) {
+            Some(ep) => ep.receive(now, from, d),
+            None => self.undeliverable += 1,
+        }
+    }
+
     pub fn pump(&mut self) {
         let now = self.now;
         for _ in 0..64 {
@@ -917,17 +930,7 @@ impl World {
                 }
                 for (dest, d) in from_second {
                     moved = true;
-                    let deliver = match &mut self.downlink {
-                        Some(f) => f(second_addr(), dest, &d),
-                        None => true,
-                    };
-                    if !deliver {
-                        continue;
-                    }
-                    match self.endpoint(dest) {
-                        Some(ep) => ep.receive(now, second_addr(), &d),
-                        None => self.undeliverable += 1,
-                    }
+                    self.deliver_down(now, second_addr(), dest, &d);
                 }
             }
             // Collect the Core's output first, so only the Core's work is timed.
@@ -940,17 +943,7 @@ impl World {
             self.core_busy += t0.elapsed();
             for (dest, d) in outgoing.drain(..) {
                 moved = true;
-                let deliver = match &mut self.downlink {
-                    Some(f) => f(server_addr(), dest, &d),
-                    None => true,
-                };
-                if !deliver {
-                    continue;
-                }
-                match self.endpoint(dest) {
-                    Some(ep) => ep.receive(now, server_addr(), &d),
-                    None => self.undeliverable += 1,
-                }
+                self.deliver_down(now, server_addr(), dest, &d);
             }
             self.outgoing = outgoing;
             if !moved {
