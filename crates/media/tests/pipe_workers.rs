@@ -11,7 +11,6 @@ use media::{MediaConfig, MediaEngine};
 use sfu::{Direction, Kind};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
-use str0m::media::KeyframeRequestKind;
 
 const MEETING: &str = "m-pipe-test";
 
@@ -256,15 +255,7 @@ async fn subscribers_on_two_workers_receive_one_producer() {
     net.run(Duration::from_millis(600)).await;
     let video_mid = net.publisher.tracks[1].mid;
     let before = net.publisher.ep.keyframe_requests_for(video_mid);
-    let ssrc = str0m::rtp::Ssrc::from(Subscriber::ssrc(&consumers[1].1[1]));
-    net.subs[1]
-        .0
-        .ep
-        .rtc
-        .direct_api()
-        .stream_rx(&ssrc)
-        .expect("far consumer's stream")
-        .request_keyframe(KeyframeRequestKind::Pli);
+    net.subs[1].0.send_pli(&consumers[1].1[1]);
     assert!(
         net.run_until(Duration::from_secs(2), |n| n
             .publisher

@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use sfu::{CoreEvent, Kind};
 use std::time::Duration;
-use str0m::media::KeyframeRequestKind;
 
 /// A publisher (audio + video, simulcast when asked) on the first core, one subscriber there and one on the second
 /// core, each consuming everything; the second through pipes 1 (audio) and 2 (video).
@@ -133,14 +132,7 @@ fn a_pli_from_the_far_subscriber_reaches_the_publisher() {
     let video_mid = w.pubs[0].tracks[1].mid;
     let before = w.pubs[0].ep.keyframe_requests_for(video_mid);
     let far_before = w.second().stats().keyframe_requests;
-    let ssrc = str0m::rtp::Ssrc::from(Subscriber::ssrc(&far_consumers[1]));
-    w.subs[far]
-        .ep
-        .rtc
-        .direct_api()
-        .stream_rx(&ssrc)
-        .expect("far consumer's stream")
-        .request_keyframe(KeyframeRequestKind::Pli);
+    w.subs[far].send_pli(&far_consumers[1]);
     assert!(
         w.run_until(Duration::from_millis(200), |w| w.pubs[0]
             .ep

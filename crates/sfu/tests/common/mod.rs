@@ -636,6 +636,17 @@ impl Subscriber {
             .expect("consumer ssrc")
     }
 
+    /// The subscriber's client asks a keyframe (PLI) for this consumer, as a browser does on loss.
+    pub fn send_pli(&mut self, info: &ConsumerInfo) {
+        let ssrc = str0m::rtp::Ssrc::from(Self::ssrc(info));
+        self.ep
+            .rtc
+            .direct_api()
+            .stream_rx(&ssrc)
+            .expect("consumer's stream")
+            .request_keyframe(str0m::media::KeyframeRequestKind::Pli);
+    }
+
     /// RTP received for this consumer, in arrival order.
     pub fn rtp_of(&self, info: &ConsumerInfo) -> Vec<&RtpPacket> {
         self.ep.rtp_on(Self::ssrc(info))
@@ -717,19 +728,11 @@ impl World {
         self.clients += 1;
         let index = self.pubs.len();
         self.by_addr.insert(addr, (true, index));
-        self.pubs.push(Publisher {
-            edit_rtp_parameters: None,
-            ep: Endpoint::with_config(addr, self.now, config),
+        self.pubs.push(Publisher::new(
+            Endpoint::with_config(addr, self.now, config),
             transport,
-            tracks: Vec::new(),
-            answer_version: 0,
-            connected_core: false,
-            auto: true,
             index,
-            audio_level: None,
-            next_audio: None,
-            next_video: None,
-        });
+        ));
         index
     }
 
