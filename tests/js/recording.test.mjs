@@ -12,9 +12,19 @@ import { ok, expectError, ISO_RE, sleep } from './lib/client.mjs';
 
 const ACTIONS = ['recording:start', 'recording:stop', 'recording:pause', 'recording:resume'];
 
+// Removed once the whole file is done: a describe()'s own after() hooks run in the order they were registered, so
+// removing the folder there ran while that block's server was still writing a recording into it (ENOTEMPTY on CI),
+// and a failing hook left the server running. A cleanup failure must never fail or hang the run.
+const tempDirs = [];
+after(() => {
+  for (const dir of tempDirs) {
+    try { rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }); } catch { /* left in tmp */ }
+  }
+});
+
 function tempDir(label) {
   const dir = mkdtempSync(path.join(tmpdir(), `meet-rec-${label}-`));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  tempDirs.push(dir);
   return dir;
 }
 
